@@ -1,0 +1,33 @@
+"""Analysis utilities for smollab: statistics (``smollab.analysis.stats``)."""
+
+from __future__ import annotations
+
+from smollab.analysis.stats import (
+    Interval,
+    McNemarResult,
+    bootstrap_interval,
+    describe_seeds,
+    hierarchical_bootstrap_accuracy,
+    holm_bonferroni,
+    mcnemar,
+    mean_sem,
+    paired_bootstrap_diff,
+    t_interval,
+    verdict,
+    wilson_interval,
+)
+
+__all__ = [
+    "Interval",
+    "McNemarResult",
+    "bootstrap_interval",
+    "describe_seeds",
+    "hierarchical_bootstrap_accuracy",
+    "holm_bonferroni",
+    "mcnemar",
+    "mean_sem",
+    "paired_bootstrap_diff",
+    "t_interval",
+    "verdict",
+    "wilson_interval",
+]

@@ -1,0 +1,225 @@
+"""Aggregate finished runs into ``results.json`` (schema ``smollab.results/1``).
+
+Per condition, task and stratum: exact match with an interval (Wilson for one seed; a two-level
+bootstrap over seeds and items for several), digit accuracy, error-type fractions. Per trained
+condition vs each baseline: a paired bootstrap interval of the difference on the same items,
+McNemar per seed (the largest p is reported, then Holm-adjusted across all comparisons) and a
+verdict that never calls a difference inside its interval an improvement.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smollab.analysis.stats import (
+    Interval,
+    describe_seeds,
+    hierarchical_bootstrap_accuracy,
+    holm_bonferroni,
+    mcnemar,
+    paired_bootstrap_diff,
+    verdict,
+    wilson_interval,
+)
+from smollab.io import read_jsonl
+from smollab.study.spec import StudySpec
+from smollab.tasks import build_task, validate_task_config
+
+OVERALL = "overall"
+
+
+def _matrix(per_seed: list[list[dict[str, Any]]], ids: list[str], key: str) -> np.ndarray:
+    out = np.zeros((len(per_seed), len(ids)))
+    for s, recs in enumerate(per_seed):
+        by_id = {r["id"]: r for r in recs}
+        out[s] = [float(by_id[i][key]) for i in ids]
+    return out
+
+
+def _stratum_block(per_seed: list[list[dict[str, Any]]], ids: list[str], error_types) -> dict:
+    correct = _matrix(per_seed, ids, "correct")
+    digit = _matrix(per_seed, ids, "digit_accuracy")
+    n_seeds = correct.shape[0]
+    if n_seeds == 1:
+        em = wilson_interval(int(correct.sum()), correct.shape[1])
+    else:
+        # The bootstrap collapses to a point when every item agrees (e.g. 0/200 in all seeds);
+        # the hull with the Wilson interval of the item count keeps the interval honest there.
+        boot = hierarchical_bootstrap_accuracy(correct)
+        w = wilson_interval(int(round(correct.mean() * correct.shape[1])), correct.shape[1])
+        em = Interval(boot.estimate, min(boot.low, w.low), max(boot.high, w.high), boot.level,
+                      "bootstrap-seeds-items+wilson-hull")
+    da = hierarchical_bootstrap_accuracy(digit) if digit.size else None
+    counts: Counter[str] = Counter()
+    for recs in per_seed:
+        idset = set(ids)
+        counts.update(r["error_type"] for r in recs if r["id"] in idset)
+    total = sum(counts.values()) or 1
+    return {
+        "n_items": len(ids),
+        "n_seeds": n_seeds,
+        "exact_match": em.to_dict(),
+        "exact_match_per_seed": [float(x) for x in correct.mean(axis=1)],
+        "digit_accuracy": da.to_dict() if da else None,
+        "errors": {e: counts.get(e, 0) / total for e in error_types},
+    }
+
+
+def aggregate(
+    spec: StudySpec,
+    records: list[dict[str, Any]],
+    run_dirs: dict[str, Path],
+    session: str,
+) -> dict[str, Any]:
+    """Build the results dict from finished run records (see module docstring)."""
+    tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
+    by_cond: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_cond.setdefault(r["condition"], []).append(r)
+    preds: dict[tuple[str, str], list[list[dict[str, Any]]]] = {}
+    for cond, recs in by_cond.items():
+        recs.sort(key=lambda r: r["seed"])
+        for t in tasks:
+            preds[(cond, t.name)] = [
+                read_jsonl(run_dirs[r["hash"]] / r["predictions"][t.name]) for r in recs
+            ]
+    out: dict[str, Any] = {
+        "schema": "smollab.results/1",
+        "session": session,
+        "study": spec.study.model_dump(mode="json"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tasks": {},
+        "models": {},
+        "conditions": {},
+        "comparisons": [],
+        "curves": {},
+        "notes": [],
+    }
+    strata_ids: dict[str, dict[str, list[str]]] = {}
+    for t in tasks:
+        test = t.test_set()
+        ids: dict[str, list[str]] = {s: [e.id for e in test if e.stratum == s] for s in t.strata}
+        strata_ids[t.name] = ids
+        out["tasks"][t.name] = {
+            "task": t.config.task,
+            "strata": t.strata,
+            "n_items": {s: len(v) for s, v in ids.items()},
+            "metrics": ["exact_match", *t.item_metrics],
+            "error_types": list(t.error_types),
+        }
+    for m in spec.models:
+        info = next((r["model_info"] for r in records if r["model_name"] == m.name), {})
+        out["models"][m.name] = {"source": m.source, **{k: info.get(k) for k in
+                                 ("n_params", "model_type")}}
+    for cond in spec.conditions:
+        recs = by_cond.get(cond.name, [])
+        if not recs:
+            continue
+        block: dict[str, Any] = {
+            "kind": "baseline" if cond.is_baseline else "finetune",
+            "model": spec.model_for(cond).name,
+            "format": cond.format,
+            "method": cond.train.method if cond.train else None,
+            "train": cond.train.model_dump(mode="json") if cond.train else None,
+            "seeds": [r["seed"] for r in recs],
+            "runs": [r["hash"] for r in recs],
+            "train_summary": _train_summary(recs) if cond.train else None,
+            "tasks": {},
+        }
+        for t in tasks:
+            per_seed = preds[(cond.name, t.name)]
+            ids = strata_ids[t.name]
+            strata = {s: _stratum_block(per_seed, v, t.error_types) for s, v in ids.items()}
+            all_ids = [i for v in ids.values() for i in v]
+            strata_all = _stratum_block(per_seed, all_ids, t.error_types)
+            block["tasks"][t.name] = {"strata": strata, OVERALL: strata_all}
+        out["conditions"][cond.name] = block
+        if cond.train:
+            out["curves"][cond.name] = {
+                str(r["seed"]): _curves(run_dirs[r["hash"]]) for r in recs
+            }
+    _comparisons(spec, out, preds, strata_ids)
+    out["notes"] = _notes(spec, out, tasks)
+    return out
+
+
+def _train_summary(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    def col(key: str) -> dict[str, Any] | None:
+        vals = [r["train"][key] for r in recs if r.get("train") and r["train"].get(key) is not None]
+        return describe_seeds(vals) if vals else None
+
+    return {"wall_s": col("train_seconds"), "final_loss": col("final_loss"),
+            "tokens_per_s": col("tokens_per_s"), "steps": col("steps")}
+
+
+def _curves(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "metrics.jsonl"
+    rows = read_jsonl(path) if path.exists() else []
+    train = [{"step": r["step"], "loss": r["loss"], "lr": r["lr"]} for r in rows]
+    ev = [{"step": r["step"], **r["eval"]} for r in rows if r.get("eval")]
+    return {"train": train, "eval": ev}
+
+
+def _comparisons(spec, out, preds, strata_ids) -> None:
+    baselines = [c.name for c in spec.conditions if c.is_baseline and c.name in out["conditions"]]
+    trained = [c.name for c in spec.conditions if c.train and c.name in out["conditions"]]
+    comps = []
+    for base in baselines:
+        for cond in trained:
+            if out["conditions"][cond]["model"] != out["conditions"][base]["model"]:
+                continue
+            for task, ids in strata_ids.items():
+                groups = {**ids, OVERALL: [i for v in ids.values() for i in v]}
+                for stratum, sids in groups.items():
+                    a = _matrix(preds[(base, task)], sids, "correct")
+                    b = _matrix(preds[(cond, task)], sids, "correct")
+                    diff = paired_bootstrap_diff(a, b)
+                    tests = [mcnemar(a[0], b[s]) for s in range(b.shape[0])]
+                    comps.append({
+                        "task": task, "stratum": stratum, "baseline": base, "condition": cond,
+                        "diff": diff.to_dict(),
+                        "mcnemar": [m.to_dict() for m in tests],
+                        "p_max": max(m.p_value for m in tests),
+                        "verdict": verdict(diff),
+                    })
+    if comps:
+        for c, p in zip(comps, holm_bonferroni([c["p_max"] for c in comps]), strict=True):
+            c["p_holm"] = p
+    out["comparisons"] = comps
+
+
+def _notes(spec, out, tasks) -> list[str]:
+    notes = []
+    for t in tasks:
+        for s, n in out["tasks"][t.name]["n_items"].items():
+            if n < 100:
+                notes.append(
+                    f"Task {t.name}, stratum {s}: only {n} held-out items (the stratum's operand "
+                    "space is small), so its interval is wide."
+                )
+    for cname, c in out["conditions"].items():
+        ts = c.get("train_summary") or {}
+        fl = (ts.get("final_loss") or {}).get("mean")
+        if fl is not None and fl < 0.01:
+            for tname, tb in c["tasks"].items():
+                acc = tb[OVERALL]["exact_match"]["estimate"]
+                if acc < 0.9:
+                    notes.append(
+                        f"Condition {cname}: training loss {fl:.4f} is near zero but held-out "
+                        f"exact match on {tname} is {acc:.1%}: the model fits its training data "
+                        "without generalising (check the generations in predictions/)."
+                    )
+        if len(c["seeds"]) > 1:
+            for tname, tb in c["tasks"].items():
+                per = tb[OVERALL]["exact_match_per_seed"]
+                if len(set(per)) == 1 and c["kind"] != "baseline":
+                    notes.append(
+                        f"Condition {cname}: all {len(per)} seeds give identical accuracy on "
+                        f"{tname} ({per[0]:.1%}); check that the seed reaches training."
+                    )
+    return notes

@@ -1,0 +1,551 @@
+"""Statistics for small-LM experiments: the single home of all statistics in ``smollab``.
+
+Every function here is deterministic given its inputs (bootstraps take an explicit ``seed``),
+and every result is a plain frozen dataclass of Python floats/ints/strings with a ``to_dict()``
+so it serialises straight to JSON (note: ``nan`` serialises as the non-standard ``NaN`` token
+with :func:`json.dumps` defaults).
+
+Conventions
+-----------
+* ``level`` is the two-sided confidence level, strictly between 0 and 1 (default 0.95).
+* Correctness matrices are 0/1 (or boolean) arrays shaped ``[n_seeds, n_items]``; the same
+  items (columns) are used by every seed (row), i.e. seeds and items are *crossed*.
+* Bootstrap intervals are percentile intervals (``numpy.quantile``, linear interpolation) of
+  the bootstrap distribution; the point estimate is always the statistic on the original data.
+* Invalid input raises :class:`ValueError`; statistically undefined quantities (e.g. the SEM
+  of a single value) are ``nan`` rather than errors.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as _sps
+
+__all__ = [
+    "Interval",
+    "McNemarResult",
+    "bootstrap_interval",
+    "describe_seeds",
+    "hierarchical_bootstrap_accuracy",
+    "holm_bonferroni",
+    "mcnemar",
+    "mean_sem",
+    "paired_bootstrap_diff",
+    "t_interval",
+    "verdict",
+    "wilson_interval",
+]
+
+#: Max number of array elements materialised per bootstrap chunk (bounds peak memory).
+_CHUNK_ELEMENTS = 1 << 22
+
+#: Discordant-pair count at or above which McNemar switches from exact to chi-square.
+_MCNEMAR_EXACT_BELOW = 25
+
+
+# --------------------------------------------------------------------------- result types
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a two-sided confidence interval.
+
+    Attributes:
+        estimate: point estimate (statistic on the original data; may be ``nan``).
+        low: lower bound.
+        high: upper bound.
+        level: confidence level in (0, 1), e.g. 0.95.
+        method: how the interval was computed, e.g. ``"wilson"``, ``"t"``, ``"t(n=1)"``,
+            ``"bootstrap-percentile"``, ``"bootstrap-seeds-items"``,
+            ``"paired-bootstrap-seeds-items"``.
+
+    All numeric fields are coerced to Python ``float`` so the object serialises to JSON.
+    """
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    method: str
+
+    def __post_init__(self) -> None:
+        for name in ("estimate", "low", "high", "level"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "method", str(self.method))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return ``{"estimate", "low", "high", "level", "method"}`` with plain Python types."""
+        return asdict(self)
+
+    def contains(self, x: float) -> bool:
+        """Return True iff ``low <= x <= high`` (closed interval; False if anything is nan)."""
+        return bool(self.low <= x <= self.high)
+
+    @property
+    def width(self) -> float:
+        """``high - low``."""
+        return self.high - self.low
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    """Result of McNemar's test on paired 0/1 outcomes.
+
+    Attributes:
+        b01: number of pairs where A is wrong and B is right.
+        b10: number of pairs where A is right and B is wrong.
+        statistic: for ``"exact"``: ``min(b01, b10)`` (the binomial test statistic); for
+            ``"chi2-cc"``: the continuity-corrected chi-square statistic.
+        p_value: two-sided p-value in [0, 1].
+        method: ``"exact"`` (two-sided binomial, used when ``b01 + b10 < 25``) or
+            ``"chi2-cc"`` (continuity-corrected chi-square with 1 df).
+    """
+
+    b01: int
+    b10: int
+    statistic: float
+    p_value: float
+    method: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "b01", int(self.b01))
+        object.__setattr__(self, "b10", int(self.b10))
+        object.__setattr__(self, "statistic", float(self.statistic))
+        object.__setattr__(self, "p_value", float(self.p_value))
+        object.__setattr__(self, "method", str(self.method))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return ``{"b01", "b10", "statistic", "p_value", "method"}`` with plain Python types."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def _check_level(level: float) -> float:
+    level = float(level)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
+    return level
+
+
+def _check_n_boot(n_boot: int) -> int:
+    n_boot = operator.index(n_boot)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    return n_boot
+
+
+def _as_1d_finite(values: Sequence[float] | np.ndarray, name: str = "values") -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must be non-empty")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (no nan/inf)")
+    return arr
+
+
+def _as_binary(x: Any, ndim: int, name: str) -> np.ndarray:
+    """Validate a 0/1 (or bool) array of the given ndim, non-empty; return it as float64."""
+    arr = np.asarray(x)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    if arr.size == 0 or 0 in arr.shape:
+        raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
+    try:
+        arr = arr.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric 0/1") from exc
+    if not np.all((arr == 0.0) | (arr == 1.0)):
+        raise ValueError(f"{name} must contain only 0/1 values")
+    return arr
+
+
+def _z(level: float) -> float:
+    return float(_sps.norm.ppf(0.5 + level / 2.0))
+
+
+def _percentiles(boot: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = 1.0 - level
+    lo, hi = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(lo), float(hi)
+
+
+def _counts(rng: np.random.Generator, n_rows: int, n: int) -> np.ndarray:
+    """Resample-with-replacement counts: ``[n_rows, n]`` array, each row sums to ``n``.
+
+    Row ``r`` holds how many times each of ``n`` units was drawn in one bootstrap replicate.
+    """
+    idx = rng.integers(0, n, size=(n_rows, n))
+    flat = (idx + (np.arange(n_rows)[:, None] * n)).ravel()
+    return np.bincount(flat, minlength=n_rows * n).reshape(n_rows, n).astype(float)
+
+
+def _chunk_rows(n_boot: int, width: int) -> int:
+    return max(1, min(n_boot, _CHUNK_ELEMENTS // max(1, width)))
+
+
+# --------------------------------------------------------------------------- proportions
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> Interval:
+    """Wilson score interval for a binomial proportion.
+
+    Args:
+        successes: number of successes, an integer with ``0 <= successes <= n``.
+        n: number of trials, an integer ``>= 0``.
+        level: confidence level in (0, 1).
+
+    Returns:
+        ``Interval(estimate=successes/n, low, high, level, method="wilson")`` with
+        ``0 <= low <= high <= 1``. ``successes == 0`` gives ``low == 0.0`` exactly and
+        ``successes == n`` gives ``high == 1.0`` exactly. ``n == 0`` gives
+        ``estimate=nan, low=0.0, high=1.0`` (no information).
+
+    Raises:
+        ValueError: if ``n < 0``, ``successes`` is outside ``[0, n]``, or ``level`` is invalid.
+        TypeError: if ``successes`` or ``n`` is not an integer.
+    """
+    successes = operator.index(successes)
+    n = operator.index(n)
+    level = _check_level(level)
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in [0, n={n}], got {successes}")
+    if n == 0:
+        return Interval(math.nan, 0.0, 1.0, level, "wilson")
+    z = _z(level)
+    z2 = z * z
+    p = successes / n
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2.0 * n)) / denom
+    half = (z / denom) * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
+    low = 0.0 if successes == 0 else max(0.0, center - half)
+    high = 1.0 if successes == n else min(1.0, center + half)
+    return Interval(p, low, high, level, "wilson")
+
+
+# --------------------------------------------------------------------------- seed-level summaries
+
+
+def mean_sem(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """Mean and standard error of the mean.
+
+    Args:
+        values: 1-D non-empty sequence of finite numbers (e.g. one metric per seed).
+
+    Returns:
+        ``(mean, sem)`` with ``sem = std(values, ddof=1) / sqrt(n)``; ``sem`` is ``nan``
+        when ``n == 1``.
+
+    Raises:
+        ValueError: if ``values`` is empty, not 1-D, or contains nan/inf.
+    """
+    arr = _as_1d_finite(values)
+    n = arr.size
+    mean = float(arr.mean())
+    if n == 1:
+        return mean, math.nan
+    return mean, float(arr.std(ddof=1) / math.sqrt(n))
+
+
+def t_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> Interval:
+    """Student-t confidence interval for a mean: ``mean +- t_{n-1, (1+level)/2} * sem``.
+
+    Args:
+        values: 1-D non-empty sequence of finite numbers (independent units, e.g. seeds).
+        level: confidence level in (0, 1).
+
+    Returns:
+        ``Interval(method="t")``. With ``n == 1`` the interval is degenerate,
+        ``low == high == mean``, and ``method == "t(n=1)"`` flags that no uncertainty could be
+        estimated. If all values are equal (sem 0) the interval is also degenerate.
+
+    Raises:
+        ValueError: as :func:`mean_sem`, or invalid ``level``.
+    """
+    level = _check_level(level)
+    mean, sem = mean_sem(values)
+    n = np.asarray(values).size
+    if n == 1:
+        return Interval(mean, mean, mean, level, "t(n=1)")
+    half = float(_sps.t.ppf(0.5 + level / 2.0, df=n - 1)) * sem
+    return Interval(mean, mean - half, mean + half, level, "t")
+
+
+def describe_seeds(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """Descriptive summary of one metric across seeds.
+
+    Args:
+        values: 1-D non-empty sequence of finite numbers.
+
+    Returns:
+        ``{"n": int, "mean": float, "std": float, "sem": float, "min": float, "max": float,
+        "values": list[float]}`` where ``std`` uses ``ddof=1`` and ``std``/``sem`` are ``nan``
+        for ``n == 1``. ``values`` preserves input order.
+
+    Raises:
+        ValueError: as :func:`mean_sem`.
+    """
+    arr = _as_1d_finite(values)
+    mean, sem = mean_sem(arr)
+    std = float(arr.std(ddof=1)) if arr.size > 1 else math.nan
+    return {
+        "n": int(arr.size),
+        "mean": mean,
+        "std": std,
+        "sem": sem,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "values": [float(v) for v in arr],
+    }
+
+
+# --------------------------------------------------------------------------- bootstraps
+
+
+def bootstrap_interval(
+    values: Sequence[float] | np.ndarray,
+    level: float = 0.95,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    statistic: Callable[..., Any] = np.mean,
+) -> Interval:
+    """Percentile bootstrap interval of ``statistic`` over independent units (e.g. seeds).
+
+    Args:
+        values: 1-D non-empty sequence of finite numbers, one per independent unit.
+        level: confidence level in (0, 1).
+        n_boot: number of bootstrap replicates (>= 1).
+        seed: seed for ``numpy.random.default_rng``; identical arguments give identical output.
+        statistic: maps a 1-D array to a scalar. If it accepts ``axis=`` (numpy reductions
+            such as ``np.mean``/``np.median``) it is evaluated vectorised on a
+            ``[rows, n]`` array with ``axis=1``; otherwise it is called once per replicate.
+            Both paths use the same resamples, so results agree.
+
+    Returns:
+        ``Interval(estimate=statistic(values), method="bootstrap-percentile")``. With a single
+        value the interval is degenerate at that value.
+
+    Raises:
+        ValueError: if ``values`` is empty/non-1-D/non-finite, or ``level``/``n_boot`` invalid.
+    """
+    arr = _as_1d_finite(values)
+    level = _check_level(level)
+    n_boot = _check_n_boot(n_boot)
+    rng = np.random.default_rng(seed)
+    n = arr.size
+    estimate = float(statistic(arr))
+    boot = np.empty(n_boot)
+    rows = _chunk_rows(n_boot, n)
+    for start in range(0, n_boot, rows):
+        stop = min(n_boot, start + rows)
+        sample = arr[rng.integers(0, n, size=(stop - start, n))]
+        try:
+            out = np.asarray(statistic(sample, axis=1), dtype=float)
+            if out.shape != (stop - start,):
+                raise TypeError("statistic did not reduce along axis=1")
+        except TypeError:
+            out = np.array([float(statistic(row)) for row in sample])
+        boot[start:stop] = out
+    low, high = _percentiles(boot, level)
+    return Interval(estimate, low, high, level, "bootstrap-percentile")
+
+
+def hierarchical_bootstrap_accuracy(
+    correct: np.ndarray, level: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> Interval:
+    """Two-level (seeds x items) percentile bootstrap of mean accuracy.
+
+    Each replicate resamples seeds (rows) with replacement and items (columns) with
+    replacement; because every seed is evaluated on the same items (crossed design), one item
+    resample is drawn per replicate and shared by all resampled seeds, so between-item
+    variance is not averaged away across seeds. The replicate statistic is the mean of the
+    resampled ``[n_seeds, n_items]`` matrix. Fully vectorised via resampling counts.
+
+    Args:
+        correct: 2-D 0/1 (or bool) array ``[n_seeds, n_items]``, both dimensions >= 1.
+        level: confidence level in (0, 1).
+        n_boot: number of replicates (>= 1).
+        seed: RNG seed; identical arguments give identical output.
+
+    Returns:
+        ``Interval(estimate=correct.mean(), method="bootstrap-seeds-items")``. With
+        ``n_seeds == 1`` this is a plain item bootstrap. All-ones (all-zeros) input gives the
+        degenerate interval ``[1, 1]`` (``[0, 0]``).
+
+    Raises:
+        ValueError: if ``correct`` is not a non-empty 2-D 0/1 array, or ``level``/``n_boot``
+            are invalid.
+    """
+    mat = _as_binary(correct, 2, "correct")
+    level = _check_level(level)
+    n_boot = _check_n_boot(n_boot)
+    rng = np.random.default_rng(seed)
+    n_seeds, n_items = mat.shape
+    boot = np.empty(n_boot)
+    rows = _chunk_rows(n_boot, n_seeds + n_items)
+    for start in range(0, n_boot, rows):
+        m = min(n_boot, start + rows) - start
+        seed_w = _counts(rng, m, n_seeds)  # [m, n_seeds]
+        item_w = _counts(rng, m, n_items)  # [m, n_items]
+        per_seed = item_w @ mat.T  # [m, n_seeds]: correct count of each seed on resampled items
+        boot[start : start + m] = (seed_w * per_seed).sum(axis=1) / (n_seeds * n_items)
+    low, high = _percentiles(boot, level)
+    return Interval(float(mat.mean()), low, high, level, "bootstrap-seeds-items")
+
+
+def paired_bootstrap_diff(
+    a: np.ndarray, b: np.ndarray, level: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> Interval:
+    """Paired two-level bootstrap of the accuracy difference ``mean(b) - mean(a)``.
+
+    Each replicate draws one item resample (shared by both conditions, keeping the pairing
+    of columns) and independently resamples the seeds of ``a`` and the seeds of ``b``; the
+    replicate statistic is ``mean(b_resampled) - mean(a_resampled)``.
+
+    Args:
+        a: 2-D 0/1 array ``[n_seeds_a, n_items]`` (baseline condition).
+        b: 2-D 0/1 array ``[n_seeds_b, n_items]`` (treatment), same items in the same column
+            order as ``a``; ``n_seeds_a`` and ``n_seeds_b`` may differ.
+        level: confidence level in (0, 1).
+        n_boot: number of replicates (>= 1).
+        seed: RNG seed; identical arguments give identical output.
+
+    Returns:
+        ``Interval(estimate=b.mean() - a.mean(), method="paired-bootstrap-seeds-items")``.
+        Positive values mean ``b`` is more accurate. Pass it to :func:`verdict`.
+
+    Raises:
+        ValueError: if either array is not a non-empty 2-D 0/1 array, the item counts
+            (columns) differ, or ``level``/``n_boot`` are invalid.
+    """
+    ma = _as_binary(a, 2, "a")
+    mb = _as_binary(b, 2, "b")
+    if ma.shape[1] != mb.shape[1]:
+        raise ValueError(
+            f"a and b must have the same number of items (columns): {ma.shape[1]} != {mb.shape[1]}"
+        )
+    level = _check_level(level)
+    n_boot = _check_n_boot(n_boot)
+    rng = np.random.default_rng(seed)
+    sa, n_items = ma.shape
+    sb = mb.shape[0]
+    boot = np.empty(n_boot)
+    rows = _chunk_rows(n_boot, sa + sb + n_items)
+    for start in range(0, n_boot, rows):
+        m = min(n_boot, start + rows) - start
+        item_w = _counts(rng, m, n_items)
+        wa = _counts(rng, m, sa)
+        wb = _counts(rng, m, sb)
+        acc_a = (wa * (item_w @ ma.T)).sum(axis=1) / (sa * n_items)
+        acc_b = (wb * (item_w @ mb.T)).sum(axis=1) / (sb * n_items)
+        boot[start : start + m] = acc_b - acc_a
+    low, high = _percentiles(boot, level)
+    estimate = float(mb.mean() - ma.mean())
+    return Interval(estimate, low, high, level, "paired-bootstrap-seeds-items")
+
+
+# --------------------------------------------------------------------------- tests & decisions
+
+
+def mcnemar(
+    a_correct: Sequence[int] | np.ndarray, b_correct: Sequence[int] | np.ndarray
+) -> McNemarResult:
+    """McNemar's test for paired 0/1 outcomes of two systems on the same items.
+
+    Uses the exact two-sided binomial test (``p = min(1, 2 * Binom(n, 0.5).cdf(min(b01, b10)))``
+    with ``n = b01 + b10``) when ``n < 25``, else the continuity-corrected chi-square
+    ``max(|b01 - b10| - 1, 0)^2 / n`` with 1 degree of freedom. (The ``max(., 0)`` only matters
+    when ``b01 == b10``, where it gives statistic 0 and p = 1.)
+
+    Args:
+        a_correct: 1-D 0/1 (or bool) vector for system A.
+        b_correct: 1-D 0/1 (or bool) vector for system B, same length and item order.
+
+    Returns:
+        :class:`McNemarResult`. No discordant pairs gives ``statistic=0.0, p_value=1.0,
+        method="exact"``.
+
+    Raises:
+        ValueError: if the inputs are not non-empty 1-D 0/1 vectors of equal length.
+    """
+    va = _as_binary(a_correct, 1, "a_correct").astype(bool)
+    vb = _as_binary(b_correct, 1, "b_correct").astype(bool)
+    if va.shape != vb.shape:
+        raise ValueError(f"a_correct and b_correct differ in length: {va.size} != {vb.size}")
+    b01 = int(np.sum(~va & vb))
+    b10 = int(np.sum(va & ~vb))
+    n = b01 + b10
+    if n == 0:
+        return McNemarResult(0, 0, 0.0, 1.0, "exact")
+    if n < _MCNEMAR_EXACT_BELOW:
+        k = min(b01, b10)
+        p = min(1.0, 2.0 * float(_sps.binom.cdf(k, n, 0.5)))
+        return McNemarResult(b01, b10, float(k), p, "exact")
+    stat = max(abs(b01 - b10) - 1.0, 0.0) ** 2 / n
+    p = float(_sps.chi2.sf(stat, df=1))
+    return McNemarResult(b01, b10, stat, p, "chi2-cc")
+
+
+def holm_bonferroni(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni step-down adjusted p-values (controls family-wise error rate).
+
+    For ascending-sorted p-values ``p_(1) <= ... <= p_(m)`` the adjusted value is
+    ``max_{j <= i} min(1, (m - j + 1) * p_(j))``. Reject hypothesis i at level alpha iff its
+    adjusted p-value ``<= alpha``.
+
+    Args:
+        p_values: p-values in [0, 1] (any order; ties allowed).
+
+    Returns:
+        Adjusted p-values as Python floats, in the same order as the input, each in [0, 1].
+        Empty input gives ``[]``.
+
+    Raises:
+        ValueError: if any p-value is nan or outside [0, 1], or the input is not 1-D.
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1:
+        raise ValueError(f"p_values must be 1-D, got shape {p.shape}")
+    if p.size == 0:
+        return []
+    if not np.all((p >= 0.0) & (p <= 1.0)):
+        raise ValueError("p_values must all lie in [0, 1] (no nan)")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted_sorted = np.maximum.accumulate(scaled)
+    out = np.empty(m)
+    out[order] = adjusted_sorted
+    return [float(x) for x in out]
+
+
+def verdict(diff: Interval, higher_is_better: bool = True) -> str:
+    """Classify a difference interval (e.g. from :func:`paired_bootstrap_diff`).
+
+    Args:
+        diff: interval for a difference ``treatment - baseline``.
+        higher_is_better: True if larger metric values are better (accuracy); False for
+            losses/perplexity.
+
+    Returns:
+        ``"improvement"`` if the whole interval lies strictly on the good side of 0,
+        ``"degradation"`` if it lies strictly on the bad side, else
+        ``"no detectable difference"`` (including when 0 is inside or on the boundary, and
+        when bounds are nan). The point estimate alone never yields an improvement.
+    """
+    if diff.low > 0.0:
+        return "improvement" if higher_is_better else "degradation"
+    if diff.high < 0.0:
+        return "degradation" if higher_is_better else "improvement"
+    return "no detectable difference"

@@ -1,0 +1,1 @@
+"""The ``smollab`` command line (typer + rich), one module per command."""

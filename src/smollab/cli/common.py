@@ -1,0 +1,114 @@
+"""What every command shares: the console, error handling and the progress display."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from smollab.errors import SmollabError
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Turn SmollabError / Ctrl-C into one clear paragraph and a non-zero exit, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SmollabError as e:
+            err_console.print(f"[bold red]error:[/] {e.render()}", highlight=False)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            err_console.print(
+                "[bold yellow]interrupted:[/] finished runs and the last training checkpoints "
+                "are kept; run the same command again to resume."
+            )
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class StudyProgress:
+    """Progress bars for runs: one bar per run for training steps, one for evaluation items."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.bars: dict[str, Any] = {}
+
+    def __enter__(self) -> StudyProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def _bar(self, key: str, desc: str, total: int | None) -> Any:
+        if key not in self.bars:
+            self.bars[key] = self.progress.add_task(desc, total=total, info="")
+        return self.bars[key]
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        label = e.get("label", "")
+        ev = e.get("event")
+        if ev == "reused":
+            console.print(f"  [dim]reused finished run {label}[/]")
+        elif ev == "stage" and e.get("stage") == "train":
+            bar = self._bar(f"{label}/train", f"train {label}", e.get("total"))
+            self.progress.update(bar, completed=e.get("step", 0))
+        elif ev == "train_step":
+            bar = self._bar(f"{label}/train", f"train {label}", e.get("total"))
+            info = f"loss {e['loss']:.4f}"
+            if e.get("eval"):
+                info += " | " + " ".join(f"{k.split('/')[-1]}:{v:.0%}" for k, v in e["eval"].items())
+            self.progress.update(bar, completed=e["step"], info=info)
+        elif ev == "stage" and e.get("stage") == "eval":
+            self._bar(f"{label}/eval/{e['task']}", f"eval  {label} {e['task']}", e.get("total"))
+            self.bars[f"{label}/eval"] = self.bars[f"{label}/eval/{e['task']}"]
+        elif ev == "eval_items" and f"{label}/eval" in self.bars:
+            self.progress.advance(self.bars[f"{label}/eval"], e["n"])
+        elif ev == "resumed":
+            console.print(f"  [yellow]resumed {label} from step {e['step']}[/]")
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    """Exact match per condition x stratum, with intervals."""
+    table = Table(title="Exact match (95% interval)")
+    table.add_column("task / stratum")
+    conds = list(results["conditions"])
+    for c in conds:
+        table.add_column(c, justify="right")
+    for tname, t in results["tasks"].items():
+        for s in [*t["strata"], "overall"]:
+            row = [f"{tname} / {s}"]
+            for c in conds:
+                tb = results["conditions"][c]["tasks"][tname]
+                b = tb["overall"] if s == "overall" else tb["strata"][s]
+                em = b["exact_match"]
+                row.append(f"{em['estimate']:.1%} [{em['low']:.1%}, {em['high']:.1%}]")
+            table.add_row(*row)
+    return table
+
+
+def print_paths(paths: list[Path]) -> None:
+    console.print("[bold]Written:[/]")
+    for p in paths:
+        console.print(f"  {p}")

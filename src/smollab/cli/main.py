@@ -1,0 +1,32 @@
+"""Entry point: ``smollab COMMAND``."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from smollab.cli import report as _report
+from smollab.cli import study as _study
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+app = typer.Typer(
+    help="smollab: research on small language models, from question to paper.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("run")(_study.run)
+app.command("study")(_study.study)
+app.command("report")(_report.report)
+app.command("sessions")(_report.sessions)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

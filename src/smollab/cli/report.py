@@ -1,0 +1,61 @@
+"""``smollab report SESSION`` and ``smollab sessions``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from smollab.cli.common import console, handle_errors, print_paths
+from smollab.errors import ConfigError
+
+
+@handle_errors
+def report(
+    session: Annotated[Path, typer.Argument(help="session folder, or a name under --out")],
+    out: Annotated[Path, typer.Option("--out", help="root folder of sessions")] = Path("outputs"),
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf")] = True,
+) -> None:
+    """Rebuild figures, report.md, report.html and the paper from a session's results.
+
+    Example: smollab report outputs/multiplication
+    """
+    from smollab.report import build_report
+
+    d = session if session.exists() else out / session
+    if not (d / "results" / "results.json").exists():
+        raise ConfigError(
+            f"{d} has no results/results.json: it is not a finished session. List sessions with "
+            "`smollab sessions`, or finish this one by re-running its `smollab run` command."
+        )
+    paths = build_report(d, pdf=pdf)
+    print_paths([p for p in (paths.report_md, paths.report_html, paths.paper_tex,
+                             paths.paper_pdf) if p])
+
+
+@handle_errors
+def sessions(
+    out: Annotated[Path, typer.Option("--out", help="root folder of sessions")] = Path("outputs"),
+) -> None:
+    """List the sessions under --out with their stage and runs.
+
+    Example: smollab sessions --out outputs
+    """
+    from smollab.io import read_json
+
+    table = Table(title=f"Sessions in {out}")
+    for col in ("session", "stage", "updated", "runs", "report"):
+        table.add_column(col)
+    found = sorted(out.glob("*/session.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for sj in found:
+        s = read_json(sj)
+        d = sj.parent
+        n_runs = sum(1 for _ in (d / "runs").glob("*/record.json"))
+        table.add_row(d.name, s.get("stage", "?"), s.get("updated", "?"), str(n_runs),
+                      "yes" if (d / "report.md").exists() else "no")
+    if not found:
+        console.print(f"No sessions in {out}. Start one with `smollab run problems/multiplication.md`.")
+        return
+    console.print(table)

@@ -1,0 +1,93 @@
+"""``smollab study SPEC`` and ``smollab run PROBLEM``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from smollab.cli.common import StudyProgress, console, handle_errors, print_paths, results_table
+
+OutOpt = Annotated[Path, typer.Option("--out", help="root folder of sessions")]
+SessionOpt = Annotated[
+    str | None, typer.Option("--session-name", help="session folder name (default: study name)")
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="runs executed at once", min=1)]
+PdfOpt = Annotated[bool, typer.Option("--pdf/--no-pdf", help="build paper.pdf when TeX is present")]
+DataOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="benchmark data dir (or $SMOLLAB_DATA_DIR)")
+]
+
+
+def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> None:
+    from smollab.report import tex_available
+    from smollab.study.executor import LocalProcessExecutor
+    from smollab.study.session import run_study
+
+    engine = tex_available()
+    if pdf:
+        console.print(
+            f"preflight: PDF will be built with {engine}" if engine else
+            "preflight: no TeX engine (latexmk/pdflatex) found: paper.tex is written, paper.pdf "
+            "is skipped (install texlive-latex-base texlive-latex-recommended "
+            "texlive-fonts-recommended latexmk)"
+        )
+    t0 = time.perf_counter()
+    with StudyProgress() as progress:
+        res = run_study(
+            spec, spec_text, out_root=out, session_name=session_name,
+            problem_text=problem_text, executor=LocalProcessExecutor(workers=workers),
+            on_event=progress, pdf=pdf,
+        )
+    console.print(results_table(res.results))
+    for c in res.results["comparisons"]:
+        if c["stratum"] != "overall":
+            continue
+        d = c["diff"]
+        console.print(
+            f"{c['condition']} vs {c['baseline']} on {c['task']} (all strata): "
+            f"{d['estimate']:+.1%} [{d['low']:+.1%}, {d['high']:+.1%}] -> {c['verdict']}"
+        )
+    print_paths([res.session_dir, *res.written])
+    console.print(f"done in {time.perf_counter() - t0:.0f} s")
+
+
+@handle_errors
+def study(
+    spec_path: Annotated[Path, typer.Argument(help="study spec (TOML)", metavar="SPEC")],
+    out: OutOpt = Path("outputs"),
+    session_name: SessionOpt = None,
+    workers: WorkersOpt = 1,
+    pdf: PdfOpt = True,
+) -> None:
+    """Run a declared study: conditions x seeds x tasks, then results, figures and paper.
+
+    Example: smollab study studies/multiplication.toml --session-name mul-long
+    """
+    from smollab.study.spec import load_spec
+
+    spec = load_spec(spec_path)
+    _execute(spec, spec_path.read_text(), out, session_name, None, workers, pdf)
+
+
+@handle_errors
+def run(
+    problem: Annotated[Path, typer.Argument(help="problem file (Markdown)", metavar="PROBLEM")],
+    out: OutOpt = Path("outputs"),
+    session_name: SessionOpt = None,
+    workers: WorkersOpt = 1,
+    pdf: PdfOpt = True,
+) -> None:
+    """Run a whole study from a research question.
+
+    With no LLM configured, the problem's reference protocol runs offline and deterministically.
+
+    Example: smollab run problems/multiplication.md
+    """
+    from smollab.study.problem import load_problem
+
+    p = load_problem(problem)
+    console.print(f"[bold]{p.title}[/] (reference protocol, no LLM configured)")
+    _execute(p.spec, p.protocol_text, out, session_name, p.text, workers, pdf)

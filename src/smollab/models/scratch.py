@@ -1,0 +1,68 @@
+"""From-scratch model configs: tiny GPT-2 and Llama, sized by a few overrides.
+
+``source = "scratch:gpt2"`` or ``"scratch:llama"``; ``config`` overrides the defaults below
+(``n_layer``, ``n_head``, ``n_embd``, ``block_size``, ``dropout``). The vocabulary size comes from
+the tokenizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import GPT2Config, LlamaConfig, PretrainedConfig
+
+from smollab.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "n_layer": 4,
+    "n_head": 4,
+    "n_embd": 128,
+    "block_size": 256,
+    "dropout": 0.0,
+}
+
+
+def scratch_config(
+    arch: str, vocab_size: int, overrides: dict[str, Any], pad_id: int, eos_id: int
+) -> PretrainedConfig:
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(
+            f"Unknown scratch-model config keys {sorted(unknown)}; valid keys: "
+            f"{', '.join(DEFAULTS)}."
+        )
+    c = {**DEFAULTS, **overrides}
+    if c["n_embd"] % c["n_head"]:
+        raise ConfigError(
+            f"Scratch model: n_embd={c['n_embd']} must be divisible by n_head={c['n_head']}."
+        )
+    if arch == "gpt2":
+        return GPT2Config(
+            vocab_size=vocab_size,
+            n_positions=c["block_size"],
+            n_embd=c["n_embd"],
+            n_layer=c["n_layer"],
+            n_head=c["n_head"],
+            resid_pdrop=c["dropout"],
+            embd_pdrop=c["dropout"],
+            attn_pdrop=c["dropout"],
+            bos_token_id=eos_id,
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
+        )
+    if arch == "llama":
+        return LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=c["n_embd"],
+            intermediate_size=4 * c["n_embd"],
+            num_hidden_layers=c["n_layer"],
+            num_attention_heads=c["n_head"],
+            num_key_value_heads=c["n_head"],
+            max_position_embeddings=c["block_size"],
+            attention_dropout=c["dropout"],
+            tie_word_embeddings=True,
+            bos_token_id=eos_id,
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
+        )
+    raise ConfigError(f"Unknown scratch architecture {arch!r}; use 'scratch:gpt2' or 'scratch:llama'.")

@@ -1,0 +1,323 @@
+"""The report's view of ``results.json``: one context rendered by every template.
+
+Numbers enter the context only as :class:`Num` objects, each carrying the dotted path of its
+value in ``results.json`` (``conditions.finetune_full.tasks.mul.strata.2x2.exact_match.estimate``,
+``comparisons.3.p_holm``; list lengths get a ``.length`` suffix) and the formatter that prints it.
+Templates never format numbers themselves, so every printed number can be traced back to the
+results, and the paper renderer records exactly the numbers it prints (``paper/numbers.json``).
+
+Conventions: strata are listed easiest first; a condition whose ``kind`` is ``"baseline"`` is not
+trained; a comparison's ``verdict`` (from :func:`smollab.analysis.stats.verdict`) is the only thing
+that decides whether a difference is called an improvement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smollab.errors import DataError
+from smollab.io import read_json
+from smollab.report.fmt import FORMATTERS, NA, is_missing
+
+SCHEMA = "smollab.results/1"
+
+IMPROVEMENT = "improvement"
+NO_DIFFERENCE = "no detectable difference"
+DEGRADATION = "degradation"
+
+METRIC_LABELS = {"exact_match": "Exact match", "digit_accuracy": "Digit accuracy"}
+
+
+@dataclass(frozen=True)
+class Num:
+    """A number from the results: its dotted path, raw value and how it is printed."""
+
+    key: str
+    value: Any
+    kind: str = "num"
+
+    @property
+    def text(self) -> str:
+        return FORMATTERS[self.kind](self.value)
+
+    @property
+    def raw(self) -> float | int | None:
+        """The value as JSON can hold it (``None`` for missing)."""
+        if is_missing(self.value):
+            return None
+        return self.value if isinstance(self.value, int) else float(self.value)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Phrase(tuple):
+    """Text made of literal strings and :class:`Num` parts, e.g. ``63.5% [56.2, 70.1]``."""
+
+    def __str__(self) -> str:
+        return "".join(str(p) for p in self)
+
+    def nums(self) -> list[Num]:
+        return [p for p in self if isinstance(p, Num)]
+
+
+def interval(key: str, iv: dict[str, Any] | None, kind: str = "pct") -> Phrase:
+    """``63.5% [56.2, 70.1]`` (``pct``) or ``+55.0 pp [48.3, 62.0]`` (``pp``); ``n/a`` if missing."""
+    iv = iv or {}
+    est = Num(f"{key}.estimate", iv.get("estimate"), kind)
+    if is_missing(est.value):
+        return Phrase((NA,))
+    low, high = iv.get("low"), iv.get("high")
+    if is_missing(low) or is_missing(high):
+        return Phrase((est,))
+    return Phrase(
+        (est, " [", Num(f"{key}.low", low, "pct_bare"), ", ", Num(f"{key}.high", high, "pct_bare"), "]")
+    )
+
+
+def seed_summary(key: str, desc: dict[str, Any] | None, kind: str) -> Phrase:
+    """``mean ± std`` of a :func:`describe_seeds` dict; just the mean for one seed."""
+    desc = desc or {}
+    mean = Num(f"{key}.mean", desc.get("mean"), kind)
+    if is_missing(mean.value):
+        return Phrase((NA,))
+    if is_missing(desc.get("std")):
+        return Phrase((mean,))
+    return Phrase((mean, " ± ", Num(f"{key}.std", desc.get("std"), kind)))
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read and sanity-check ``results.json`` (raises :class:`DataError` naming the problem)."""
+    if not path.is_file():
+        raise DataError(f"No results file at {path}.", hint="Run the study (or analysis) first.")
+    try:
+        results = read_json(path)
+    except ValueError as e:
+        raise DataError(f"{path} is not valid JSON: {e}.") from e
+    if not isinstance(results, dict) or results.get("schema") != SCHEMA:
+        found = results.get("schema") if isinstance(results, dict) else type(results).__name__
+        raise DataError(f"{path} has schema {found!r}; the report reads {SCHEMA!r}.")
+    for field in ("tasks", "conditions"):
+        if not isinstance(results.get(field), dict) or not results[field]:
+            raise DataError(f"{path} has no {field!r}; nothing to report.")
+    return results
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _is_trained(cond: dict[str, Any]) -> bool:
+    return cond.get("kind") != "baseline"
+
+
+def _stratum_block(cond: dict[str, Any], task: str, stratum: str) -> tuple[str, dict[str, Any]]:
+    """Key prefix and entry of one condition's results on a stratum (or ``overall``)."""
+    tres = (cond.get("tasks") or {}).get(task) or {}
+    if stratum == "overall":
+        return "overall", tres.get("overall") or {}
+    return f"strata.{stratum}", (tres.get("strata") or {}).get(stratum) or {}
+
+
+def _first_level(results: dict[str, Any]) -> Num:
+    """The confidence level of the first interval found (all intervals share one level)."""
+    for name, cond in results["conditions"].items():
+        for task, tres in (cond.get("tasks") or {}).items():
+            for stratum, entry in (tres.get("strata") or {}).items():
+                level = (entry.get("exact_match") or {}).get("level")
+                if not is_missing(level):
+                    key = f"conditions.{name}.tasks.{task}.strata.{stratum}.exact_match.level"
+                    return Num(key, level, "pct0")
+    return Num("level", None, "pct0")
+
+
+def _condition(name: str, cond: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    key = f"conditions.{name}"
+    seeds = cond.get("seeds") or []
+    train = cond.get("train") or {}
+    train_items = []
+    for k, v in train.items():
+        shown = Num(f"{key}.train.{k}", v, "short") if not isinstance(v, str | bool) else str(v)
+        train_items.append({"name": k, "value": shown})
+    return {
+        "name": name,
+        "kind": cond.get("kind") or "?",
+        "model": cond.get("model") or "?",
+        "format": cond.get("format") or "-",
+        "method": cond.get("method") or "-",
+        "trained": _is_trained(cond),
+        "n_seeds": Num(f"{key}.seeds.length", len(seeds), "count"),
+        "seeds": [Num(f"{key}.seeds.{i}", s, "count") for i, s in enumerate(seeds)],
+        "runs": list(cond.get("runs") or []),
+        "train": train_items,
+        "train_main": {
+            k: Num(f"{key}.train.{k}", train.get(k), "short")
+            for k in ("steps", "lr", "batch_size", "seq_len")
+        },
+    }
+
+
+def _comparison(i: int, comp: dict[str, Any]) -> dict[str, Any]:
+    key = f"comparisons.{i}"
+    return {
+        "task": comp.get("task"),
+        "stratum": comp.get("stratum"),
+        "condition": comp.get("condition"),
+        "baseline": comp.get("baseline"),
+        "diff": interval(f"{key}.diff", comp.get("diff"), "pp"),
+        "p_max": Num(f"{key}.p_max", comp.get("p_max"), "p"),
+        "p_holm": Num(f"{key}.p_holm", comp.get("p_holm"), "p"),
+        "n_tests": Num(f"{key}.mcnemar.length", len(comp.get("mcnemar") or []), "count"),
+        "verdict": comp.get("verdict") or NO_DIFFERENCE,
+    }
+
+
+def _em(results: dict[str, Any], cond: str, task: str, stratum: str) -> tuple[Phrase, float]:
+    """A condition's exact-match phrase on a stratum and its raw estimate (nan if missing)."""
+    where, entry = _stratum_block(results["conditions"][cond], task, stratum)
+    key = f"conditions.{cond}.tasks.{task}.{where}.exact_match"
+    iv = entry.get("exact_match")
+    est = (iv or {}).get("estimate")
+    return interval(key, iv), float("nan") if is_missing(est) else float(est)
+
+
+def _headline(
+    results: dict[str, Any], task: str, strata: list[str], comps: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The hardest stratum on which some trained condition improved detectably, and by how much.
+
+    The best condition there is the improving one with the highest exact match. Returns None when
+    no comparison on ``task`` has the verdict ``improvement``.
+    """
+    by_stratum: dict[str, list[dict[str, Any]]] = {}
+    for c in comps:
+        if c["task"] == task and c["verdict"] == IMPROVEMENT:
+            by_stratum.setdefault(c["stratum"], []).append(c)
+    for stratum in reversed(strata):
+        if stratum not in by_stratum:
+            continue
+        best = max(by_stratum[stratum], key=lambda c: _em(results, c["condition"], task, stratum)[1])
+        harder = strata[strata.index(stratum) + 1 :]
+        return {
+            "stratum": stratum,
+            "baseline": best["baseline"],
+            "baseline_em": _em(results, best["baseline"], task, stratum)[0],
+            "condition": best["condition"],
+            "condition_em": _em(results, best["condition"], task, stratum)[0],
+            "diff": best["diff"],
+            "harder": harder,
+        }
+    return None
+
+
+def _findings(task: str, comps: list[dict[str, Any]], trained: list[str]) -> list[dict[str, Any]]:
+    """Per trained condition: the strata of ``task`` grouped by verdict (``overall`` excluded)."""
+    out = []
+    for cond in trained:
+        groups: dict[str, list[str]] = {IMPROVEMENT: [], NO_DIFFERENCE: [], DEGRADATION: []}
+        for c in comps:
+            if c["task"] == task and c["condition"] == cond and c["stratum"] != "overall":
+                groups.setdefault(c["verdict"], []).append(c["stratum"])
+        out.append(
+            {
+                "condition": cond,
+                "improvement": groups[IMPROVEMENT],
+                "no_difference": groups[NO_DIFFERENCE],
+                "degradation": groups[DEGRADATION],
+            }
+        )
+    return out
+
+
+def _task(
+    name: str, spec: dict[str, Any], results: dict[str, Any], comps: list[dict[str, Any]]
+) -> dict[str, Any]:
+    strata = list(spec.get("strata") or [])
+    n_items = spec.get("n_items") or {}
+    metrics = list(spec.get("metrics") or ["exact_match"])
+    conds = list(results["conditions"])
+    rows = []
+    for stratum in [*strata, "overall"]:
+        cells = []
+        for cond in conds:
+            where, entry = _stratum_block(results["conditions"][cond], name, stratum)
+            key = f"conditions.{cond}.tasks.{name}.{where}"
+            cells.append(
+                {"condition": cond, "metrics": [interval(f"{key}.{m}", entry.get(m)) for m in metrics]}
+            )
+        rows.append({"stratum": stratum, "is_overall": stratum == "overall", "cells": cells})
+    sizes = [Num(f"tasks.{name}.n_items.{s}", n_items.get(s), "count") for s in strata]
+    known = [n for n in sizes if not is_missing(n.value)]
+    trained = [c for c in conds if _is_trained(results["conditions"][c])]
+    return {
+        "name": name,
+        "task_id": spec.get("task") or name,
+        "strata": strata,
+        "n_items": [{"stratum": s, "n": n} for s, n in zip(strata, sizes, strict=True)],
+        "n_items_min": min(known, key=lambda n: n.value) if known else None,
+        "n_items_max": max(known, key=lambda n: n.value) if known else None,
+        "metrics": [{"key": m, "label": METRIC_LABELS.get(m, m.replace("_", " "))} for m in metrics],
+        "error_types": list(spec.get("error_types") or []),
+        "rows": rows,
+        "comparisons": [c for c in comps if c["task"] == name],
+        "findings": _findings(name, comps, trained),
+        "headline": _headline(results, name, strata, comps),
+        "overall": {c: _em(results, c, name, "overall")[0] for c in conds},
+    }
+
+
+def _training(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, cond in results["conditions"].items():
+        summary = cond.get("train_summary")
+        if not _is_trained(cond) or not summary:
+            continue
+        key = f"conditions.{name}.train_summary"
+        rows.append(
+            {
+                "condition": name,
+                "steps": Num(f"conditions.{name}.train.steps", (cond.get("train") or {}).get("steps"), "short"),
+                "n_seeds": Num(f"{key}.final_loss.n", (summary.get("final_loss") or {}).get("n"), "count"),
+                "final_loss": seed_summary(f"{key}.final_loss", summary.get("final_loss"), "num"),
+                "wall_s": seed_summary(f"{key}.wall_s", summary.get("wall_s"), "seconds"),
+                "tokens_per_s": seed_summary(f"{key}.tokens_per_s", summary.get("tokens_per_s"), "rate"),
+            }
+        )
+    return rows
+
+
+def build_context(results: dict[str, Any]) -> dict[str, Any]:
+    """The template context (see the module docstring); figures and files are added by the caller."""
+    study = results.get("study") or {}
+    comps = [_comparison(i, c) for i, c in enumerate(results.get("comparisons") or [])]
+    conditions = [_condition(n, c, results) for n, c in results["conditions"].items()]
+    trained = [c for c in conditions if c["trained"]]
+    baselines = [c for c in conditions if not c["trained"]]
+    models = [
+        {
+            "name": name,
+            "source": m.get("source") or name,
+            "model_type": m.get("model_type") or "?",
+            "n_params": Num(f"models.{name}.n_params", m.get("n_params"), "params"),
+        }
+        for name, m in (results.get("models") or {}).items()
+    ]
+    return {
+        "title": study.get("title") or study.get("name") or results.get("session") or "smollab study",
+        "question": study.get("question") or "",
+        "session": results.get("session") or "",
+        "created": results.get("created") or "",
+        "level": _first_level(results),
+        "models": models,
+        "conditions": conditions,
+        "trained": trained,
+        "baseline": baselines[0] if baselines else None,
+        "tasks": [_task(n, s, results, comps) for n, s in results["tasks"].items()],
+        "comparisons": comps,
+        "n_comparisons": Num("comparisons.length", len(comps), "count"),
+        "training": _training(results),
+        "notes": [str(n) for n in results.get("notes") or []],
+        "figures": [],
+        "files": [],
+    }

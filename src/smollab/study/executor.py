@@ -1,0 +1,168 @@
+"""Executors run RunSpecs; nothing above them assumes one machine.
+
+``Executor.run(jobs, on_event)`` executes each job's run folder and returns one outcome per job.
+``LocalProcessExecutor`` (the default) starts ``python -m smollab.study.worker RUN_DIR`` per run
+(``workers`` at a time) and relays its JSON-line progress events; ``InlineExecutor`` runs in the
+calling process (debugging, tests). A Ray backend implements the same interface.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smollab.errors import SmollabError
+
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Job:
+    run_dir: Path
+    label: str
+
+
+@dataclass
+class Outcome:
+    job: Job
+    ok: bool
+    record: dict[str, Any] | None = None
+    error: str | None = None
+    exit_code: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Executor(ABC):
+    @abstractmethod
+    def run(self, jobs: list[Job], on_event: OnEvent) -> list[Outcome]: ...
+
+
+class InlineExecutor(Executor):
+    """Runs each job in this process, one after another."""
+
+    def run(self, jobs: list[Job], on_event: OnEvent) -> list[Outcome]:
+        from smollab.study.worker import execute_run
+
+        outcomes = []
+        for job in jobs:
+            try:
+                rec = execute_run(job.run_dir, on_event)
+                outcomes.append(Outcome(job, True, rec))
+            except SmollabError as e:
+                outcomes.append(Outcome(job, False, error=e.render(), exit_code=e.exit_code))
+        return outcomes
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the parent dies (Linux), and own a process group."""
+    os.setsid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class LocalProcessExecutor(Executor):
+    """One worker process per run, ``workers`` at a time (default 1: a study uses all cores)."""
+
+    def __init__(self, workers: int = 1, threads_per_worker: int | None = None) -> None:
+        self.workers = max(1, workers)
+        self.threads = threads_per_worker
+
+    def _start(self, job: Job) -> subprocess.Popen[str]:
+        env = dict(os.environ)
+        env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if self.threads:
+            env["OMP_NUM_THREADS"] = str(self.threads)
+        src = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        log = open(job.run_dir / "worker.log", "a")  # noqa: SIM115  (closed with the process)
+        return subprocess.Popen(
+            [sys.executable, "-m", "smollab.study.worker", str(job.run_dir)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
+
+    def run(self, jobs: list[Job], on_event: OnEvent) -> list[Outcome]:
+        import selectors
+
+        pending = list(jobs)
+        running: dict[Any, tuple[Job, subprocess.Popen[str], dict[str, Any]]] = {}
+        outcomes: dict[str, Outcome] = {}
+        sel = selectors.DefaultSelector()
+        try:
+            while pending or running:
+                while pending and len(running) < self.workers:
+                    job = pending.pop(0)
+                    proc = self._start(job)
+                    assert proc.stdout is not None
+                    sel.register(proc.stdout, selectors.EVENT_READ)
+                    running[proc.stdout] = (job, proc, {})
+                for key, _ in sel.select(timeout=1.0):
+                    job, proc, last = running[key.fileobj]
+                    line = key.fileobj.readline()  # type: ignore[union-attr]
+                    if line:
+                        try:
+                            event = json.loads(line)
+                        except json.JSONDecodeError:
+                            continue
+                        if event.get("event") == "error":
+                            last.update(event)
+                        on_event(event)
+                        continue
+                    sel.unregister(key.fileobj)
+                    del running[key.fileobj]
+                    code = proc.wait()
+                    outcomes[str(job.run_dir)] = self._outcome(job, code, last)
+        except BaseException:
+            for _, proc, _ in running.values():
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            for _, proc, _ in running.values():
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        return [outcomes[str(j.run_dir)] for j in jobs]
+
+    @staticmethod
+    def _outcome(job: Job, code: int, last: dict[str, Any]) -> Outcome:
+        from smollab.io import read_json
+
+        rec_path = job.run_dir / "record.json"
+        if code == 0 and rec_path.exists():
+            return Outcome(job, True, read_json(rec_path))
+        if last.get("message"):
+            msg = last["message"]
+            if last.get("kind") == "internal":
+                msg += f" (full traceback in {last.get('log')})"
+        elif code < 0:
+            msg = f"the worker was killed by signal {-code}"
+        else:
+            msg = f"the worker exited with status {code}; see {job.run_dir / 'worker.log'}"
+        return Outcome(job, False, error=msg, exit_code=int(last.get("exit_code", 1)))
+
+
+EXECUTORS: dict[str, Callable[..., Executor]] = {
+    "local": LocalProcessExecutor,
+    "inline": lambda **kw: InlineExecutor(),
+}

@@ -1,0 +1,48 @@
+"""Problem files: a research question in Markdown plus its reference protocol.
+
+The reference protocol is the first fenced ```toml block in the file: a study spec. With no LLM
+configured, ``smollab run`` executes it as is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from smollab.errors import ConfigError
+from smollab.study.spec import StudySpec, loads_spec
+
+_FENCE = re.compile(r"^```toml[ \t]*\n(.*?)^```", re.S | re.M)
+
+
+@dataclass
+class Problem:
+    path: Path
+    text: str
+    title: str
+    protocol_text: str
+    spec: StudySpec
+
+
+def load_problem(path: str | Path) -> Problem:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Problem file {path} does not exist. Pass a Markdown problem file such as "
+            "problems/multiplication.md."
+        ) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Problem file {path} cannot be read ({e}).") from None
+    m = _FENCE.search(text)
+    if not m:
+        raise ConfigError(
+            f"Problem file {path} has no reference protocol: add a fenced ```toml block with a "
+            "study spec (see problems/multiplication.md), or configure an LLM agent to design one."
+        )
+    title_m = re.search(r"^#\s+(.+)$", text, re.M)
+    spec = loads_spec(m.group(1), f"{path} (reference protocol)")
+    return Problem(path, text, title_m.group(1).strip() if title_m else path.stem,
+                   m.group(1), spec)

@@ -1,0 +1,205 @@
+"""A session: one study's folder, from spec to paper (the layout of DESIGN.md).
+
+:func:`run_study` is resumable: re-running it with the same spec reuses every finished run and
+finishes the rest (training resumes from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from smollab.errors import ConfigError, RunFailed
+from smollab.io import append_jsonl, atomic_write_json, atomic_write_text, read_json, write_jsonl
+from smollab.study.executor import Executor, Job, LocalProcessExecutor, Outcome
+from smollab.study.runspec import expand
+from smollab.study.spec import StudySpec
+from smollab.study.store import Store
+from smollab.study.worker import prepare_run_dir
+
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class SessionResult:
+    session_dir: Path
+    results: dict[str, Any]
+    outcomes: list[Outcome]
+    written: list[Path] = field(default_factory=list)
+
+
+def check_writable(out_root: Path) -> None:
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        probe = out_root / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(
+            f"The output directory {out_root} is not writable ({e.strerror}). Pass a writable "
+            "directory with --out DIR."
+        ) from None
+
+
+class Session:
+    def __init__(self, out_root: Path, name: str) -> None:
+        self.out_root = Path(out_root)
+        self.name = name
+        self.dir = self.out_root / name
+        self.log_path = self.dir / "session_log.jsonl"
+
+    def log(self, event: str, **data: Any) -> None:
+        append_jsonl(self.log_path, {"time": _now(), "event": event, **data})
+
+    def state(self, stage: str, **extra: Any) -> None:
+        path = self.dir / "session.json"
+        prev = read_json(path) if path.exists() else {"created": _now()}
+        atomic_write_json(path, {**prev, "name": self.name, "stage": stage,
+                                 "updated": _now(), **extra})
+
+
+def run_study(
+    spec: StudySpec,
+    spec_text: str,
+    *,
+    out_root: Path,
+    session_name: str | None = None,
+    problem_text: str | None = None,
+    executor: Executor | None = None,
+    on_event: OnEvent | None = None,
+    pdf: bool = True,
+) -> SessionResult:
+    """Run every run of ``spec`` into a session folder and write results, figures and paper."""
+    from smollab.analysis.results import aggregate
+    from smollab.tasks import build_task, validate_task_config
+
+    emit = on_event or (lambda e: None)
+    check_writable(out_root)
+    session = Session(out_root, session_name or spec.study.name)
+    d = session.dir
+    for sub in ("data", "runs", "results", "figures", "paper"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    store = Store(out_root)
+    store.upsert_session(session.name, path=str(d), problem=problem_text and "problem.md",
+                         study=spec.study.name, status="running", created=_now(),
+                         updated=_now())
+    session.state("start")
+    if problem_text is not None:
+        atomic_write_text(d / "problem.md", problem_text)
+    atomic_write_text(d / "study.toml", spec_text)
+    metrics_path = d / "metrics.json"
+    if not metrics_path.exists():
+        atomic_write_json(metrics_path, {"llm": {"provider": None, "calls": 0,
+                                                 "input_tokens": 0, "output_tokens": 0,
+                                                 "cost_usd": 0.0}})
+    runs = expand(spec)
+    tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
+    for t in tasks:
+        write_jsonl(d / "data" / f"{t.name}_test.jsonl", (e.to_dict() for e in t.test_set()))
+    plan = [
+        "Reference protocol executed without an LLM (offline default).",
+        f"Study {spec.study.name}: {len(spec.conditions)} conditions, "
+        f"{len(runs)} runs, tasks {', '.join(t.name for t in tasks)}.",
+        *(f"- run {r.hash}: condition {r.condition}, model {r.model_name}, seed {r.seed}"
+          for r in runs),
+    ]
+    atomic_write_text(d / "plans.txt", "\n".join(plan) + "\n")
+    session.log("plan", runs=[{"hash": r.hash, "label": r.label} for r in runs])
+    jobs = []
+    for r in runs:
+        rd = d / "runs" / r.hash
+        prepare_run_dir(rd, r)
+        jobs.append(Job(rd, r.label))
+    todo = [j for j in jobs if not (j.run_dir / "record.json").exists()]
+    for j in jobs:
+        if j not in todo:
+            emit({"event": "reused", "label": j.label})
+    session.state("runs", total=len(jobs), reused=len(jobs) - len(todo))
+    session.log("runs_start", todo=len(todo), reused=len(jobs) - len(todo))
+    outcomes = (executor or LocalProcessExecutor()).run(todo, emit) if todo else []
+    for o in outcomes:
+        session.log("run_end", label=o.job.label, ok=o.ok, error=o.error)
+    records = []
+    for j in jobs:
+        rp = j.run_dir / "record.json"
+        if rp.exists():
+            rec = read_json(rp)
+            store.add_run(session.name, j.run_dir, rec)
+            records.append(rec)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        session.state("runs_failed", failed=[o.job.label for o in failed])
+        store.upsert_session(session.name, status="failed", updated=_now())
+        first = failed[0]
+        raise RunFailed(
+            f"{len(failed)} of {len(jobs)} runs failed; {len(records)} finished runs are kept "
+            f"in {d / 'runs'}. First failure ({first.job.label}): {first.error}",
+            hint="Fix the cause and re-run the same command: finished runs are reused.",
+        ).with_exit(first.exit_code)
+    _link_train_data(d, spec, runs)
+    session.state("analysis")
+    hash_dirs = {j.run_dir.name: j.run_dir for j in jobs}
+    results = aggregate(spec, records, hash_dirs, session.name)
+    rd = d / "results"
+    atomic_write_json(rd / "results.json", results)
+    for kind, fname in (("baseline", "results_baseline.json"),
+                        ("finetune", "results_finetuned.json")):
+        sub = {**results, "conditions": {k: v for k, v in results["conditions"].items()
+                                         if v["kind"] == kind}}
+        atomic_write_json(rd / fname, sub)
+    atomic_write_text(d / "critiques.txt", critique(results))
+    session.log("analysis_done")
+    session.state("report")
+    from smollab.report import build_report
+
+    paths = build_report(d, pdf=pdf)
+    session.log("report_done")
+    session.state("done")
+    store.upsert_session(session.name, status="done", updated=_now())
+    written = [rd / "results.json", d / "report.md", d / "report.html"]
+    written += [p for p in (paths.paper_tex, paths.paper_pdf) if p]
+    return SessionResult(d, results, outcomes, written)
+
+
+def _link_train_data(d: Path, spec: StudySpec, runs: list[Any]) -> None:
+    """Expose each run's exact training set in ``data/`` (hard links: no extra space)."""
+    for r in runs:
+        src = d / "runs" / r.hash / "train_data.jsonl"
+        if not src.exists():
+            continue
+        task = (r.train.task if r.train and r.train.task else spec.tasks[0]["id"])
+        dst = d / "data" / f"{task}_train_{r.condition}_seed{r.seed}.jsonl"
+        if dst.exists():
+            dst.unlink()
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+
+
+def critique(results: dict[str, Any]) -> str:
+    """Automated checks a careful reviewer would make, as text."""
+    lines = ["Automated critique (offline reference protocol)", ""]
+    for cname, c in results["conditions"].items():
+        n = len(c["seeds"])
+        if c["kind"] != "baseline" and n < 3:
+            lines.append(f"- {cname}: only {n} seed(s); seed variance is not well estimated.")
+    for comp in results["comparisons"]:
+        if comp["verdict"] == "no detectable difference":
+            lines.append(
+                f"- {comp['condition']} vs {comp['baseline']} on {comp['task']}/{comp['stratum']}"
+                f": the interval of the difference contains 0 -> no detectable difference."
+            )
+    lines += [f"- {n}" for n in results.get("notes", [])]
+    if len(lines) == 2:
+        lines.append("- No problems found.")
+    return "\n".join(lines) + "\n"

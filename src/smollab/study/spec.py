@@ -1,0 +1,284 @@
+"""The study spec: TOML validated by pydantic (``extra="forbid"`` everywhere).
+
+A study is models x conditions x seeds, each evaluated on every task. A condition without a
+``[conditions.train]`` table is a baseline (evaluation only, one run: greedy decoding does not
+depend on a seed). The spec opens with the command that runs it, e.g.::
+
+    # smollab study studies/multiplication.toml
+    [study]
+    name = "multiplication"
+    seeds = [0, 1, 2]
+
+    [[models]]
+    name = "smollm2-135m"
+    source = "smollm2-135m"
+
+    [[tasks]]
+    id = "mul"
+    task = "arith.mul"
+    strata = ["1x1", "1x2", "2x2", "3x3"]
+
+    [[conditions]]
+    name = "baseline"
+    format = "fewshot"
+
+    [[conditions]]
+    name = "finetune_full"
+    format = "compact_rev"
+    [conditions.train]
+    method = "full"
+    steps = 300
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from smollab.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StudyMeta(_Strict):
+    """``[study]``: names and the seeds every trained condition is run with."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="session/folder-safe name")
+    title: str = ""
+    question: str = ""
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
+        return v
+
+
+class ModelSpec(_Strict):
+    """``[[models]]``: what to load (see :func:`smollab.models.load_model` for ``source``)."""
+
+    name: str
+    source: str = Field(
+        description="'smollm2-135m' (embedded), a hub id, a local dir, a .gguf file, or "
+        "'scratch:gpt2' / 'scratch:llama' for a from-scratch model"
+    )
+    tokenizer: str | None = Field(
+        None, description="scratch models: 'char' (default) or a tokenizer dir"
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="scratch models: overrides such as n_layer, n_embd"
+    )
+
+
+class TrainSpec(_Strict):
+    """``[conditions.train]``: supervised fine-tuning (loss on answer tokens only)."""
+
+    method: Literal["full", "lora"] = "full"
+    steps: int = Field(200, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr / peak lr (cosine)")
+    warmup_steps: int = Field(10, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = Field(1.0, ge=0, description="0 disables clipping")
+    batch_size: int = Field(8, ge=1, description="sequences per micro-batch")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    seq_len: int = Field(128, ge=8, description="packed sequence length in tokens")
+    pack: bool = Field(True, description="pack several examples per sequence")
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="training mixture: sampling weight per stratum"
+    )
+    task: str | None = Field(None, description="task id to train on (default: the first task)")
+    eval_every: int = Field(50, ge=0, description="steps between held-out evaluations (0: off)")
+    eval_items: int = Field(32, ge=1, description="held-out items per stratum at each evaluation")
+    checkpoint_every: int = Field(50, ge=1)
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: float = Field(32, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: list[str] = Field(default_factory=lambda: ["all-linear"])
+    freeze_embeddings: bool = False
+    bf16_autocast: bool = Field(False, description="CPU/GPU bf16 autocast for speed")
+    threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
+
+    @field_validator("weights")
+    @classmethod
+    def _nonneg(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: w for k, w in v.items() if w < 0}
+        if bad:
+            raise ValueError(f"weights must be >= 0, got {bad}")
+        return v
+
+
+class ConditionSpec(_Strict):
+    """``[[conditions]]``: one arm of the study."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    model: str | None = Field(None, description="model name (default: the first model)")
+    format: str = Field("plain", description="prompt format for training and evaluation")
+    train: TrainSpec | None = Field(None, description="absent: a baseline (evaluation only)")
+    seeds: list[int] | None = Field(None, description="default: [study].seeds when trained")
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.train is None
+
+
+class EvalSpec(_Strict):
+    """``[eval]``: how every condition is evaluated."""
+
+    batch_size: int = Field(64, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1, description="default: longest target + 2")
+
+
+class StudySpec(_Strict):
+    study: StudyMeta
+    models: list[ModelSpec] = Field(min_length=1)
+    tasks: list[dict[str, Any]] = Field(min_length=1)
+    conditions: list[ConditionSpec] = Field(min_length=1)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+
+    @model_validator(mode="after")
+    def _refs(self) -> StudySpec:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be distinct, got {names}")
+        cnames = [c.name for c in self.conditions]
+        if len(set(cnames)) != len(cnames):
+            raise ValueError(f"condition names must be distinct, got {cnames}")
+        task_ids = [t.get("id") for t in self.tasks]
+        if len(set(task_ids)) != len(task_ids):
+            raise ValueError(f"task ids must be distinct, got {task_ids}")
+        for c in self.conditions:
+            if c.model is not None and c.model not in names:
+                raise ValueError(
+                    f"condition {c.name!r} names model {c.model!r}; the models are {names}"
+                )
+            if c.train and c.train.task is not None and c.train.task not in task_ids:
+                raise ValueError(
+                    f"condition {c.name!r} trains on task {c.train.task!r}; the tasks are "
+                    f"{task_ids}"
+                )
+        return self
+
+    def model_for(self, cond: ConditionSpec) -> ModelSpec:
+        name = cond.model or self.models[0].name
+        return next(m for m in self.models if m.name == name)
+
+    def seeds_for(self, cond: ConditionSpec) -> list[int]:
+        if cond.seeds is not None:
+            return cond.seeds
+        return self.study.seeds if cond.train else [self.study.seeds[0]]
+
+
+# ------------------------------------------------------------------ loading and errors
+
+
+def _field_names(model: type[BaseModel] | None) -> list[str]:
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the last element of ``loc`` (best effort)."""
+    import typing
+
+    cur: Any = StudySpec
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(cur, type) and issubclass(cur, BaseModel)):
+            return None
+        field = cur.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        # unwrap Optional[X] and list[X]
+        for _ in range(3):
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            if typing.get_origin(ann) in (list, typing.Union) or str(
+                typing.get_origin(ann)
+            ).endswith("UnionType"):
+                ann = args[0] if args else ann
+        cur = ann
+    return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+
+
+def _loc_str(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def format_validation_error(
+    err: ValidationError, where: str, model: type[BaseModel] | None = None
+) -> str:
+    """One paragraph naming every bad field, the value given, and what is allowed."""
+    parts = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        field = _loc_str(loc)
+        if e["type"] == "extra_forbidden":
+            owner = model if model is not None and len(loc) == 1 else _model_at(loc)
+            valid = _field_names(owner)
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            listing = f" Valid fields there: {', '.join(valid)}." if valid else ""
+            parts.append(f"unknown field {field!r}.{hint}{listing}")
+        elif e["type"] == "missing":
+            parts.append(f"field {field!r} is required but missing.")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            given = e.get("input")
+            shown = "" if isinstance(given, dict) else f" (got {given!r})"
+            parts.append(f"field {field!r}: {msg}{shown}.")
+    return f"{where}: " + " ".join(parts) + " Fix these fields and run the command again."
+
+
+def parse_spec(data: dict[str, Any], source: str) -> StudySpec:
+    """Validate a study spec dict; ``source`` names the file for error messages."""
+    try:
+        spec = StudySpec(**data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from None
+    from smollab.tasks import validate_task_config
+
+    for i, t in enumerate(spec.tasks):
+        validate_task_config(t, where=f"{source}: tasks[{i}]")
+    _check_formats(spec, source)
+    return spec
+
+
+def _check_formats(spec: StudySpec, source: str) -> None:
+    from smollab.tasks import PROMPT_FORMATS
+
+    for i, c in enumerate(spec.conditions):
+        PROMPT_FORMATS.get(c.format, where=f"{source}: conditions[{i}].format")
+
+
+def loads_spec(text: str, source: str = "<string>") -> StudySpec:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(
+            f"{source} is not valid TOML: {e}. Check quotes, brackets and '=' on that line."
+        ) from None
+    return parse_spec(data, source)
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Study spec {path} does not exist. Check the path.") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Study spec {path} cannot be read ({e}). Pass a TOML file.") from None
+    return loads_spec(text, str(path))

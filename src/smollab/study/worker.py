@@ -1,0 +1,203 @@
+"""Execute one run in its folder; resumable at every stage.
+
+Stages, each with a done-marker written last and atomically:
+
+1. ``spec.json``, ``env.json``, ``seeds.json``
+2. training (``metrics.jsonl``, ``ckpt/last`` every N steps) -> ``ckpt/final`` +
+   ``train_summary.json``; the exact training examples in ``train_data.jsonl``
+3. evaluation per task -> ``predictions/<task>.jsonl``
+4. ``record.json`` (the run is finished; a re-run reuses it)
+
+``python -m smollab.study.worker RUN_DIR`` runs the spec in RUN_DIR/spec.json and reports
+progress as JSON lines on stdout; that is how :class:`LocalProcessExecutor` drives it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from smollab import __version__
+from smollab.errors import SmollabError
+from smollab.io import atomic_write_json, read_json, write_jsonl
+from smollab.study.env import environment
+from smollab.study.runspec import RunSpec
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def prepare_run_dir(run_dir: Path, spec: RunSpec) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "spec.json").exists():
+        atomic_write_json(
+            run_dir / "spec.json", {"hash": spec.hash, **spec.model_dump(mode="json")}
+        )
+
+
+def execute_run(run_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
+    """Run (or finish) the run in ``run_dir``; returns its record."""
+    import torch
+
+    from smollab.eval import accuracy_by_stratum, evaluate_items
+    from smollab.models import load_model
+    from smollab.tasks import PROMPT_FORMATS, build_task, validate_task_config
+    from smollab.train import Trainer, set_seed
+
+    emit = progress or (lambda e: None)
+    run_dir = Path(run_dir)
+    record_path = run_dir / "record.json"
+    if record_path.exists():
+        return read_json(record_path)
+    raw = read_json(run_dir / "spec.json")
+    raw.pop("hash", None)
+    spec = RunSpec(**raw)
+    t_start = time.perf_counter()
+    started = _now()
+    threads = spec.train.threads if spec.train and spec.train.threads else None
+    if threads:
+        torch.set_num_threads(threads)
+    env = environment()
+    atomic_write_json(run_dir / "env.json", env)
+    atomic_write_json(
+        run_dir / "seeds.json",
+        {"seed": spec.seed, "python": spec.seed, "numpy": spec.seed, "torch": spec.seed,
+         "data_order": spec.seed},
+    )
+    set_seed(spec.seed)
+    fmt = PROMPT_FORMATS.get(spec.format)
+    tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
+    emit({"event": "stage", "stage": "load", "label": spec.label})
+    lm = load_model(
+        spec.model.source, tokenizer=spec.model.tokenizer, config=spec.model.config,
+        seed=spec.seed,
+    )
+    train_summary = None
+    if spec.train is not None:
+        train_task = next(
+            (t for t in tasks if t.name == spec.train.task), tasks[0]
+        ) if spec.train.task else tasks[0]
+        final = run_dir / "ckpt" / "final"
+        if (run_dir / "train_summary.json").exists() and final.exists():
+            train_summary = read_json(run_dir / "train_summary.json")
+            lm.model = _load_trained(lm.model, final, spec.train.method)
+            emit({"event": "stage", "stage": "train-reused", "label": spec.label})
+        else:
+            items = _monitor_items(train_task, spec.train.eval_items)
+
+            def monitor(model: Any) -> dict[str, float]:
+                recs = evaluate_items(
+                    model, lm.tokenizer, train_task, fmt, items,
+                    batch_size=spec.eval.batch_size,
+                )
+                return {f"{train_task.name}/{k}": v for k, v in accuracy_by_stratum(recs).items()}
+
+            trainer = Trainer(
+                lm, spec.train, run_dir, task=train_task, fmt=fmt, seed=spec.seed,
+                evaluate=monitor, progress=lambda e: emit({**e, "label": spec.label}),
+            )
+            trainer.setup()
+            trainer.write_train_data(run_dir / "train_data.jsonl")
+            emit({"event": "stage", "stage": "train", "label": spec.label,
+                  "total": spec.train.steps, "step": trainer.step})
+            trainer.fit()
+            trainer.save_final()
+            train_summary = read_json(run_dir / "train_summary.json")
+            lm.model = trainer.model
+    lm.model.eval()
+    evals: dict[str, dict[str, float]] = {}
+    for task in tasks:
+        pred_path = run_dir / "predictions" / f"{task.name}.jsonl"
+        if pred_path.exists():
+            from smollab.io import read_jsonl
+
+            recs = read_jsonl(pred_path)
+        else:
+            items = task.test_set()
+            emit({"event": "stage", "stage": "eval", "label": spec.label, "task": task.name,
+                  "total": len(items)})
+            recs = evaluate_items(
+                lm.model, lm.tokenizer, task, fmt, items,
+                batch_size=spec.eval.batch_size, max_new_tokens=spec.eval.max_new_tokens,
+                progress=lambda n: emit({"event": "eval_items", "n": n, "label": spec.label}),
+            )
+            write_jsonl(pred_path, recs)
+        evals[task.name] = accuracy_by_stratum(recs)
+    record = {
+        "hash": spec.hash,
+        "status": "done",
+        "study": spec.study,
+        "condition": spec.condition,
+        "model_name": spec.model_name,
+        "seed": spec.seed,
+        "started": started,
+        "finished": _now(),
+        "wall_s_last_attempt": round(time.perf_counter() - t_start, 3),
+        "model_info": lm.info,
+        "train": train_summary,
+        "eval": evals,
+        "predictions": {t.name: f"predictions/{t.name}.jsonl" for t in tasks},
+        "smollab_version": __version__,
+        "git_commit": env["git_commit"],
+    }
+    atomic_write_json(record_path, record)
+    emit({"event": "done", "label": spec.label, "hash": spec.hash})
+    return record
+
+
+def _monitor_items(task: Any, per_stratum: int) -> list[Any]:
+    """The held-out slice evaluated during training (monitoring only: no selection is made)."""
+    seen: dict[str, int] = {}
+    out = []
+    for ex in task.test_set():
+        if seen.get(ex.stratum, 0) < per_stratum:
+            out.append(ex)
+            seen[ex.stratum] = seen.get(ex.stratum, 0) + 1
+    return out
+
+
+def _load_trained(base: Any, final: Path, method: str) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    if method == "lora":
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(base, final)
+    return AutoModelForCausalLM.from_pretrained(final)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    run_dir = Path(args[0])
+
+    def emit(e: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(e, default=str) + "\n")
+        sys.stdout.flush()
+
+    try:
+        execute_run(run_dir, emit)
+        return 0
+    except SmollabError as e:
+        emit({"event": "error", "kind": "user", "message": e.render(), "exit_code": e.exit_code})
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # logged in full into the run folder; summarised to the parent
+        tb = traceback.format_exc()
+        (run_dir / "error.log").write_text(tb)
+        emit({"event": "error", "kind": "internal", "message": f"{type(e).__name__}: {e}",
+              "log": str(run_dir / "error.log"), "exit_code": 1})
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,341 @@
+"""Arithmetic tasks: ``arith.mul`` and ``arith.add`` with difficulty strata by operand digits.
+
+A stratum ``"AxB"`` pairs an A-digit first operand with a B-digit second operand (1-digit
+operands are 0..9, d-digit operands are 10**(d-1)..10**d-1). The test set of each stratum is a
+seeded sample of operand pairs; training examples never use a test pair (ordered pair (a, b)).
+
+Prompt formats (``PROMPT_FORMATS``) decide how an example becomes text:
+
+``plain``        ``Q: What is 7 * 8? A:`` -> `` 56``
+``fewshot``      three solved ``plain`` training examples, then the question
+``compact``      ``7*8=`` -> ``56``
+``compact_rev``  ``23*47=`` -> ``1801`` (the answer's digits reversed, least significant first)
+``chat``         the model's chat template around ``What is 7 * 8?``
+
+Every target ends with a newline (the chat format: the end-of-turn token); generation stops there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from smollab.errors import ConfigError
+from smollab.registry import Registry
+from smollab.tasks.base import TASKS, Example, ItemScore, Task, TaskConfig
+
+OPS: dict[str, tuple[str, str, Callable[[int, int], int]]] = {
+    # name: (symbol, word, function)
+    "mul": ("*", "times", lambda a, b: a * b),
+    "add": ("+", "plus", lambda a, b: a + b),
+}
+
+_STRATUM = re.compile(r"^(-?\d+)x(-?\d+)$")
+MAX_DIGITS = 9
+
+
+def parse_stratum(s: str) -> tuple[int, int]:
+    m = _STRATUM.match(s.strip())
+    if not m:
+        raise ConfigError(
+            f"Stratum {s!r} is not of the form 'AxB' (operand digit counts), e.g. '2x2' or '1x3'."
+        )
+    a, b = int(m.group(1)), int(m.group(2))
+    for d in (a, b):
+        if d < 1 or d > MAX_DIGITS:
+            raise ConfigError(
+                f"Stratum {s!r} has an operand with {d} digits; digit counts must be between 1 and "
+                f"{MAX_DIGITS}. Use e.g. '1x1', '2x3' or '4x4'."
+            )
+    return a, b
+
+
+def operand_range(d: int) -> tuple[int, int]:
+    """Inclusive range of d-digit operands (0..9 for d=1)."""
+    return (0, 9) if d == 1 else (10 ** (d - 1), 10**d - 1)
+
+
+def stratum_size(s: str) -> int:
+    da, db = parse_stratum(s)
+    (la, ha), (lb, hb) = operand_range(da), operand_range(db)
+    return (ha - la + 1) * (hb - lb + 1)
+
+
+class ArithmeticConfig(TaskConfig):
+    """``[[tasks]]`` entry for ``arith.mul`` / ``arith.add``."""
+
+    strata: list[str] = Field(default_factory=lambda: ["1x1", "1x2", "2x2", "3x3"], min_length=1)
+    n_test: int = Field(200, description="held-out items per stratum")
+    n_test_per_stratum: dict[str, int] = Field(
+        default_factory=dict, description="per-stratum overrides of n_test"
+    )
+    data_seed: int = Field(1234, description="seed of the test-set sample (shared by conditions)")
+
+    @field_validator("strata")
+    @classmethod
+    def _valid_strata(cls, v: list[str]) -> list[str]:
+        for s in v:
+            parse_stratum(s)
+        if len(set(v)) != len(v):
+            raise ValueError(f"strata must be distinct, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ArithmeticConfig:
+        for s in self.n_test_per_stratum:
+            if s not in self.strata:
+                raise ValueError(
+                    f"n_test_per_stratum names stratum {s!r}, which is not in strata {self.strata}"
+                )
+        for s in self.strata:
+            n = self.n_test_for(s)
+            if n < 1:
+                raise ValueError(f"n_test for stratum {s!r} must be at least 1, got {n}")
+            size = stratum_size(s)
+            if n >= size:
+                raise ValueError(
+                    f"n_test for stratum {s!r} is {n}, but that stratum has only {size} operand "
+                    f"pairs and training needs pairs disjoint from the test set; use at most "
+                    f"{size // 2} (e.g. n_test_per_stratum = {{ \"{s}\" = {size // 2} }})"
+                )
+        return self
+
+    def n_test_for(self, s: str) -> int:
+        return self.n_test_per_stratum.get(s, self.n_test)
+
+
+class ArithmeticTask(Task):
+    """Exact-match arithmetic with per-digit accuracy and an error taxonomy."""
+
+    item_metrics = ("digit_accuracy",)
+    error_types = (
+        "correct",
+        "no_answer",
+        "wrong_length",
+        "carry_error",
+        "one_wrong_digit",
+        "multi_digit",
+    )
+
+    def __init__(self, op: str, config: ArithmeticConfig) -> None:
+        self.op = op
+        self.symbol, self.word, self.fn = OPS[op]
+        self.config = config
+        self.name = config.id
+        self._test: list[Example] | None = None
+
+    @property
+    def strata(self) -> list[str]:
+        return list(self.config.strata)
+
+    def _example(self, a: int, b: int, stratum: str, idx: str) -> Example:
+        return Example(
+            id=idx,
+            stratum=stratum,
+            question={"a": a, "b": b, "op": self.op},
+            answer=str(self.fn(a, b)),
+        )
+
+    def _test_pairs(self, stratum: str) -> list[tuple[int, int]]:
+        da, db = parse_stratum(stratum)
+        (la, ha), (lb, hb) = operand_range(da), operand_range(db)
+        n_b = hb - lb + 1
+        size = (ha - la + 1) * n_b
+        # the sample depends on the data seed and the stratum only, not on the other strata
+        rng = np.random.default_rng([self.config.data_seed, da, db, 7])
+        flat = rng.choice(size, size=self.config.n_test_for(stratum), replace=False)
+        return [(la + int(i) // n_b, lb + int(i) % n_b) for i in flat]
+
+    def test_set(self) -> list[Example]:
+        if self._test is None:
+            out = []
+            for s in self.strata:
+                for j, (a, b) in enumerate(self._test_pairs(s)):
+                    out.append(self._example(a, b, s, f"{s}-{j:04d}"))
+            self._test = out
+        return self._test
+
+    def train_examples(
+        self, n: int, seed: int, weights: dict[str, float] | None = None
+    ) -> list[Example]:
+        weights = weights or {s: 1.0 for s in self.strata}
+        unknown = set(weights) - set(self.strata)
+        if unknown:
+            raise ConfigError(
+                f"Training weights name strata {sorted(unknown)} that task {self.name!r} does "
+                f"not have; its strata are {self.strata}."
+            )
+        names = [s for s in self.strata if weights.get(s, 0) > 0]
+        if not names:
+            raise ConfigError(f"Training weights for task {self.name!r} are all zero.")
+        p = np.array([weights[s] for s in names], dtype=float)
+        p /= p.sum()
+        test = {s: set(self._test_pairs(s)) for s in names}
+        rng = np.random.default_rng([seed, 11])
+        which = rng.choice(len(names), size=n, p=p)
+        out: list[Example] = []
+        for i, k in enumerate(which):
+            s = names[int(k)]
+            (la, ha), (lb, hb) = (operand_range(d) for d in parse_stratum(s))
+            while True:
+                a = int(rng.integers(la, ha + 1))
+                b = int(rng.integers(lb, hb + 1))
+                if (a, b) not in test[s]:
+                    break
+            out.append(self._example(a, b, s, f"train-{i}"))
+        return out
+
+    def score(self, example: Example, prediction: str | None) -> ItemScore:
+        truth = example.answer
+        if prediction is None or prediction == "":
+            return ItemScore(False, prediction, {"digit_accuracy": 0.0}, "no_answer")
+        return ItemScore(
+            prediction == truth,
+            prediction,
+            {"digit_accuracy": digit_accuracy(prediction, truth)},
+            classify_error(prediction, truth),
+        )
+
+
+def digit_accuracy(pred: str, truth: str) -> float:
+    """Fraction of the true answer's digits that the prediction has right, aligned at the units.
+
+    Extra predicted digits count against it: the denominator is the longer length.
+    """
+    n = max(len(pred), len(truth))
+    p, t = pred.rjust(n, " "), truth.rjust(n, " ")
+    return sum(1 for x, y in zip(p, t, strict=True) if x == y and x != " ") / n
+
+
+def classify_error(pred: str, truth: str) -> str:
+    """Error taxonomy of a parsed numeric prediction.
+
+    ``correct``; ``wrong_length`` (digit count differs); ``carry_error`` (same length, every wrong
+    digit is off by exactly one, the signature of a dropped or extra carry); ``one_wrong_digit``
+    (exactly one digit wrong, by more than one); ``multi_digit`` (anything else).
+    """
+    if pred == truth:
+        return "correct"
+    if len(pred) != len(truth):
+        return "wrong_length"
+    diffs = [(int(a), int(b)) for a, b in zip(pred, truth, strict=True) if a != b]
+    if all(abs(a - b) in (1, 9) for a, b in diffs):
+        return "carry_error"
+    if len(diffs) == 1:
+        return "one_wrong_digit"
+    return "multi_digit"
+
+
+# ---------------------------------------------------------------- prompt formats
+
+_INT = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How an arithmetic example becomes prompt and target text, and how output is parsed."""
+
+    name: str
+    build_prompt: Callable[[dict[str, Any], Any, list[Example]], str]
+    build_target: Callable[[str, Any], str]
+    parse: Callable[[str], str | None]
+    uses_chat_template: bool = False
+    n_shots: int = 0
+
+    def prompt(self, ex: Example, tokenizer: Any = None, shots: list[Example] | None = None) -> str:
+        return self.build_prompt(ex.question, tokenizer, shots or [])
+
+    def target(self, ex: Example, tokenizer: Any = None) -> str:
+        return self.build_target(ex.answer, tokenizer)
+
+
+PROMPT_FORMATS: Registry[PromptFormat] = Registry("prompt format")
+
+
+def _sym(q: dict[str, Any]) -> str:
+    return OPS[q["op"]][0]
+
+
+def _first_int(text: str) -> str | None:
+    m = _INT.search(text)
+    return m.group(0).lstrip("+") if m else None
+
+
+def _plain_prompt(q: dict[str, Any]) -> str:
+    return f"Q: What is {q['a']} {_sym(q)} {q['b']}? A:"
+
+
+def _leading_int(text: str) -> str | None:
+    m = re.match(r"\s*(-?\d+)", text)
+    return m.group(1) if m else None
+
+
+def _reverse_parse(text: str) -> str | None:
+    m = re.match(r"\s*(\d+)", text)
+    if not m:
+        return None
+    digits = m.group(1)[::-1].lstrip("0")
+    return digits or "0"
+
+
+def _chat_prompt(q: dict[str, Any], tok: Any, shots: list[Example]) -> str:
+    if tok is None or getattr(tok, "chat_template", None) is None:
+        raise ConfigError(
+            "Prompt format 'chat' needs a model whose tokenizer has a chat template; this model "
+            "has none. Use format = 'plain' or 'fewshot' instead."
+        )
+    msgs = [{"role": "user", "content": f"What is {q['a']} {_sym(q)} {q['b']}?"}]
+    return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+
+def _chat_target(ans: str, tok: Any) -> str:
+    eos = getattr(tok, "eos_token", None) or ""
+    return f"{ans}{eos}\n"
+
+
+def _fewshot_prompt(q: dict[str, Any], tok: Any, shots: list[Example]) -> str:
+    lines = [f"{_plain_prompt(s.question)} {s.answer}" for s in shots]
+    return "\n".join([*lines, _plain_prompt(q)])
+
+
+PROMPT_FORMATS.register("plain")(
+    PromptFormat("plain", lambda q, t, s: _plain_prompt(q), lambda a, t: f" {a}\n", _leading_int)
+)
+PROMPT_FORMATS.register("fewshot")(
+    PromptFormat("fewshot", _fewshot_prompt, lambda a, t: f" {a}\n", _leading_int, n_shots=3)
+)
+PROMPT_FORMATS.register("compact")(
+    PromptFormat(
+        "compact",
+        lambda q, t, s: f"{q['a']}{_sym(q)}{q['b']}=",
+        lambda a, t: f"{a}\n",
+        _leading_int,
+    )
+)
+PROMPT_FORMATS.register("compact_rev")(
+    PromptFormat(
+        "compact_rev",
+        lambda q, t, s: f"{q['a']}{_sym(q)}{q['b']}=",
+        lambda a, t: f"{a[::-1]}\n",
+        _reverse_parse,
+    )
+)
+PROMPT_FORMATS.register("chat")(
+    PromptFormat("chat", _chat_prompt, _chat_target, _first_int, uses_chat_template=True)
+)
+
+
+def _register(op: str) -> None:
+    def factory(config: ArithmeticConfig) -> ArithmeticTask:
+        return ArithmeticTask(op, config)
+
+    TASKS.register(f"arith.{op}")((ArithmeticConfig, factory))
+
+
+for _op in OPS:
+    _register(_op)

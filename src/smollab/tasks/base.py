@@ -1,0 +1,83 @@
+"""What a task is: a dataset of :class:`Example` s, prompt formats, a scorer and strata.
+
+A task produces a fixed, seeded test set (the same items for every condition, so paired tests
+are possible) and, for training, examples disjoint from that test set. Scoring is per item; the
+analysis layer aggregates items into metrics with intervals.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from smollab.registry import Registry
+
+
+@dataclass(frozen=True)
+class Example:
+    """One item: ``question`` holds the task's structured input, ``answer`` the canonical answer."""
+
+    id: str
+    stratum: str
+    question: dict[str, Any]
+    answer: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Example:
+        return cls(id=d["id"], stratum=d["stratum"], question=d["question"], answer=d["answer"])
+
+
+@dataclass
+class ItemScore:
+    """The score of one generated completion."""
+
+    correct: bool
+    prediction: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error_type: str = "correct"
+
+
+class TaskConfig(BaseModel):
+    """Fields common to every task entry of a study spec (``[[tasks]]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    task: str
+
+
+class Task(ABC):
+    """A generative task. Subclasses define examples, formats and scoring."""
+
+    name: str
+    #: metric names reported per stratum, besides ``exact_match``
+    item_metrics: tuple[str, ...] = ()
+    #: error categories reported by the error taxonomy, in display order
+    error_types: tuple[str, ...] = ()
+
+    @property
+    @abstractmethod
+    def strata(self) -> list[str]: ...
+
+    @abstractmethod
+    def test_set(self) -> list[Example]:
+        """The held-out items, deterministic given the task config."""
+
+    @abstractmethod
+    def train_examples(self, n: int, seed: int, weights: dict[str, float] | None) -> list[Example]:
+        """``n`` training items drawn (deterministically from ``seed``) disjoint from the test set."""
+
+    @abstractmethod
+    def score(self, example: Example, prediction: str | None) -> ItemScore:
+        """Score a parsed prediction against the example."""
+
+
+TaskFactory = Any
+#: ``task`` name in a study spec -> (config class, Task constructor)
+TASKS: Registry[TaskFactory] = Registry("task")

@@ -1,0 +1,7 @@
+"""Training: supervised fine-tuning (answer-token loss), LoRA and from-scratch, one loop."""
+
+from __future__ import annotations
+
+from smollab.train.trainer import Trainer, lr_at, set_seed
+
+__all__ = ["Trainer", "lr_at", "set_seed"]

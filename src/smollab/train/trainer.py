@@ -1,0 +1,309 @@
+"""Supervised fine-tuning and from-scratch training: one loop, readable top to bottom.
+
+    trainer = Trainer(lm, spec, run_dir, task=task, fmt=fmt, seed=0)
+    trainer.setup()      # seeds, LoRA, optimizer, schedule, data; resumes from ckpt/last if present
+    trainer.fit()        # train, evaluate every N steps, checkpoint every M steps
+    trainer.save_final()
+
+The loss is cross-entropy on answer tokens only, and the output projection is applied only at
+those positions (a forward pre-hook on the output embedding gathers them), which saves most of
+the vocabulary projection on packed arithmetic sequences. The data order is a pure function of
+(seed, step), so a resumed run sees exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from smollab.io import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
+from smollab.models import LoadedModel
+from smollab.study.spec import TrainSpec
+from smollab.tasks import Example, PromptFormat, Task
+from smollab.train.data import collate, encode_example, pack_examples
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_at(step: int, spec: TrainSpec) -> float:
+    """Linear warm-up to ``lr`` then cosine decay to ``lr * min_lr_ratio`` (step is 0-based)."""
+    if spec.warmup_steps and step < spec.warmup_steps:
+        return spec.lr * (step + 1) / spec.warmup_steps
+    span = max(1, spec.steps - spec.warmup_steps)
+    progress = min(1.0, (step - spec.warmup_steps) / span)
+    floor = spec.lr * spec.min_lr_ratio
+    return floor + 0.5 * (spec.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+class _GatherPositions:
+    """Forward pre-hook on the output embedding: keep only hidden states at loss positions."""
+
+    def __init__(self) -> None:
+        self.positions: torch.Tensor | None = None
+
+    def __call__(self, module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if self.positions is None:
+            return None
+        return (args[0][self.positions],)
+
+
+class Trainer:
+    """Trains ``lm.model`` on ``task`` examples rendered by ``fmt``; writes into ``run_dir``."""
+
+    def __init__(
+        self,
+        lm: LoadedModel,
+        spec: TrainSpec,
+        run_dir: Path,
+        *,
+        task: Task,
+        fmt: PromptFormat,
+        seed: int,
+        evaluate: Callable[[Any], dict[str, float]] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.lm, self.spec, self.run_dir = lm, spec, Path(run_dir)
+        self.task, self.fmt, self.seed = task, fmt, seed
+        self.evaluate = evaluate
+        self.progress = progress or (lambda e: None)
+        self.ckpt_dir = self.run_dir / "ckpt"
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.step = 0
+        self.tokens_seen = 0
+        self.train_seconds = 0.0
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        spec = self.spec
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        set_seed(self.seed)
+        model = self.lm.model
+        if spec.method == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            targets: Any = spec.lora_targets
+            if targets == ["all-linear"]:
+                targets = "all-linear"
+            cfg = LoraConfig(
+                r=spec.lora_r,
+                lora_alpha=spec.lora_alpha,
+                lora_dropout=spec.lora_dropout,
+                target_modules=targets,
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, cfg)
+        elif spec.freeze_embeddings:
+            for p in model.get_input_embeddings().parameters():
+                p.requires_grad_(False)
+            for p in model.get_output_embeddings().parameters():
+                p.requires_grad_(False)
+        self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in self.params if p.ndim >= 2]
+        no_decay = [p for p in self.params if p.ndim < 2]
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": spec.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=spec.lr,
+            betas=spec.betas,
+            foreach=True,
+        )
+        self.hook = _GatherPositions()
+        self.lm.model.get_output_embeddings().register_forward_pre_hook(self.hook)
+        self._build_data()
+        self._resume()
+
+    def _build_data(self) -> None:
+        spec, tok = self.spec, self.lm.tokenizer
+        n_seq = spec.steps * spec.grad_accum * spec.batch_size
+        # budget the examples from a sample of their token lengths
+        probe = self.task.train_examples(64, seed=self.seed, weights=spec.weights or None)
+        mean_len = np.mean([sum(map(len, encode_example(tok, self.fmt, e, True))) for e in probe])
+        per_seq = max(1, int(spec.seq_len // mean_len)) if spec.pack else 1
+        n_ex = int(n_seq * per_seq * 1.5) + 64
+        while True:
+            examples = self.task.train_examples(n_ex, seed=self.seed, weights=spec.weights or None)
+            try:
+                self.sequences, used = pack_examples(
+                    examples, tok, self.fmt, spec.seq_len, n_seq, pack=spec.pack
+                )
+                break
+            except Exception:
+                if n_ex > 50 * n_seq * per_seq:
+                    raise
+                n_ex *= 2
+        self.train_examples: list[Example] = examples[:used]
+        self.tokens_per_step = [
+            sum(len(s.input_ids) for s in self.sequences[i : i + spec.batch_size * spec.grad_accum])
+            for i in range(0, n_seq, spec.batch_size * spec.grad_accum)
+        ]
+
+    def write_train_data(self, path: Path) -> None:
+        """The exact training examples, in the order they were used."""
+        write_jsonl(path, (e.to_dict() for e in self.train_examples))
+
+    # ------------------------------------------------------------------ checkpoints
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def save_checkpoint(self) -> None:
+        """Atomically replace ``ckpt/last`` with the current step's state."""
+        tmp = self.ckpt_dir / f".last.tmp{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        torch.save(
+            {
+                "step": self.step,
+                "tokens_seen": self.tokens_seen,
+                "train_seconds": self.train_seconds,
+                "params": self._trainable_state(),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": {
+                    "python": random.getstate(),
+                    "numpy": np.random.get_state(),
+                    "torch": torch.get_rng_state(),
+                },
+            },
+            tmp / "state.pt",
+        )
+        last = self.ckpt_dir / "last"
+        old = self.ckpt_dir / f".old{os.getpid()}"
+        if last.exists():
+            os.replace(last, old)
+        os.replace(tmp, last)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _resume(self) -> None:
+        state_path = self.ckpt_dir / "last" / "state.pt"
+        if not state_path.exists():
+            if self.metrics_path.exists():  # a run killed before its first checkpoint
+                self.metrics_path.unlink()
+            return
+        state = torch.load(state_path, weights_only=False)
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for n, t in state["params"].items():
+                params[n].copy_(t)
+        self.optimizer.load_state_dict(state["optimizer"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.step = state["step"]
+        self.tokens_seen = state["tokens_seen"]
+        self.train_seconds = state["train_seconds"]
+        # drop log lines written after the checkpoint, so the log matches an uninterrupted run
+        if self.metrics_path.exists():
+            rows = [r for r in read_jsonl(self.metrics_path) if r.get("step", 0) <= self.step]
+            write_jsonl(self.metrics_path, rows)
+        self.progress({"event": "resumed", "step": self.step})
+
+    # ------------------------------------------------------------------ loop
+    def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        self.hook.positions = batch["loss_positions"]
+        try:
+            logits = self.model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits
+        finally:
+            self.hook.positions = None
+        targets = batch["targets"][batch["loss_positions"]]
+        return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+
+    def fit(self) -> dict[str, Any]:
+        spec = self.spec
+        device = next(self.model.parameters()).device
+        pad = self.lm.tokenizer.pad_token_id or 0
+        per_step = spec.batch_size * spec.grad_accum
+        self.model.train()
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.bf16_autocast)
+        while self.step < spec.steps:
+            t0 = time.perf_counter()
+            lr = lr_at(self.step, spec)
+            for g in self.optimizer.param_groups:
+                g["lr"] = lr
+            seqs = self.sequences[self.step * per_step : (self.step + 1) * per_step]
+            n_targets = sum(sum(1 for x in s.labels if x != -100) for s in seqs)
+            total = 0.0
+            for m in range(spec.grad_accum):
+                mb = seqs[m * spec.batch_size : (m + 1) * spec.batch_size]
+                batch = {k: v.to(device) for k, v in collate(mb, pad).items()}
+                with autocast:
+                    loss = self._loss(batch)
+                (loss / n_targets).backward()
+                total += loss.item()
+            if spec.grad_clip > 0:
+                gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, spec.grad_clip))
+            else:
+                gnorm = float("nan")
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            self.tokens_seen += self.tokens_per_step[self.step - 1]
+            self.train_seconds += time.perf_counter() - t0
+            row = {
+                "step": self.step,
+                "loss": total / n_targets,
+                "lr": lr,
+                "grad_norm": gnorm,
+                "tokens": self.tokens_seen,
+                "time_s": round(self.train_seconds, 3),
+            }
+            if not math.isfinite(row["loss"]):
+                raise FloatingPointError(f"training loss is {row['loss']} at step {self.step}")
+            if self.evaluate and spec.eval_every and (
+                self.step % spec.eval_every == 0 or self.step == spec.steps
+            ):
+                self.model.eval()
+                row["eval"] = self.evaluate(self.model)
+                self.model.train()
+            append_jsonl(self.metrics_path, row)
+            self.progress({"event": "train_step", **row, "total": spec.steps})
+            if self.step % spec.checkpoint_every == 0 and self.step < spec.steps:
+                self.save_checkpoint()
+        self.model.eval()
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        rows = read_jsonl(self.metrics_path) if self.metrics_path.exists() else []
+        tail = [r["loss"] for r in rows[-10:]]
+        return {
+            "steps": self.step,
+            "tokens": self.tokens_seen,
+            "train_seconds": self.train_seconds,
+            "tokens_per_s": self.tokens_seen / self.train_seconds if self.train_seconds else None,
+            "final_loss": float(np.mean(tail)) if tail else None,
+            "n_train_examples": len(self.train_examples),
+            "n_trainable_params": sum(p.numel() for p in self.params),
+        }
+
+    def save_final(self) -> None:
+        """Save the final model (full weights or the LoRA adapter) to ``ckpt/final``, write
+        ``train_summary.json`` (the stage's done-marker), then drop ``ckpt/last``."""
+        final = self.ckpt_dir / "final"
+        tmp = self.ckpt_dir / f".final.tmp{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        self.lm.tokenizer.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        atomic_write_json(self.run_dir / "train_summary.json", self.summary())
+        shutil.rmtree(self.ckpt_dir / "last", ignore_errors=True)

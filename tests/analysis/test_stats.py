@@ -1,0 +1,364 @@
+"""Known-value tests for smollab.analysis.stats.
+
+Expected values come from published/textbook numbers or from closed-form formulas written out
+here independently of the implementation (never the function under test against itself).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from smollab.analysis import (
+    Interval,
+    McNemarResult,
+    bootstrap_interval,
+    describe_seeds,
+    hierarchical_bootstrap_accuracy,
+    holm_bonferroni,
+    mcnemar,
+    mean_sem,
+    paired_bootstrap_diff,
+    t_interval,
+    verdict,
+    wilson_interval,
+)
+
+
+def _wilson_closed_form(k: int, n: int, z: float) -> tuple[float, float]:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+# --------------------------------------------------------------------------- Interval
+
+
+def test_interval_to_dict_contains_and_json() -> None:
+    iv = Interval(np.float64(0.5), np.float32(0.25), 0.75, 0.95, "t")
+    d = iv.to_dict()
+    assert d == {"estimate": 0.5, "low": 0.25, "high": 0.75, "level": 0.95, "method": "t"}
+    assert all(type(d[k]) is float for k in ("estimate", "low", "high", "level"))
+    assert json.loads(json.dumps(d)) == d
+    assert iv.contains(0.25) and iv.contains(0.75) and iv.contains(0.5)
+    assert not iv.contains(0.2) and not iv.contains(0.8) and not iv.contains(math.nan)
+    with pytest.raises(AttributeError):
+        iv.low = 0.0  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- Wilson
+
+
+def test_wilson_published_value_81_of_263() -> None:
+    iv = wilson_interval(81, 263)
+    assert iv.method == "wilson" and iv.level == 0.95
+    assert iv.estimate == pytest.approx(81 / 263)
+    assert round(iv.low, 4) == 0.2553 and round(iv.high, 4) == 0.3662
+    lo, hi = _wilson_closed_form(81, 263, 1.959963984540054)
+    assert iv.low == pytest.approx(lo, abs=1e-12) and iv.high == pytest.approx(hi, abs=1e-12)
+
+
+def test_wilson_extremes() -> None:
+    zero = wilson_interval(0, 10)
+    assert zero.low == 0.0 and zero.high == pytest.approx(0.2775, abs=5e-5)
+    full = wilson_interval(10, 10)
+    assert full.high == 1.0 and full.low == pytest.approx(0.7225, abs=5e-5)
+    assert zero.high == pytest.approx(1 - full.low, abs=1e-12)  # symmetry
+
+
+def test_wilson_other_level_matches_closed_form() -> None:
+    iv = wilson_interval(7, 20, level=0.90)
+    lo, hi = _wilson_closed_form(7, 20, sps.norm.ppf(0.95))
+    assert iv.low == pytest.approx(lo, abs=1e-12) and iv.high == pytest.approx(hi, abs=1e-12)
+    assert iv.level == 0.90
+
+
+def test_wilson_n_zero_and_validation() -> None:
+    iv = wilson_interval(0, 0)
+    assert math.isnan(iv.estimate) and iv.low == 0.0 and iv.high == 1.0
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
+    with pytest.raises(ValueError):
+        wilson_interval(-1, 10)
+    with pytest.raises(ValueError):
+        wilson_interval(1, 10, level=1.0)
+    with pytest.raises(TypeError):
+        wilson_interval(1.5, 10)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- mean/sem/t
+
+
+def test_mean_sem_known_value_and_not_std_over_n() -> None:
+    mean, sem = mean_sem([1, 2, 3, 4])
+    assert mean == 2.5
+    assert sem == pytest.approx(0.6455, abs=5e-5)
+    assert sem == pytest.approx(math.sqrt(5 / 3) / 2, abs=1e-12)  # s = sqrt(5/3), n = 4
+    wrong = math.sqrt(5 / 3) / 4  # std / n: the classic bug
+    assert abs(sem - wrong) > 0.3
+
+
+def test_mean_sem_single_and_validation() -> None:
+    mean, sem = mean_sem([0.7])
+    assert mean == 0.7 and math.isnan(sem)
+    with pytest.raises(ValueError):
+        mean_sem([])
+    with pytest.raises(ValueError):
+        mean_sem([1.0, math.nan])
+
+
+def test_t_interval_textbook_value() -> None:
+    iv = t_interval([1, 2, 3, 4])
+    t975_df3 = 3.182446305284263  # textbook t-table value
+    assert sps.t.ppf(0.975, 3) == pytest.approx(t975_df3, abs=1e-9)
+    half = t975_df3 * math.sqrt(5 / 3) / 2
+    assert iv.method == "t" and iv.estimate == 2.5
+    assert iv.low == pytest.approx(2.5 - half, abs=1e-9)
+    assert iv.high == pytest.approx(2.5 + half, abs=1e-9)
+    assert round(iv.low, 4) == 0.4457 and round(iv.high, 4) == 4.5543
+
+
+def test_t_interval_single_value() -> None:
+    iv = t_interval([0.42])
+    assert iv.method == "t(n=1)" and iv.low == iv.high == iv.estimate == 0.42
+
+
+def test_describe_seeds() -> None:
+    d = describe_seeds([3.0, 1.0, 2.0])
+    assert d["n"] == 3 and d["mean"] == 2.0 and d["std"] == pytest.approx(1.0)
+    assert d["sem"] == pytest.approx(1 / math.sqrt(3))
+    assert d["min"] == 1.0 and d["max"] == 3.0 and d["values"] == [3.0, 1.0, 2.0]
+    json.dumps(d)
+    one = describe_seeds([5])
+    assert one["n"] == 1 and math.isnan(one["std"]) and math.isnan(one["sem"])
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_two_points_exact_distribution() -> None:
+    # Resampled means of [0, 1] are 0, 0.5, 1 with probs 1/4, 1/2, 1/4 -> 95% interval [0, 1].
+    iv = bootstrap_interval([0.0, 1.0], n_boot=2000, seed=1)
+    assert iv.estimate == 0.5 and iv.low == 0.0 and iv.high == 1.0
+    assert iv.method == "bootstrap-percentile"
+
+
+def test_bootstrap_matches_normal_approximation_and_is_reproducible() -> None:
+    values = np.random.default_rng(123).normal(10.0, 2.0, size=200)
+    iv = bootstrap_interval(values, n_boot=4000, seed=7)
+    se = values.std(ddof=0) / math.sqrt(values.size)
+    assert iv.estimate == pytest.approx(values.mean())
+    assert iv.low == pytest.approx(values.mean() - 1.959964 * se, abs=0.15 * se)
+    assert iv.high == pytest.approx(values.mean() + 1.959964 * se, abs=0.15 * se)
+    assert bootstrap_interval(values, n_boot=4000, seed=7) == iv
+    assert bootstrap_interval(values, n_boot=4000, seed=8) != iv
+
+
+def test_bootstrap_statistic_without_axis_matches_vectorised() -> None:
+    values = [1.0, 5.0, 2.0, 8.0, 3.0]
+    fast = bootstrap_interval(values, n_boot=500, seed=3, statistic=np.median)
+    slow = bootstrap_interval(values, n_boot=500, seed=3, statistic=lambda x: float(np.median(x)))
+    assert fast == slow
+    assert fast.estimate == 3.0
+
+
+def test_bootstrap_validation() -> None:
+    with pytest.raises(ValueError):
+        bootstrap_interval([])
+    with pytest.raises(ValueError):
+        bootstrap_interval([[1.0, 2.0]])
+    with pytest.raises(ValueError):
+        bootstrap_interval([1.0, 2.0], n_boot=0)
+
+
+# --------------------------------------------------------------------------- hierarchical
+
+
+def test_hierarchical_all_ones_and_zeros() -> None:
+    iv = hierarchical_bootstrap_accuracy(np.ones((3, 50)), n_boot=200)
+    assert (iv.estimate, iv.low, iv.high) == (1.0, 1.0, 1.0)
+    assert iv.method == "bootstrap-seeds-items"
+    iv0 = hierarchical_bootstrap_accuracy(np.zeros((2, 10), dtype=bool), n_boot=200)
+    assert (iv0.estimate, iv0.low, iv0.high) == (0.0, 0.0, 0.0)
+
+
+def test_hierarchical_pure_seed_variation_exact() -> None:
+    # Rows constant: item resampling is irrelevant; seed means 0 and 1 -> exact [0, 1].
+    correct = np.array([[0] * 20, [1] * 20])
+    iv = hierarchical_bootstrap_accuracy(correct, n_boot=2000, seed=0)
+    assert iv.estimate == 0.5 and iv.low == 0.0 and iv.high == 1.0
+
+
+def test_hierarchical_single_seed_is_item_bootstrap() -> None:
+    rng = np.random.default_rng(0)
+    correct = (rng.random((1, 2000)) < 0.6).astype(int)
+    p = correct.mean()
+    se = math.sqrt(p * (1 - p) / correct.size)
+    iv = hierarchical_bootstrap_accuracy(correct, n_boot=2000, seed=1)
+    assert iv.estimate == p and iv.contains(p)
+    assert iv.low == pytest.approx(p - 1.959964 * se, abs=0.15 * se)
+    assert iv.high == pytest.approx(p + 1.959964 * se, abs=0.15 * se)
+
+
+def test_hierarchical_items_shared_across_seeds() -> None:
+    # Identical seeds: resampling items once per replicate (crossed design) keeps the width of
+    # a single-seed item bootstrap; independent per-seed item draws would shrink it ~sqrt(10)x.
+    row = (np.random.default_rng(5).random(400) < 0.5).astype(int)
+    one = hierarchical_bootstrap_accuracy(row[None, :], n_boot=2000, seed=2)
+    ten = hierarchical_bootstrap_accuracy(np.tile(row, (10, 1)), n_boot=2000, seed=2)
+    assert ten.estimate == one.estimate
+    assert ten.width == pytest.approx(one.width, rel=0.15)
+
+
+def test_hierarchical_contains_estimate_shrinks_and_reproducible() -> None:
+    rng = np.random.default_rng(42)
+    small = (rng.random((4, 100)) < 0.7).astype(int)
+    large = (rng.random((4, 1600)) < 0.7).astype(int)
+    iv_s = hierarchical_bootstrap_accuracy(small, seed=3)
+    iv_l = hierarchical_bootstrap_accuracy(large, seed=3)
+    assert iv_s.contains(iv_s.estimate) and iv_l.contains(iv_l.estimate)
+    assert iv_s.estimate == small.mean()
+    assert iv_l.width < 0.5 * iv_s.width  # 16x items -> ~4x narrower
+    assert hierarchical_bootstrap_accuracy(small, seed=3) == iv_s
+    assert hierarchical_bootstrap_accuracy(small, seed=4) != iv_s
+
+
+def test_hierarchical_validation() -> None:
+    with pytest.raises(ValueError):
+        hierarchical_bootstrap_accuracy(np.ones(10))
+    with pytest.raises(ValueError):
+        hierarchical_bootstrap_accuracy(np.ones((0, 10)))
+    with pytest.raises(ValueError):
+        hierarchical_bootstrap_accuracy(np.full((2, 3), 0.5))
+
+
+# --------------------------------------------------------------------------- paired diff
+
+
+def test_paired_diff_identical_arrays() -> None:
+    a = (np.random.default_rng(9).random((1, 300)) < 0.5).astype(int)
+    iv = paired_bootstrap_diff(a, a.copy(), n_boot=500)
+    assert (iv.estimate, iv.low, iv.high) == (0.0, 0.0, 0.0)
+    assert verdict(iv) == "no detectable difference"
+    multi = (np.random.default_rng(10).random((3, 300)) < 0.5).astype(int)
+    iv_m = paired_bootstrap_diff(multi, multi.copy(), n_boot=500)
+    assert iv_m.estimate == 0.0 and iv_m.contains(0.0)
+    assert verdict(iv_m) == "no detectable difference"
+    assert iv_m.method == "paired-bootstrap-seeds-items"
+
+
+def test_paired_diff_clear_improvement_and_pairing() -> None:
+    rng = np.random.default_rng(11)
+    a = (rng.random((3, 500)) < 0.5).astype(int)
+    b = a.copy()
+    b[:, :100] = 1  # b fixes some items a got wrong, never breaks any
+    iv = paired_bootstrap_diff(a, b, seed=1)
+    assert iv.estimate == pytest.approx(b.mean() - a.mean())
+    assert iv.low > 0 and verdict(iv) == "improvement"
+    rev = paired_bootstrap_diff(b, a, seed=1)
+    assert rev.estimate == pytest.approx(-iv.estimate) and verdict(rev) == "degradation"
+    # different seed counts per condition are allowed
+    iv2 = paired_bootstrap_diff(a[:1], b, seed=1)
+    assert iv2.estimate == pytest.approx(b.mean() - a[:1].mean())
+
+
+def test_paired_diff_validation() -> None:
+    with pytest.raises(ValueError):
+        paired_bootstrap_diff(np.ones((2, 10)), np.ones((2, 11)))
+    with pytest.raises(ValueError):
+        paired_bootstrap_diff(np.ones(10), np.ones((1, 10)))
+    with pytest.raises(ValueError):
+        paired_bootstrap_diff(np.ones((1, 10)), np.full((1, 10), 2))
+
+
+# --------------------------------------------------------------------------- McNemar
+
+
+def _pairs(b01: int, b10: int, both_right: int = 0, both_wrong: int = 0) -> tuple[list, list]:
+    a = [0] * b01 + [1] * b10 + [1] * both_right + [0] * both_wrong
+    b = [1] * b01 + [0] * b10 + [1] * both_right + [0] * both_wrong
+    return a, b
+
+
+def test_mcnemar_exact_known_value() -> None:
+    res = mcnemar(*_pairs(1, 9, both_right=5, both_wrong=3))
+    assert isinstance(res, McNemarResult)
+    assert (res.b01, res.b10, res.method) == (1, 9, "exact")
+    assert res.p_value == 0.021484375  # 2 * (1 + 10) / 2**10
+    assert res.p_value == pytest.approx(2 * sps.binom.cdf(1, 10, 0.5))
+    assert json.loads(json.dumps(res.to_dict()))["b01"] == 1
+
+
+def test_mcnemar_exact_symmetric_capped() -> None:
+    res = mcnemar(*_pairs(5, 5))
+    assert res.method == "exact" and res.p_value == 1.0
+
+
+def test_mcnemar_chi2_cc_against_formula() -> None:
+    res = mcnemar(*_pairs(20, 10, both_right=15, both_wrong=5))
+    assert (res.b01, res.b10, res.method) == (20, 10, "chi2-cc")
+    stat = (abs(20 - 10) - 1) ** 2 / (20 + 10)
+    assert res.statistic == pytest.approx(2.7)
+    assert res.p_value == pytest.approx(sps.chi2.sf(stat, 1))
+    assert res.p_value == pytest.approx(0.10034, abs=1e-5)
+
+
+def test_mcnemar_threshold_and_no_discordant() -> None:
+    assert mcnemar(*_pairs(12, 12)).method == "exact"  # 24 discordant
+    assert mcnemar(*_pairs(13, 12)).method == "chi2-cc"  # 25 discordant
+    none = mcnemar([1, 0, 1], [True, False, True])
+    assert (none.b01, none.b10, none.p_value) == (0, 0, 1.0)
+
+
+def test_mcnemar_validation() -> None:
+    with pytest.raises(ValueError):
+        mcnemar([0, 1], [0, 1, 1])
+    with pytest.raises(ValueError):
+        mcnemar([0, 2], [0, 1])
+    with pytest.raises(ValueError):
+        mcnemar([[0, 1]], [[0, 1]])
+
+
+# --------------------------------------------------------------------------- Holm
+
+
+def test_holm_hand_computed() -> None:
+    # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> running max 0.06
+    adj = holm_bonferroni([0.01, 0.04, 0.03, 0.005])
+    assert adj == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_bonferroni([0.5, 0.6]) == [1.0, 1.0]
+    assert holm_bonferroni([0.3, 0.6]) == pytest.approx([0.6, 0.6])
+    assert holm_bonferroni([0.02]) == [0.02]
+    assert holm_bonferroni([]) == []
+
+
+def test_holm_validation() -> None:
+    with pytest.raises(ValueError):
+        holm_bonferroni([0.1, 1.5])
+    with pytest.raises(ValueError):
+        holm_bonferroni([math.nan])
+
+
+# --------------------------------------------------------------------------- verdict
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "higher_is_better", "expected"),
+    [
+        (0.01, 0.05, True, "improvement"),
+        (-0.05, -0.01, True, "degradation"),
+        (0.01, 0.05, False, "degradation"),
+        (-0.05, -0.01, False, "improvement"),
+        (-0.01, 0.05, True, "no detectable difference"),
+        (0.0, 0.05, True, "no detectable difference"),
+        (math.nan, math.nan, True, "no detectable difference"),
+    ],
+)
+def test_verdict(low: float, high: float, higher_is_better: bool, expected: str) -> None:
+    iv = Interval((low + high) / 2, low, high, 0.95, "t")
+    assert verdict(iv, higher_is_better=higher_is_better) == expected
