@@ -52,8 +52,13 @@ def _stratum_block(per_seed: list[list[dict[str, Any]]], ids: list[str], error_t
         # the hull with the Wilson interval of the item count keeps the interval honest there.
         boot = hierarchical_bootstrap_accuracy(correct)
         w = wilson_interval(int(round(correct.mean() * correct.shape[1])), correct.shape[1])
-        em = Interval(boot.estimate, min(boot.low, w.low), max(boot.high, w.high), boot.level,
-                      "bootstrap-seeds-items+wilson-hull")
+        em = Interval(
+            boot.estimate,
+            min(boot.low, w.low),
+            max(boot.high, w.high),
+            boot.level,
+            "bootstrap-seeds-items+wilson-hull",
+        )
     da = hierarchical_bootstrap_accuracy(digit) if digit.size else None
     counts: Counter[str] = Counter()
     for recs in per_seed:
@@ -114,8 +119,10 @@ def aggregate(
         }
     for m in spec.models:
         info = next((r["model_info"] for r in records if r["model_name"] == m.name), {})
-        out["models"][m.name] = {"source": m.source, **{k: info.get(k) for k in
-                                 ("n_params", "model_type")}}
+        out["models"][m.name] = {
+            "source": m.source,
+            **{k: info.get(k) for k in ("n_params", "model_type")},
+        }
     for cond in spec.conditions:
         recs = by_cond.get(cond.name, [])
         if not recs:
@@ -140,9 +147,7 @@ def aggregate(
             block["tasks"][t.name] = {"strata": strata, OVERALL: strata_all}
         out["conditions"][cond.name] = block
         if cond.train:
-            out["curves"][cond.name] = {
-                str(r["seed"]): _curves(run_dirs[r["hash"]]) for r in recs
-            }
+            out["curves"][cond.name] = {str(r["seed"]): _curves(run_dirs[r["hash"]]) for r in recs}
     _comparisons(spec, out, preds, strata_ids)
     out["notes"] = _notes(spec, out, tasks)
     return out
@@ -153,8 +158,12 @@ def _train_summary(recs: list[dict[str, Any]]) -> dict[str, Any]:
         vals = [r["train"][key] for r in recs if r.get("train") and r["train"].get(key) is not None]
         return describe_seeds(vals) if vals else None
 
-    return {"wall_s": col("train_seconds"), "final_loss": col("final_loss"),
-            "tokens_per_s": col("tokens_per_s"), "steps": col("steps")}
+    return {
+        "wall_s": col("train_seconds"),
+        "final_loss": col("final_loss"),
+        "tokens_per_s": col("tokens_per_s"),
+        "steps": col("steps"),
+    }
 
 
 def _curves(run_dir: Path) -> dict[str, Any]:
@@ -180,13 +189,18 @@ def _comparisons(spec, out, preds, strata_ids) -> None:
                     b = _matrix(preds[(cond, task)], sids, "correct")
                     diff = paired_bootstrap_diff(a, b)
                     tests = [mcnemar(a[0], b[s]) for s in range(b.shape[0])]
-                    comps.append({
-                        "task": task, "stratum": stratum, "baseline": base, "condition": cond,
-                        "diff": diff.to_dict(),
-                        "mcnemar": [m.to_dict() for m in tests],
-                        "p_max": max(m.p_value for m in tests),
-                        "verdict": verdict(diff),
-                    })
+                    comps.append(
+                        {
+                            "task": task,
+                            "stratum": stratum,
+                            "baseline": base,
+                            "condition": cond,
+                            "diff": diff.to_dict(),
+                            "mcnemar": [m.to_dict() for m in tests],
+                            "p_max": max(m.p_value for m in tests),
+                            "verdict": verdict(diff),
+                        }
+                    )
     if comps:
         for c, p in zip(comps, holm_bonferroni([c["p_max"] for c in comps]), strict=True):
             c["p_holm"] = p

@@ -78,7 +78,9 @@ class StudyProgress:
             bar = self._bar(f"{label}/train", f"train {label}", e.get("total"))
             info = f"loss {e['loss']:.4f}"
             if e.get("eval"):
-                info += " | " + " ".join(f"{k.split('/')[-1]}:{v:.0%}" for k, v in e["eval"].items())
+                info += " | " + " ".join(
+                    f"{k.split('/')[-1]}:{v:.0%}" for k, v in e["eval"].items()
+                )
             self.progress.update(bar, completed=e["step"], info=info)
         elif ev == "stage" and e.get("stage") == "eval":
             self._bar(f"{label}/eval/{e['task']}", f"eval  {label} {e['task']}", e.get("total"))

@@ -31,8 +31,9 @@ def report(
             "`smollab sessions`, or finish this one by re-running its `smollab run` command."
         )
     paths = build_report(d, pdf=pdf)
-    print_paths([p for p in (paths.report_md, paths.report_html, paths.paper_tex,
-                             paths.paper_pdf) if p])
+    print_paths(
+        [p for p in (paths.report_md, paths.report_html, paths.paper_tex, paths.paper_pdf) if p]
+    )
 
 
 @handle_errors
@@ -53,9 +54,16 @@ def sessions(
         s = read_json(sj)
         d = sj.parent
         n_runs = sum(1 for _ in (d / "runs").glob("*/record.json"))
-        table.add_row(d.name, s.get("stage", "?"), s.get("updated", "?"), str(n_runs),
-                      "yes" if (d / "report.md").exists() else "no")
+        table.add_row(
+            d.name,
+            s.get("stage", "?"),
+            s.get("updated", "?"),
+            str(n_runs),
+            "yes" if (d / "report.md").exists() else "no",
+        )
     if not found:
-        console.print(f"No sessions in {out}. Start one with `smollab run problems/multiplication.md`.")
+        console.print(
+            f"No sessions in {out}. Start one with `smollab run problems/multiplication.md`."
+        )
         return
     console.print(table)

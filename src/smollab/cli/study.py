@@ -29,17 +29,23 @@ def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> 
     engine = tex_available()
     if pdf:
         console.print(
-            f"preflight: PDF will be built with {engine}" if engine else
-            "preflight: no TeX engine (latexmk/pdflatex) found: paper.tex is written, paper.pdf "
+            f"preflight: PDF will be built with {engine}"
+            if engine
+            else "preflight: no TeX engine (latexmk/pdflatex) found: paper.tex is written, paper.pdf "
             "is skipped (install texlive-latex-base texlive-latex-recommended "
             "texlive-fonts-recommended latexmk)"
         )
     t0 = time.perf_counter()
     with StudyProgress() as progress:
         res = run_study(
-            spec, spec_text, out_root=out, session_name=session_name,
-            problem_text=problem_text, executor=LocalProcessExecutor(workers=workers),
-            on_event=progress, pdf=pdf,
+            spec,
+            spec_text,
+            out_root=out,
+            session_name=session_name,
+            problem_text=problem_text,
+            executor=LocalProcessExecutor(workers=workers),
+            on_event=progress,
+            pdf=pdf,
         )
     console.print(results_table(res.results))
     for c in res.results["comparisons"]:

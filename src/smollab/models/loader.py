@@ -58,7 +58,7 @@ def _embedded_gguf(name: str) -> Path:
 
 def _gguf_cache_dir(gguf: Path) -> Path:
     st = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+    key = hashlib.sha256(f"v2:{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
     return smollab_home() / "models" / f"{gguf.stem}-{key[:12]}"
 
 
@@ -84,8 +84,12 @@ def convert_gguf(gguf: Path, dest: Path) -> Path:
                 f"Could not read GGUF file {gguf}: {e}. It must be a llama.cpp GGUF model file; "
                 "loading it needs the 'gguf' and 'accelerate' packages."
             ) from None
-        # A GGUF-loaded model refuses save_pretrained: rebuild it from its config.
-        plain = AutoModelForCausalLM.from_config(m.config, dtype=torch.float32)
+        # A GGUF-loaded model refuses save_pretrained: rebuild it from its config, minus the
+        # GGUF quantization marker (the weights are already dequantised to float32).
+        config = m.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         plain.load_state_dict(m.state_dict())
         plain.save_pretrained(tmp)
         tok.save_pretrained(tmp)
@@ -154,9 +158,7 @@ def load_model(
         from smollab.models.scratch import scratch_config
 
         tok = load_tokenizer(tokenizer)
-        cfg = scratch_config(
-            str(loc), len(tok), config or {}, tok.pad_token_id, tok.eos_token_id
-        )
+        cfg = scratch_config(str(loc), len(tok), config or {}, tok.pad_token_id, tok.eos_token_id)
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
     else:

@@ -65,4 +65,6 @@ def scratch_config(
             eos_token_id=eos_id,
             pad_token_id=pad_id,
         )
-    raise ConfigError(f"Unknown scratch architecture {arch!r}; use 'scratch:gpt2' or 'scratch:llama'.")
+    raise ConfigError(
+        f"Unknown scratch architecture {arch!r}; use 'scratch:gpt2' or 'scratch:llama'."
+    )

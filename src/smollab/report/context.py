@@ -53,6 +53,11 @@ class Num:
         return self.text
 
 
+class Ident(str):
+    """A name from the results (condition, stratum, task, model): printed as code, never parsed
+    as a number (``2x2`` is a name)."""
+
+
 class Phrase(tuple):
     """Text made of literal strings and :class:`Num` parts, e.g. ``63.5% [56.2, 70.1]``."""
 
@@ -63,8 +68,43 @@ class Phrase(tuple):
         return [p for p in self if isinstance(p, Num)]
 
 
+def phrase(*parts: Any) -> Phrase:
+    """A :class:`Phrase` of ``parts``, flattening nested phrases."""
+    flat: list[Any] = []
+    for p in parts:
+        flat.extend(p if isinstance(p, Phrase) else [p])
+    return Phrase(flat)
+
+
+def listing(items: list[Any], last: str = "and") -> Phrase:
+    """``a``, ``a and b``, ``a, b and c`` (keeps identifiers and numbers as parts)."""
+    items = list(items)
+    parts: list[Any] = []
+    for i, item in enumerate(items):
+        if i:
+            parts.append(f" {last} " if i == len(items) - 1 else ", ")
+        parts.append(item)
+    return phrase(*parts)
+
+
+def joined(items: list[Any], sep: str = ", ") -> Phrase:
+    """``a, b, c`` (keeps identifiers and numbers as parts)."""
+    parts: list[Any] = []
+    for i, item in enumerate(items):
+        parts.extend([sep, item] if i else [item])
+    return phrase(*parts)
+
+
+def counted(num: Num, noun: str) -> Phrase:
+    """``3 seeds``, ``1 seed`` (the number stays a :class:`Num`)."""
+    return phrase(num, " ", noun if num.value == 1 else noun + "s")
+
+
 def interval(key: str, iv: dict[str, Any] | None, kind: str = "pct") -> Phrase:
-    """``63.5% [56.2, 70.1]`` (``pct``) or ``+55.0 pp [48.3, 62.0]`` (``pp``); ``n/a`` if missing."""
+    """``63.5% [56.2, 70.1]`` (``pct``) or ``+55.0 pp [48.3, 62.0]`` (``pp``); ``n/a`` if missing.
+
+    ``key`` is the interval's path; its numbers are ``key.estimate``, ``key.low``, ``key.high``.
+    """
     iv = iv or {}
     est = Num(f"{key}.estimate", iv.get("estimate"), kind)
     if is_missing(est.value):
@@ -72,9 +112,8 @@ def interval(key: str, iv: dict[str, Any] | None, kind: str = "pct") -> Phrase:
     low, high = iv.get("low"), iv.get("high")
     if is_missing(low) or is_missing(high):
         return Phrase((est,))
-    return Phrase(
-        (est, " [", Num(f"{key}.low", low, "pct_bare"), ", ", Num(f"{key}.high", high, "pct_bare"), "]")
-    )
+    low_n, high_n = Num(f"{key}.low", low, "pct_bare"), Num(f"{key}.high", high, "pct_bare")
+    return Phrase((est, " [", low_n, ", ", high_n, "]"))
 
 
 def seed_summary(key: str, desc: dict[str, Any] | None, kind: str) -> Phrase:
@@ -141,11 +180,11 @@ def _condition(name: str, cond: dict[str, Any], results: dict[str, Any]) -> dict
         shown = Num(f"{key}.train.{k}", v, "short") if not isinstance(v, str | bool) else str(v)
         train_items.append({"name": k, "value": shown})
     return {
-        "name": name,
-        "kind": cond.get("kind") or "?",
-        "model": cond.get("model") or "?",
-        "format": cond.get("format") or "-",
-        "method": cond.get("method") or "-",
+        "name": Ident(name),
+        "kind": Ident(cond.get("kind") or "?"),
+        "model": Ident(cond.get("model") or "?"),
+        "format": Ident(cond.get("format") or "-"),
+        "method": Ident(cond.get("method") or "-"),
         "trained": _is_trained(cond),
         "n_seeds": Num(f"{key}.seeds.length", len(seeds), "count"),
         "seeds": [Num(f"{key}.seeds.{i}", s, "count") for i, s in enumerate(seeds)],
@@ -161,10 +200,10 @@ def _condition(name: str, cond: dict[str, Any], results: dict[str, Any]) -> dict
 def _comparison(i: int, comp: dict[str, Any]) -> dict[str, Any]:
     key = f"comparisons.{i}"
     return {
-        "task": comp.get("task"),
-        "stratum": comp.get("stratum"),
-        "condition": comp.get("condition"),
-        "baseline": comp.get("baseline"),
+        "task": Ident(comp.get("task") or "?"),
+        "stratum": Ident(comp.get("stratum") or "?"),
+        "condition": Ident(comp.get("condition") or "?"),
+        "baseline": Ident(comp.get("baseline") or "?"),
         "diff": interval(f"{key}.diff", comp.get("diff"), "pp"),
         "p_max": Num(f"{key}.p_max", comp.get("p_max"), "p"),
         "p_holm": Num(f"{key}.p_holm", comp.get("p_holm"), "p"),
@@ -197,10 +236,18 @@ def _headline(
     for stratum in reversed(strata):
         if stratum not in by_stratum:
             continue
-        best = max(by_stratum[stratum], key=lambda c: _em(results, c["condition"], task, stratum)[1])
-        harder = strata[strata.index(stratum) + 1 :]
+        best = max(
+            by_stratum[stratum], key=lambda c: _em(results, c["condition"], task, stratum)[1]
+        )
+        harder = [
+            {"stratum": c["stratum"], "verdict": c["verdict"]}
+            for c in comps
+            if c["task"] == task
+            and c["condition"] == best["condition"]
+            and c["stratum"] in strata[strata.index(stratum) + 1 :]
+        ]
         return {
-            "stratum": stratum,
+            "stratum": Ident(stratum),
             "baseline": best["baseline"],
             "baseline_em": _em(results, best["baseline"], task, stratum)[0],
             "condition": best["condition"],
@@ -221,7 +268,7 @@ def _findings(task: str, comps: list[dict[str, Any]], trained: list[str]) -> lis
                 groups.setdefault(c["verdict"], []).append(c["stratum"])
         out.append(
             {
-                "condition": cond,
+                "condition": Ident(cond),
                 "improvement": groups[IMPROVEMENT],
                 "no_difference": groups[NO_DIFFERENCE],
                 "degradation": groups[DEGRADATION],
@@ -244,26 +291,34 @@ def _task(
             where, entry = _stratum_block(results["conditions"][cond], name, stratum)
             key = f"conditions.{cond}.tasks.{name}.{where}"
             cells.append(
-                {"condition": cond, "metrics": [interval(f"{key}.{m}", entry.get(m)) for m in metrics]}
+                {
+                    "condition": Ident(cond),
+                    "metrics": [interval(f"{key}.{m}", entry.get(m)) for m in metrics],
+                }
             )
-        rows.append({"stratum": stratum, "is_overall": stratum == "overall", "cells": cells})
+        rows.append({"stratum": Ident(stratum), "is_overall": stratum == "overall", "cells": cells})
     sizes = [Num(f"tasks.{name}.n_items.{s}", n_items.get(s), "count") for s in strata]
     known = [n for n in sizes if not is_missing(n.value)]
     trained = [c for c in conds if _is_trained(results["conditions"][c])]
     return {
-        "name": name,
-        "task_id": spec.get("task") or name,
-        "strata": strata,
-        "n_items": [{"stratum": s, "n": n} for s, n in zip(strata, sizes, strict=True)],
+        "name": Ident(name),
+        "task_id": Ident(spec.get("task") or name),
+        "strata": [Ident(s) for s in strata],
+        "n_items": [{"stratum": Ident(s), "n": n} for s, n in zip(strata, sizes, strict=True)],
         "n_items_min": min(known, key=lambda n: n.value) if known else None,
         "n_items_max": max(known, key=lambda n: n.value) if known else None,
-        "metrics": [{"key": m, "label": METRIC_LABELS.get(m, m.replace("_", " "))} for m in metrics],
+        "metrics": [
+            {"key": m, "label": METRIC_LABELS.get(m, m.replace("_", " "))} for m in metrics
+        ],
         "error_types": list(spec.get("error_types") or []),
         "rows": rows,
         "comparisons": [c for c in comps if c["task"] == name],
         "findings": _findings(name, comps, trained),
         "headline": _headline(results, name, strata, comps),
-        "overall": {c: _em(results, c, name, "overall")[0] for c in conds},
+        "figures": {"accuracy": None, "errors": None},  # stems, set once drawn
+        "overall": [
+            {"condition": Ident(c), "em": _em(results, c, name, "overall")[0]} for c in conds
+        ],
     }
 
 
@@ -274,37 +329,91 @@ def _training(results: dict[str, Any]) -> list[dict[str, Any]]:
         if not _is_trained(cond) or not summary:
             continue
         key = f"conditions.{name}.train_summary"
+        steps = (cond.get("train") or {}).get("steps")
+        n_seeds = (summary.get("final_loss") or {}).get("n")
         rows.append(
             {
-                "condition": name,
-                "steps": Num(f"conditions.{name}.train.steps", (cond.get("train") or {}).get("steps"), "short"),
-                "n_seeds": Num(f"{key}.final_loss.n", (summary.get("final_loss") or {}).get("n"), "count"),
+                "condition": Ident(name),
+                "steps": Num(f"conditions.{name}.train.steps", steps, "short"),
+                "n_seeds": Num(f"{key}.final_loss.n", n_seeds, "count"),
                 "final_loss": seed_summary(f"{key}.final_loss", summary.get("final_loss"), "num"),
                 "wall_s": seed_summary(f"{key}.wall_s", summary.get("wall_s"), "seconds"),
-                "tokens_per_s": seed_summary(f"{key}.tokens_per_s", summary.get("tokens_per_s"), "rate"),
+                "tokens_per_s": seed_summary(
+                    f"{key}.tokens_per_s", summary.get("tokens_per_s"), "rate"
+                ),
             }
         )
     return rows
 
 
+def _limitations(ctx: dict[str, Any]) -> list[Phrase]:
+    """Standing caveats, with the numbers that make them concrete (the analysis notes follow)."""
+    out = [
+        phrase(
+            "Models studied: ",
+            listing([m["name"] for m in ctx["models"]]),
+            ". Conclusions may not transfer to other model sizes or families.",
+        ),
+        phrase(
+            "Seeds per condition: ",
+            listing([phrase(c["name"], " ", c["n_seeds"]) for c in ctx["conditions"]]),
+            ". Seed-to-seed variation is estimated from few runs.",
+        ),
+    ]
+    for t in ctx["tasks"]:
+        if t["n_items_min"] is None:
+            continue
+        sizes = (
+            phrase(t["n_items_max"])
+            if t["n_items_min"].value == t["n_items_max"].value
+            else phrase("between ", t["n_items_min"], " and ", t["n_items_max"])
+        )
+        out.append(
+            phrase(
+                "Task ",
+                t["name"],
+                " has ",
+                sizes,
+                " test items per stratum; intervals on the smallest strata are the widest.",
+            )
+        )
+    out.append(
+        phrase(
+            "A difference is called an improvement only when its whole ",
+            ctx["level"],
+            " interval lies above zero; McNemar p-values (largest over seeds, Holm-adjusted) "
+            "are supporting evidence, not the criterion.",
+        )
+    )
+    out.append(
+        phrase(
+            "Exact match scores only the final answer; digit accuracy and the error taxonomy "
+            "give a partial view of near misses."
+        )
+    )
+    return out
+
+
 def build_context(results: dict[str, Any]) -> dict[str, Any]:
-    """The template context (see the module docstring); figures and files are added by the caller."""
+    """The template context (see the module docstring); the builder adds figures and files."""
     study = results.get("study") or {}
-    comps = [_comparison(i, c) for i, c in enumerate(results.get("comparisons") or [])]
+    raw_comps = results.get("comparisons") or []
+    comps = [_comparison(i, c) for i, c in enumerate(raw_comps)]
     conditions = [_condition(n, c, results) for n, c in results["conditions"].items()]
     trained = [c for c in conditions if c["trained"]]
     baselines = [c for c in conditions if not c["trained"]]
     models = [
         {
-            "name": name,
-            "source": m.get("source") or name,
-            "model_type": m.get("model_type") or "?",
+            "name": Ident(name),
+            "source": Ident(m.get("source") or name),
+            "model_type": Ident(m.get("model_type") or "?"),
             "n_params": Num(f"models.{name}.n_params", m.get("n_params"), "params"),
         }
         for name, m in (results.get("models") or {}).items()
     ]
-    return {
-        "title": study.get("title") or study.get("name") or results.get("session") or "smollab study",
+    title = study.get("title") or study.get("name") or results.get("session") or "smollab study"
+    ctx = {
+        "title": title,
         "question": study.get("question") or "",
         "session": results.get("session") or "",
         "created": results.get("created") or "",
@@ -312,12 +421,34 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
         "models": models,
         "conditions": conditions,
         "trained": trained,
+        "trained_desc": [
+            phrase(c["name"], " (", counted(c["n_seeds"], "seed"), ")") for c in trained
+        ],
         "baseline": baselines[0] if baselines else None,
         "tasks": [_task(n, s, results, comps) for n, s in results["tasks"].items()],
         "comparisons": comps,
         "n_comparisons": Num("comparisons.length", len(comps), "count"),
         "training": _training(results),
         "notes": [str(n) for n in results.get("notes") or []],
-        "figures": [],
-        "files": [],
+        "interval_methods": _methods(results),
+        "diff_methods": sorted(
+            {Ident((c.get("diff") or {}).get("method") or "?") for c in raw_comps}
+        ),
+        "figures": [],  # set once drawn: [{kind, task, stem, title, caption, png, pdf}]
+        "loss_figure": None,
+        "files": [],  # set by the builder: [{path, what}]
     }
+    ctx["limitations"] = _limitations(ctx)
+    return ctx
+
+
+def _methods(results: dict[str, Any]) -> list[Ident]:
+    """The interval methods used for exact match across conditions."""
+    found = set()
+    for cond in results["conditions"].values():
+        for tres in (cond.get("tasks") or {}).values():
+            for entry in [*(tres.get("strata") or {}).values(), tres.get("overall") or {}]:
+                method = (entry.get("exact_match") or {}).get("method")
+                if method:
+                    found.add(Ident(method))
+    return sorted(found)

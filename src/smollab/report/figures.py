@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,10 @@ ERROR_COLORS = {
 
 STYLE = {
     "font.family": "DejaVu Sans",
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -112,7 +113,7 @@ def accuracy_by_difficulty(results: dict[str, Any], task: str, out_dir: Path) ->
     ax.set_ylabel("exact match")
     _percent_axis(ax)
     ax.set_title(f"{task}: exact match by difficulty")
-    ax.legend(frameon=False, ncols=min(len(conds), 3), loc="upper right")
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, out_dir, f"accuracy_by_difficulty_{task}")
 
 
@@ -153,7 +154,8 @@ def loss_curves(results: dict[str, Any], out_dir: Path) -> list[Path]:
 
 
 def _eval_panel(ax: Any, cond: str, seeds: dict[str, Any]) -> None:
-    fields = sorted({k for run in seeds.values() for r in run.get("eval") or [] for k in r} - {"step"})
+    rows = [r for run in seeds.values() for r in run.get("eval") or []]
+    fields = sorted({k for r in rows for k in r} - {"step"})
     for k, field in enumerate(fields):
         for j, (_seed, run) in enumerate(sorted(seeds.items())):
             steps, acc = _series(run.get("eval") or [], field)
@@ -185,8 +187,8 @@ def error_taxonomy(results: dict[str, Any], task: str, out_dir: Path) -> list[Pa
         ax = axes[i // ncols][i % ncols]
         bottom = np.zeros(len(strata))
         for k, t in enumerate(types):
-            frac = np.nan_to_num([_value((_entry(results, cond, task, s).get("errors") or {}).get(t))
-                                  for s in strata])  # fmt: skip
+            errors = [_entry(results, cond, task, s).get("errors") or {} for s in strata]
+            frac = np.nan_to_num([_value(e.get(t)) for e in errors])
             ax.bar(x, frac, 0.7, bottom=bottom, color=ERROR_COLORS.get(t, color(k + 5)), label=t)
             bottom += frac
         ax.set_xticks(x, strata)
@@ -225,13 +227,14 @@ FIGURE_INFO: dict[str, tuple[str, str]] = {
 def draw_all(results: dict[str, Any], out_dir: Path) -> list[dict[str, Any]]:
     """Draw every figure under ``out_dir``; return ``[{kind, task, stem, paths}]`` in order."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    tasks = list(results["tasks"])
+    jobs: list[tuple[str, str | None, Callable[[], list[Path]]]] = [
+        *[("accuracy_by_difficulty", t, partial(accuracy_by_difficulty, results, t, out_dir))
+          for t in tasks],
+        ("loss_curves", None, partial(loss_curves, results, out_dir)),
+        *[("error_taxonomy", t, partial(error_taxonomy, results, t, out_dir)) for t in tasks],
+    ]  # fmt: skip
     drawn = []
-    jobs: list[tuple[str, str | None, Callable[[], list[Path]]]] = []
-    for task in results["tasks"]:
-        jobs.append(("accuracy_by_difficulty", task, lambda t=task: accuracy_by_difficulty(results, t, out_dir)))
-    jobs.append(("loss_curves", None, lambda: loss_curves(results, out_dir)))
-    for task in results["tasks"]:
-        jobs.append(("error_taxonomy", task, lambda t=task: error_taxonomy(results, t, out_dir)))
     with mpl.rc_context(STYLE):
         for kind, task, draw in jobs:
             paths = draw()

@@ -44,5 +44,4 @@ def load_problem(path: str | Path) -> Problem:
         )
     title_m = re.search(r"^#\s+(.+)$", text, re.M)
     spec = loads_spec(m.group(1), f"{path} (reference protocol)")
-    return Problem(path, text, title_m.group(1).strip() if title_m else path.stem,
-                   m.group(1), spec)
+    return Problem(path, text, title_m.group(1).strip() if title_m else path.stem, m.group(1), spec)

@@ -63,8 +63,9 @@ class Session:
     def state(self, stage: str, **extra: Any) -> None:
         path = self.dir / "session.json"
         prev = read_json(path) if path.exists() else {"created": _now()}
-        atomic_write_json(path, {**prev, "name": self.name, "stage": stage,
-                                 "updated": _now(), **extra})
+        atomic_write_json(
+            path, {**prev, "name": self.name, "stage": stage, "updated": _now(), **extra}
+        )
 
 
 def run_study(
@@ -89,18 +90,33 @@ def run_study(
     for sub in ("data", "runs", "results", "figures", "paper"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     store = Store(out_root)
-    store.upsert_session(session.name, path=str(d), problem=problem_text and "problem.md",
-                         study=spec.study.name, status="running", created=_now(),
-                         updated=_now())
+    store.upsert_session(
+        session.name,
+        path=str(d),
+        problem=problem_text and "problem.md",
+        study=spec.study.name,
+        status="running",
+        created=_now(),
+        updated=_now(),
+    )
     session.state("start")
     if problem_text is not None:
         atomic_write_text(d / "problem.md", problem_text)
     atomic_write_text(d / "study.toml", spec_text)
     metrics_path = d / "metrics.json"
     if not metrics_path.exists():
-        atomic_write_json(metrics_path, {"llm": {"provider": None, "calls": 0,
-                                                 "input_tokens": 0, "output_tokens": 0,
-                                                 "cost_usd": 0.0}})
+        atomic_write_json(
+            metrics_path,
+            {
+                "llm": {
+                    "provider": None,
+                    "calls": 0,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "cost_usd": 0.0,
+                }
+            },
+        )
     runs = expand(spec)
     tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
     for t in tasks:
@@ -109,8 +125,10 @@ def run_study(
         "Reference protocol executed without an LLM (offline default).",
         f"Study {spec.study.name}: {len(spec.conditions)} conditions, "
         f"{len(runs)} runs, tasks {', '.join(t.name for t in tasks)}.",
-        *(f"- run {r.hash}: condition {r.condition}, model {r.model_name}, seed {r.seed}"
-          for r in runs),
+        *(
+            f"- run {r.hash}: condition {r.condition}, model {r.model_name}, seed {r.seed}"
+            for r in runs
+        ),
     ]
     atomic_write_text(d / "plans.txt", "\n".join(plan) + "\n")
     session.log("plan", runs=[{"hash": r.hash, "label": r.label} for r in runs])
@@ -151,10 +169,14 @@ def run_study(
     results = aggregate(spec, records, hash_dirs, session.name)
     rd = d / "results"
     atomic_write_json(rd / "results.json", results)
-    for kind, fname in (("baseline", "results_baseline.json"),
-                        ("finetune", "results_finetuned.json")):
-        sub = {**results, "conditions": {k: v for k, v in results["conditions"].items()
-                                         if v["kind"] == kind}}
+    for kind, fname in (
+        ("baseline", "results_baseline.json"),
+        ("finetune", "results_finetuned.json"),
+    ):
+        sub = {
+            **results,
+            "conditions": {k: v for k, v in results["conditions"].items() if v["kind"] == kind},
+        }
         atomic_write_json(rd / fname, sub)
     atomic_write_text(d / "critiques.txt", critique(results))
     session.log("analysis_done")
@@ -176,7 +198,7 @@ def _link_train_data(d: Path, spec: StudySpec, runs: list[Any]) -> None:
         src = d / "runs" / r.hash / "train_data.jsonl"
         if not src.exists():
             continue
-        task = (r.train.task if r.train and r.train.task else spec.tasks[0]["id"])
+        task = r.train.task if r.train and r.train.task else spec.tasks[0]["id"]
         dst = d / "data" / f"{task}_train_{r.condition}_seed{r.seed}.jsonl"
         if dst.exists():
             dst.unlink()

@@ -187,6 +187,7 @@ def _field_names(model: type[BaseModel] | None) -> list[str]:
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model class that owns the last element of ``loc`` (best effort)."""
+    import types
     import typing
 
     cur: Any = StudySpec
@@ -202,9 +203,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         # unwrap Optional[X] and list[X]
         for _ in range(3):
             args = [a for a in typing.get_args(ann) if a is not type(None)]
-            if typing.get_origin(ann) in (list, typing.Union) or str(
-                typing.get_origin(ann)
-            ).endswith("UnionType"):
+            if typing.get_origin(ann) in (list, typing.Union, types.UnionType):
                 ann = args[0] if args else ann
         cur = ann
     return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None

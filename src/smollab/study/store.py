@@ -65,9 +65,17 @@ class Store:
             c.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    record["hash"], session, record["study"], record["condition"],
-                    record["model_name"], record["seed"], record["status"], record["started"],
-                    record["finished"], str(run_dir), json.dumps(record, default=str),
+                    record["hash"],
+                    session,
+                    record["study"],
+                    record["condition"],
+                    record["model_name"],
+                    record["seed"],
+                    record["status"],
+                    record["started"],
+                    record["finished"],
+                    str(run_dir),
+                    json.dumps(record, default=str),
                 ),
             )
             c.execute("DELETE FROM metrics WHERE hash=? AND session=?", (record["hash"], session))

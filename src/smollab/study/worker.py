@@ -70,22 +70,31 @@ def execute_run(run_dir: Path, progress: Progress | None = None) -> dict[str, An
     atomic_write_json(run_dir / "env.json", env)
     atomic_write_json(
         run_dir / "seeds.json",
-        {"seed": spec.seed, "python": spec.seed, "numpy": spec.seed, "torch": spec.seed,
-         "data_order": spec.seed},
+        {
+            "seed": spec.seed,
+            "python": spec.seed,
+            "numpy": spec.seed,
+            "torch": spec.seed,
+            "data_order": spec.seed,
+        },
     )
     set_seed(spec.seed)
     fmt = PROMPT_FORMATS.get(spec.format)
     tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
     emit({"event": "stage", "stage": "load", "label": spec.label})
     lm = load_model(
-        spec.model.source, tokenizer=spec.model.tokenizer, config=spec.model.config,
+        spec.model.source,
+        tokenizer=spec.model.tokenizer,
+        config=spec.model.config,
         seed=spec.seed,
     )
     train_summary = None
     if spec.train is not None:
-        train_task = next(
-            (t for t in tasks if t.name == spec.train.task), tasks[0]
-        ) if spec.train.task else tasks[0]
+        train_task = (
+            next((t for t in tasks if t.name == spec.train.task), tasks[0])
+            if spec.train.task
+            else tasks[0]
+        )
         final = run_dir / "ckpt" / "final"
         if (run_dir / "train_summary.json").exists() and final.exists():
             train_summary = read_json(run_dir / "train_summary.json")
@@ -96,19 +105,36 @@ def execute_run(run_dir: Path, progress: Progress | None = None) -> dict[str, An
 
             def monitor(model: Any) -> dict[str, float]:
                 recs = evaluate_items(
-                    model, lm.tokenizer, train_task, fmt, items,
+                    model,
+                    lm.tokenizer,
+                    train_task,
+                    fmt,
+                    items,
                     batch_size=spec.eval.batch_size,
                 )
                 return {f"{train_task.name}/{k}": v for k, v in accuracy_by_stratum(recs).items()}
 
             trainer = Trainer(
-                lm, spec.train, run_dir, task=train_task, fmt=fmt, seed=spec.seed,
-                evaluate=monitor, progress=lambda e: emit({**e, "label": spec.label}),
+                lm,
+                spec.train,
+                run_dir,
+                task=train_task,
+                fmt=fmt,
+                seed=spec.seed,
+                evaluate=monitor,
+                progress=lambda e: emit({**e, "label": spec.label}),
             )
             trainer.setup()
             trainer.write_train_data(run_dir / "train_data.jsonl")
-            emit({"event": "stage", "stage": "train", "label": spec.label,
-                  "total": spec.train.steps, "step": trainer.step})
+            emit(
+                {
+                    "event": "stage",
+                    "stage": "train",
+                    "label": spec.label,
+                    "total": spec.train.steps,
+                    "step": trainer.step,
+                }
+            )
             trainer.fit()
             trainer.save_final()
             train_summary = read_json(run_dir / "train_summary.json")
@@ -123,11 +149,23 @@ def execute_run(run_dir: Path, progress: Progress | None = None) -> dict[str, An
             recs = read_jsonl(pred_path)
         else:
             items = task.test_set()
-            emit({"event": "stage", "stage": "eval", "label": spec.label, "task": task.name,
-                  "total": len(items)})
+            emit(
+                {
+                    "event": "stage",
+                    "stage": "eval",
+                    "label": spec.label,
+                    "task": task.name,
+                    "total": len(items),
+                }
+            )
             recs = evaluate_items(
-                lm.model, lm.tokenizer, task, fmt, items,
-                batch_size=spec.eval.batch_size, max_new_tokens=spec.eval.max_new_tokens,
+                lm.model,
+                lm.tokenizer,
+                task,
+                fmt,
+                items,
+                batch_size=spec.eval.batch_size,
+                max_new_tokens=spec.eval.max_new_tokens,
                 progress=lambda n: emit({"event": "eval_items", "n": n, "label": spec.label}),
             )
             write_jsonl(pred_path, recs)
@@ -178,6 +216,9 @@ def _load_trained(base: Any, final: Path, method: str) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     run_dir = Path(args[0])
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     def emit(e: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(e, default=str) + "\n")
@@ -194,8 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # logged in full into the run folder; summarised to the parent
         tb = traceback.format_exc()
         (run_dir / "error.log").write_text(tb)
-        emit({"event": "error", "kind": "internal", "message": f"{type(e).__name__}: {e}",
-              "log": str(run_dir / "error.log"), "exit_code": 1})
+        emit(
+            {
+                "event": "error",
+                "kind": "internal",
+                "message": f"{type(e).__name__}: {e}",
+                "log": str(run_dir / "error.log"),
+                "exit_code": 1,
+            }
+        )
         return 1
 
 

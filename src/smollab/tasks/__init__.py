@@ -36,7 +36,7 @@ def validate_task_config(raw: dict[str, Any], where: str = "[[tasks]]") -> TaskC
     except ValidationError as e:
         from smollab.study.spec import format_validation_error
 
-        raise ConfigError(format_validation_error(e, where)) from None
+        raise ConfigError(format_validation_error(e, where, config_cls)) from None
 
 
 def build_task(config: TaskConfig) -> Task:

@@ -101,7 +101,7 @@ class ArithmeticConfig(TaskConfig):
                 raise ValueError(
                     f"n_test for stratum {s!r} is {n}, but that stratum has only {size} operand "
                     f"pairs and training needs pairs disjoint from the test set; use at most "
-                    f"{size // 2} (e.g. n_test_per_stratum = {{ \"{s}\" = {size // 2} }})"
+                    f'{size // 2} (e.g. n_test_per_stratum = {{ "{s}" = {size // 2} }})'
                 )
         return self
 

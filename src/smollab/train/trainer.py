@@ -269,8 +269,10 @@ class Trainer:
             }
             if not math.isfinite(row["loss"]):
                 raise FloatingPointError(f"training loss is {row['loss']} at step {self.step}")
-            if self.evaluate and spec.eval_every and (
-                self.step % spec.eval_every == 0 or self.step == spec.steps
+            if (
+                self.evaluate
+                and spec.eval_every
+                and (self.step % spec.eval_every == 0 or self.step == spec.steps)
             ):
                 self.model.eval()
                 row["eval"] = self.evaluate(self.model)

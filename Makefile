@@ -1,0 +1,42 @@
+# smollab — set-up, the offline default study, and the tests.
+#   make demo   # venv + pinned CPU torch + package + system packages, then the default study
+#   make test   # the same set-up, then the test suite
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+TORCH   ?= torch==2.13.0
+DATA    ?= $(abspath ../shared/data)
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps demo test test-slow lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# The pinned CPU torch goes in first: a plain `torch` requirement would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+system-deps:
+	@bash scripts/install_system_deps.sh
+
+demo: setup system-deps
+	$(BIN)/smollab run problems/multiplication.md
+
+test: setup system-deps
+	SMOLLAB_DATA_DIR=$${SMOLLAB_DATA_DIR:-$(DATA)} $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-slow: setup
+	SMOLLAB_DATA_DIR=$${SMOLLAB_DATA_DIR:-$(DATA)} $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

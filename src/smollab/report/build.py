@@ -1,0 +1,104 @@
+"""``build_report``: results.json -> figures, report.md/.html, paper.tex, numbers.json, paper.pdf.
+
+Order matters only for the file list: figures first (the report embeds them), then the paper and
+its PDF, then the reports (which list what exists). Every file is written atomically, so an
+interrupted build leaves each file either old or new.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smollab.report.context import build_context, load_results
+from smollab.report.figures import FIGURE_INFO, draw_all
+from smollab.report.paper import write_paper
+from smollab.report.pdf import build_pdf
+from smollab.report.text import write_reports
+
+log = logging.getLogger(__name__)
+
+RESULTS = Path("results") / "results.json"
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """What :func:`build_report` wrote. ``paper_pdf`` is None when no PDF was built this time
+    (no TeX engine, ``pdf=False``, or a failed build; see ``paper/build.log``)."""
+
+    figures: list[Path] = field(default_factory=list)
+    report_md: Path | None = None
+    report_html: Path | None = None
+    paper_tex: Path | None = None
+    paper_pdf: Path | None = None
+    numbers_json: Path | None = None
+
+
+def _figure_entries(drawn: list[dict[str, Any]], session_dir: Path) -> list[dict[str, Any]]:
+    entries = []
+    for d in drawn:
+        title, caption = FIGURE_INFO[d["kind"]]
+        png, pdf = (p.relative_to(session_dir).as_posix() for p in d["paths"])
+        entries.append({**d, "title": title, "caption": caption, "png": png, "pdf": pdf})
+    return entries
+
+
+def _file_list(session_dir: Path, written: list[Path]) -> list[dict[str, str]]:
+    described = {
+        "problem.md": "the research question as posed",
+        "study.toml": "the declared study (conditions, seeds, tasks)",
+        "results/results.json": "all metrics with intervals; the source of every number",
+        "report.md": "this report",
+        "report.html": "this report, self-contained (figures embedded)",
+        "paper/paper.tex": "the paper source",
+        "paper/numbers.json": "every number the paper prints, keyed by its path in results.json",
+        "paper/paper.pdf": "the compiled paper",
+        "paper/build.log": "TeX build log",
+    }
+    rel = [p.relative_to(session_dir).as_posix() for p in written]
+    paths = [p for p in described if p in rel or (session_dir / p).is_file()]
+    paths += [p for p in rel if p not in described]
+    return [{"path": p, "what": described.get(p, "figure")} for p in paths]
+
+
+def build_report(session_dir: Path, *, pdf: bool = True) -> ReportPaths:
+    """Write figures, ``report.md``, ``report.html``, ``paper/paper.tex``, ``paper/numbers.json``
+    and (when ``pdf`` and a TeX engine is available) ``paper/paper.pdf`` for a session folder.
+
+    Raises:
+        DataError: ``results/results.json`` is missing or not a ``smollab.results/1`` file.
+    """
+    session_dir = Path(session_dir)
+    results = load_results(session_dir / RESULTS)
+    ctx = build_context(results)
+
+    drawn = draw_all(results, session_dir / "figures")
+    figures = _figure_entries(drawn, session_dir)
+    stems = {(f["kind"], f["task"]): f["stem"] for f in figures}
+    for t in ctx["tasks"]:
+        t["figures"] = {
+            "accuracy": stems.get(("accuracy_by_difficulty", t["name"])),
+            "errors": stems.get(("error_taxonomy", t["name"])),
+        }
+    ctx["loss_figure"] = stems.get(("loss_curves", None))
+    ctx["figures"] = figures
+
+    tex_path, numbers_path = write_paper(ctx, session_dir / "paper")
+    pdf_path = build_pdf(tex_path) if pdf else None
+    if pdf and pdf_path is None:
+        log.warning("paper.pdf not built; see %s", session_dir / "paper" / "build.log")
+
+    figure_paths = [p for d in drawn for p in d["paths"]]
+    reports = [session_dir / "report.md", session_dir / "report.html"]
+    ctx["files"] = _file_list(session_dir, [*figure_paths, tex_path, numbers_path, *reports])
+    md, html = write_reports(ctx, session_dir)
+    return ReportPaths(
+        figures=figure_paths,
+        report_md=md,
+        report_html=html,
+        paper_tex=tex_path,
+        paper_pdf=pdf_path,
+        numbers_json=numbers_path,
+    )

@@ -1,0 +1,199 @@
+"""Shared fixtures: an isolated SMOLLAB_HOME, a tiny study spec, tiny random models, CLI helpers.
+
+Everything here is sized for a shared 2-core CPU: from-scratch models with one layer and 32-dim
+embeddings, a char tokenizer, fixed seeds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+STUBS = Path(__file__).resolve().parent / "_stubs"
+
+TINY_CONFIG = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 64}
+
+# A small but complete study: one baseline, one 4-step fine-tune, 2 seeds, 2 strata.
+TINY_SPEC = """\
+# smollab study tiny.toml
+[study]
+name = "tiny"
+seeds = [0, 1]
+
+[[models]]
+name = "tiny-gpt2"
+source = "scratch:gpt2"
+tokenizer = "char"
+config = { n_layer = 1, n_head = 2, n_embd = 32, block_size = 64 }
+
+[[tasks]]
+id = "add"
+task = "arith.add"
+strata = ["1x1", "1x2"]
+n_test = 12
+
+[[conditions]]
+name = "baseline"
+format = "compact"
+
+[[conditions]]
+name = "ft"
+format = "compact"
+[conditions.train]
+steps = 4
+lr = 1e-3
+warmup_steps = 1
+batch_size = 4
+seq_len = 64
+eval_every = 2
+eval_items = 4
+checkpoint_every = 2
+threads = 1
+
+[eval]
+batch_size = 16
+"""
+
+
+@pytest.fixture
+def tiny_spec_text() -> str:
+    """The TOML text of a tiny, complete study (baseline + 4-step fine-tune, 2 seeds)."""
+    return TINY_SPEC
+
+
+@pytest.fixture(autouse=True)
+def tmp_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """SMOLLAB_HOME (and the HF cache) in a temp dir: no test writes to the user's caches."""
+    home = tmp_path_factory.mktemp("smollab_home")
+    monkeypatch.setenv("SMOLLAB_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "error")
+    return home
+
+
+# ---------------------------------------------------------------- the report package (in flux)
+
+
+def _load_stub() -> Any:
+    spec = importlib.util.spec_from_file_location("tests_report_stub", STUBS / "tests_report_stub.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_STUB = _load_stub()
+REAL_REPORT = _STUB.real_report_available()
+
+
+@pytest.fixture
+def report_ready(monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Make ``from smollab.report import build_report`` work; True when the real one is used.
+
+    Only when the real ``smollab.report`` lacks ``build_report`` is a stub patched in (it writes
+    report.md and report.html so the session layout stays checkable).
+    """
+    if REAL_REPORT:
+        return True
+    try:
+        import smollab.report as mod
+    except Exception:
+        import types
+
+        mod = types.ModuleType("smollab.report")
+        mod.__path__ = []  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "smollab.report", mod)
+    monkeypatch.setattr(mod, "build_report", _STUB.build_report, raising=False)
+    monkeypatch.setattr(mod, "tex_available", _STUB.tex_available, raising=False)
+    return False
+
+
+# ---------------------------------------------------------------- models
+
+
+def tiny_lm(arch: str = "gpt2", seed: int = 0) -> Any:
+    from smollab.models import load_model
+
+    return load_model(f"scratch:{arch}", config=dict(TINY_CONFIG), seed=seed)
+
+
+@pytest.fixture
+def tiny_gpt2() -> Any:
+    """A fresh tiny random GPT-2 with the char tokenizer (safe to train)."""
+    return tiny_lm("gpt2")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads() -> None:
+    """One torch thread in the test process: the CPU is shared, and the math stays deterministic."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- the CLI in a subprocess
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """Environment for ``python -m smollab.cli.main``: src on the path, caches in ``home``."""
+    env = dict(os.environ)
+    paths = [str(SRC)]
+    if not REAL_REPORT:
+        paths.append(str(STUBS))
+    env.update(
+        PYTHONPATH=os.pathsep.join(paths),
+        SMOLLAB_HOME=str(home),
+        HF_HOME=str(home / "hf"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_VERBOSITY="error",
+        OMP_NUM_THREADS="1",
+        COLUMNS="200",
+        NO_COLOR="1",
+        TERM="dumb",
+    )
+    env.update(extra)
+    return env
+
+
+def smollab_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "smollab.cli.main", *map(str, args)]
+
+
+def run_cli(
+    *args: str, home: Path, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        smollab_cmd(*args),
+        env=cli_env(home),
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_line(text: str) -> str:
+    """Collapse whitespace (rich wraps long lines) so messages can be matched as one paragraph."""
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def cli(tmp_home: Path) -> Iterator[Any]:
+    """``cli("study", spec, "--out", out)`` -> CompletedProcess, with an isolated environment."""
+
+    def call(*args: Any, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return run_cli(*map(str, args), home=tmp_home, timeout=timeout)
+
+    yield call

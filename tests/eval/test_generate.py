@@ -1,0 +1,134 @@
+"""Batched greedy decoding must equal one-at-a-time ``model.generate``, row for row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from smollab.eval import evaluate_items, greedy_generate, sequential_generate
+from smollab.eval.evaluator import accuracy_by_stratum, fewshot_examples
+from smollab.tasks import PROMPT_FORMATS, build_task, validate_task_config
+from tests.conftest import tiny_lm
+
+PROMPTS = [
+    "1+2=",
+    "12+34=",
+    "Q: What is 7 * 8? A:",
+    "9+9=",
+    "123+4=",
+    "5=",
+    "77*3=",
+    "0+0=",
+    "Q: What is 12 * 3? A:",
+    "abc",
+    "8*8=",
+    "31+4=",
+    "Q: What is 456 + 789? A:",
+]
+
+
+def diverse(arch: str) -> Any:
+    """A tiny random model whose greedy outputs vary: larger weights, and boosted newline and EOS
+    embeddings so that rows stop (at newline, at EOS, or at the length limit) at different steps."""
+    lm = tiny_lm(arch)
+    tok = lm.tokenizer
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in lm.model.parameters():
+            if p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+        emb = lm.model.get_input_embeddings().weight
+        emb[tok.convert_tokens_to_ids("\n")] *= 1.5
+        emb[tok.eos_token_id] *= 1.5
+    return lm
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def lm(request: pytest.FixtureRequest) -> Any:
+    return diverse(request.param)
+
+
+def test_outputs_are_diverse(lm: Any) -> None:
+    """Guard for the test below: rows must end at different steps and for different reasons,
+    otherwise the cache-row dropping would not be exercised."""
+    raw = greedy_generate(lm.model, lm.tokenizer, PROMPTS, max_new_tokens=12, stop=())
+    lengths = {len(lm.tokenizer(t, add_special_tokens=False).input_ids) for t in raw}
+    assert len(lengths) >= 4, raw
+    assert any(len(t) < 12 for t in raw), "some row should end at EOS before the limit"
+    assert any("\n" in t for t in raw), "some row should produce a newline"
+    cut = greedy_generate(lm.model, lm.tokenizer, PROMPTS, max_new_tokens=12, stop=("\n",))
+    assert len({len(t) for t in cut}) >= 4
+    assert all("\n" not in t for t in cut)
+    assert [r.split("\n")[0] for r in raw] == cut
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 64])
+def test_batched_equals_sequential(lm: Any, batch_size: int) -> None:
+    ref = sequential_generate(lm.model, lm.tokenizer, PROMPTS, max_new_tokens=12, stop=("\n",))
+    got = greedy_generate(
+        lm.model, lm.tokenizer, PROMPTS, max_new_tokens=12, stop=("\n",), batch_size=batch_size
+    )
+    assert got == ref
+
+
+def test_batched_equals_sequential_without_stop(lm: Any) -> None:
+    ref = sequential_generate(lm.model, lm.tokenizer, PROMPTS, max_new_tokens=9, stop=())
+    got = greedy_generate(lm.model, lm.tokenizer, PROMPTS, max_new_tokens=9, stop=(), batch_size=5)
+    assert got == ref
+
+
+def test_max_new_tokens_respected(lm: Any) -> None:
+    got = greedy_generate(lm.model, lm.tokenizer, PROMPTS, max_new_tokens=3, stop=(), batch_size=4)
+    assert all(len(lm.tokenizer(t, add_special_tokens=False).input_ids) <= 3 for t in got)
+
+
+def test_output_order_and_progress(lm: Any) -> None:
+    seen: list[int] = []
+    prompts = list(reversed(PROMPTS))
+    got = greedy_generate(
+        lm.model, lm.tokenizer, prompts, max_new_tokens=6, batch_size=4, progress=seen.append
+    )
+    ref = greedy_generate(lm.model, lm.tokenizer, PROMPTS, max_new_tokens=6, batch_size=4)
+    assert got == list(reversed(ref))  # results come back in the caller's order
+    assert sum(seen) == len(PROMPTS) and max(seen) <= 4
+
+
+def test_evaluate_items_records() -> None:
+    lm = diverse("gpt2")
+    task = build_task(validate_task_config(
+        {"id": "add", "task": "arith.add", "strata": ["1x1", "1x2"], "n_test": 6}))
+    fmt = PROMPT_FORMATS.get("compact")
+    items = task.test_set()
+    recs = evaluate_items(
+        lm.model, lm.tokenizer, task, fmt, items, batch_size=5, max_new_tokens=6
+    )
+    assert [r["id"] for r in recs] == [e.id for e in items]
+    ref = sequential_generate(
+        lm.model, lm.tokenizer, [fmt.prompt(e) for e in items], max_new_tokens=6
+    )
+    for r, e, c in zip(recs, items, ref, strict=True):
+        assert r["prompt"] == fmt.prompt(e)
+        assert r["target"] == e.answer
+        assert r["completion"] == c
+        assert r["correct"] == (r["prediction"] == e.answer)
+        assert r["error_type"] in task.error_types
+        assert 0.0 <= r["digit_accuracy"] <= 1.0
+    acc = accuracy_by_stratum(recs)
+    assert set(acc) == {"1x1", "1x2"}
+    # a random model gets nothing right; fake two hits to check the arithmetic
+    recs[0]["correct"] = True
+    recs[-1]["correct"] = True
+    acc = accuracy_by_stratum(recs)
+    assert acc == {"1x1": pytest.approx(1 / 6), "1x2": pytest.approx(1 / 6)}
+
+
+def test_fewshot_examples_are_not_test_items() -> None:
+    task = build_task(validate_task_config(
+        {"id": "mul", "task": "arith.mul", "strata": ["1x1"], "n_test": 50}))
+    shots = fewshot_examples(task, PROMPT_FORMATS.get("fewshot"))
+    assert len(shots) == 3
+    test_pairs = {(e.question["a"], e.question["b"]) for e in task.test_set()}
+    assert not {(s.question["a"], s.question["b"]) for s in shots} & test_pairs
+    assert fewshot_examples(task, PROMPT_FORMATS.get("plain")) == []

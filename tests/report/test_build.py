@@ -1,0 +1,145 @@
+"""build_report on the sample results: files, numbers traceability, verdict wording, HTML."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from smollab.report import build_report
+from smollab.report.figures import accuracy_by_difficulty
+
+from ._numbers import consistent, printed_numbers, resolve, same_value, stray_numbers
+from .conftest import load_sample
+
+NO_DIFF = "no detectable difference"
+
+
+def test_all_files_written(built):
+    session, paths = built
+    names = sorted(p.name for p in paths.figures)
+    assert names == sorted(
+        f"{stem}.{ext}"
+        for stem in ("accuracy_by_difficulty_mul", "loss_curves", "error_taxonomy_mul")
+        for ext in ("png", "pdf")
+    )
+    for p in [*paths.figures, paths.report_md, paths.report_html, paths.paper_tex]:
+        assert p.is_file() and p.stat().st_size > 0, p
+    assert paths.numbers_json == session / "paper" / "numbers.json"
+    assert paths.paper_pdf is None  # pdf=False
+    assert not list(session.rglob(".*.tmp")), "atomic-write temp files left behind"
+
+
+def check_paper_numbers(session) -> dict:
+    """Every number printed in the paper body is a printed value in numbers.json; every entry
+    in numbers.json matches its text and the value at its path in results.json."""
+    tex = (session / "paper" / "paper.tex").read_text()
+    doc = json.loads((session / "paper" / "numbers.json").read_text())
+    results = json.loads((session / "results" / "results.json").read_text())
+    numbers = doc["numbers"]
+    assert printed_numbers(tex), "no numbers found in the paper body"
+    stray = stray_numbers(tex, numbers)
+    assert not stray, f"numbers in paper.tex not in numbers.json: {stray}"
+    for key, entry in numbers.items():
+        assert consistent(entry), (key, entry)
+        assert same_value(entry["value"], resolve(results, key)), key
+    return numbers
+
+
+def test_every_paper_number_is_traceable(built):
+    session, _ = built
+    numbers = check_paper_numbers(session)
+    # the abstract's headline: 2x2 is the hardest stratum that improved (3x3 did not)
+    for key in (
+        "conditions.baseline.tasks.mul.strata.2x2.exact_match.estimate",
+        "conditions.finetune_full.tasks.mul.strata.2x2.exact_match.estimate",
+        "conditions.finetune_full.seeds.length",
+        "tasks.mul.n_items.1x1",
+    ):
+        assert key in numbers, key
+    assert (
+        numbers["conditions.finetune_full.tasks.mul.strata.2x2.exact_match.estimate"]["text"]
+        == "58.2%"
+    )
+
+
+def test_abstract_names_hardest_improved_stratum(built):
+    session, _ = built
+    tex = (session / "paper" / "paper.tex").read_text()
+    abstract = tex.split(r"\begin{abstract}")[1].split(r"\end{abstract}")[0]
+    assert r"detectable improvement is \texttt{2x2}" in abstract
+    assert "58.2\\% [51.5, 64.7]" in abstract and "3.0\\% [1.4, 6.4]" in abstract
+    assert r"\texttt{3x3}, \texttt{finetune\_full} showed no detectable difference" in abstract
+
+
+def test_no_difference_is_never_called_an_improvement(built):
+    session, _ = built
+    comps = load_sample()["comparisons"]
+    flat = [c["stratum"] for c in comps if c["verdict"] == NO_DIFF]
+    assert flat == ["3x3"]
+    texts = {
+        "md": ((session / "report.md").read_text(), "`3x3`"),
+        "tex": ((session / "paper" / "paper.tex").read_text(), r"\texttt{3x3}"),
+        "html": ((session / "report.html").read_text(), "<code>3x3</code>"),
+    }
+    for kind, (text, ident) in texts.items():
+        lines = [ln for ln in text.splitlines() if ident in ln]
+        assert any(NO_DIFF in ln for ln in lines), kind
+        bad = [ln for ln in lines if "improv" in ln.lower()]
+        assert not bad, (kind, bad)
+
+
+def test_results_table_format(built):
+    session, _ = built
+    md = (session / "report.md").read_text()
+    row = next(ln for ln in md.splitlines() if ln.startswith("| `2x2` | 3.0%"))
+    assert "3.0% [1.4, 6.4]" in row and "58.2% [51.5, 64.7]" in row and "84.1% [82.0, 86.1]" in row
+    assert "| `finetune_full` | `2x2` | +55.2 pp [48.3, 62.0] | p < 0.001 | p < 0.001 |" in md
+    assert "p = 1.000" in md
+
+
+def test_html_is_self_contained(built):
+    session, paths = built
+    html = paths.report_html.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "<link" not in html and "<script" not in html
+    pngs = [p for p in paths.figures if p.suffix == ".png"]
+    assert html.count('src="data:image/png;base64,') == len(pngs)
+    assert "no detectable difference" in html and "58.2% [51.5, 64.7]" in html
+
+
+def test_figures_are_deterministic(built, tmp_path):
+    import matplotlib as mpl
+
+    from smollab.report.figures import STYLE
+
+    session, _ = built
+    results = json.loads((session / "results" / "results.json").read_text())
+    with mpl.rc_context(STYLE):
+        again = accuracy_by_difficulty(results, "mul", tmp_path)
+    for p in again:
+        assert p.read_bytes() == (session / "figures" / p.name).read_bytes(), p.name
+    assert b"CreationDate" not in again[1].read_bytes()
+
+
+def test_baseline_only_renders(built_baseline):
+    session, paths = built_baseline
+    assert {p.stem for p in paths.figures} == {"accuracy_by_difficulty_mul", "error_taxonomy_mul"}
+    md = paths.report_md.read_text()
+    assert "n/a" in md and "nan" not in md.lower().replace("nanos", "")
+    assert "No trained conditions." in md
+    tex = paths.paper_tex.read_text()
+    assert "improvement is" not in tex and "loss_curves" not in tex
+    check_paper_numbers(session)
+
+
+def test_missing_results_is_a_clear_error(tmp_path):
+    import pytest
+
+    from smollab.errors import DataError
+
+    with pytest.raises(DataError, match="No results file"):
+        build_report(tmp_path, pdf=False)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.json").write_text('{"schema": "other/9"}')
+    with pytest.raises(DataError, match="schema"):
+        build_report(tmp_path, pdf=False)

@@ -1,0 +1,66 @@
+"""Formatting, escaping and rendering without figures (fast)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+from smollab.report.context import build_context
+from smollab.report.figures import PALETTE, color
+from smollab.report.fmt import count, params, pct, pct_bare, pp, pvalue
+from smollab.report.paper import render_paper
+from smollab.report.render import latex_escape
+from smollab.report.text import render_markdown
+
+from ._numbers import printed_numbers, stray_numbers
+from .conftest import load_sample
+
+
+def test_formatters():
+    assert pct(0.635) == "63.5%" and pct_bare(0.5621) == "56.2" and pp(0.55) == "+55.0 pp"
+    assert pp(-0.0033) == "-0.3 pp"
+    assert pvalue(0.0031) == "p = 0.003" and pvalue(1e-20) == "p < 0.001"
+    assert pct(math.nan) == "n/a" and pvalue(None) == "p = n/a" and count(float("inf")) == "n/a"
+    assert params(134515008) == "134.5M"
+
+
+def test_latex_escape():
+    assert latex_escape("a_b & 50% $x$ #1 {y} ~ ^ \\") == (
+        r"a\_b \& 50\% \$x\$ \#1 \{y\} \textasciitilde{} \textasciicircum{} \textbackslash{}"
+    )
+    assert latex_escape("p < 0.001") == r"p \textless{} 0.001"
+
+
+def _many_conditions(n: int) -> dict:
+    results = load_sample()
+    ft = results["conditions"]["finetune_full"]
+    base_comps = [c for c in results["comparisons"]]
+    for i in range(n):
+        name = f"lora_r{i}"
+        results["conditions"][name] = copy.deepcopy(ft)
+        for c in base_comps:
+            results["comparisons"].append({**copy.deepcopy(c), "condition": name})
+    return results
+
+
+def test_many_conditions_render():
+    results = _many_conditions(6)
+    ctx = build_context(results)
+    tex, numbers = render_paper(ctx)
+    assert r"\resizebox{\linewidth}" in tex
+    assert "lora\\_r5" in tex
+    assert printed_numbers(tex) and not stray_numbers(tex, numbers["numbers"])
+    md = render_markdown(ctx)
+    assert md.count("| `lora_r5` |") >= 5
+    assert len({color(i) for i in range(len(PALETTE))}) == len(PALETTE)
+
+
+def test_no_improvement_anywhere_is_stated():
+    results = load_sample()
+    for c in results["comparisons"]:
+        c["verdict"] = "no detectable difference"
+    tex, _ = render_paper(build_context(results))
+    abstract = tex.split(r"\begin{abstract}")[1].split(r"\end{abstract}")[0]
+    assert "no trained condition showed a detectable improvement" in abstract
+    assert r"\texttt{finetune\_full}, improvement on" not in tex
+    assert r"\texttt{finetune\_full}, no detectable difference on \texttt{1x1}" in tex

@@ -1,0 +1,206 @@
+"""Study specs, RunSpecs and problem files: validation messages and content hashing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smollab.errors import ConfigError
+from smollab.study.problem import load_problem
+from smollab.study.runspec import RunSpec, expand
+from smollab.study.spec import load_spec, loads_spec
+
+
+def bad(text: str, source: str = "s.toml") -> str:
+    with pytest.raises(ConfigError) as e:
+        loads_spec(text, source)
+    msg = str(e.value)
+    assert "\n\n" not in msg.strip(), "one paragraph"
+    return msg
+
+
+def test_tiny_spec_parses(tiny_spec_text: str) -> None:
+    spec = loads_spec(tiny_spec_text, "tiny.toml")
+    assert spec.study.name == "tiny"
+    assert [c.name for c in spec.conditions] == ["baseline", "ft"]
+    base, ft = spec.conditions
+    assert base.is_baseline and not ft.is_baseline
+    assert ft.train is not None and ft.train.steps == 4 and ft.train.lr == 1e-3
+    assert spec.seeds_for(base) == [0] and spec.seeds_for(ft) == [0, 1]
+    assert spec.model_for(ft).source == "scratch:gpt2"
+
+
+def test_load_spec_from_file(tmp_path: Path, tiny_spec_text: str) -> None:
+    p = tmp_path / "study.toml"
+    p.write_text(tiny_spec_text)
+    assert load_spec(p).study.name == "tiny"
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_spec(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_spec(tmp_path)
+
+
+def test_malformed_toml_names_file(tmp_path: Path, tiny_spec_text: str) -> None:
+    p = tmp_path / "broken.toml"
+    p.write_text(tiny_spec_text.replace("[study]", "[study"))
+    with pytest.raises(ConfigError) as e:
+        load_spec(p)
+    assert str(p) in str(e.value)
+    assert "not valid TOML" in str(e.value)
+    assert "line 2" in str(e.value)
+
+
+def test_unknown_field_names_path_and_suggests(tiny_spec_text: str) -> None:
+    msg = bad(tiny_spec_text.replace("lr = 1e-3", "lrr = 1e-3"))
+    assert "s.toml" in msg
+    assert "conditions[1].train.lrr" in msg
+    assert "Did you mean 'lr'?" in msg
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "suggest"),
+    [
+        ('name = "tiny"\n', 'nme = "tiny"\nname = "tiny"\n', "study.nme", "name"),
+        ('source = "scratch:gpt2"\n', 'source = "scratch:gpt2"\nsorce = 1\n', "models[0].sorce",
+         "source"),
+        ("[eval]\n", "[eval]\nbatchsize = 3\n", "eval.batchsize", "batch_size"),
+        ("n_test = 12", "n_tset = 12", "n_tset", "n_test"),  # a task's own config class
+    ],
+)
+def test_unknown_field_everywhere(
+    tiny_spec_text: str, old: str, new: str, field: str, suggest: str
+) -> None:
+    msg = bad(tiny_spec_text.replace(old, new, 1))
+    assert field in msg
+    assert f"Did you mean {suggest!r}?" in msg
+
+
+def test_negative_lr(tiny_spec_text: str) -> None:
+    msg = bad(tiny_spec_text.replace("lr = 1e-3", "lr = -0.5"))
+    assert "conditions[1].train.lr" in msg
+    assert "greater than 0" in msg
+    assert "-0.5" in msg
+
+
+def test_missing_field(tiny_spec_text: str) -> None:
+    msg = bad(tiny_spec_text.replace('source = "scratch:gpt2"\n', ""))
+    assert "models[0].source" in msg and "required" in msg
+
+
+def test_unknown_task_lists_valid(tiny_spec_text: str) -> None:
+    msg = bad(tiny_spec_text.replace('task = "arith.add"', 'task = "arith.div"'))
+    assert "'arith.div'" in msg
+    assert "arith.add" in msg and "arith.mul" in msg
+    assert "tasks[0]" in msg
+
+
+def test_unknown_prompt_format(tiny_spec_text: str) -> None:
+    text = tiny_spec_text.replace('name = "ft"\nformat = "compact"', 'name = "ft"\nformat = "fancy"')
+    msg = bad(text)
+    assert "'fancy'" in msg and "conditions[1].format" in msg
+    assert "compact_rev" in msg and "plain" in msg
+
+
+def test_duplicate_condition_names(tiny_spec_text: str) -> None:
+    msg = bad(tiny_spec_text.replace('name = "ft"', 'name = "baseline"'))
+    assert "condition names must be distinct" in msg
+    assert "'baseline', 'baseline'" in msg
+
+
+def test_condition_naming_unknown_model(tiny_spec_text: str) -> None:
+    msg = bad(tiny_spec_text.replace('name = "ft"\n', 'name = "ft"\nmodel = "big"\n'))
+    assert "'big'" in msg and "tiny-gpt2" in msg
+
+
+def test_duplicate_seeds(tiny_spec_text: str) -> None:
+    msg = bad(tiny_spec_text.replace("seeds = [0, 1]", "seeds = [0, 0]"))
+    assert "seeds must be distinct" in msg
+
+
+def test_identical_conditions_are_caught_by_expand(tiny_spec_text: str) -> None:
+    twin = tiny_spec_text.split("[[conditions]]\nname = \"ft\"", 1)[1]
+    text = tiny_spec_text.replace("[eval]", '[[conditions]]\nname = "ft_twin"' + twin.split("[eval]")[0] + "[eval]")
+    spec = loads_spec(text, "twin.toml")
+    assert [c.name for c in spec.conditions] == ["baseline", "ft", "ft_twin"]
+    with pytest.raises(ConfigError) as e:
+        expand(spec)
+    assert "'ft'" in str(e.value) and "'ft_twin'" in str(e.value)
+    assert "identical" in str(e.value)
+
+
+def test_expand_runs(tiny_spec_text: str) -> None:
+    runs = expand(loads_spec(tiny_spec_text))
+    assert [r.label for r in runs] == ["baseline/seed0", "ft/seed0", "ft/seed1"]
+    assert len({r.hash for r in runs}) == 3
+    assert all(len(r.hash) == 16 for r in runs)
+
+
+# ---------------------------------------------------------------- RunSpec hashing
+
+
+def _run(tiny_spec_text: str, **changes) -> RunSpec:
+    base = expand(loads_spec(tiny_spec_text))[1]  # ft/seed0
+    return base.model_copy(update=changes)
+
+
+def test_runspec_hash_stable(tiny_spec_text: str) -> None:
+    a = expand(loads_spec(tiny_spec_text))
+    b = expand(loads_spec(tiny_spec_text))
+    assert [r.hash for r in a] == [r.hash for r in b]
+    # a round trip through spec.json (how workers read it) keeps the hash
+    r = a[1]
+    again = RunSpec(**r.model_dump(mode="json"))
+    assert again.hash == r.hash
+
+
+def test_runspec_hash_ignores_labels(tiny_spec_text: str) -> None:
+    r = _run(tiny_spec_text)
+    renamed = tiny_spec_text.replace('name = "tiny"', 'name = "other"').replace(
+        'name = "ft"', 'name = "finetune"').replace("tiny-gpt2", "my-model")
+    r2 = expand(loads_spec(renamed))[1]
+    assert (r2.study, r2.condition, r2.model_name) == ("other", "finetune", "my-model")
+    assert r2.hash == r.hash
+
+
+def test_runspec_hash_depends_on_content(tiny_spec_text: str) -> None:
+    r = _run(tiny_spec_text)
+    assert r.train is not None
+    assert _run(tiny_spec_text, seed=7).hash != r.hash
+    assert _run(tiny_spec_text, train=r.train.model_copy(update={"lr": 2e-3})).hash != r.hash
+    assert _run(tiny_spec_text, train=r.train.model_copy(update={"steps": 5})).hash != r.hash
+    assert _run(tiny_spec_text, format="plain").hash != r.hash
+    assert _run(tiny_spec_text, train=None).hash != r.hash
+
+
+# ---------------------------------------------------------------- problem files
+
+
+def test_problem_file_with_protocol(tmp_path: Path, tiny_spec_text: str) -> None:
+    p = tmp_path / "adding.md"
+    p.write_text(f"# Can a tiny model add?\n\nSome context.\n\n```toml\n{tiny_spec_text}```\n")
+    prob = load_problem(p)
+    assert prob.title == "Can a tiny model add?"
+    assert prob.spec.study.name == "tiny"
+    assert prob.protocol_text == tiny_spec_text
+
+
+def test_problem_file_without_toml_block(tmp_path: Path) -> None:
+    p = tmp_path / "q.md"
+    p.write_text("# A question\n\nNo protocol here.\n\n```python\nprint(1)\n```\n")
+    with pytest.raises(ConfigError) as e:
+        load_problem(p)
+    assert str(p) in str(e.value) and "toml" in str(e.value)
+
+
+def test_problem_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_problem(tmp_path / "nope.md")
+
+
+def test_problem_protocol_errors_name_the_problem_file(tmp_path: Path, tiny_spec_text: str) -> None:
+    p = tmp_path / "q.md"
+    p.write_text(f"# Q\n\n```toml\n{tiny_spec_text.replace('lr = 1e-3', 'lrr = 1e-3')}```\n")
+    with pytest.raises(ConfigError) as e:
+        load_problem(p)
+    assert str(p) in str(e.value) and "lrr" in str(e.value)

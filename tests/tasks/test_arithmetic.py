@@ -1,0 +1,281 @@
+"""Arithmetic tasks: strata, test/train disjointness, prompt formats, scoring."""
+
+from __future__ import annotations
+
+import pytest
+
+from smollab.errors import ConfigError
+from smollab.models import char_tokenizer
+from smollab.tasks import PROMPT_FORMATS, Example, build_task, validate_task_config
+from smollab.tasks.arithmetic import (
+    classify_error,
+    digit_accuracy,
+    operand_range,
+    parse_stratum,
+    stratum_size,
+)
+
+
+def make_task(op: str = "mul", **kw):
+    return build_task(validate_task_config({"id": op, "task": f"arith.{op}", **kw}))
+
+
+def ex(a: int, b: int, op: str = "mul") -> Example:
+    ans = a * b if op == "mul" else a + b
+    return Example(id="x", stratum="?", question={"a": a, "b": b, "op": op}, answer=str(ans))
+
+
+# ---------------------------------------------------------------- strata
+
+
+@pytest.mark.parametrize(
+    ("s", "expected"), [("1x1", (1, 1)), ("2x3", (2, 3)), (" 4x4 ", (4, 4)), ("9x1", (9, 1))]
+)
+def test_parse_stratum_valid(s: str, expected: tuple[int, int]) -> None:
+    assert parse_stratum(s) == expected
+
+
+@pytest.mark.parametrize("s", ["0x1", "1x0", "-1x2", "2x-3", "10x1"])
+def test_parse_stratum_bad_digit_count_names_the_value(s: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_stratum(s)
+    msg = str(e.value)
+    assert repr(s) in msg
+    assert "between 1 and 9" in msg
+
+
+@pytest.mark.parametrize("s", ["2*2", "x", "axb", "2x", ""])
+def test_parse_stratum_bad_shape(s: str) -> None:
+    with pytest.raises(ConfigError, match="AxB"):
+        parse_stratum(s)
+
+
+def test_bad_stratum_in_task_config_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="'0x2'"):
+        validate_task_config({"id": "m", "task": "arith.mul", "strata": ["0x2"]})
+
+
+def test_operand_ranges_and_sizes() -> None:
+    assert operand_range(1) == (0, 9)
+    assert operand_range(3) == (100, 999)
+    assert stratum_size("1x1") == 100
+    assert stratum_size("2x2") == 90 * 90
+    assert stratum_size("1x3") == 10 * 900
+
+
+# ---------------------------------------------------------------- test / train sets
+
+
+def test_test_set_deterministic_and_in_stratum() -> None:
+    kw = {"strata": ["1x1", "2x2", "3x1"], "n_test": 30, "n_test_per_stratum": {"1x1": 20}}
+    a, b = make_task(**kw).test_set(), make_task(**kw).test_set()
+    assert [e.to_dict() for e in a] == [e.to_dict() for e in b]
+    counts = {s: sum(e.stratum == s for e in a) for s in kw["strata"]}
+    assert counts == {"1x1": 20, "2x2": 30, "3x1": 30}
+    for e in a:
+        da, db = parse_stratum(e.stratum)
+        lo_a, hi_a = operand_range(da)
+        lo_b, hi_b = operand_range(db)
+        assert lo_a <= e.question["a"] <= hi_a and lo_b <= e.question["b"] <= hi_b
+        assert int(e.answer) == e.question["a"] * e.question["b"]
+    # no duplicate pairs within a stratum
+    pairs = [(e.stratum, e.question["a"], e.question["b"]) for e in a]
+    assert len(set(pairs)) == len(pairs)
+
+
+def test_test_set_of_a_stratum_does_not_depend_on_other_strata() -> None:
+    one = make_task(strata=["2x2"], n_test=25).test_set()
+    two = make_task(strata=["1x1", "2x2"], n_test=25).test_set()
+    q = lambda es: [(e.question["a"], e.question["b"]) for e in es if e.stratum == "2x2"]  # noqa: E731
+    assert q(one) == q(two)
+
+
+def test_data_seed_changes_test_set() -> None:
+    a = make_task(strata=["2x2"], n_test=25, data_seed=1).test_set()
+    b = make_task(strata=["2x2"], n_test=25, data_seed=2).test_set()
+    assert [e.question for e in a] != [e.question for e in b]
+
+
+@pytest.mark.parametrize("op", ["mul", "add"])
+def test_train_pairs_never_in_test_set(op: str) -> None:
+    # 1x1 has only 100 pairs; 40 of them are held out, so collisions would be frequent.
+    task = make_task(op, strata=["1x1", "1x2"], n_test_per_stratum={"1x1": 40}, n_test=50)
+    test = {(e.stratum, e.question["a"], e.question["b"]) for e in task.test_set()}
+    train = task.train_examples(5000, seed=3)
+    assert len(train) == 5000
+    seen = {(e.stratum, e.question["a"], e.question["b"]) for e in train}
+    assert not seen & test
+    # training really covers the rest of the 1x1 space (the sampler isn't just avoiding it)
+    assert len({p for p in seen if p[0] == "1x1"}) == 100 - 40
+    assert {e.stratum for e in train} == {"1x1", "1x2"}
+
+
+def test_train_examples_deterministic_per_seed_and_weights() -> None:
+    task = make_task(strata=["1x1", "2x2"], n_test=20)
+    a = task.train_examples(200, seed=5)
+    b = task.train_examples(200, seed=5)
+    c = task.train_examples(200, seed=6)
+    assert [e.question for e in a] == [e.question for e in b]
+    assert [e.question for e in a] != [e.question for e in c]
+    only = task.train_examples(100, seed=5, weights={"2x2": 1.0})
+    assert {e.stratum for e in only} == {"2x2"}
+
+
+def test_train_weights_unknown_or_zero_stratum() -> None:
+    task = make_task(strata=["1x1", "2x2"], n_test=20)
+    with pytest.raises(ConfigError, match="3x3"):
+        task.train_examples(10, seed=0, weights={"3x3": 1.0})
+    with pytest.raises(ConfigError, match="all zero"):
+        task.train_examples(10, seed=0, weights={"1x1": 0.0, "2x2": 0.0})
+
+
+@pytest.mark.parametrize(("stratum", "size"), [("1x1", 100), ("1x2", 900)])
+def test_n_test_too_large_names_stratum_and_max(stratum: str, size: int) -> None:
+    with pytest.raises(ConfigError) as e:
+        validate_task_config({"id": "m", "task": "arith.mul", "strata": [stratum], "n_test": size})
+    msg = str(e.value)
+    assert repr(stratum) in msg
+    assert f"only {size} operand pairs" in msg
+    assert f"at most {size // 2}" in msg
+
+
+def test_n_test_per_stratum_unknown_stratum() -> None:
+    with pytest.raises(ConfigError, match="'3x3'"):
+        validate_task_config(
+            {"id": "m", "task": "arith.mul", "strata": ["1x1"], "n_test_per_stratum": {"3x3": 5}}
+        )
+
+
+# ---------------------------------------------------------------- prompt formats
+
+
+def test_plain_format_round_trip() -> None:
+    fmt = PROMPT_FORMATS.get("plain")
+    e = ex(7, 8)
+    assert fmt.prompt(e) == "Q: What is 7 * 8? A:"
+    assert fmt.target(e) == " 56\n"
+    assert fmt.parse(fmt.target(e)) == "56"
+    assert fmt.parse(" 56\n") == "56"
+    assert fmt.parse(" 56 is the answer") == "56"
+    assert fmt.parse(" I don't know") is None
+
+
+def test_fewshot_format_has_solved_shots_then_question() -> None:
+    fmt = PROMPT_FORMATS.get("fewshot")
+    shots = [ex(1, 2), ex(3, 4), ex(5, 6)]
+    p = fmt.prompt(ex(7, 8), None, shots)
+    assert fmt.n_shots == 3
+    assert p.splitlines() == [
+        "Q: What is 1 * 2? A: 2",
+        "Q: What is 3 * 4? A: 12",
+        "Q: What is 5 * 6? A: 30",
+        "Q: What is 7 * 8? A:",
+    ]
+    assert fmt.parse(fmt.target(ex(7, 8))) == "56"
+
+
+def test_compact_format_round_trip() -> None:
+    fmt = PROMPT_FORMATS.get("compact")
+    e = ex(23, 47, "add")
+    assert fmt.prompt(e) == "23+47="
+    assert fmt.target(e) == "70\n"
+    assert fmt.parse(fmt.target(e)) == "70"
+
+
+def test_compact_rev_reverses_digits() -> None:
+    fmt = PROMPT_FORMATS.get("compact_rev")
+    e = ex(23, 47)
+    assert e.answer == "1081"
+    assert fmt.prompt(e) == "23*47="
+    assert fmt.target(e) == "1801\n"
+    assert fmt.parse("1801\n") == "1081"
+    # a trailing zero of the answer is a leading zero of the reversed text
+    e10 = ex(2, 5)
+    assert fmt.target(e10) == "01\n"
+    assert fmt.parse(fmt.target(e10)) == "10"
+    assert fmt.parse("0\n") == "0"
+    assert fmt.parse("abc") is None
+
+
+@pytest.mark.parametrize("name", ["plain", "fewshot", "compact", "compact_rev"])
+@pytest.mark.parametrize(("a", "b"), [(0, 0), (7, 8), (99, 1), (123, 456)])
+def test_every_format_parses_its_own_target(name: str, a: int, b: int) -> None:
+    fmt = PROMPT_FORMATS.get(name)
+    for op in ("mul", "add"):
+        e = ex(a, b, op)
+        assert fmt.target(e).endswith("\n")
+        assert fmt.parse(fmt.target(e)) == e.answer
+
+
+def test_chat_format_without_template_is_config_error() -> None:
+    fmt = PROMPT_FORMATS.get("chat")
+    tok = char_tokenizer()
+    assert tok.chat_template is None
+    with pytest.raises(ConfigError, match="chat template"):
+        fmt.prompt(ex(7, 8), tok)
+    with pytest.raises(ConfigError, match="chat template"):
+        fmt.prompt(ex(7, 8), None)
+
+
+def test_chat_format_with_template() -> None:
+    fmt = PROMPT_FORMATS.get("chat")
+    tok = char_tokenizer()
+    tok.chat_template = (
+        "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    e = ex(7, 8)
+    assert fmt.prompt(e, tok) == "<user>What is 7 * 8?\n<assistant>"
+    assert fmt.target(e, tok) == "56<eos>\n"
+    assert fmt.parse("The answer is 56.") == "56"
+
+
+def test_unknown_prompt_format_lists_valid() -> None:
+    with pytest.raises(ConfigError) as e:
+        PROMPT_FORMATS.get("fancy")
+    assert "'fancy'" in str(e.value) and "compact_rev" in str(e.value)
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def test_digit_accuracy_hand_cases() -> None:
+    assert digit_accuracy("56", "56") == 1.0
+    assert digit_accuracy("57", "56") == 0.5
+    assert digit_accuracy("156", "56") == pytest.approx(2 / 3)  # extra digit counts against
+    assert digit_accuracy("6", "56") == 0.5  # aligned at the units
+    assert digit_accuracy("1000", "1081") == 0.5
+    assert digit_accuracy("2000", "1081") == 0.25
+    assert digit_accuracy("", "12") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("pred", "truth", "kind"),
+    [
+        ("1081", "1081", "correct"),
+        ("1071", "1081", "carry_error"),  # one digit off by one
+        ("1171", "1081", "carry_error"),  # 0->1 and 8->7: every wrong digit off by one
+        ("1089", "1080", "carry_error"),  # 0 -> 9 wraps: a borrow, still off by one mod 10
+        ("1051", "1081", "one_wrong_digit"),
+        ("2051", "1081", "multi_digit"),
+        ("5555", "1081", "multi_digit"),
+        ("108", "1081", "wrong_length"),
+        ("10810", "1081", "wrong_length"),
+    ],
+)
+def test_classify_error_hand_cases(pred: str, truth: str, kind: str) -> None:
+    assert classify_error(pred, truth) == kind
+
+
+def test_score_item() -> None:
+    task = make_task(strata=["2x2"], n_test=5)
+    e = ex(23, 47)
+    ok = task.score(e, "1081")
+    assert ok.correct and ok.error_type == "correct" and ok.metrics["digit_accuracy"] == 1.0
+    bad = task.score(e, "1071")
+    assert not bad.correct and bad.error_type == "carry_error"
+    assert bad.metrics["digit_accuracy"] == 0.75
+    for none in (None, ""):
+        s = task.score(e, none)
+        assert not s.correct and s.error_type == "no_answer" and s.metrics["digit_accuracy"] == 0.0
+    assert set(task.error_types) >= {"correct", "no_answer", "carry_error", "wrong_length"}
