@@ -10,6 +10,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 STUBS = Path(__file__).resolve().parent / "_stubs"
+
+# huggingface_hub reads these when it is first imported, so they are set before any test module
+# imports transformers: never touch the network or the user's HF cache.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="smollab-tests-hf-")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TINY_CONFIG = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 64}
 
@@ -72,12 +80,9 @@ def tiny_spec_text() -> str:
 
 @pytest.fixture(autouse=True)
 def tmp_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """SMOLLAB_HOME (and the HF cache) in a temp dir: no test writes to the user's caches."""
+    """SMOLLAB_HOME in a temp dir: no test writes to the user cache (HF_HOME is set above)."""
     home = tmp_path_factory.mktemp("smollab_home")
     monkeypatch.setenv("SMOLLAB_HOME", str(home))
-    monkeypatch.setenv("HF_HOME", str(home / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "error")
     return home
 
 

@@ -9,7 +9,7 @@ from platformdirs import user_cache_dir
 
 
 def smollab_home() -> Path:
-    """The user cache: converted models etc. ``$SMOLLAB_HOME``, default ``$XDG_CACHE_HOME/smollab``."""
+    """The user cache (converted models): ``$SMOLLAB_HOME``, default ``$XDG_CACHE_HOME/smollab``."""
     env = os.environ.get("SMOLLAB_HOME")
     path = Path(env).expanduser() if env else Path(user_cache_dir("smollab"))
     return path

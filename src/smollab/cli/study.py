@@ -31,8 +31,8 @@ def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> 
         console.print(
             f"preflight: PDF will be built with {engine}"
             if engine
-            else "preflight: no TeX engine (latexmk/pdflatex) found: paper.tex is written, paper.pdf "
-            "is skipped (install texlive-latex-base texlive-latex-recommended "
+            else "preflight: no TeX engine (latexmk/pdflatex) found: paper.tex is written, "
+            "paper.pdf is skipped (install texlive-latex-base texlive-latex-recommended "
             "texlive-fonts-recommended latexmk)"
         )
     t0 = time.perf_counter()

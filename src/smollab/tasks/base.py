@@ -71,7 +71,7 @@ class Task(ABC):
 
     @abstractmethod
     def train_examples(self, n: int, seed: int, weights: dict[str, float] | None) -> list[Example]:
-        """``n`` training items drawn (deterministically from ``seed``) disjoint from the test set."""
+        """``n`` training items, deterministic given ``seed``, disjoint from the test set."""
 
     @abstractmethod
     def score(self, example: Example, prediction: str | None) -> ItemScore:

@@ -78,7 +78,8 @@ def pack_examples(
 
 
 def collate(seqs: Sequence[PackedSequence], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest sequence; ``loss_positions`` marks inputs whose next token counts."""
+    """Right-pad to the longest sequence; ``loss_positions`` marks inputs whose next token
+    counts in the loss."""
     width = max(len(s.input_ids) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
