@@ -6,8 +6,10 @@ embeddings, a char tokenizer, fixed seeds.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +26,8 @@ STUBS = Path(__file__).resolve().parent / "_stubs"
 # huggingface_hub reads these when it is first imported, so they are set before any test module
 # imports transformers: never touch the network or the user's HF cache.
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="smollab-tests-hf-")
+os.environ["HF_HOME"] = _HF_HOME = tempfile.mkdtemp(prefix="smollab-tests-hf-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -90,7 +93,9 @@ def tmp_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 
 
 def _load_stub() -> Any:
-    spec = importlib.util.spec_from_file_location("tests_report_stub", STUBS / "tests_report_stub.py")
+    spec = importlib.util.spec_from_file_location(
+        "tests_report_stub", STUBS / "tests_report_stub.py"
+    )
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -98,11 +103,10 @@ def _load_stub() -> Any:
 
 
 _STUB = _load_stub()
-REAL_REPORT = _STUB.real_report_available()
+REAL_REPORT = _STUB.real_report_available() and not _STUB.forced()
 
 
-@pytest.fixture
-def report_ready(monkeypatch: pytest.MonkeyPatch) -> bool:
+def ensure_report(mp: pytest.MonkeyPatch) -> bool:
     """Make ``from smollab.report import build_report`` work; True when the real one is used.
 
     Only when the real ``smollab.report`` lacks ``build_report`` is a stub patched in (it writes
@@ -117,10 +121,16 @@ def report_ready(monkeypatch: pytest.MonkeyPatch) -> bool:
 
         mod = types.ModuleType("smollab.report")
         mod.__path__ = []  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "smollab.report", mod)
-    monkeypatch.setattr(mod, "build_report", _STUB.build_report, raising=False)
-    monkeypatch.setattr(mod, "tex_available", _STUB.tex_available, raising=False)
+        mp.setitem(sys.modules, "smollab.report", mod)
+    mp.setattr(mod, "build_report", _STUB.build_report, raising=False)
+    mp.setattr(mod, "tex_available", _STUB.tex_available, raising=False)
     return False
+
+
+@pytest.fixture
+def report_ready(monkeypatch: pytest.MonkeyPatch) -> bool:
+    """See :func:`ensure_report`."""
+    return ensure_report(monkeypatch)
 
 
 # ---------------------------------------------------------------- models

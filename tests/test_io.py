@@ -57,9 +57,13 @@ def test_read_jsonl_ignores_torn_last_line(tmp_path: Path) -> None:
     with open(p, "a") as f:
         f.write('{"step": 3, "lo')  # a crash mid-write
     assert read_jsonl(p) == [{"step": 1}, {"step": 2}]
-    # appending after a torn line must not hide it in the middle: it is a real error then
+    # appending after a torn line (a re-run after kill -9) ends the torn line first, and the
+    # torn line is skipped on read
+    append_jsonl(p, {"step": 4})
+    assert read_jsonl(p) == [{"step": 1}, {"step": 2}, {"step": 4}]
+    # a complete-looking but corrupt line in the middle is a real error
     with open(p, "a") as f:
-        f.write("\n" + json.dumps({"step": 4}) + "\n")
+        f.write('{"step": 5,, }\n' + json.dumps({"step": 6}) + "\n")
     with pytest.raises(json.JSONDecodeError):
         read_jsonl(p)
 

@@ -74,8 +74,11 @@ def append_jsonl(path: str | os.PathLike[str], row: Any) -> None:
     """Append one JSON line and flush it to disk (a crash loses at most this line)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(dumps(row, indent=None) + "\n")
+    with open(path, "a+b") as f:
+        # a crash may have left a torn last line: end it, so the new row stays parseable
+        torn = f.tell() > 0 and (f.seek(-1, os.SEEK_END) or f.read(1) != b"\n")
+        prefix = b"\n" if torn else b""
+        f.write(prefix + (dumps(row, indent=None) + "\n").encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 
@@ -89,14 +92,17 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
     """Read a JSONL file, ignoring a torn last line left by a crash."""
     rows = []
     with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+        text = f.read()
+    lines = text.splitlines()
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
+            # a torn line is one a crash cut short: the last line, or one that append_jsonl
+            # later terminated; anything else is corruption
+            if i == len(lines) - 1 or not line.rstrip().endswith("}"):
+                continue
             raise
     return rows

@@ -97,13 +97,14 @@ def test_output_order_and_progress(lm: Any) -> None:
 
 def test_evaluate_items_records() -> None:
     lm = diverse("gpt2")
-    task = build_task(validate_task_config(
-        {"id": "add", "task": "arith.add", "strata": ["1x1", "1x2"], "n_test": 6}))
+    task = build_task(
+        validate_task_config(
+            {"id": "add", "task": "arith.add", "strata": ["1x1", "1x2"], "n_test": 6}
+        )
+    )
     fmt = PROMPT_FORMATS.get("compact")
     items = task.test_set()
-    recs = evaluate_items(
-        lm.model, lm.tokenizer, task, fmt, items, batch_size=5, max_new_tokens=6
-    )
+    recs = evaluate_items(lm.model, lm.tokenizer, task, fmt, items, batch_size=5, max_new_tokens=6)
     assert [r["id"] for r in recs] == [e.id for e in items]
     ref = sequential_generate(
         lm.model, lm.tokenizer, [fmt.prompt(e) for e in items], max_new_tokens=6
@@ -125,8 +126,9 @@ def test_evaluate_items_records() -> None:
 
 
 def test_fewshot_examples_are_not_test_items() -> None:
-    task = build_task(validate_task_config(
-        {"id": "mul", "task": "arith.mul", "strata": ["1x1"], "n_test": 50}))
+    task = build_task(
+        validate_task_config({"id": "mul", "task": "arith.mul", "strata": ["1x1"], "n_test": 50})
+    )
     shots = fewshot_examples(task, PROMPT_FORMATS.get("fewshot"))
     assert len(shots) == 3
     test_pairs = {(e.question["a"], e.question["b"]) for e in task.test_set()}

@@ -106,7 +106,9 @@ def test_missing_local_path_is_model_load_error(tmp_path: Path) -> None:
 
 def test_unknown_hub_model_offline_says_how_to_fix() -> None:
     assert resolve_source("nonexistent-org/nonexistent-model") == (
-        "hub", "nonexistent-org/nonexistent-model")
+        "hub",
+        "nonexistent-org/nonexistent-model",
+    )
     with pytest.raises(ModelLoadError) as e:
         load_model("nonexistent-org/nonexistent-model")
     msg = str(e.value)

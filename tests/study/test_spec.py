@@ -62,8 +62,12 @@ def test_unknown_field_names_path_and_suggests(tiny_spec_text: str) -> None:
     ("old", "new", "field", "suggest"),
     [
         ('name = "tiny"\n', 'nme = "tiny"\nname = "tiny"\n', "study.nme", "name"),
-        ('source = "scratch:gpt2"\n', 'source = "scratch:gpt2"\nsorce = 1\n', "models[0].sorce",
-         "source"),
+        (
+            'source = "scratch:gpt2"\n',
+            'source = "scratch:gpt2"\nsorce = 1\n',
+            "models[0].sorce",
+            "source",
+        ),
         ("[eval]\n", "[eval]\nbatchsize = 3\n", "eval.batchsize", "batch_size"),
         ("n_test = 12", "n_tset = 12", "n_tset", "n_test"),  # a task's own config class
     ],
@@ -96,7 +100,9 @@ def test_unknown_task_lists_valid(tiny_spec_text: str) -> None:
 
 
 def test_unknown_prompt_format(tiny_spec_text: str) -> None:
-    text = tiny_spec_text.replace('name = "ft"\nformat = "compact"', 'name = "ft"\nformat = "fancy"')
+    text = tiny_spec_text.replace(
+        'name = "ft"\nformat = "compact"', 'name = "ft"\nformat = "fancy"'
+    )
     msg = bad(text)
     assert "'fancy'" in msg and "conditions[1].format" in msg
     assert "compact_rev" in msg and "plain" in msg
@@ -119,8 +125,10 @@ def test_duplicate_seeds(tiny_spec_text: str) -> None:
 
 
 def test_identical_conditions_are_caught_by_expand(tiny_spec_text: str) -> None:
-    twin = tiny_spec_text.split("[[conditions]]\nname = \"ft\"", 1)[1]
-    text = tiny_spec_text.replace("[eval]", '[[conditions]]\nname = "ft_twin"' + twin.split("[eval]")[0] + "[eval]")
+    twin = tiny_spec_text.split('[[conditions]]\nname = "ft"', 1)[1]
+    text = tiny_spec_text.replace(
+        "[eval]", '[[conditions]]\nname = "ft_twin"' + twin.split("[eval]")[0] + "[eval]"
+    )
     spec = loads_spec(text, "twin.toml")
     assert [c.name for c in spec.conditions] == ["baseline", "ft", "ft_twin"]
     with pytest.raises(ConfigError) as e:
@@ -156,8 +164,11 @@ def test_runspec_hash_stable(tiny_spec_text: str) -> None:
 
 def test_runspec_hash_ignores_labels(tiny_spec_text: str) -> None:
     r = _run(tiny_spec_text)
-    renamed = tiny_spec_text.replace('name = "tiny"', 'name = "other"').replace(
-        'name = "ft"', 'name = "finetune"').replace("tiny-gpt2", "my-model")
+    renamed = (
+        tiny_spec_text.replace('name = "tiny"', 'name = "other"')
+        .replace('name = "ft"', 'name = "finetune"')
+        .replace("tiny-gpt2", "my-model")
+    )
     r2 = expand(loads_spec(renamed))[1]
     assert (r2.study, r2.condition, r2.model_name) == ("other", "finetune", "my-model")
     assert r2.hash == r.hash

@@ -18,8 +18,11 @@ def tok():
 
 @pytest.fixture(scope="module")
 def task():
-    return build_task(validate_task_config(
-        {"id": "add", "task": "arith.add", "strata": ["1x1", "2x2"], "n_test": 10}))
+    return build_task(
+        validate_task_config(
+            {"id": "add", "task": "arith.add", "strata": ["1x1", "2x2"], "n_test": 10}
+        )
+    )
 
 
 @pytest.mark.parametrize("fmt_name", ["compact", "plain", "compact_rev"])
@@ -54,12 +57,15 @@ def test_targets_only_on_answer_tokens(tok, task, fmt_name: str) -> None:
 
 def test_collate_pads_right_with_mask(tok, task) -> None:
     fmt = PROMPT_FORMATS.get("compact")
-    seqs, _ = pack_examples(task.train_examples(6, seed=1), tok, fmt, seq_len=64, n_sequences=3,
-                            pack=False)
+    seqs, _ = pack_examples(
+        task.train_examples(6, seed=1), tok, fmt, seq_len=64, n_sequences=3, pack=False
+    )
     batch = collate(seqs, tok.pad_token_id)
     for r, s in enumerate(seqs):
         n = len(s.input_ids)
-        assert batch["attention_mask"][r].tolist() == [1] * n + [0] * (batch["input_ids"].shape[1] - n)
+        assert batch["attention_mask"][r].tolist() == [1] * n + [0] * (
+            batch["input_ids"].shape[1] - n
+        )
         assert (batch["input_ids"][r, n:] == tok.pad_token_id).all()
         assert not batch["loss_positions"][r, n - 1 :].any()  # nothing predicted from the last/pad
 

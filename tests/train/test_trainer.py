@@ -19,16 +19,24 @@ from tests.conftest import tiny_lm
 
 @pytest.fixture(scope="module")
 def add_task() -> Any:
-    return build_task(validate_task_config(
-        {"id": "add", "task": "arith.add", "strata": ["1x1"], "n_test": 20}))
+    return build_task(
+        validate_task_config({"id": "add", "task": "arith.add", "strata": ["1x1"], "n_test": 20})
+    )
 
 
 COMPACT = PROMPT_FORMATS.get("compact")
 
 
 def spec(**kw: Any) -> TrainSpec:
-    base = dict(steps=8, lr=1e-2, warmup_steps=2, batch_size=4, seq_len=64, eval_every=0,
-                checkpoint_every=100)
+    base = dict(
+        steps=8,
+        lr=1e-2,
+        warmup_steps=2,
+        batch_size=4,
+        seq_len=64,
+        eval_every=0,
+        checkpoint_every=100,
+    )
     return TrainSpec(**{**base, **kw})
 
 
@@ -71,8 +79,12 @@ def test_lr_schedule_without_warmup_and_zero_floor() -> None:
 
 def test_loss_decreases(tmp_path: Path, add_task: Any) -> None:
     events: list[dict[str, Any]] = []
-    tr = make_trainer(tmp_path, add_task, spec(steps=30, lr=1e-2, warmup_steps=3, batch_size=8),
-                      progress=events.append)
+    tr = make_trainer(
+        tmp_path,
+        add_task,
+        spec(steps=30, lr=1e-2, warmup_steps=3, batch_size=8),
+        progress=events.append,
+    )
     summary = tr.fit()
     ls = losses(tmp_path)
     assert len(ls) == 30 and all(math.isfinite(x) for x in ls)
@@ -103,8 +115,9 @@ def test_eval_every_logs_monitoring(tmp_path: Path, add_task: Any) -> None:
 
 def test_too_long_example_through_trainer(tmp_path: Path, add_task: Any) -> None:
     s = spec(seq_len=8, steps=2, batch_size=2)
-    tr = Trainer(tiny_lm("gpt2"), s, tmp_path, task=add_task, fmt=PROMPT_FORMATS.get("plain"),
-                 seed=0)
+    tr = Trainer(
+        tiny_lm("gpt2"), s, tmp_path, task=add_task, fmt=PROMPT_FORMATS.get("plain"), seed=0
+    )
     with pytest.raises(ConfigError, match="seq_len=8"):
         tr.setup()
 
@@ -142,14 +155,17 @@ def test_resume_is_exact(tmp_path: Path, add_task: Any) -> None:
     assert [r["step"] for r in read_jsonl(b_dir / "metrics.jsonl")] == list(range(1, 9))
     assert losses(b_dir) == losses(a_dir)  # exact float equality
     assert [r["lr"] for r in read_jsonl(b_dir / "metrics.jsonl")] == [
-        r["lr"] for r in read_jsonl(a_dir / "metrics.jsonl")]
+        r["lr"] for r in read_jsonl(a_dir / "metrics.jsonl")
+    ]
     sa, sb = a.model.state_dict(), b2.model.state_dict()
     assert sa.keys() == sb.keys()
     for k in sa:
         assert torch.equal(sa[k], sb[k]), k
     assert b2.tokens_seen == a.tokens_seen
-    assert read_json(b_dir / "train_summary.json")["final_loss"] == read_json(
-        a_dir / "train_summary.json")["final_loss"]
+    assert (
+        read_json(b_dir / "train_summary.json")["final_loss"]
+        == read_json(a_dir / "train_summary.json")["final_loss"]
+    )
 
 
 def test_resume_without_checkpoint_starts_over(tmp_path: Path, add_task: Any) -> None:
@@ -183,8 +199,9 @@ def test_lora_trains_only_adapters(tmp_path: Path, add_task: Any, arch: str) -> 
         base = n.replace("base_model.model.", "").replace(".base_layer", "")
         if "lora_" not in n:
             assert torch.equal(p, before[base]), n
-    assert any(not torch.equal(after[n], torch.zeros_like(after[n]))
-               for n in trainable if "lora_B" in n)
+    assert any(
+        not torch.equal(after[n], torch.zeros_like(after[n])) for n in trainable if "lora_B" in n
+    )
     tr.save_final()
     final = tmp_path / "ckpt" / "final"
     assert (final / "adapter_config.json").exists()

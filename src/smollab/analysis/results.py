@@ -18,6 +18,7 @@ import numpy as np
 
 from smollab.analysis.stats import (
     Interval,
+    bootstrap_interval,
     describe_seeds,
     hierarchical_bootstrap_accuracy,
     holm_bonferroni,
@@ -59,7 +60,9 @@ def _stratum_block(per_seed: list[list[dict[str, Any]]], ids: list[str], error_t
             boot.level,
             "bootstrap-seeds-items+wilson-hull",
         )
-    da = hierarchical_bootstrap_accuracy(digit) if digit.size else None
+    # digit accuracy is fractional, outside the 0/1 contract of hierarchical_bootstrap_accuracy:
+    # bootstrap the items of the seed-averaged per-item score instead
+    da = bootstrap_interval(digit.mean(axis=0), n_boot=2000) if digit.size else None
     counts: Counter[str] = Counter()
     for recs in per_seed:
         idset = set(ids)

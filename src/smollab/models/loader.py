@@ -120,6 +120,60 @@ def resolve_source(source: str) -> tuple[str, Path | str]:
     return "hub", source
 
 
+def check_source(source: str) -> None:
+    """Fail fast (before any run starts) on a model source that cannot be loaded."""
+    kind, loc = resolve_source(source)
+    if kind != "hub":
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(str(loc), "config.json"), str):
+        return
+    if not hub_reachable():
+        raise ModelLoadError(
+            f"Model {source!r} is not a local path, not in the local Hugging Face cache, and the "
+            "hub is unreachable (offline).",
+            hint="Download it on a connected machine (`huggingface-cli download "
+            f"{source} --local-dir DIR`) and pass DIR as the model source, or use the embedded "
+            "'smollm2-135m'.",
+        )
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers (False at once when HF_HUB_OFFLINE is set)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host or "huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _from_hub(repo: str, torch_dtype: Any) -> tuple[Any, Any]:
+    """Load from the local HF cache first; go to the hub only when it is reachable (the HF
+    client otherwise retries for about a minute before failing)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        return (
+            AutoTokenizer.from_pretrained(repo, local_files_only=True),
+            AutoModelForCausalLM.from_pretrained(repo, dtype=torch_dtype, local_files_only=True),
+        )
+    except OSError:
+        if not hub_reachable():
+            raise OSError("the hub is unreachable (offline) and the model is not in the local "
+                          "Hugging Face cache") from None
+    return (
+        AutoTokenizer.from_pretrained(repo),
+        AutoModelForCausalLM.from_pretrained(repo, dtype=torch_dtype),
+    )
+
+
 def load_tokenizer(name: str | None) -> Any:
     from transformers import AutoTokenizer
 
@@ -168,8 +222,11 @@ def load_model(
             convert_gguf(gguf, loc)
             info["cache"] = str(loc)
         try:
-            tok = AutoTokenizer.from_pretrained(loc)
-            model = AutoModelForCausalLM.from_pretrained(loc, dtype=torch_dtype)
+            if kind == "hub":
+                tok, model = _from_hub(str(loc), torch_dtype)
+            else:
+                tok = AutoTokenizer.from_pretrained(loc)
+                model = AutoModelForCausalLM.from_pretrained(loc, dtype=torch_dtype)
         except OSError as e:
             if kind == "hub":
                 raise ModelLoadError(

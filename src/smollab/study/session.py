@@ -118,6 +118,10 @@ def run_study(
             },
         )
     runs = expand(spec)
+    from smollab.models.loader import check_source
+
+    for m in spec.models:
+        check_source(m.source)
     tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
     for t in tasks:
         write_jsonl(d / "data" / f"{t.name}_test.jsonl", (e.to_dict() for e in t.test_set()))

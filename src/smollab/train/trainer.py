@@ -295,9 +295,11 @@ class Trainer:
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         self.hook.positions = batch["loss_positions"]
         try:
-            # Rows are right-padded: under the causal mask no real token attends to a pad, so
-            # the attention mask changes nothing at loss positions and is left out.
-            logits = self.model(input_ids=batch["input_ids"]).logits
+            # Rows are right-padded: under the causal mask no real token attends to a pad, so a
+            # padding mask changes nothing at loss positions. An all-ones mask lets SDPA use its
+            # is_causal kernel instead of an explicit [B, 1, T, T] mask.
+            ids = batch["input_ids"]
+            logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
         finally:
             self.hook.positions = None
         targets = batch["targets"][batch["loss_positions"]]

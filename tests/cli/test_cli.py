@@ -1,0 +1,107 @@
+"""The real CLI in a subprocess: help texts, listing, and clear errors without tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import one_line
+
+
+def assert_clean_error(proc: Any, code: int | None = None) -> str:
+    """A non-zero exit with one paragraph on stderr and no traceback; returns the message."""
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out, out
+    if code is None:
+        assert proc.returncode != 0, out
+    else:
+        assert proc.returncode == code, out
+    msg = proc.stderr.strip()
+    assert msg.startswith("error:"), out
+    assert "\n\n" not in msg, "one paragraph"
+    return one_line(msg)
+
+
+@pytest.mark.parametrize("command", ["run", "study", "report", "sessions"])
+def test_help_has_example(cli: Any, command: str) -> None:
+    proc = cli(command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Example" in proc.stdout
+    assert "--out" in proc.stdout
+
+
+def test_top_level_help_lists_commands(cli: Any) -> None:
+    proc = cli("--help")
+    assert proc.returncode == 0
+    for command in ("run", "study", "report", "sessions"):
+        assert command in proc.stdout
+
+
+def test_sessions_on_empty_dir(cli: Any, tmp_path: Path) -> None:
+    proc = cli("sessions", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "No sessions in" in one_line(proc.stdout)
+
+
+def test_report_on_non_session_dir(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "something.txt").write_text("not a session")
+    proc = cli("report", tmp_path, "--no-pdf")
+    msg = assert_clean_error(proc, 2)
+    assert "not a finished session" in msg
+    assert "smollab sessions" in msg
+
+
+def test_bad_spec_names_field(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(tiny_spec_text.replace("lr = 1e-3", "lrr = 1e-3"))
+    proc = cli("study", spec, "--out", tmp_path / "out", "--no-pdf")
+    msg = assert_clean_error(proc, 2)
+    assert str(spec) in msg
+    assert "conditions[1].train.lrr" in msg and "Did you mean 'lr'?" in msg
+    assert not (tmp_path / "out").exists()  # nothing was started
+
+
+def test_malformed_toml(cli: Any, tmp_path: Path) -> None:
+    spec = tmp_path / "broken.toml"
+    spec.write_text("[study\nname = 'x'\n")
+    msg = assert_clean_error(cli("study", spec, "--out", tmp_path / "out"), 2)
+    assert str(spec) in msg and "not valid TOML" in msg
+
+
+def test_missing_spec_and_problem_files(cli: Any, tmp_path: Path) -> None:
+    msg = assert_clean_error(cli("study", tmp_path / "nope.toml"), 2)
+    assert "does not exist" in msg
+    msg = assert_clean_error(cli("run", tmp_path / "nope.md"), 2)
+    assert "does not exist" in msg
+    problem = tmp_path / "q.md"
+    problem.write_text("# A question without a protocol\n")
+    msg = assert_clean_error(cli("run", problem), 2)
+    assert "reference protocol" in msg and "toml" in msg
+
+
+def test_unknown_hub_model_offline(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
+    text = tiny_spec_text.replace(
+        'source = "scratch:gpt2"', 'source = "nonexistent-org/nonexistent-model"'
+    )
+    text = text.split('[[conditions]]\nname = "ft"')[0]  # baseline only: fail fast either way
+    spec = tmp_path / "hub.toml"
+    spec.write_text(text)
+    proc = cli("study", spec, "--out", tmp_path / "out", "--no-pdf", timeout=180)
+    msg = assert_clean_error(proc)
+    assert "nonexistent-org/nonexistent-model" in msg
+    assert "--local-dir" in msg  # says how to get it and point at a local dir
+
+
+@pytest.mark.parametrize("how", ["file_as_dir", "file_as_out"])
+def test_unwritable_out(cli: Any, tmp_path: Path, tiny_spec_text: str, how: str) -> None:
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(tiny_spec_text)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("I am a file")
+    out = blocker / "out" if how == "file_as_dir" else blocker
+    proc = cli("study", spec, "--out", out, "--no-pdf")
+    msg = assert_clean_error(proc, 2)
+    assert str(out) in msg and "not writable" in msg and "--out" in msg
+    assert blocker.read_text() == "I am a file"
