@@ -1,7 +1,7 @@
 """From-scratch training throughput: smollab's ``Trainer`` vs a nanoGPT-style reference loop.
 
-    PYTHONPATH=src python benchmarks/bench_scratch_train.py              # eager Trainer + reference
-    PYTHONPATH=src python benchmarks/bench_scratch_train.py --compile    # also Trainer(compile=True)
+    PYTHONPATH=src python benchmarks/bench_scratch_train.py            # eager Trainer + reference
+    PYTHONPATH=src python benchmarks/bench_scratch_train.py --compile  # + Trainer(compile=True)
 
 Both train a 4-layer, 4-head, 128-wide GPT-2 (block 64) with batch 32 on 2 threads, on packed
 ``arith.mul`` sequences in the ``plain`` format with the char tokenizer (``arith.mul`` packs to
@@ -11,7 +11,8 @@ Throughput counts ``batch * seq_len`` input tokens per optimizer step and is mea
 progress events (so per-step logging is included). With ``--compile`` the compile time (the
 extra time of the warm-up steps over steady-state) is reported separately. Runs alternate
 Trainer / reference ``--repeats`` times so that both see the same background load; the best
-repeat of each is reported. Prints one JSON line and writes ``benchmarks/results/scratch_train.json``.
+repeat of each is reported. Prints one JSON line and writes
+``benchmarks/results/scratch_train.json``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.h, C // self.h).transpose(1, 2) for t in self.c_attn(x).split(C, 2))
+        q, k, v = (t.view(B, T, self.h, -1).transpose(1, 2) for t in self.c_attn(x).split(C, 2))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
@@ -94,7 +95,8 @@ def reference_run(data: torch.Tensor, vocab: int, steps: int, warmup: int) -> di
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=1e-3, betas=(0.9, 0.95),
+        lr=1e-3,
+        betas=(0.9, 0.95),
     )
 
     def get_batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,8 +134,15 @@ def trainer_run(steps: int, warmup: int, compile: bool) -> dict[str, float]:
     torch.set_num_threads(2)
     lm = load_model("scratch:gpt2", config=MODEL, seed=0)
     spec = TrainSpec(
-        steps=warmup + steps, lr=1e-3, warmup_steps=10, batch_size=BATCH, seq_len=SEQ_LEN,
-        pack=True, eval_every=0, checkpoint_every=10**9, threads=2,
+        steps=warmup + steps,
+        lr=1e-3,
+        warmup_steps=10,
+        batch_size=BATCH,
+        seq_len=SEQ_LEN,
+        pack=True,
+        eval_every=0,
+        checkpoint_every=10**9,
+        threads=2,
     )
     stamps: list[float] = []
 
@@ -143,8 +152,14 @@ def trainer_run(steps: int, warmup: int, compile: bool) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as d:
         trainer = Trainer(
-            lm, spec, Path(d), task=_task(), fmt=PROMPT_FORMATS.get("plain"), seed=0,
-            progress=progress, compile=compile,
+            lm,
+            spec,
+            Path(d),
+            task=_task(),
+            fmt=PROMPT_FORMATS.get("plain"),
+            seed=0,
+            progress=progress,
+            compile=compile,
         )
         t0 = time.perf_counter()
         trainer.setup()
@@ -237,8 +252,15 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     summary = {k: round(v["tokens_per_s"]) for k, v in best.items()}
-    print(json.dumps({"bench": "scratch_train", "tokens_per_s": summary,
-                      **{k: result[k] for k in ("speedup_vs_reference",) if k in result}}))
+    print(
+        json.dumps(
+            {
+                "bench": "scratch_train",
+                "tokens_per_s": summary,
+                **{k: result[k] for k in ("speedup_vs_reference",) if k in result},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,10 @@ OutOpt = Annotated[Path, typer.Option("--out", help="root folder of sessions")]
 SessionOpt = Annotated[
     str | None, typer.Option("--session-name", help="session folder name (default: study name)")
 ]
-WorkersOpt = Annotated[int, typer.Option("--workers", help="runs executed at once", min=1)]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", help="runs at once (default: [execution].workers)", min=1),
+]
 PdfOpt = Annotated[bool, typer.Option("--pdf/--no-pdf", help="build paper.pdf when TeX is present")]
 DataOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="benchmark data dir (or $SMOLLAB_DATA_DIR)")
@@ -43,7 +46,10 @@ def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> 
             out_root=out,
             session_name=session_name,
             problem_text=problem_text,
-            executor=LocalProcessExecutor(workers=workers),
+            executor=LocalProcessExecutor(
+                workers=workers or spec.execution.workers,
+                threads_per_worker=None if workers else spec.execution.threads_per_worker,
+            ),
             on_event=progress,
             pdf=pdf,
         )
@@ -65,7 +71,7 @@ def study(
     spec_path: Annotated[Path, typer.Argument(help="study spec (TOML)", metavar="SPEC")],
     out: OutOpt = Path("outputs"),
     session_name: SessionOpt = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     pdf: PdfOpt = True,
 ) -> None:
     """Run a declared study: conditions x seeds x tasks, then results, figures and paper.
@@ -83,7 +89,7 @@ def run(
     problem: Annotated[Path, typer.Argument(help="problem file (Markdown)", metavar="PROBLEM")],
     out: OutOpt = Path("outputs"),
     session_name: SessionOpt = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     pdf: PdfOpt = True,
 ) -> None:
     """Run a whole study from a research question.

@@ -78,6 +78,8 @@ class LocalProcessExecutor(Executor):
 
     def __init__(self, workers: int = 1, threads_per_worker: int | None = None) -> None:
         self.workers = max(1, workers)
+        if threads_per_worker is None and self.workers > 1:
+            threads_per_worker = max(1, (os.cpu_count() or 1) // self.workers)
         self.threads = threads_per_worker
 
     def _start(self, job: Job) -> subprocess.Popen[str]:
@@ -87,6 +89,7 @@ class LocalProcessExecutor(Executor):
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         if self.threads:
             env["OMP_NUM_THREADS"] = str(self.threads)
+            env["SMOLLAB_THREADS"] = str(self.threads)
         src = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
         log = open(job.run_dir / "worker.log", "a")  # noqa: SIM115  (closed with the process)

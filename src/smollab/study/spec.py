@@ -138,12 +138,23 @@ class EvalSpec(_Strict):
     max_new_tokens: int | None = Field(None, ge=1, description="default: longest target + 2")
 
 
+class ExecutionSpec(_Strict):
+    """``[execution]``: how runs are scheduled. Not part of a run's content hash; the thread
+    count a run used is recorded in its ``env.json``."""
+
+    workers: int = Field(1, ge=1, description="runs executed at once (--workers overrides)")
+    threads_per_worker: int | None = Field(
+        None, ge=1, description="torch threads per run (default: all cores / workers)"
+    )
+
+
 class StudySpec(_Strict):
     study: StudyMeta
     models: list[ModelSpec] = Field(min_length=1)
     tasks: list[dict[str, Any]] = Field(min_length=1)
     conditions: list[ConditionSpec] = Field(min_length=1)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
 
     @model_validator(mode="after")
     def _refs(self) -> StudySpec:

@@ -15,6 +15,7 @@ progress as JSON lines on stdout; that is how :class:`LocalProcessExecutor` driv
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -64,6 +65,7 @@ def execute_run(run_dir: Path, progress: Progress | None = None) -> dict[str, An
     t_start = time.perf_counter()
     started = _now()
     threads = spec.train.threads if spec.train and spec.train.threads else None
+    threads = threads or int(os.environ.get("SMOLLAB_THREADS", "0")) or None
     if threads:
         torch.set_num_threads(threads)
     env = environment()

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from smollab.io import append_jsonl, atomic_write_json, read_jsonl, write_jsonl
+from smollab.io import atomic_write_json, dumps, read_jsonl, write_jsonl
 from smollab.models import LoadedModel
 from smollab.study.spec import TrainSpec
 from smollab.tasks import Example, PromptFormat, Task
@@ -82,6 +82,37 @@ def _adamw_impl(params: list[torch.Tensor]) -> dict[str, bool]:
     if params and devices <= {"cpu", "cuda"} and dtypes <= {torch.float32, torch.bfloat16}:
         return {"fused": True}
     return {"foreach": True}
+
+
+class _MetricsLog:
+    """``metrics.jsonl`` opened once for a ``fit``: each row is written and flushed (so it
+    survives the process being killed), but fsynced only before a checkpoint and at the end.
+
+    An fsync per step cost ~5 ms of wall time per step here; rows after the last checkpoint are
+    dropped on resume anyway, so syncing at checkpoints loses nothing that resume would keep.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(path, "a+b")  # noqa: SIM115  (closed in close())
+        # a crash may have left a torn last line: end it, so the new rows stay parseable
+        if self.f.tell() > 0:
+            self.f.seek(-1, os.SEEK_END)
+            if self.f.read(1) != b"\n":
+                self.f.write(b"\n")
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.f.write((dumps(row, indent=None) + "\n").encode("utf-8"))
+        self.f.flush()
+
+    def sync(self) -> None:
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        if not self.f.closed:
+            self.sync()
+            self.f.close()
 
 
 class Trainer:
@@ -306,12 +337,22 @@ class Trainer:
         return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
 
     def fit(self) -> dict[str, Any]:
-        spec = self.spec
-        device = next(self.model.parameters()).device
-        per_step = spec.batch_size * spec.grad_accum
         if self.compile and not self._compiled:
             self._compile_layers()
         self.model.train()
+        log = _MetricsLog(self.metrics_path)
+        try:
+            self._fit_loop(log)
+        finally:
+            log.close()
+            self._uncompile()
+        self.model.eval()
+        return self.summary()
+
+    def _fit_loop(self, log: _MetricsLog) -> None:
+        spec = self.spec
+        device = next(self.model.parameters()).device
+        per_step = spec.batch_size * spec.grad_accum
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.bf16_autocast)
         while self.step < spec.steps:
             t0 = time.perf_counter()
@@ -357,13 +398,11 @@ class Trainer:
                 with torch.compiler.set_stance("force_eager"):
                     row["eval"] = self.evaluate(self.model)
                 self.model.train()
-            append_jsonl(self.metrics_path, row)
+            log.append(row)
             self.progress({"event": "train_step", **row, "total": spec.steps})
             if self.step % spec.checkpoint_every == 0 and self.step < spec.steps:
+                log.sync()  # the rows up to a checkpoint are on disk before the checkpoint is
                 self.save_checkpoint()
-        self._uncompile()
-        self.model.eval()
-        return self.summary()
 
     def summary(self) -> dict[str, Any]:
         rows = read_jsonl(self.metrics_path) if self.metrics_path.exists() else []
