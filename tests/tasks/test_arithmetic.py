@@ -279,3 +279,22 @@ def test_score_item() -> None:
         s = task.score(e, none)
         assert not s.correct and s.error_type == "no_answer" and s.metrics["digit_accuracy"] == 0.0
     assert set(task.error_types) >= {"correct", "no_answer", "carry_error", "wrong_length"}
+
+
+def test_training_excludes_swapped_test_pairs_in_square_strata() -> None:
+    from smollab.tasks import build_task, validate_task_config
+
+    task = build_task(
+        validate_task_config(
+            {"id": "mul", "task": "arith.mul", "strata": ["1x1", "2x2"], "n_test": 50}
+        )
+    )
+    test_22 = {(e.question["a"], e.question["b"]) for e in task.test_set() if e.stratum == "2x2"}
+    swaps = {(b, a) for a, b in test_22}
+    train = task.train_examples(5000, seed=3, weights={"2x2": 1.0})
+    pairs = {(e.question["a"], e.question["b"]) for e in train}
+    assert not pairs & (test_22 | swaps)
+    # 1x1 is too small to afford the swap exclusion: only the test pairs themselves are excluded
+    assert task.excluded_pairs("1x1") == {
+        (e.question["a"], e.question["b"]) for e in task.test_set() if e.stratum == "1x1"
+    }

@@ -2,7 +2,8 @@
 
 A stratum ``"AxB"`` pairs an A-digit first operand with a B-digit second operand (1-digit
 operands are 0..9, d-digit operands are 10**(d-1)..10**d-1). The test set of each stratum is a
-seeded sample of operand pairs; training examples never use a test pair (ordered pair (a, b)).
+seeded sample of operand pairs; training examples never use a test pair, nor its swap (b, a)
+where the stratum is big enough to afford that (see :meth:`ArithmeticTask.excluded_pairs`).
 
 Prompt formats (``PROMPT_FORMATS``) decide how an example becomes text:
 
@@ -151,6 +152,19 @@ class ArithmeticTask(Task):
         flat = rng.choice(size, size=self.config.n_test_for(stratum), replace=False)
         return [(la + int(i) // n_b, lb + int(i) % n_b) for i in flat]
 
+    def excluded_pairs(self, stratum: str) -> set[tuple[int, int]]:
+        """Operand pairs training must not use: the test pairs and, for the commutative ops,
+        their swaps (b, a) when those fall in this stratum too (square strata). The swap
+        exclusion is skipped where it would leave less than half the stratum for training,
+        i.e. for 1x1, whose whole space is 100 pairs."""
+        pairs = set(self._test_pairs(stratum))
+        da, db = parse_stratum(stratum)
+        if da == db:
+            with_swaps = pairs | {(b, a) for a, b in pairs}
+            if len(with_swaps) <= stratum_size(stratum) // 2:
+                return with_swaps
+        return pairs
+
     def test_set(self) -> list[Example]:
         if self._test is None:
             out = []
@@ -175,7 +189,7 @@ class ArithmeticTask(Task):
             raise ConfigError(f"Training weights for task {self.name!r} are all zero.")
         p = np.array([weights[s] for s in names], dtype=float)
         p /= p.sum()
-        test = {s: set(self._test_pairs(s)) for s in names}
+        test = {s: self.excluded_pairs(s) for s in names}
         rng = np.random.default_rng([seed, 11])
         which = rng.choice(len(names), size=n, p=p)
         out: list[Example] = []

@@ -71,6 +71,40 @@ class _GatherPositions:
         return (args[0][self.positions],)
 
 
+#: Per model type, the submodules of a decoder layer whose outputs are added to the residual
+#: stream position by position (the attention output projection, the MLP). In these models
+#: everything after the last layer also works per position (a norm, the output projection).
+_RESIDUAL_BRANCHES = {
+    "gpt2": ("attn.c_proj", "mlp"),
+    **{t: ("self_attn.o_proj", "mlp") for t in ("llama", "mistral", "qwen2", "qwen3")},
+}
+
+
+class _AtLossPositions:
+    """Hooks on the last decoder layer's residual branches: run them at loss positions only.
+
+    After the last layer only per-position work remains, and the output projection is applied
+    at loss positions, so the last layer's attention output projection and MLP matter only
+    there; elsewhere their output is left at zero. On packed arithmetic ~15% of positions are
+    loss positions, which removes most of the last layer's MLP and output projection.
+    """
+
+    def __init__(self, gather: _GatherPositions) -> None:
+        self.gather = gather
+
+    def pre(self, module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        pos = self.gather.positions
+        return None if pos is None else (args[0][pos], *args[1:])
+
+    def post(self, module: Any, args: tuple[Any, ...], output: torch.Tensor) -> Any:
+        pos = self.gather.positions
+        if pos is None:
+            return None
+        full = output.new_zeros((*pos.shape, output.shape[-1]))
+        full[pos] = output
+        return full
+
+
 def _adamw_impl(params: list[torch.Tensor]) -> dict[str, bool]:
     """The fused AdamW kernel where torch has one for these tensors, else the foreach one.
 
@@ -186,6 +220,7 @@ class Trainer:
         )
         self.hook = _GatherPositions()
         self.lm.model.get_output_embeddings().register_forward_pre_hook(self.hook)
+        self._tail_hooked = self._hook_last_layer()
         self._build_data()
         self._tensorise()
         self._resume()
@@ -252,11 +287,32 @@ class Trainer:
         The compiled forward is an instance attribute, so state dicts and saved checkpoints are
         unchanged; ``_uncompile`` removes it again. Evaluation runs with the eager stance.
         """
+        layers = self._decoder_layers()
+        if self._tail_hooked:
+            layers = layers[:-1]  # its hooks gather a data-dependent number of positions
+        for module in layers:
+            module.forward = torch.compile(module.forward, dynamic=False)
+            self._compiled.append(module)
+
+    def _hook_last_layer(self) -> bool:
+        branches = _RESIDUAL_BRANCHES.get(self.lm.model.config.model_type)
+        layers = self._decoder_layers()
+        if not branches or not layers:
+            return False
+        try:
+            modules = [layers[-1].get_submodule(name) for name in branches]
+        except AttributeError:
+            return False
+        hooks = _AtLossPositions(self.hook)
+        for m in modules:
+            m.register_forward_pre_hook(hooks.pre)
+            m.register_forward_hook(hooks.post)
+        return True
+
+    def _decoder_layers(self) -> list[torch.nn.Module]:
+        """The model's decoder layers, in order (the classes HF lists as unsplittable)."""
         names = set(getattr(self.lm.model, "_no_split_modules", None) or [])
-        for module in self.model.modules():
-            if type(module).__name__ in names:
-                module.forward = torch.compile(module.forward, dynamic=False)
-                self._compiled.append(module)
+        return [m for m in self.model.modules() if type(m).__name__ in names]
 
     def _uncompile(self) -> None:
         for module in self._compiled:
