@@ -130,9 +130,17 @@ def _task():
     return build_task(validate_task_config(cfg))
 
 
-def trainer_run(steps: int, warmup: int, compile: bool) -> dict[str, float]:
+def trainer_run(
+    steps: int, warmup: int, compile: bool, activation: str | None = None
+) -> dict[str, float]:
     torch.set_num_threads(2)
     lm = load_model("scratch:gpt2", config=MODEL, seed=0)
+    if activation:  # what-if: the scratch config with another GPT-2 activation function
+        from transformers import AutoModelForCausalLM
+
+        lm.model.config.activation_function = activation
+        torch.manual_seed(0)
+        lm.model = AutoModelForCausalLM.from_config(lm.model.config)
     spec = TrainSpec(
         steps=warmup + steps,
         lr=1e-3,
@@ -215,18 +223,29 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="also time Trainer(compile=True)")
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument(
+        "--activation",
+        default=None,
+        help="what-if: also time the Trainer with this GPT-2 activation_function "
+        "(e.g. gelu_pytorch_tanh; the scratch default is gelu_new)",
+    )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "scratch_train.json"))
     args = ap.parse_args()
     torch.set_num_threads(2)
     data, vocab = _token_stream()
     load_before = _cpu_busy()
     runs: dict[str, list[dict[str, float]]] = {"trainer": [], "reference": []}
+    variants = {"trainer": (False, None)}
     if args.compile:
-        runs["trainer_compiled"] = []
-    for _ in range(args.repeats):
-        runs["trainer"].append(trainer_run(args.steps, args.warmup, compile=False))
+        variants["trainer_compiled"] = (True, None)
+    if args.activation:
+        variants[f"trainer_{args.activation}"] = (False, args.activation)
         if args.compile:
-            runs["trainer_compiled"].append(trainer_run(args.steps, args.warmup, compile=True))
+            variants[f"trainer_compiled_{args.activation}"] = (True, args.activation)
+    runs.update({k: [] for k in variants})
+    for _ in range(args.repeats):
+        for name, (compile, activation) in variants.items():
+            runs[name].append(trainer_run(args.steps, args.warmup, compile, activation))
         if not args.no_reference:
             runs["reference"].append(reference_run(data, vocab, args.steps, args.warmup))
     best = {k: max(v, key=lambda r: r["tokens_per_s"]) for k, v in runs.items() if v}

@@ -177,7 +177,7 @@ def test_fewshot_format_has_solved_shots_then_question() -> None:
 def test_compact_format_round_trip() -> None:
     fmt = PROMPT_FORMATS.get("compact")
     e = ex(23, 47, "add")
-    assert fmt.prompt(e) == "23+47="
+    assert fmt.prompt(e) == "\n23+47="
     assert fmt.target(e) == "70\n"
     assert fmt.parse(fmt.target(e)) == "70"
 
@@ -186,7 +186,7 @@ def test_compact_rev_reverses_digits() -> None:
     fmt = PROMPT_FORMATS.get("compact_rev")
     e = ex(23, 47)
     assert e.answer == "1081"
-    assert fmt.prompt(e) == "23*47="
+    assert fmt.prompt(e) == "\n23*47="
     assert fmt.target(e) == "1801\n"
     assert fmt.parse("1801\n") == "1081"
     # a trailing zero of the answer is a leading zero of the reversed text

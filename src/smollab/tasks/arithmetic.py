@@ -9,8 +9,13 @@ Prompt formats (``PROMPT_FORMATS``) decide how an example becomes text:
 
 ``plain``        ``Q: What is 7 * 8? A:`` -> `` 56``
 ``fewshot``      three solved ``plain`` training examples, then the question
-``compact``      ``7*8=`` -> ``56``
-``compact_rev``  ``23*47=`` -> ``1801`` (the answer's digits reversed, least significant first)
+``compact``      ``\n7*8=`` -> ``56``
+``compact_rev``  ``\n23*47=`` -> ``1801`` (the answer's digits reversed, least significant first)
+
+The compact formats open with a newline so that the first operand digit is not the sequence's
+first token: models without a BOS token (SmolLM2) treat position 0 as an attention sink, and
+fine-tuning without the newline learnt far less (1x1 exact match 50% vs 96-100% after the same
+training; see BENCHMARKS.md).
 ``chat``         the model's chat template around ``What is 7 * 8?``
 
 Every target ends with a newline (the chat format: the end-of-turn token); generation stops there.
@@ -326,7 +331,7 @@ PROMPT_FORMATS.register("fewshot")(
 PROMPT_FORMATS.register("compact")(
     PromptFormat(
         "compact",
-        lambda q, t, s: f"{q['a']}{_sym(q)}{q['b']}=",
+        lambda q, t, s: f"\n{q['a']}{_sym(q)}{q['b']}=",
         lambda a, t: f"{a}\n",
         _leading_int,
     )
@@ -334,7 +339,7 @@ PROMPT_FORMATS.register("compact")(
 PROMPT_FORMATS.register("compact_rev")(
     PromptFormat(
         "compact_rev",
-        lambda q, t, s: f"{q['a']}{_sym(q)}{q['b']}=",
+        lambda q, t, s: f"\n{q['a']}{_sym(q)}{q['b']}=",
         lambda a, t: f"{a[::-1]}\n",
         _reverse_parse,
     )
