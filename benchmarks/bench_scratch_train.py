@@ -9,10 +9,13 @@ Both train a 4-layer, 4-head, 128-wide GPT-2 (block 64) with batch 32 on 2 threa
 Throughput counts ``batch * seq_len`` input tokens per optimizer step and is measured after
 ``--warmup`` steps over ``--steps`` steps, from wall-clock timestamps of the Trainer's per-step
 progress events (so per-step logging is included). With ``--compile`` the compile time (the
-extra time of the warm-up steps over steady-state) is reported separately. Runs alternate
+extra wall time of the warm-up steps over steady-state steps) is reported separately as
+``warmup_overhead_s``: the first compiled run pays it in full (from a fresh on-disk inductor cache
+with ``--fresh-compile-cache``), later runs in the same process hardly at all. Runs alternate
 Trainer / reference ``--repeats`` times so that both see the same background load; the best
-repeat of each is reported. Prints one JSON line and writes
-``benchmarks/results/scratch_train.json``.
+repeat of each is reported, and the 1-minute load average before each run is recorded (it
+should stay near 2, this benchmark's own threads, for the numbers to mean anything).
+Prints one JSON line and writes ``benchmarks/results/scratch_train.json``.
 """
 
 from __future__ import annotations
@@ -211,6 +214,16 @@ def _token_stream() -> tuple[torch.Tensor, int]:
     return torch.tensor([t for s in seqs for t in s.input_ids], dtype=torch.int16), len(tok)
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _cpu_busy() -> float:
     """The 1-minute load average: well above the thread count means the timings are contended."""
     return os.getloadavg()[0]
@@ -229,8 +242,11 @@ def main() -> None:
         help="what-if: also time the Trainer with this GPT-2 activation_function "
         "(e.g. gelu_pytorch_tanh; the scratch default is gelu_new)",
     )
+    ap.add_argument("--fresh-compile-cache", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "scratch_train.json"))
     args = ap.parse_args()
+    if args.fresh_compile_cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
     torch.set_num_threads(2)
     data, vocab = _token_stream()
     load_before = _cpu_busy()
@@ -245,9 +261,13 @@ def main() -> None:
     runs.update({k: [] for k in variants})
     for _ in range(args.repeats):
         for name, (compile, activation) in variants.items():
+            load = _cpu_busy()
             runs[name].append(trainer_run(args.steps, args.warmup, compile, activation))
+            runs[name][-1]["loadavg_1m_before"] = load
         if not args.no_reference:
+            load = _cpu_busy()
             runs["reference"].append(reference_run(data, vocab, args.steps, args.warmup))
+            runs["reference"][-1]["loadavg_1m_before"] = load
     best = {k: max(v, key=lambda r: r["tokens_per_s"]) for k, v in runs.items() if v}
     result = {
         "bench": "scratch_train",
@@ -256,7 +276,7 @@ def main() -> None:
         "seq_len": SEQ_LEN,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
+        "machine": _cpu_name(),
         "loadavg_1m_before": load_before,
         "loadavg_1m_after": _cpu_busy(),
         "best": best,

@@ -1,12 +1,14 @@
 #!/usr/bin/env python
-"""CPU fine-tuning recipe for SmolLM2-135M-Instruct on multi-digit multiplication.
+"""The standalone script of the recipe search (kept as the record of how the demo recipe was
+chosen; the product trains through smollab.train.Trainer).
+
+CPU fine-tuning recipe for SmolLM2-135M-Instruct on multi-digit multiplication.
 
 Result of the recipe search (see the report in the smollab task notes). Standalone: needs only
 torch + transformers and a HF model dir.
 
 Run the whole study (baseline eval + 3 seeds of fine-tuning + eval of each):
-    . /work/main/.venv/bin/activate
-    python benchmarks/recipe_search.py --model /tmp/smolcache --seeds 0 1 2 --threads 2
+    .venv/bin/python benchmarks/recipe_search.py --seeds 0 1 2 --threads 2
 One seed only (e.g. to run two seeds as parallel 1-thread processes):
     python benchmarks/recipe_search.py --seeds 0 --threads 1 --no_baseline
 
@@ -33,7 +35,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-p.add_argument('--model', default='/tmp/smolcache')
+p.add_argument('--model', default=None, help='HF model dir (default: smollab\'s converted SmolLM2 cache)')
 p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
 p.add_argument('--data_seed', type=int, default=1234)
 p.add_argument('--threads', type=int, default=2)
@@ -51,6 +53,11 @@ p.add_argument('--out', default='', help='optional JSON-lines output file')
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 
+if args.model is None:  # the embedded SmolLM2, converted once by smollab's loader
+    from smollab.models.loader import _embedded_gguf, _gguf_cache_dir, convert_gguf
+
+    _gguf = _embedded_gguf('smollm2-135m')
+    args.model = str(convert_gguf(_gguf, _gguf_cache_dir(_gguf)))
 tok = AutoTokenizer.from_pretrained(args.model)
 tok.padding_side = 'left'
 DIG = [tok.convert_tokens_to_ids(str(d)) for d in range(10)]
