@@ -215,3 +215,78 @@ def test_problem_protocol_errors_name_the_problem_file(tmp_path: Path, tiny_spec
     with pytest.raises(ConfigError) as e:
         load_problem(p)
     assert str(p) in str(e.value) and "lrr" in str(e.value)
+
+
+def test_targets_must_name_a_task_stratum() -> None:
+    from smollab.study.spec import loads_spec
+
+    text = """
+[study]
+name = "t"
+targets = { "mul/9x9" = 0.5 }
+[[models]]
+name = "m"
+source = "scratch:gpt2"
+[[tasks]]
+id = "mul"
+task = "arith.mul"
+strata = ["1x1"]
+n_test = 10
+[[conditions]]
+name = "baseline"
+"""
+    with pytest.raises(ConfigError) as e:
+        loads_spec(text, "t.toml")
+    assert "mul/9x9" in str(e.value) and "mul/1x1" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        loads_spec(text.replace('"mul/9x9" = 0.5', '"mul/1x1" = 1.5'), "t.toml")
+    assert "study.targets" in str(e.value)
+    spec = loads_spec(text.replace('"mul/9x9"', '"mul/1x1"'), "t.toml")
+    assert spec.study.targets == {"mul/1x1": 0.5}
+
+
+def test_targets_are_judged_against_the_best_trained_condition() -> None:
+    from smollab.analysis.results import _targets
+    from smollab.study.spec import loads_spec
+
+    spec = loads_spec(
+        """
+[study]
+name = "t"
+targets = { "mul/1x1" = 0.5, "mul/overall" = 0.9 }
+[[models]]
+name = "m"
+source = "scratch:gpt2"
+[[tasks]]
+id = "mul"
+task = "arith.mul"
+strata = ["1x1"]
+n_test = 10
+[[conditions]]
+name = "baseline"
+""",
+        "t.toml",
+    )
+
+    def block(x: float) -> dict:
+        return {"exact_match": {"estimate": x, "low": x, "high": x}}
+
+    out = {
+        "conditions": {
+            "baseline": {
+                "kind": "baseline",
+                "tasks": {"mul": {"strata": {"1x1": block(0.99)}, "overall": block(0.99)}},
+            },
+            "a": {
+                "kind": "finetune",
+                "tasks": {"mul": {"strata": {"1x1": block(0.4)}, "overall": block(0.4)}},
+            },
+            "b": {
+                "kind": "finetune",
+                "tasks": {"mul": {"strata": {"1x1": block(0.6)}, "overall": block(0.6)}},
+            },
+        }
+    }
+    rows = {r["key"]: r for r in _targets(spec, out)}
+    assert rows["mul/1x1"]["condition"] == "b" and rows["mul/1x1"]["met"] is True
+    assert rows["mul/overall"]["met"] is False  # the baseline never counts

@@ -152,8 +152,30 @@ def aggregate(
         if cond.train:
             out["curves"][cond.name] = {str(r["seed"]): _curves(run_dirs[r["hash"]]) for r in recs}
     _comparisons(spec, out, preds, strata_ids)
+    out["targets"] = _targets(spec, out)
     out["notes"] = _notes(spec, out, tasks)
     return out
+
+
+def _targets(spec: StudySpec, out: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each declared target against the best trained condition (by point estimate)."""
+    rows = []
+    trained = {k: v for k, v in out["conditions"].items() if v["kind"] != "baseline"}
+    for key, target in spec.study.targets.items():
+        task, stratum = key.split("/")
+        best_name, best = None, None
+        for name, c in trained.items():
+            tb = c["tasks"].get(task)
+            if tb is None:
+                continue
+            block = tb[OVERALL] if stratum == OVERALL else tb["strata"][stratum]
+            if best is None or block["exact_match"]["estimate"] > best["estimate"]:
+                best_name, best = name, block["exact_match"]
+        rows.append({
+            "key": key, "target": target, "condition": best_name,
+            "exact_match": best, "met": bool(best and best["estimate"] >= target),
+        })
+    return rows
 
 
 def _train_summary(recs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -212,6 +234,16 @@ def _comparisons(spec, out, preds, strata_ids) -> None:
 
 def _notes(spec, out, tasks) -> list[str]:
     notes = []
+    for t in out.get("targets", []):
+        em = t["exact_match"]
+        if em is None:
+            notes.append(f"Target {t['key']} >= {t['target']:.0%}: no trained condition ran.")
+            continue
+        verb = "met" if t["met"] else "NOT met"
+        notes.append(
+            f"Target {verb}: {t['key']} exact match of {t['condition']} is {em['estimate']:.1%} "
+            f"[{em['low']:.1%}, {em['high']:.1%}], target {t['target']:.0%}."
+        )
     for t in tasks:
         for s, n in out["tasks"][t.name]["n_items"].items():
             if n < 100:

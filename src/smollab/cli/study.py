@@ -62,6 +62,9 @@ def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> 
             f"{c['condition']} vs {c['baseline']} on {c['task']} (all strata): "
             f"{d['estimate']:+.1%} [{d['low']:+.1%}, {d['high']:+.1%}] -> {c['verdict']}"
         )
+    for n in res.results.get("notes", []):
+        if n.startswith("Target"):
+            console.print(n, style="green" if n.startswith("Target met") else "yellow")
     print_paths([res.session_dir, *res.written])
     console.print(f"done in {time.perf_counter() - t0:.0f} s")
 

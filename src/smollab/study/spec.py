@@ -53,6 +53,21 @@ class StudyMeta(_Strict):
     title: str = ""
     question: str = ""
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    targets: dict[str, float] = Field(
+        default_factory=dict,
+        description="success criteria: 'task/stratum' -> minimum exact match of the best "
+        "trained condition; the report states which are met",
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, x in v.items():
+            if k.count("/") != 1:
+                raise ValueError(f"target keys are 'task/stratum', got {k!r}")
+            if not 0 <= x <= 1:
+                raise ValueError(f"target {k!r} must be an accuracy in [0, 1], got {x}")
+        return v
 
     @field_validator("seeds")
     @classmethod
@@ -260,8 +275,16 @@ def parse_spec(data: dict[str, Any], source: str) -> StudySpec:
         raise ConfigError(format_validation_error(e, source)) from None
     from smollab.tasks import validate_task_config
 
-    for i, t in enumerate(spec.tasks):
-        validate_task_config(t, where=f"{source}: tasks[{i}]")
+    configs = [validate_task_config(t, where=f"{source}: tasks[{i}]") for i, t in
+               enumerate(spec.tasks)]
+    strata = {c.id: set(getattr(c, "strata", []) or []) | {"overall"} for c in configs}
+    for key in spec.study.targets:
+        task, stratum = key.split("/")
+        if task not in strata or stratum not in strata[task]:
+            raise ConfigError(
+                f"{source}: field 'study.targets' names {key!r}, but the tasks and strata are "
+                f"{sorted(f'{t}/{s}' for t, ss in strata.items() for s in ss)}."
+            )
     _check_formats(spec, source)
     return spec
 
