@@ -177,8 +177,22 @@ def _condition(name: str, cond: dict[str, Any], results: dict[str, Any]) -> dict
     train = cond.get("train") or {}
     train_items = []
     for k, v in train.items():
-        shown = Num(f"{key}.train.{k}", v, "short") if not isinstance(v, str | bool) else str(v)
-        train_items.append({"name": k, "value": shown})
+        if v is None:
+            continue
+        # lists and tables (betas, weights) are shown element by element, each traceable
+        parts = (
+            v.items()
+            if isinstance(v, dict)
+            else ((str(i), x) for i, x in enumerate(v))
+            if isinstance(v, list | tuple)
+            else [(None, v)]
+        )
+        for sub, x in parts:
+            name = k if sub is None else f"{k}.{sub}"
+            shown = (
+                Num(f"{key}.train.{name}", x, "short") if not isinstance(x, str | bool) else str(x)
+            )
+            train_items.append({"name": name, "value": shown})
     return {
         "name": Ident(name),
         "kind": Ident(cond.get("kind") or "?"),
