@@ -188,11 +188,11 @@ def _condition(name: str, cond: dict[str, Any], results: dict[str, Any]) -> dict
             else [(None, v)]
         )
         for sub, x in parts:
-            name = k if sub is None else f"{k}.{sub}"
+            label = k if sub is None else f"{k}.{sub}"
             shown = (
-                Num(f"{key}.train.{name}", x, "short") if not isinstance(x, str | bool) else str(x)
+                Num(f"{key}.train.{label}", x, "short") if not isinstance(x, str | bool) else str(x)
             )
-            train_items.append({"name": name, "value": shown})
+            train_items.append({"name": label, "value": shown})
     return {
         "name": Ident(name),
         "kind": Ident(cond.get("kind") or "?"),
