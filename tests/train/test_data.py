@@ -105,5 +105,9 @@ def test_too_long_example_is_config_error(tok, task) -> None:
 
 def test_running_out_of_examples_is_reported(tok, task) -> None:
     fmt = PROMPT_FORMATS.get("compact")
-    with pytest.raises(ConfigError, match="Ran out of training examples after 2 sequences"):
+    from smollab.train.data import OutOfExamples
+
+    # its own exception type, so the trainer draws more examples only for this and never
+    # swallows a real error (e.g. a too-long example)
+    with pytest.raises(OutOfExamples, match="ran out of training examples after 2 sequences"):
         pack_examples(task.train_examples(2, seed=0), tok, fmt, 64, 5, pack=False)

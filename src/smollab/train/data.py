@@ -19,6 +19,10 @@ from smollab.tasks import Example, PromptFormat
 IGNORE = -100
 
 
+class OutOfExamples(Exception):
+    """``pack_examples`` needed more examples than it was given (the caller draws more)."""
+
+
 @dataclass
 class PackedSequence:
     input_ids: list[int]
@@ -69,10 +73,7 @@ def pack_examples(
             if not pack:
                 break
         if n == 0:
-            raise ConfigError(
-                f"Ran out of training examples after {len(seqs)} sequences; this is a bug in the "
-                "example budget, please report it."
-            )
+            raise OutOfExamples(f"ran out of training examples after {len(seqs)} sequences")
         seqs.append(PackedSequence(ids, labels, n))
     return seqs, i
 

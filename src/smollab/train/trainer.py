@@ -40,7 +40,7 @@ from smollab.io import atomic_write_json, dumps, read_jsonl, write_jsonl
 from smollab.models import LoadedModel
 from smollab.study.spec import TrainSpec
 from smollab.tasks import Example, PromptFormat, Task
-from smollab.train.data import IGNORE, encode_example, pack_examples
+from smollab.train.data import IGNORE, OutOfExamples, encode_example, pack_examples
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -297,7 +297,7 @@ class Trainer:
                     examples, tok, self.fmt, spec.seq_len, n_seq, pack=spec.pack
                 )
                 break
-            except Exception:
+            except OutOfExamples:
                 if n_ex > 50 * n_seq * per_seq:
                     raise
                 n_ex *= 2
