@@ -4,8 +4,9 @@
     PYTHONPATH=src python benchmarks/bench_scratch_train.py --compile  # + Trainer(compile=True)
 
 Both train a 4-layer, 4-head, 128-wide GPT-2 (block 64) with batch 32 on 2 threads, on packed
-``arith.mul`` sequences in the ``plain`` format with the char tokenizer (``arith.mul`` packs to
-~63 of 64 tokens per row, so padding to the longest row saves the Trainer almost nothing).
+``arith.mul`` sequences (``--task``) in the ``plain`` format with the char tokenizer. ``arith.mul``
+packs to ~63 of 64 tokens per row, so padding to the longest row of a batch (which the eager
+Trainer does, the reference cannot) saves almost nothing; ``arith.add`` packs to ~59.
 Throughput counts ``batch * seq_len`` input tokens per optimizer step and is measured after
 ``--warmup`` steps over ``--steps`` steps, from wall-clock timestamps of the Trainer's per-step
 progress events (so per-step logging is included). With ``--compile`` the compile time (the
@@ -128,8 +129,11 @@ def reference_run(data: torch.Tensor, vocab: int, steps: int, warmup: int) -> di
 
 
 # ---------------------------------------------------------------- smollab Trainer
+TASK = "arith.mul"
+
+
 def _task():
-    cfg = {"id": "mul", "task": "arith.mul", "n_test_per_stratum": {"1x1": 32}}
+    cfg = {"id": "t", "task": TASK, "n_test_per_stratum": {"1x1": 32}}
     return build_task(validate_task_config(cfg))
 
 
@@ -230,6 +234,7 @@ def _cpu_busy() -> float:
 
 
 def main() -> None:
+    global TASK
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=150, help="measured steps (after warm-up)")
     ap.add_argument("--warmup", type=int, default=20)
@@ -243,8 +248,10 @@ def main() -> None:
         "(e.g. gelu_pytorch_tanh; the scratch default is gelu_new)",
     )
     ap.add_argument("--fresh-compile-cache", action="store_true")
+    ap.add_argument("--task", default=TASK, choices=["arith.mul", "arith.add"])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "scratch_train.json"))
     args = ap.parse_args()
+    TASK = args.task
     if args.fresh_compile_cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
     torch.set_num_threads(2)
@@ -271,6 +278,7 @@ def main() -> None:
     best = {k: max(v, key=lambda r: r["tokens_per_s"]) for k, v in runs.items() if v}
     result = {
         "bench": "scratch_train",
+        "task": TASK,
         "model": MODEL,
         "batch": BATCH,
         "seq_len": SEQ_LEN,

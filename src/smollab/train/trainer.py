@@ -13,9 +13,10 @@ the vocabulary projection on packed arithmetic sequences. The data order is a pu
 Speed (``benchmarks/bench_scratch_train.py`` measures it): the sequences become tensors once in
 ``setup``; rows are right-padded, so under the causal mask no real token sees a pad and SDPA runs
 its ``is_causal`` kernel; the loss positions are gathered with a fixed-length index, and in the
-last decoder layer the attention output projection and the MLP also run at those positions
-only; tanh-approximate GELUs are computed as the identical ``x * sigmoid(2u)`` while training;
-AdamW is fused; ``metrics.jsonl`` is fsynced at checkpoints, not every step.
+last decoder layer the attention (its queries), the attention output projection and the MLP
+also run at those positions only; tanh-approximate GELUs are computed as the identical
+``x * sigmoid(2u)`` while training; AdamW is fused; ``metrics.jsonl`` is fsynced at checkpoints,
+not every step.
 ``compile=True`` (or ``SMOLLAB_COMPILE=1``) also compiles every decoder layer with
 ``torch.compile`` for the training steps; batches are then padded to ``seq_len``, so all steps
 run the same kernels and a resumed run stays exact. Compiling takes tens of seconds once per
@@ -24,6 +25,7 @@ process, so it is opt-in: it pays on runs of a few hundred steps and more.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
@@ -76,6 +78,11 @@ class _GatherPositions:
         self.index: torch.Tensor | None = None
         self.scatter: torch.Tensor | None = None
         self.shape: tuple[int, int] = (0, 0)  # (rows, width) of the batch
+        # per row: its loss positions [rows, n] (padded with 0), the same with the padding sent
+        # to a spare column, and the causal mask of those queries [rows, 1, n, width]
+        self.query_index: torch.Tensor | None = None
+        self.query_scatter: torch.Tensor | None = None
+        self.query_mask: torch.Tensor | None = None
 
     def __call__(self, module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if self.index is None:
@@ -84,13 +91,38 @@ class _GatherPositions:
         return (x.reshape(-1, x.shape[-1]).index_select(0, self.index),)
 
 
-#: Per model type, the submodules of a decoder layer whose outputs are added to the residual
-#: stream position by position (the attention output projection, the MLP). In these models
-#: everything after the last layer also works per position (a norm, the output projection).
-_RESIDUAL_BRANCHES = {
-    "gpt2": ("attn.c_proj", "mlp"),
-    **{t: ("self_attn.o_proj", "mlp") for t in ("llama", "mistral", "qwen2", "qwen3")},
+#: Per model type: a decoder layer's attention module, and the submodules whose outputs are
+#: added to the residual stream position by position (attention output projection, MLP). In
+#: these models everything after the last layer also works per position (a norm, the output
+#: projection).
+_LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3")
+_LAST_LAYER = {
+    "gpt2": ("attn", ("attn.c_proj", "mlp")),
+    **{t: ("self_attn", ("self_attn.o_proj", "mlp")) for t in _LLAMA_LIKE},
 }
+_LOSS_QUERIES = "smollab_loss_queries"
+
+
+def _loss_query_attention(
+    module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: Any, **kw: Any
+) -> tuple[torch.Tensor, Any]:
+    """SDPA for the last layer during a training step, with queries at loss positions only.
+
+    Registered as a HF attention implementation and used by the last layer's attention alone
+    (through its own copy of the config); outside a training step it is plain SDPA. Outputs at
+    other positions are zero: the hooks of :class:`_AtLossPositions` never read them.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    g = getattr(module.config, "_smollab_gather", None)
+    if g is None or g.query_index is None or g.query_mask is None or g.query_scatter is None:
+        return sdpa_attention_forward(module, query, key, value, mask, **kw)
+    b, h, t, d = query.shape
+    q = query.gather(2, g.query_index[:, None, :, None].expand(b, h, -1, d))
+    out, weights = sdpa_attention_forward(module, q, key, value, g.query_mask, **kw)
+    full = out.new_zeros(b, t + 1, *out.shape[2:])  # [rows, width + spare, heads, dim]
+    full = full.scatter(1, g.query_scatter[:, :, None, None].expand_as(out), out)
+    return full[:, :t], weights
 
 
 class _AtLossPositions:
@@ -99,7 +131,8 @@ class _AtLossPositions:
     After the last layer only per-position work remains, and the output projection is applied
     at loss positions, so the last layer's attention output projection and MLP matter only
     there; elsewhere their output is left at zero. On packed arithmetic ~15% of positions are
-    loss positions, which removes most of the last layer's MLP and output projection.
+    loss positions, which removes most of the last layer's MLP and output projection (and,
+    with :func:`_loss_query_attention`, of its attention).
     """
 
     def __init__(self, gather: _GatherPositions) -> None:
@@ -164,8 +197,8 @@ def _tanh_gelu_classes() -> tuple[type, ...]:
 def _adamw_impl(params: list[torch.Tensor]) -> dict[str, bool]:
     """The fused AdamW kernel where torch has one for these tensors, else the foreach one.
 
-    Fused does one pass over each parameter instead of a dozen foreach kernels; it saves ~5% of a
-    step on small models on CPU. Both implement the same update.
+    Fused does one pass over each parameter instead of a dozen foreach kernels (the updates agree
+    to float rounding); on small models the optimizer step is a visible part of a CPU step.
     """
     devices = {p.device.type for p in params}
     dtypes = {p.dtype for p in params}
@@ -234,7 +267,8 @@ class Trainer:
             compile = os.environ.get("SMOLLAB_COMPILE", "") not in ("", "0")
         self.compile = compile
         self._compiled: list[Any] = []
-        self._swaps: list[tuple[torch.nn.Module, str, torch.nn.Module, torch.nn.Module]] = []
+        self._swaps: list[tuple[Any, str, Any, Any]] = []  # (owner, attribute, original, training)
+        self._gelus_found = False
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -331,6 +365,7 @@ class Trainer:
         counts = (self._targets != IGNORE).sum(1)
         self._n_targets = counts.view(-1, per_step).sum(1).tolist()
         self._n_gather = int(counts.view(-1, self.spec.batch_size).sum(1).max())
+        self._n_query = int(counts.max())
 
     def _batch(self, start: int, stop: int) -> dict[str, torch.Tensor]:
         """Rows ``start:stop``, padded to the longest row (to ``seq_len`` when compiled), with
@@ -348,6 +383,19 @@ class Trainer:
             "gather_index": torch.cat([flat, flat.new_zeros(pad)]),
             "scatter_index": torch.cat([flat, flat.new_full((pad,), ids.numel())]),
             "gather_targets": torch.cat([targets.view(-1)[flat], targets.new_full((pad,), IGNORE)]),
+            **self._query_positions(positions),
+        }
+
+    def _query_positions(self, positions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each row's loss positions, in order, padded to the run's largest count."""
+        n, width = self._n_query, positions.shape[1]
+        order = torch.argsort((~positions).to(torch.int8), dim=1, stable=True)[:, :n]
+        valid = torch.arange(n) < positions.sum(1, keepdim=True)
+        index = torch.where(valid, order, 0)
+        return {
+            "query_index": index,
+            "query_scatter": torch.where(valid, order, width),
+            "query_mask": (torch.arange(width) <= index[:, :, None]).unsqueeze(1),
         }
 
     def _compile_layers(self) -> None:
@@ -361,34 +409,48 @@ class Trainer:
             self._compiled.append(module)
 
     def _hook_last_layer(self) -> bool:
-        branches = _RESIDUAL_BRANCHES.get(self.lm.model.config.model_type)
+        """Run the last layer's attention (queries), output projection and MLP at loss
+        positions only, for the model types in ``_LAST_LAYER``; False where not applicable."""
+        arch = _LAST_LAYER.get(self.lm.model.config.model_type)
         layers = self._decoder_layers()
-        if not branches or not layers:
+        if not arch or not layers:
             return False
         try:
-            modules = [layers[-1].get_submodule(name) for name in branches]
+            attn = layers[-1].get_submodule(arch[0])
+            branches = [layers[-1].get_submodule(name) for name in arch[1]]
         except AttributeError:
             return False
         hooks = _AtLossPositions(self.hook)
-        for m in modules:
+        for m in branches:
             m.register_forward_pre_hook(hooks.pre)
             m.register_forward_hook(hooks.post)
+        config = getattr(attn, "config", None)
+        if config is not None and config._attn_implementation == "sdpa":
+            from transformers import AttentionInterface
+
+            AttentionInterface.register(_LOSS_QUERIES, _loss_query_attention)
+            own = copy.copy(config)
+            own._attn_implementation_internal = _LOSS_QUERIES
+            own._smollab_gather = self.hook
+            self._swaps.append((attn, "config", config, own))
         return True
 
-    def _swap_activations(self) -> None:
-        """For training only, compute tanh-approximate GELUs as :class:`_SigmoidGELU`."""
-        if not self._swaps:  # found once; the same modules are swapped in every time
+    def _training_modules(self) -> None:
+        """Swap in the training-only pieces: tanh-approximate GELUs as :class:`_SigmoidGELU`,
+        the last layer's loss-position attention. ``_original_modules`` swaps them back."""
+        if not self._gelus_found:  # found once; the same objects are swapped in every time
             classes = _tanh_gelu_classes()
             for parent in list(self.model.modules()):
                 for name, child in parent.named_children():
                     if isinstance(child, classes):
                         self._swaps.append((parent, name, child, _SigmoidGELU()))
-        for parent, name, _, fast in self._swaps:
-            setattr(parent, name, fast)
+            self._gelus_found = True
+        for owner, name, _, training in self._swaps:
+            setattr(owner, name, training)
 
-    def _restore_activations(self) -> None:
-        for parent, name, original, _ in self._swaps:
-            setattr(parent, name, original)
+    def _original_modules(self) -> None:
+        for owner, name, original, _ in self._swaps:
+            setattr(owner, name, original)
 
     def _decoder_layers(self) -> list[torch.nn.Module]:
         """The model's decoder layers, in order (the classes HF lists as unsplittable)."""
@@ -463,20 +525,22 @@ class Trainer:
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, g = batch["input_ids"], self.hook
         g.index, g.scatter, g.shape = batch["gather_index"], batch["scatter_index"], ids.shape
+        g.query_index, g.query_scatter = batch["query_index"], batch["query_scatter"]
+        g.query_mask = batch["query_mask"]
         try:
             # Rows are right-padded: under the causal mask no real token attends to a pad, so a
             # padding mask changes nothing at loss positions. An all-ones mask lets SDPA use its
             # is_causal kernel instead of an explicit [B, 1, T, T] mask.
             logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
         finally:
-            g.index = g.scatter = None
+            g.index = g.scatter = g.query_index = g.query_scatter = g.query_mask = None
         # the gather's padding has IGNORE targets: it adds nothing to the sum
         return torch.nn.functional.cross_entropy(
             logits.float(), batch["gather_targets"], reduction="sum"
         )
 
     def fit(self) -> dict[str, Any]:
-        self._swap_activations()
+        self._training_modules()
         if self.compile and not self._compiled:
             self._compile_layers()
         self.model.train()
@@ -486,7 +550,7 @@ class Trainer:
         finally:
             log.close()
             self._uncompile()
-            self._restore_activations()
+            self._original_modules()
         self.model.eval()
         return self.summary()
 
@@ -537,10 +601,10 @@ class Trainer:
             ):
                 # evaluate the model exactly as it is evaluated after training
                 self.model.eval()
-                self._restore_activations()
+                self._original_modules()
                 with torch.compiler.set_stance("force_eager"):
                     row["eval"] = self.evaluate(self.model)
-                self._swap_activations()
+                self._training_modules()
                 self.model.train()
             log.append(row)
             self.progress({"event": "train_step", **row, "total": spec.steps})
