@@ -121,6 +121,11 @@ class TrainSpec(_Strict):
     lora_targets: list[str] = Field(default_factory=lambda: ["all-linear"])
     freeze_embeddings: bool = False
     bf16_autocast: bool = Field(False, description="CPU/GPU bf16 autocast for speed")
+    compile: bool = Field(
+        False,
+        description="torch.compile the decoder layers (tens of seconds up front; pays on "
+        "long runs; SMOLLAB_COMPILE=1 turns it on everywhere)",
+    )
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
 
     @field_validator("weights")
@@ -275,8 +280,9 @@ def parse_spec(data: dict[str, Any], source: str) -> StudySpec:
         raise ConfigError(format_validation_error(e, source)) from None
     from smollab.tasks import validate_task_config
 
-    configs = [validate_task_config(t, where=f"{source}: tasks[{i}]") for i, t in
-               enumerate(spec.tasks)]
+    configs = [
+        validate_task_config(t, where=f"{source}: tasks[{i}]") for i, t in enumerate(spec.tasks)
+    ]
     strata = {c.id: set(getattr(c, "strata", []) or []) | {"overall"} for c in configs}
     for key in spec.study.targets:
         task, stratum = key.split("/")

@@ -124,6 +124,7 @@ def execute_run(run_dir: Path, progress: Progress | None = None) -> dict[str, An
                 fmt=fmt,
                 seed=spec.seed,
                 evaluate=monitor,
+                compile=spec.train.compile or None,
                 progress=lambda e: emit({**e, "label": spec.label}),
             )
             trainer.setup()
