@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from smollab.errors import SmollabError
+from smollab.registry import Registry
 
 OnEvent = Callable[[dict[str, Any]], None]
 
@@ -165,7 +166,7 @@ class LocalProcessExecutor(Executor):
         return Outcome(job, False, error=msg, exit_code=int(last.get("exit_code", 1)))
 
 
-EXECUTORS: dict[str, Callable[..., Executor]] = {
-    "local": LocalProcessExecutor,
-    "inline": lambda **kw: InlineExecutor(),
-}
+#: executor name -> constructor; a Ray backend registers itself here too
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor")
+EXECUTORS.register("local")(LocalProcessExecutor)
+EXECUTORS.register("inline")(lambda **kw: InlineExecutor())
