@@ -16,7 +16,7 @@ SessionOpt = Annotated[
 ]
 WorkersOpt = Annotated[
     int | None,
-    typer.Option("--workers", help="runs at once (default: [execution].workers)", min=1),
+    typer.Option("--workers", help="runs at once (default: the spec's execution.workers)", min=1),
 ]
 PdfOpt = Annotated[bool, typer.Option("--pdf/--no-pdf", help="build paper.pdf when TeX is present")]
 DataOpt = Annotated[
