@@ -85,10 +85,12 @@ class _GatherPositions:
         self.query_mask: torch.Tensor | None = None
 
     def __call__(self, module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        if self.index is None:
-            return None
-        x = args[0]
-        return (x.reshape(-1, x.shape[-1]).index_select(0, self.index),)
+        return None if self.index is None else (self.select(args[0], self.index),)
+
+    @staticmethod
+    def select(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` of ``x`` flattened to [rows * width, features]."""
+        return x.reshape(-1, x.shape[-1]).index_select(0, index)
 
 
 #: Per model type: a decoder layer's attention module, and the submodules whose outputs are
@@ -139,7 +141,8 @@ class _AtLossPositions:
         self.gather = gather
 
     def pre(self, module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        return None if self.gather.index is None else (self.gather(module, args)[0], *args[1:])
+        index = self.gather.index
+        return None if index is None else (self.gather.select(args[0], index), *args[1:])
 
     def post(self, module: Any, args: tuple[Any, ...], output: torch.Tensor) -> Any:
         g = self.gather
@@ -311,7 +314,7 @@ class Trainer:
         )
         self.hook = _GatherPositions()
         self.lm.model.get_output_embeddings().register_forward_pre_hook(self.hook)
-        self._tail_hooked = self._hook_last_layer()
+        self._hook_last_layer()
         self._build_data()
         self._tensorise()
         self._resume()
@@ -524,7 +527,8 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, g = batch["input_ids"], self.hook
-        g.index, g.scatter, g.shape = batch["gather_index"], batch["scatter_index"], ids.shape
+        g.index, g.scatter = batch["gather_index"], batch["scatter_index"]
+        g.shape = (ids.shape[0], ids.shape[1])
         g.query_index, g.query_scatter = batch["query_index"], batch["query_scatter"]
         g.query_mask = batch["query_mask"]
         try:
