@@ -111,19 +111,22 @@ def _loss_query_attention(
     """SDPA for the last layer during a training step, with queries at loss positions only.
 
     Registered as a HF attention implementation and used by the last layer's attention alone
-    (through its own copy of the config); outside a training step it is plain SDPA. Outputs at
-    other positions are zero: the hooks of :class:`_AtLossPositions` never read them.
+    (through its own copy of the config); outside a training step, or when the model passes a
+    mask other than the plain causal one, it is plain SDPA. Outputs at other positions are
+    zero: the hooks of :class:`_AtLossPositions` never read them.
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    g = getattr(module.config, "_smollab_gather", None)
-    if g is None or g.query_index is None or g.query_mask is None or g.query_scatter is None:
+    g: _GatherPositions | None = getattr(module.config, "_smollab_gather", None)
+    index, scatter = (g.query_index, g.query_scatter) if g is not None else (None, None)
+    if g is None or index is None or scatter is None or mask is not None:
+        # not in a training step, or a mask beyond plain causal (e.g. a sliding window)
         return sdpa_attention_forward(module, query, key, value, mask, **kw)
     b, h, t, d = query.shape
-    q = query.gather(2, g.query_index[:, None, :, None].expand(b, h, -1, d))
+    q = query.gather(2, index[:, None, :, None].expand(b, h, -1, d))
     out, weights = sdpa_attention_forward(module, q, key, value, g.query_mask, **kw)
     full = out.new_zeros(b, t + 1, *out.shape[2:])  # [rows, width + spare, heads, dim]
-    full = full.scatter(1, g.query_scatter[:, :, None, None].expand_as(out), out)
+    full = full.scatter(1, scatter[:, :, None, None].expand_as(out), out)
     return full[:, :t], weights
 
 
