@@ -90,25 +90,19 @@ def tex_env(log: NumberLog) -> jinja2.Environment:
                 out.append(latex_escape("" if part is None else part))
         return "".join(out)
 
-    env = jinja2.Environment(
-        loader=_loader(),
+    env = _environment(
+        finalize,
+        autoescape=False,
         block_start_string=r"\BLOCK{",
         block_end_string="}",
         variable_start_string=r"\VAR{",
         variable_end_string="}",
         comment_start_string=r"\#{",
         comment_end_string="}",
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-        undefined=jinja2.StrictUndefined,
-        finalize=finalize,
     )
     # text copied verbatim from the results (title, question, notes): marked so that a number
     # checker can tell it from numbers the template prints
     env.filters["freetext"] = lambda s: Markup(r"\freetext{" + latex_escape(s) + "}")
-    _add_globals(env)
     return env
 
 
@@ -122,17 +116,7 @@ def md_env() -> jinja2.Environment:
                 out.append(str("" if part is None else part).replace("|", r"\|"))
         return "".join(out)
 
-    env = jinja2.Environment(
-        loader=_loader(),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-        undefined=jinja2.StrictUndefined,
-        finalize=finalize,
-    )
-    _add_globals(env)
-    return env
+    return _environment(finalize, autoescape=False)
 
 
 def html_env() -> jinja2.Environment:
@@ -147,14 +131,20 @@ def html_env() -> jinja2.Environment:
                 out.append(escape(str(part)))
         return Markup("").join(out)
 
+    return _environment(finalize, autoescape=True)
+
+
+def _environment(finalize: Any, *, autoescape: bool, **delimiters: str) -> jinja2.Environment:
+    """The one Jinja set-up shared by the LaTeX, Markdown and HTML renderers."""
     env = jinja2.Environment(
         loader=_loader(),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=True,
+        autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         finalize=finalize,
+        **delimiters,
     )
     _add_globals(env)
     return env
