@@ -9,7 +9,21 @@ See :mod:`smollab.sandbox.backend` for what the sandbox isolates and how.
 """
 
 from smollab.errors import SandboxUnavailable
+from smollab.sandbox.datasets import MBPP_TEST_IDS, load_humaneval, load_mbpp
+from smollab.sandbox.programs import humaneval_program, mbpp_program
 from smollab.sandbox.sandbox import Sandbox, sandbox_status
 from smollab.sandbox.verdict import KilledBy, Limits, Verdict
 
-__all__ = ["KilledBy", "Limits", "Sandbox", "SandboxUnavailable", "Verdict", "sandbox_status"]
+__all__ = [
+    "MBPP_TEST_IDS",
+    "KilledBy",
+    "Limits",
+    "Sandbox",
+    "SandboxUnavailable",
+    "Verdict",
+    "humaneval_program",
+    "load_humaneval",
+    "load_mbpp",
+    "mbpp_program",
+    "sandbox_status",
+]

@@ -132,13 +132,16 @@ class Sandbox:
         workers: int | None = None,
         on_done: Callable[[int, Verdict], None] | None = None,
     ) -> list[Verdict]:
-        """Run many programs, ``workers`` at a time (default: one per CPU); order is preserved.
+        """Run many programs, ``workers`` at a time (default: two per CPU); order is preserved.
 
         Each program gets its own sandbox, so one that hangs, floods output or kills processes
         affects only its own verdict. ``on_done(index, verdict)`` is called as each one finishes
         (from a worker thread), for progress display.
         """
-        n = workers or os.cpu_count() or 1
+        # Starting a sandbox spends part of its time waiting on the kernel (namespace set-up and
+        # teardown), so two workers per core keep the cores busy (measured: 2 workers 42-46
+        # programs/s, 4 workers 54-64/s on 2 loaded cores).
+        n = workers or 2 * (os.cpu_count() or 1)
         if n < 1:
             raise ConfigError(f"Sandbox workers={workers} is invalid; use 1 or more.")
 
