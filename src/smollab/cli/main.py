@@ -7,6 +7,7 @@ import os
 import typer
 
 from smollab.cli import report as _report
+from smollab.cli import sandbox as _sandbox
 from smollab.cli import study as _study
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -22,6 +23,7 @@ app.command("run")(_study.run)
 app.command("study")(_study.study)
 app.command("report")(_report.report)
 app.command("sessions")(_report.sessions)
+app.add_typer(_sandbox.app, name="sandbox")
 
 
 def main() -> None:
