@@ -69,13 +69,16 @@ def test_huge_allocation_is_refused(sandbox: Sandbox) -> None:
     assert "allocated" not in v.stdout_tail
 
 
-def test_cpu_limit() -> None:
-    sandbox = Sandbox(Limits(timeout_s=30, cpu_s=1))
-    v = sandbox.run("while True:\n    pass")
+def test_cpu_limit(sandbox: Sandbox) -> None:
+    v = Sandbox(Limits(timeout_s=30, cpu_s=1)).run("while True:\n    pass")
     assert not v.passed and v.killed_by == "cpu" and v.signal == signal.SIGXCPU
+
+
+@pytest.mark.slow
+def test_cpu_limit_when_sigxcpu_is_ignored(sandbox: Sandbox) -> None:
     # a program that ignores SIGXCPU meets the hard limit one CPU second later: SIGKILL
     ign = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass"
-    v = sandbox.run(ign)
+    v = Sandbox(Limits(timeout_s=30, cpu_s=1)).run(ign)
     assert not v.passed and v.killed_by == "cpu" and v.signal == signal.SIGKILL
 
 
@@ -171,3 +174,20 @@ def test_output_over_the_tail_is_truncated_not_failed(sandbox: Sandbox) -> None:
     assert v.passed and v.output_truncated
     assert len(v.stdout_tail.encode()) <= 4096
     assert v.stdout_tail.endswith("19999\nEND\n")  # the tail, not the head
+
+
+def test_tmp_space_is_capped(sandbox: Sandbox) -> None:
+    # tmpfs lives in memory outside RLIMIT_AS, so its size is capped separately (tmp_mb)
+    sandbox = Sandbox(Limits(timeout_s=10, tmp_mb=4, file_size_mb=1))
+    src = (
+        "import errno\n"
+        "for i in range(40):\n"
+        "    try:\n"
+        "        open(f'f{i}', 'wb').write(b'x' * 1000000)\n"
+        "    except OSError as e:\n"
+        "        print('stopped', i, errno.errorcode[e.errno])\n"
+        "        break\n"
+    )
+    v = sandbox.run(src)
+    assert v.passed and v.stdout_tail.startswith("stopped") and "ENOSPC" in v.stdout_tail
+    assert int(v.stdout_tail.split()[1]) <= 4

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +178,35 @@ def test_verdict_passed_requires_no_limit() -> None:
         duration_s=0.1,
     )
     assert v.to_json()["killed_by"] == "output" and v.to_json()["signal_name"] is None
+
+
+def test_read_only_binds_are_visible_and_read_only(sandbox: Sandbox, tmp_path: Path) -> None:
+    # pytest's tmp_path is private to root; the sandbox uid needs a path it may traverse
+    lib = Path(tempfile.mkdtemp(prefix="smollab-ro-bind-"))
+    lib.chmod(0o755)
+    (lib / "shared_helper.py").write_text("ANSWER = 42\n")
+    (lib / "shared_helper.py").chmod(0o644)
+    try:
+        sb = Sandbox(SMALL, ro_binds=[lib])
+        src = (
+            f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport shared_helper\n"
+            f"print(shared_helper.ANSWER)\nopen({str(lib / 'new.py')!r}, 'w')"
+        )
+        v = sb.run(src)
+    finally:
+        shutil.rmtree(lib)
+    assert not v.passed and v.stdout_tail == "42\n" and "Read-only file system" in v.stderr_tail
+    with pytest.raises(ConfigError, match="does not exist"):
+        Sandbox(SMALL, ro_binds=[tmp_path / "missing"])
+
+
+def test_setup_failure_is_an_error_verdict_not_a_program_failure(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    sb = Sandbox(SMALL, ro_binds=[gone])
+    gone.rmdir()  # bwrap can no longer bind it: the sandbox, not the program, fails
+    v = sb.run("print('never runs')")
+    assert not v.passed and v.error is not None and v.error.startswith("bwrap:")
+    assert v.exit_code is None and v.killed_by is None

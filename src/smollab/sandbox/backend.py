@@ -91,7 +91,7 @@ def python_binds(python: str) -> list[str]:
     return ["--ro-bind", str(prefix), str(prefix)]
 
 
-def prlimit_args(prlimit: str, limits: Limits) -> list[str]:
+def prlimit_args(prlimit: str, limits: Limits, *, nproc: bool = True) -> list[str]:
     mb = 2**20
     # CPU: soft limit sends SIGXCPU (reported as "cpu"); the hard limit a second later is SIGKILL
     # for a program that ignores SIGXCPU.
@@ -99,7 +99,7 @@ def prlimit_args(prlimit: str, limits: Limits) -> list[str]:
         prlimit,
         f"--cpu={limits.cpu_s}:{limits.cpu_s + 1}",
         f"--as={limits.memory_mb * mb}",
-        f"--nproc={limits.nproc}",
+        *([f"--nproc={limits.nproc}"] if nproc else []),
         f"--fsize={limits.file_size_mb * mb}",
         "--core=0",
         "--",
@@ -125,12 +125,12 @@ def bwrap_argv(
         argv.append("--disable-userns")  # no nested user namespaces (a common exploit path)
     argv += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
     argv += ["--ro-bind", "/usr", "/usr", *_root_layout(), *python_binds(python)]
-    for path in ro_binds:
-        argv += ["--ro-bind", path, path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777"]
     if bwrap.tmpfs_size:
         argv += ["--size", str(limits.tmp_mb * 2**20)]
     argv += ["--tmpfs", "/tmp", "--dir", WORKDIR]
+    for path in ro_binds:  # after the tmpfs, so a bind under /tmp is not hidden by it
+        argv += ["--ro-bind", path, path]
     made = {WORKDIR}
     for fd, rel in data_fds:
         dest = f"{WORKDIR}/{rel}"
@@ -156,9 +156,10 @@ INSTALL_HINT = (
     "Install bubblewrap (scripts/install_system_deps.sh, or `apt-get install bubblewrap`) and "
     "util-linux (for prlimit), and allow unprivileged user namespaces "
     "(`sysctl -w kernel.unprivileged_userns_clone=1` and a non-zero user.max_user_namespaces; "
-    "inside Docker, run with `--security-opt seccomp=unconfined` or a profile that allows "
-    "unshare). Or pass the explicit unsafe flag to run programs as plain subprocesses with "
-    "rlimits only: they can then read your files, use the network and see the environment."
+    "on Ubuntu 24.04 also `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`; inside "
+    "Docker, run with `--security-opt seccomp=unconfined` or a profile that allows unshare). "
+    "Or pass the explicit unsafe flag to run programs as plain subprocesses with rlimits only: "
+    "they can then read your files, use the network and see the environment."
 )
 
 

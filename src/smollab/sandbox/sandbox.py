@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -86,12 +87,13 @@ class Sandbox:
     timeout (and, under root, an unprivileged uid) but no isolation: they can read files, use the
     network and kill processes of the same user. ``python`` is the interpreter inside the sandbox
     (default the system ``/usr/bin/python3``, standard library only); ``ro_binds`` are extra host
-    paths made visible read-only at the same place (for example a directory of wheels).
+    paths made visible read-only at the same place (for example a directory of wheels); under
+    root they must be readable by ``backend.SANDBOX_UID``.
     """
 
     def __init__(
         self,
-        limits: Limits = Limits(),  # noqa: B008 - frozen dataclass, safe as a default
+        limits: Limits = Limits(),  # frozen, so one shared default is safe
         *,
         unsafe: bool = False,
         python: str = backend.DEFAULT_PYTHON,
@@ -101,6 +103,12 @@ class Sandbox:
         self.unsafe = unsafe
         self.python = python
         self.ro_binds = tuple(str(Path(p).resolve()) for p in ro_binds)
+        for p in self.ro_binds:
+            if not os.path.exists(p):
+                raise ConfigError(
+                    f"Sandbox read-only bind {p} does not exist.",
+                    hint="Pass existing host paths in ro_binds.",
+                )
         if not unsafe:
             reason = sandbox_status(python)
             if reason is not None:
@@ -179,15 +187,23 @@ class Sandbox:
                 data_fds=data_fds,
                 ro_binds=self.ro_binds,
             )
-            return _execute(
-                argv,
-                limits=self.limits,
-                env={"PATH": "/usr/bin:/bin"},
-                cwd="/",
-                pass_fds=tuple(fd for fd, _ in data_fds),
-                stdin_fd=stdin_fd,
-                bwrap_status=True,
-            )
+            for attempt in range(2):
+                verdict = _execute(
+                    argv,
+                    limits=self.limits,
+                    env={"PATH": "/usr/bin:/bin"},
+                    cwd="/",
+                    pass_fds=tuple(fd for fd, _ in data_fds),
+                    stdin_fd=stdin_fd,
+                    bwrap_status=True,
+                )
+                if verdict.error is None or attempt == 1:
+                    break
+                # Setting up namespaces can fail transiently under load (EAGAIN); try once more.
+                # bwrap read the memfds through a shared file offset, so rewind them first.
+                for fd in fds:
+                    os.lseek(fd, 0, os.SEEK_SET)
+            return verdict
         finally:
             for fd in fds:
                 os.close(fd)
@@ -206,7 +222,10 @@ class Sandbox:
                 argv = [self.python, *backend.PYTHON_FLAGS, "main.py"]
                 prlimit = backend.find_prlimit()
                 if prlimit is not None:
-                    argv = [*backend.prlimit_args(prlimit, self.limits), *argv]
+                    # Without a user namespace RLIMIT_NPROC counts every process of the uid, so
+                    # it is only set when the program runs as its own uid (root drops to one).
+                    nproc = backend.drops_uid()
+                    argv = [*backend.prlimit_args(prlimit, self.limits, nproc=nproc), *argv]
                 return _execute(
                     argv,
                     limits=self.limits,
@@ -307,6 +326,12 @@ def _execute(
         if exited_at is None:  # should not happen: SIGKILL cannot be ignored
             kill(harness_kill or "timeout")
         proc.wait()
+    except BaseException:
+        # The harness itself failed or was interrupted (Ctrl-C): never leave the program running.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     finally:
         sel.close()
         os.close(pidfd)
