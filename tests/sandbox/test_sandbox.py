@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -210,3 +211,14 @@ def test_setup_failure_is_an_error_verdict_not_a_program_failure(
     v = sb.run("print('never runs')")
     assert not v.passed and v.error is not None and v.error.startswith("bwrap:")
     assert v.exit_code is None and v.killed_by is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid drop happens only under root")
+def test_programs_run_as_an_unprivileged_uid(sandbox: Sandbox) -> None:
+    src = "import os\nprint(os.getuid(), os.getgid(), os.getgroups())"
+    assert sandbox.run(src).stdout_tail == "65534 65534 []\n"
+    # even unsafe mode drops root, so the program cannot signal the harness (signal 0 = probe)
+    unsafe = Sandbox(SMALL, unsafe=True)
+    assert unsafe.run(src).stdout_tail == "65534 65534 []\n"
+    v = unsafe.run("import os\nos.kill(os.getppid(), 0)")
+    assert not v.passed and "PermissionError" in v.stderr_tail

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from smollab.errors import ConfigError, SandboxUnavailable
 from smollab.sandbox import backend
@@ -226,6 +225,7 @@ class Sandbox:
                     # it is only set when the program runs as its own uid (root drops to one).
                     nproc = backend.drops_uid()
                     argv = [*backend.prlimit_args(prlimit, self.limits, nproc=nproc), *argv]
+                argv = [*backend.uid_drop_args(), *argv]
                 return _execute(
                     argv,
                     limits=self.limits,
@@ -251,9 +251,6 @@ def _execute(
     bwrap_status: bool,
 ) -> Verdict:
     """Start ``argv`` in a new session, read its output with caps, enforce the wall clock."""
-    drop: dict[str, Any] = {}
-    if backend.drops_uid():
-        drop = {"user": backend.SANDBOX_UID, "group": backend.SANDBOX_UID, "extra_groups": []}
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -265,7 +262,6 @@ def _execute(
             cwd=cwd,
             pass_fds=pass_fds,
             start_new_session=True,  # its own process group, so one killpg reaches everything
-            **drop,
         )
     except OSError as e:
         return _failed_to_start(f"could not start the sandbox: {e}", time.monotonic() - start)
