@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,19 @@ def test_programs_run_as_an_unprivileged_uid(sandbox: Sandbox) -> None:
     assert unsafe.run(src).stdout_tail == "65534 65534 []\n"
     v = unsafe.run("import os\nos.kill(os.getppid(), 0)")
     assert not v.passed and "PermissionError" in v.stderr_tail
+
+
+def test_unsafe_mode_kills_leftover_children() -> None:
+    # no pid namespace in unsafe mode: the harness kills the process group after the program exits
+    src = "import os, time\npid = os.fork()\nif pid == 0:\n    time.sleep(600)\nprint(pid)\n"
+    v = Sandbox(SMALL, unsafe=True).run(src)
+    assert v.passed, v.stderr_tail
+    child = int(v.stdout_tail)
+    for _ in range(100):  # SIGKILL delivery is asynchronous; the child is reaped by init
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"child {child} still alive")

@@ -283,10 +283,8 @@ def _execute(
         def kill(why: KilledBy) -> None:
             nonlocal harness_kill, killed_at
             harness_kill, killed_at = why, time.monotonic()
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
         while open_pipes or exited_at is None:
             now = time.monotonic()
@@ -321,6 +319,10 @@ def _execute(
                     kill("output")
         if exited_at is None:  # should not happen: SIGKILL cannot be ignored
             kill(harness_kill or "timeout")
+        # Stragglers left in the process group (only possible in unsafe mode, where there is no
+        # pid namespace to take them down) go too; the group is still ours until proc is reaped.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     except BaseException:
         # The harness itself failed or was interrupted (Ctrl-C): never leave the program running.
