@@ -191,3 +191,22 @@ def test_tmp_space_is_capped(sandbox: Sandbox) -> None:
     v = sandbox.run(src)
     assert v.passed and v.stdout_tail.startswith("stopped") and "ENOSPC" in v.stdout_tail
     assert int(v.stdout_tail.split()[1]) <= 4
+
+
+def test_a_pool_of_hostile_programs_leaves_the_good_ones_alone(sandbox: Sandbox) -> None:
+    hostile = [
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+        "import os, time\nos.kill(os.getppid(), 9)\nos.kill(-1, 9)\ntime.sleep(600)",
+        "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)",
+        "x = bytearray(50 * 2**30)",
+        "while True:\n    pass",
+    ]
+    good = [f"print(sum(range({n})))" for n in range(10)]
+    sources = [s for pair in zip(good, hostile + hostile, strict=True) for s in pair]
+    verdicts = sandbox.run_many(sources, workers=4)
+    for i, v in enumerate(verdicts):
+        if i % 2 == 0:
+            n = i // 2
+            assert v.passed and v.stdout_tail == f"{sum(range(n))}\n", (i, v)
+        else:
+            assert not v.passed, (i, v)

@@ -23,6 +23,9 @@ class Limits:
     it is dropped as it arrives, never buffered. A program that writes more than
     ``max_output_bytes`` in all is killed (``killed_by="output"``). ``tmp_mb`` caps the in-memory
     filesystem that holds the working directory and ``/tmp``.
+
+    There is no cgroup, so nothing caps the sandbox's memory as a whole: a program that forks
+    can hold up to ``nproc * memory_mb`` plus ``tmp_mb``. Lower ``nproc`` where that matters.
     """
 
     timeout_s: float = 10.0
