@@ -47,10 +47,19 @@ from smollab.sandbox import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _timed(sandbox: Sandbox, programs: list[str], workers: int | None) -> tuple[float, list[bool]]:
+def _timed(
+    sandbox: Sandbox, programs: list[str], workers: int | None
+) -> tuple[float, list[bool], list[float]]:
+    """(wall seconds, passed per program, duration per program)."""
     t0 = time.perf_counter()
     verdicts = sandbox.run_many(programs, workers=workers)
-    return time.perf_counter() - t0, [v.passed for v in verdicts]
+    return time.perf_counter() - t0, [v.passed for v in verdicts], [v.duration_s for v in verdicts]
+
+
+def _slowest(ids: list[Any], durations: list[float], n: int = 5) -> list[list[Any]]:
+    """The n slowest programs as [task_id, seconds] (what a short timeout would cut)."""
+    ranked = sorted(zip(durations, ids, strict=True), reverse=True)[:n]
+    return [[t, round(d, 2)] for d, t in ranked]
 
 
 def _reference_exec(program: str, result: Any) -> None:
@@ -90,7 +99,8 @@ def mbpp_report(sandbox: Sandbox, data: str, workers: int | None, repeats: int) 
     out: dict[str, Any] = {}
     for name, probs in (("full", full), ("sanitized", sanitized)):
         programs = [mbpp_program(p, p["code"]) for p in probs]
-        runs = [_timed(sandbox, programs, workers)[1] for _ in range(repeats)]
+        timed = [_timed(sandbox, programs, workers) for _ in range(repeats)]
+        runs = [t[1] for t in timed]
         ids = [p["task_id"] for p in probs]
         always = [t for i, t in enumerate(ids) if all(r[i] for r in runs)]
         never = [t for i, t in enumerate(ids) if not any(r[i] for r in runs)]
@@ -100,6 +110,7 @@ def mbpp_report(sandbox: Sandbox, data: str, workers: int | None, repeats: int) 
             "passed_every_run": len(always),
             "failing_task_ids": never,
             "flaky_task_ids": flaky,
+            "slowest_s": _slowest(ids, timed[0][2]),
         }
         if name == "full":
             test_ids = set(MBPP_TEST_IDS)
@@ -117,6 +128,7 @@ def mbpp_report(sandbox: Sandbox, data: str, workers: int | None, repeats: int) 
         p["task_id"]
         for p in sanitized
         if p["task_id"] in MBPP_TEST_IDS
+        and p["task_id"] in by_id
         and norm(p["test_list"]) != norm(by_id[p["task_id"]]["test_list"])
     )
     out["test_split_tests_rewritten_in_sanitized"] = rewritten
@@ -148,12 +160,12 @@ def main() -> None:
     load_before = os.getloadavg()[0]
 
     _timed(sandbox, canonical[:8], args.workers)  # warm the page cache and the probe
-    seconds, passes = 0.0, list[bool]()
+    seconds, passes, durations = 0.0, list[bool](), list[float]()
     for _ in range(args.repeats):
-        dt, passes = _timed(sandbox, canonical, args.workers)
+        dt, passes, durations = _timed(sandbox, canonical, args.workers)
         seconds += dt
     rate = args.repeats * len(canonical) / seconds
-    _, empty_passes = _timed(sandbox, empty, args.workers)
+    _, empty_passes, _ = _timed(sandbox, empty, args.workers)
     workers = args.workers or 2 * (os.cpu_count() or 1)
     result: dict[str, Any] = {
         "benchmark": "sandbox",
@@ -167,6 +179,7 @@ def main() -> None:
             p["task_id"] for p, ok in zip(problems, passes, strict=True) if not ok
         ],
         "humaneval_pass_body_passed": f"{sum(empty_passes)}/{len(empty_passes)}",
+        "humaneval_slowest_s": _slowest([p["task_id"] for p in problems], durations),
     }
     if args.reference:
         ref_rate, ref_passed = reference_rate(canonical, workers, args.timeout)

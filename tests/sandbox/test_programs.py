@@ -12,6 +12,7 @@ import pytest
 from smollab.errors import DataError
 from smollab.sandbox import (
     MBPP_TEST_IDS,
+    Limits,
     Sandbox,
     humaneval_program,
     load_humaneval,
@@ -139,3 +140,24 @@ def test_sanitized_mbpp_wrong_shape(tmp_path: Path) -> None:
     _write(tmp_path, "mbpp/sanitized-mbpp.json", b'[{"task_id": 2, "prompt": "x"')
     with pytest.raises(DataError, match="not valid JSON"):
         load_mbpp(tmp_path, sanitized=True)
+
+
+@pytest.mark.slow
+def test_all_humaneval_canonical_solutions_pass_and_pass_bodies_fail(
+    data: Path, sandbox: Sandbox
+) -> None:
+    he = load_humaneval(data)
+    good = sandbox.run_many([humaneval_program(p, p["canonical_solution"]) for p in he])
+    assert [p["task_id"] for p, v in zip(he, good, strict=True) if not v.passed] == []
+    bad = sandbox.run_many([humaneval_program(p, "    pass\n") for p in he])
+    assert [p["task_id"] for p, v in zip(he, bad, strict=True) if v.passed] == []
+
+
+@pytest.mark.slow
+def test_all_mbpp_reference_solutions_pass(data: Path, sandbox: Sandbox) -> None:
+    # 10 s, as in bench_sandbox.py: task 123's reference takes ~3.4 s on a loaded 2-core machine
+    sandbox = Sandbox(Limits(timeout_s=10))
+    for sanitized in (False, True):
+        probs = load_mbpp(data, sanitized=sanitized)
+        vs = sandbox.run_many([mbpp_program(p, p["code"]) for p in probs])
+        assert [p["task_id"] for p, v in zip(probs, vs, strict=True) if not v.passed] == []
