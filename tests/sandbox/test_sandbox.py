@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -239,3 +240,17 @@ def test_unsafe_mode_kills_leftover_children() -> None:
         time.sleep(0.05)
     else:
         raise AssertionError(f"child {child} still alive")
+
+
+def test_default_interpreter_falls_back_to_the_running_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (
+        backend.default_python() == backend.DEFAULT_PYTHON or not Path("/usr/bin/python3").exists()
+    )
+    assert backend.python_binds("/usr/bin/python3") == []
+    monkeypatch.setattr(backend, "DEFAULT_PYTHON", "/nonexistent/python3")
+    real = Path(sys.executable).resolve()
+    assert backend.default_python() == str(real)
+    prefix = str(real.parent.parent)
+    assert backend.python_binds(str(real)) == (
+        [] if prefix.startswith("/usr") else ["--ro-bind", prefix, prefix]
+    )

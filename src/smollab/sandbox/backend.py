@@ -22,6 +22,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from smollab.sandbox.verdict import Limits
 
 SANDBOX_UID = 65534  # "nobody": owns nothing on the host
 WORKDIR = "/tmp/work"  # the program's cwd inside the sandbox: main.py and the extra files
-DEFAULT_PYTHON = "/usr/bin/python3"
+DEFAULT_PYTHON = "/usr/bin/python3"  # the system interpreter: standard library, no harness venv
 # -E -s: ignore PYTHON* variables and user site-packages; -S: skip `site` (faster start-up and,
 # as in the reference harnesses, no exit()/quit() builtins); -u: output reaches the harness as it
 # is written, so a program killed at the timeout still shows what it printed; -B: no .pyc writes.
@@ -99,6 +100,17 @@ def _root_layout() -> list[str]:
         elif os.path.isdir(p):
             args += ["--ro-bind", p, p]
     return args
+
+
+def default_python() -> str:
+    """DEFAULT_PYTHON where it exists, else the base interpreter running smollab.
+
+    A venv's python resolves to its base interpreter; its install prefix is then bound read-only
+    (see :func:`python_binds`) and must be readable by the sandbox uid.
+    """
+    if os.access(DEFAULT_PYTHON, os.X_OK):
+        return DEFAULT_PYTHON
+    return str(Path(sys.executable).resolve())
 
 
 def python_binds(python: str) -> list[str]:
@@ -182,7 +194,7 @@ INSTALL_HINT = (
 )
 
 
-def unavailable_reason(python: str = DEFAULT_PYTHON) -> str | None:
+def unavailable_reason(python: str) -> str | None:
     """None when every piece is present; else what is missing (without running anything)."""
     if not os.path.exists("/proc/self/ns/user"):
         return "This kernel has no user namespaces (needed by the code sandbox)."

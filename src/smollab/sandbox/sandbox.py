@@ -85,9 +85,9 @@ class Sandbox:
     possible here. ``unsafe=True`` runs programs as plain subprocesses with the same rlimits and
     timeout (and, under root, an unprivileged uid) but no isolation: they can read files, use the
     network and kill processes of the same user. ``python`` is the interpreter inside the sandbox
-    (default the system ``/usr/bin/python3``, standard library only); ``ro_binds`` are extra host
-    paths made visible read-only at the same place (for example a directory of wheels); under
-    root they must be readable by ``backend.SANDBOX_UID``.
+    (default the system ``/usr/bin/python3``, standard library only, else the interpreter running
+    smollab); ``ro_binds`` are extra host paths made visible read-only at the same place (for
+    example a directory of wheels); under root they must be readable by ``backend.SANDBOX_UID``.
     """
 
     def __init__(
@@ -95,12 +95,12 @@ class Sandbox:
         limits: Limits = Limits(),  # frozen, so one shared default is safe
         *,
         unsafe: bool = False,
-        python: str = backend.DEFAULT_PYTHON,
+        python: str | None = None,
         ro_binds: Sequence[str] = (),
     ) -> None:
         self.limits = limits
         self.unsafe = unsafe
-        self.python = python
+        self.python = python = python or backend.default_python()
         self.ro_binds = tuple(str(Path(p).resolve()) for p in ro_binds)
         for p in self.ro_binds:
             if not os.path.exists(p):
@@ -385,12 +385,13 @@ def _failed_to_start(message: str, duration: float) -> Verdict:
 _STATUS_CACHE: dict[str, str | None] = {}
 
 
-def sandbox_status(python: str = backend.DEFAULT_PYTHON, *, refresh: bool = False) -> str | None:
+def sandbox_status(python: str | None = None, *, refresh: bool = False) -> str | None:
     """None when the bubblewrap sandbox works here, else why not (one sentence, for preflight).
 
-    Runs a one-line probe program through the real sandbox once per interpreter and caches the
-    answer; ``refresh=True`` probes again.
+    Runs a one-line probe program through the real sandbox once per interpreter (default: the
+    one :class:`Sandbox` uses) and caches the answer; ``refresh=True`` probes again.
     """
+    python = python or backend.default_python()
     if not refresh and python in _STATUS_CACHE:
         return _STATUS_CACHE[python]
     reason = backend.unavailable_reason(python)
