@@ -4,11 +4,14 @@ The sandbox is built from the kernel's own mechanisms, one per threat:
 
 - namespaces (``bwrap --unshare-all --unshare-user``): no network (a private loopback only), no
   view of other processes (a private pid namespace, so ``os.kill(os.getppid(), 9)`` hits the
-  sandbox's own init and does nothing), and a filesystem made of read-only ``/usr`` plus a small
-  tmpfs. ``$HOME``, the repo, ``/etc`` and every other host path are simply not there.
+  sandbox's own init and does nothing), no nested user namespaces (``--disable-userns``), and a
+  filesystem made of read-only ``/usr`` and ``/`` plus a size-capped tmpfs ``/tmp`` holding the
+  work dir. ``$HOME``, the repo, ``/etc`` and every other host path are simply not there. The
+  program's files arrive through memfds (``--ro-bind-data``), never through a host directory.
 - ``--clearenv``: no API keys or other environment secrets; only PATH, HOME, LANG and TMPDIR.
-- an unprivileged uid: when the harness runs as root it drops to ``SANDBOX_UID`` before starting
-  bwrap (RLIMIT_NPROC does not apply to root, and a root-owned sandbox is one kernel bug from root).
+- an unprivileged uid: when the harness runs as root, ``setpriv`` drops to ``SANDBOX_UID`` before
+  bwrap starts (RLIMIT_NPROC does not apply to root, and a root-owned sandbox is one kernel bug
+  from root). ``--new-session`` keeps it off the harness's terminal.
 - rlimits set by ``prlimit`` inside the sandbox, soft = hard, so the program cannot raise them.
   Setting them inside (rather than on bwrap) makes RLIMIT_NPROC count only the sandbox's own
   processes, because the kernel counts processes per user namespace.
