@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -254,3 +255,26 @@ def test_default_interpreter_falls_back_to_the_running_one(monkeypatch: pytest.M
     assert backend.python_binds(str(real)) == (
         [] if prefix.startswith("/usr") else ["--ro-bind", prefix, prefix]
     )
+
+
+def test_site_packages_of_a_venv_only_when_asked(sandbox: Sandbox) -> None:
+    root = Path(tempfile.mkdtemp(prefix="smollab-venv-"))
+    root.chmod(0o755)  # readable by the sandbox uid
+    try:
+        venv = root / "venv"
+        subprocess.run(
+            [backend.DEFAULT_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True
+        )
+        (site_dir,) = venv.glob("lib/python3*/site-packages")
+        (site_dir / "venv_only_mod.py").write_text("VALUE = 'from the venv'\n")
+        for p in (venv, *venv.rglob("*")):
+            if not p.is_symlink():
+                p.chmod(0o755 if p.is_dir() else 0o644)
+        python = str(venv / "bin" / "python")
+        src = "import venv_only_mod\nprint(venv_only_mod.VALUE)"
+        v = Sandbox(SMALL, python=python, site=True).run(src)
+        assert v.passed and v.stdout_tail == "from the venv\n", v.stderr_tail
+        v = Sandbox(SMALL, python=python).run(src)
+        assert not v.passed and "ModuleNotFoundError" in v.stderr_tail
+    finally:
+        shutil.rmtree(root)

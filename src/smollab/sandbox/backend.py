@@ -38,6 +38,13 @@ DEFAULT_PYTHON = "/usr/bin/python3"  # the system interpreter: standard library,
 # as in the reference harnesses, no exit()/quit() builtins); -u: output reaches the harness as it
 # is written, so a program killed at the timeout still shows what it printed; -B: no .pyc writes.
 PYTHON_FLAGS = ("-E", "-s", "-S", "-u", "-B")
+
+
+def python_flags(site: bool) -> tuple[str, ...]:
+    """PYTHON_FLAGS, without ``-S`` when the program may import the interpreter's site-packages."""
+    return tuple(f for f in PYTHON_FLAGS if not (site and f == "-S"))
+
+
 _ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
@@ -117,12 +124,18 @@ def default_python() -> str:
 
 
 def python_binds(python: str) -> list[str]:
-    """Read-only binds the interpreter needs beyond /usr (a venv or pyenv install elsewhere)."""
-    real = Path(python).resolve()
-    if real.is_relative_to("/usr"):
-        return []
-    prefix = real.parent.parent  # <prefix>/bin/python3.X
-    return ["--ro-bind", str(prefix), str(prefix)]
+    """Read-only binds the interpreter needs beyond /usr: its install prefix and, for a venv's
+    python, the venv (found by its ``pyvenv.cfg``), each at its host path."""
+    dirs = []
+    venv = Path(os.path.abspath(python)).parent.parent
+    if (venv / "pyvenv.cfg").is_file():
+        dirs.append(venv)
+    dirs.append(Path(python).resolve().parent.parent)  # <prefix>/bin/python3.X
+    args: list[str] = []
+    for d in dict.fromkeys(dirs):
+        if not d.is_relative_to("/usr"):
+            args += ["--ro-bind", str(d), str(d)]
+    return args
 
 
 def prlimit_args(prlimit: str, limits: Limits, *, nproc: bool = True) -> list[str]:
@@ -148,6 +161,7 @@ def bwrap_argv(
     prlimit: str,
     data_fds: list[tuple[int, str]],
     ro_binds: tuple[str, ...] = (),
+    site: bool = False,
 ) -> list[str]:
     """The full argv: setpriv (under root), bwrap's mounts, prlimit, ``python main.py`` in WORKDIR.
 
@@ -158,12 +172,13 @@ def bwrap_argv(
     if bwrap.disable_userns:
         argv.append("--disable-userns")  # no nested user namespaces (a common exploit path)
     argv += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
-    argv += ["--ro-bind", "/usr", "/usr", *_root_layout(), *python_binds(python)]
+    argv += ["--ro-bind", "/usr", "/usr", *_root_layout()]
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777"]
     if bwrap.tmpfs_size:
         argv += ["--size", str(limits.tmp_mb * 2**20)]
     argv += ["--tmpfs", "/tmp", "--dir", WORKDIR]
-    for path in ro_binds:  # after the tmpfs, so a bind under /tmp is not hidden by it
+    argv += python_binds(python)  # binds after the tmpfs, so one under /tmp is not hidden by it
+    for path in ro_binds:
         argv += ["--ro-bind", path, path]
     made = {WORKDIR}
     for fd, rel in data_fds:
@@ -177,7 +192,7 @@ def bwrap_argv(
     argv += ["--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]
     for key, value in sandbox_env(WORKDIR).items():
         argv += ["--setenv", key, value]
-    argv += ["--", *prlimit_args(prlimit, limits), python, *PYTHON_FLAGS, "main.py"]
+    argv += ["--", *prlimit_args(prlimit, limits), python, *python_flags(site), "main.py"]
     return argv
 
 

@@ -88,6 +88,9 @@ class Sandbox:
     (default the system ``/usr/bin/python3``, standard library only, else the interpreter running
     smollab); ``ro_binds`` are extra host paths made visible read-only at the same place (for
     example a directory of wheels); under root they must be readable by ``backend.SANDBOX_UID``.
+    ``site=True`` lets programs import the interpreter's site-packages (pass a venv's python to
+    give them its packages; the venv and its base install are bound read-only); by default they
+    get the standard library only.
     """
 
     def __init__(
@@ -97,9 +100,11 @@ class Sandbox:
         unsafe: bool = False,
         python: str | None = None,
         ro_binds: Sequence[str] = (),
+        site: bool = False,
     ) -> None:
         self.limits = limits
         self.unsafe = unsafe
+        self.site = site
         self.python = python = python or backend.default_python()
         self.ro_binds = tuple(str(Path(p).resolve()) for p in ro_binds)
         for p in self.ro_binds:
@@ -185,6 +190,7 @@ class Sandbox:
                 prlimit=prlimit,
                 data_fds=data_fds,
                 ro_binds=self.ro_binds,
+                site=self.site,
             )
             for attempt in range(2):
                 verdict = _execute(
@@ -218,7 +224,7 @@ class Sandbox:
                 os.chmod(work, 0o777)  # the dropped uid must be able to write its work dir
             stdin_fd = _memfd("stdin", stdin) if stdin else None
             try:
-                argv = [self.python, *backend.PYTHON_FLAGS, "main.py"]
+                argv = [self.python, *backend.python_flags(self.site), "main.py"]
                 prlimit = backend.find_prlimit()
                 if prlimit is not None:
                     # Without a user namespace RLIMIT_NPROC counts every process of the uid, so
