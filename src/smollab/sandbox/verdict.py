@@ -8,6 +8,8 @@ import signal as _signal
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from smollab.errors import ConfigError
+
 KilledBy = Literal["timeout", "cpu", "memory", "file_size", "nproc", "output"]
 
 
@@ -39,8 +41,6 @@ class Limits:
 
     def __post_init__(self) -> None:
         # Limits come from CLI flags and study specs, so a bad value must name itself.
-        from smollab.errors import ConfigError
-
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
