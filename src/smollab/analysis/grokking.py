@@ -153,7 +153,11 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
                 str(r["seed"]): _curve(d) for r, d in zip(recs, dirs, strict=True)
             }
             reps = [read_json(d / "representations.json") for d in dirs]
-            reps = [x for x in reps if x] if all((d / "representations.json").exists() for d in dirs) else []
+            reps = (
+                [x for x in reps if x]
+                if all((d / "representations.json").exists() for d in dirs)
+                else []
+            )
             agg = _representations(reps)
             if agg is not None:
                 out["representations"].setdefault(cond.name, {})[tname] = agg
@@ -195,12 +199,15 @@ def critique(results: dict[str, Any]) -> str:
     lines = ["Automated critique (grokking study)", ""]
     for cname, c in results["conditions"].items():
         if len(c["seeds"]) < 3:
-            lines.append(f"- {cname}: only {len(c['seeds'])} seed(s); seed variance is not well "
-                         "estimated.")
+            lines.append(
+                f"- {cname}: only {len(c['seeds'])} seed(s); seed variance is not well estimated."
+            )
         for tname, t in c["tasks"].items():
             if t["memorisation_step"]["n_reached"] < t["memorisation_step"]["n"]:
-                lines.append(f"- {cname} / {tname}: the training set was not memorised in every "
-                             "seed (train accuracy < 99%): the model or budget may be too small.")
+                lines.append(
+                    f"- {cname} / {tname}: the training set was not memorised in every "
+                    "seed (train accuracy < 99%): the model or budget may be too small."
+                )
     lines += [f"- {n}" for n in results.get("notes", [])]
     if len(lines) == 2:
         lines.append("- No problems found.")

@@ -107,8 +107,10 @@ class Decoder(nn.Module):
         """Parameters by part, for per-part learning rates: embed, layers, head."""
         groups: dict[str, list[nn.Parameter]] = {"embed": [], "layers": [], "head": []}
         for name, prm in self.named_parameters():
-            part = "embed" if name.startswith(("tok.", "pos.")) else (
-                "layers" if name.startswith("layers.") else "head"
+            part = (
+                "embed"
+                if name.startswith(("tok.", "pos."))
+                else ("layers" if name.startswith("layers.") else "head")
             )
             groups[part].append(prm)
         return groups

@@ -106,15 +106,30 @@ def pca_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list
 
 
 FIGURES = (
-    ("accuracy", accuracy_figure, "curves", "Accuracy over training",
-     "Train (dashed) and validation accuracy per seed on a log-step axis; shaded: the grokking "
-     "phase from the median memorisation step to the median step of 99% validation accuracy."),
-    ("clusters", cluster_figure, "representations", "Cluster metrics over training",
-     "Silhouette, Davies-Bouldin, variance ratio and held-out linear-probe accuracy of the "
-     "last-position representations per layer (mean over seeds), against validation accuracy."),
-    ("pca", pca_figure, "pca", "Representations before, during and after grokking",
-     "First two principal components of the last layer's last-position representations, "
-     "coloured by answer class (seed shown in the results)."),
+    (
+        "accuracy",
+        accuracy_figure,
+        "curves",
+        "Accuracy over training",
+        "Train (dashed) and validation accuracy per seed on a log-step axis; shaded: the grokking "
+        "phase from the median memorisation step to the median step of 99% validation accuracy.",
+    ),
+    (
+        "clusters",
+        cluster_figure,
+        "representations",
+        "Cluster metrics over training",
+        "Silhouette, Davies-Bouldin, variance ratio and held-out linear-probe accuracy of the "
+        "last-position representations per layer (mean over seeds), against validation accuracy.",
+    ),
+    (
+        "pca",
+        pca_figure,
+        "pca",
+        "Representations before, during and after grokking",
+        "First two principal components of the last layer's last-position representations, "
+        "coloured by answer class (seed shown in the results).",
+    ),
 )
 
 
@@ -127,8 +142,14 @@ def draw_all(results: dict[str, Any], out: Path) -> list[dict[str, Any]]:
                     continue
                 paths = fn(results, cond, task, out)
                 drawn.append(
-                    {"kind": kind, "cond": cond, "task": task, "title": f"{title}: {task}, {cond}",
-                     "caption": caption, "paths": paths}
+                    {
+                        "kind": kind,
+                        "cond": cond,
+                        "task": task,
+                        "title": f"{title}: {task}, {cond}",
+                        "caption": caption,
+                        "paths": paths,
+                    }
                 )
     return drawn
 
@@ -150,11 +171,14 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
                     "task": tname,
                     "grokked": t["grokked"],
                     "median": Num(f"{key}.step_val_acc_99.median", g["median"], "count")
-                    if g["median"] is not None else "not reached",
+                    if g["median"] is not None
+                    else "not reached",
                     "mean_sem": (f"{g['mean']:.0f}{sem}" if g["mean"] is not None else "–"),
                     "memorisation": _fmt_step(m["median"]),
                     "gap": _fmt_step(gap["median"]),
-                    "final_val": Num(f"{key}.final_val_acc.mean", t["final_val_acc"]["mean"], "pct"),
+                    "final_val": Num(
+                        f"{key}.final_val_acc.mean", t["final_val_acc"]["mean"], "pct"
+                    ),
                     "per_seed": ", ".join(_fmt_step(v) for v in g["values"]),
                 }
             )
@@ -192,8 +216,11 @@ def build_grok_report(session_dir: Path, *, pdf: bool = True) -> tuple[Path, Pat
     md = md_env().get_template("grok_report.md.j2").render(**ctx)
     atomic_write_text(session_dir / "report.md", md)
     html_figs = [
-        {**f, "data_uri": "data:image/png;base64,"
-         + base64.b64encode((session_dir / f["png"]).read_bytes()).decode()}
+        {
+            **f,
+            "data_uri": "data:image/png;base64,"
+            + base64.b64encode((session_dir / f["png"]).read_bytes()).decode(),
+        }
         for f in figs
     ]
     html = html_env().get_template("grok_report.html.j2").render(**{**ctx, "figures": html_figs})
@@ -203,7 +230,11 @@ def build_grok_report(session_dir: Path, *, pdf: bool = True) -> tuple[Path, Pat
     tex_path = atomic_write_text(session_dir / "paper" / "paper.tex", tex)
     atomic_write_json(
         session_dir / "paper" / "numbers.json",
-        {"schema": "smollab.numbers/1", "source": "../results/results.json", "paper": "paper.tex",
-         "numbers": log.numbers},
+        {
+            "schema": "smollab.numbers/1",
+            "source": "../results/results.json",
+            "paper": "paper.tex",
+            "numbers": log.numbers,
+        },
     )
     return tex_path, build_pdf(tex_path) if pdf else None

@@ -157,7 +157,8 @@ class GrokKind(RunKind):
         for r in runs:
             src = session_dir / "runs" / r.hash / "split.json"
             if src.exists():
-                dst = session_dir / "data" / f"{r.tasks[0]['id']}_split_{r.condition}_seed{r.seed}.json"
+                name = f"{r.tasks[0]['id']}_split_{r.condition}_seed{r.seed}.json"
+                dst = session_dir / "data" / name
                 dst.unlink(missing_ok=True)
                 try:
                     os.link(src, dst)

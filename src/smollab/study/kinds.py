@@ -52,6 +52,7 @@ class RunKind(ABC):
 
     def link_data(self, session_dir: Path, spec: StudySpec, runs: list[RunSpec]) -> None:
         """Expose each run's exact data in ``data/`` after the runs (default: nothing)."""
+        return None
 
     @abstractmethod
     def aggregate(

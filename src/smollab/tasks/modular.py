@@ -48,7 +48,8 @@ class ModularTaskConfig(TaskConfig):
     def _prime_for_division(cls, p: int, info: Any) -> int:
         if info.data.get("task") == "grok.x_div_y" and not is_prime(p):
             raise ValueError(
-                f"division mod p needs a prime p (y^(p-2) is the inverse of y only then); "
+                f"grok.x_div_y (division mod p) needs a prime p (y^(p-2) is the inverse of y "
+                f"only then); "
                 f"{p} is not prime. Use a prime such as 97, 113 or 59"
             )
         return p

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from smollab.errors import ConfigError, DataError
 from smollab.io import append_jsonl, atomic_write_json, read_json, read_jsonl, write_jsonl
@@ -69,7 +69,9 @@ class GrokTrainSpec(BaseModel):
         None, ge=0, description="stop this many steps after val acc first reaches 99%"
     )
     snapshot_steps: list[int] | Literal["auto", "none"] = Field(
-        "none", description="steps at which representations are saved ('auto': log-spaced)"
+        "none",
+        description="steps at which representations are saved ('auto': 12 log-spaced steps "
+        "and a grid of 10 linear ones)",
     )
     snapshot_points: int = Field(2000, ge=10, description="pairs per snapshot (a fixed sample)")
     tsne_points: int | None = Field(
@@ -91,28 +93,39 @@ class GrokTrainSpec(BaseModel):
             raise ValueError(f"multipliers must be >= 0, got {v}")
         return v
 
-    @model_validator(mode="after")
-    def _snapshots(self) -> GrokTrainSpec:
-        if isinstance(self.snapshot_steps, list):
-            bad = [s for s in self.snapshot_steps if not 0 <= s <= self.steps]
+    @field_validator("snapshot_steps")
+    @classmethod
+    def _snapshots(cls, v: Any, info: ValidationInfo) -> Any:
+        steps = info.data.get("steps")
+        if isinstance(v, list) and steps is not None:
+            bad = [s for s in v if not 0 <= s <= steps]
             if bad:
                 raise ValueError(
-                    f"snapshot steps {bad} lie outside the run (0..{self.steps} steps); "
-                    "choose steps within it or raise 'steps'"
+                    f"snapshot steps {bad} lie outside the run (0..{steps} steps); choose "
+                    "steps within it or raise 'steps'"
                 )
-        if self.tsne_points is not None and self.tsne_points > self.snapshot_points:
+        return v
+
+    @field_validator("tsne_points")
+    @classmethod
+    def _tsne(cls, v: int | None, info: ValidationInfo) -> int | None:
+        pts = info.data.get("snapshot_points")
+        if v is not None and pts is not None and v > pts:
             raise ValueError(
-                f"t-SNE asks for {self.tsne_points} points but a snapshot holds "
-                f"{self.snapshot_points} (snapshot_points); ask for at most that many"
+                f"t-SNE asks for {v} points but a snapshot holds {pts} (snapshot_points); ask "
+                "for at most that many"
             )
-        return self
+        return v
 
     def snapshot_schedule(self) -> list[int]:
         if self.snapshot_steps == "none":
             return []
         if self.snapshot_steps == "auto":
-            pts = np.geomspace(self.eval_every, self.steps, 12)
-            steps = {0, self.steps} | {int(round(s / self.eval_every)) * self.eval_every for s in pts}
+            # log-spaced early (memorisation is fast), plus a linear grid so that the grokking
+            # phase, late and long, is sampled too
+            pts = [*np.geomspace(self.eval_every, self.steps, 12), *np.linspace(0, self.steps, 11)]
+            k = self.eval_every
+            steps = {0, self.steps} | {int(round(s / k)) * k for s in pts}
             return sorted(s for s in steps if s <= self.steps)
         return sorted(set(self.snapshot_steps))
 
