@@ -152,12 +152,9 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
             out["curves"].setdefault(cond.name, {})[tname] = {
                 str(r["seed"]): _curve(d) for r, d in zip(recs, dirs, strict=True)
             }
-            reps = [read_json(d / "representations.json") for d in dirs]
-            reps = (
-                [x for x in reps if x]
-                if all((d / "representations.json").exists() for d in dirs)
-                else []
-            )
+            paths = [d / "representations.json" for d in dirs]
+            # representation metrics only when every seed of this task has them
+            reps = [read_json(p) for p in paths] if all(p.exists() for p in paths) else []
             agg = _representations(reps)
             if agg is not None:
                 out["representations"].setdefault(cond.name, {})[tname] = agg
