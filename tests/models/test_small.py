@@ -57,3 +57,33 @@ def test_bad_config() -> None:
         build_small_model("decoder", {"d_model": 30, "n_head": 4}, vocab_size=5, n_out=3, seq_len=4)
     with pytest.raises(ConfigError, match="Unknown small model"):
         build_small_model("lstm", {}, vocab_size=5, n_out=3, seq_len=4)
+
+
+@pytest.mark.parametrize("norm", ["post", "pre"])
+@pytest.mark.parametrize("n_layer", [1, 2, 3])
+def test_shared_prefix_is_the_same_function(norm: str, n_layer: int) -> None:
+    torch.manual_seed(2)
+    m = build_small_model(
+        "decoder",
+        {"d_model": 32, "n_head": 4, "norm": norm, "n_layer": n_layer},
+        vocab_size=13,
+        n_out=11,
+        seq_len=4,
+    )
+    tokens = torch.stack(
+        [
+            torch.randint(0, 5, (64,)),
+            torch.full((64,), 11),
+            torch.randint(0, 11, (64,)),
+            torch.full((64,), 12),
+        ],
+        dim=1,
+    )
+    want = full_forward(m, tokens)
+    torch.testing.assert_close(m(tokens, shared_prefix=2), want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m(tokens, shared_prefix=1), want, rtol=1e-5, atol=1e-5)
+    # gradients agree too (training uses this path)
+    g1 = torch.autograd.grad(m(tokens, shared_prefix=2).square().sum(), list(m.parameters()))
+    g2 = torch.autograd.grad(want.square().sum(), list(m.parameters()))
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -81,6 +81,51 @@ class Block(nn.Module):
         x = x + att
         return x + self.drop(self.mlp(self.ln2(x)))
 
+    def _out(self, x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        """Residuals, norms and MLP after attention (``att`` already projected)."""
+        att = self.drop(att)
+        if self.post:
+            x = self.ln1(x + att)
+            return self.ln2(x + self.drop(self.mlp(x)))
+        x = x + att
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        b, n, d = t.shape
+        return t.view(b, n, self.n_head, d // self.n_head).transpose(1, 2)
+
+    def forward_split(
+        self, p: torch.Tensor, s: torch.Tensor, inv: torch.Tensor, last_only: bool = False
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The block on a sequence split into a shared prefix and a per-row suffix.
+
+        ``p`` (U, P, D) holds the distinct prefixes, ``inv`` (B,) maps each row to its prefix,
+        ``s`` (B, S, D) the rest. Causal attention makes a prefix position depend on the prefix
+        alone, so it is computed once per distinct prefix; suffix queries attend to the gathered
+        prefix keys and values. Returns the new ``(p, s)`` (``p`` is None with ``last_only``,
+        and ``s`` is then the last position only).
+        """
+        d = s.shape[2]
+        qp, kp, vp = (self._heads(t) for t in self.qkv(p if self.post else self.ln1(p)).split(d, 2))
+        qs, ks, vs = (self._heads(t) for t in self.qkv(s if self.post else self.ln1(s)).split(d, 2))
+        k = torch.cat([kp[inv], ks], dim=2)
+        v = torch.cat([vp[inv], vs], dim=2)
+        n_pre, n_suf = p.shape[1], s.shape[1]
+        first = n_suf - 1 if last_only else 0
+        # query j of the suffix sees every prefix key and suffix keys 0..j: no mask needed
+        atts = [
+            F.scaled_dot_product_attention(
+                qs[:, :, j : j + 1], k[:, :, : n_pre + j + 1], v[:, :, : n_pre + j + 1]
+            )
+            for j in range(first, n_suf)
+        ]
+        att_s = torch.cat(atts, dim=2).transpose(1, 2).flatten(2)
+        s_out = self._out(s[:, first:], self.proj(att_s))
+        if last_only:
+            return None, s_out
+        att_p = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)
+        return self._out(p, self.proj(att_p.transpose(1, 2).flatten(2))), s_out
+
 
 class Decoder(nn.Module):
     """``forward(tokens (B, T)) -> logits (B, n_out)`` read at the last position."""
@@ -95,13 +140,30 @@ class Decoder(nn.Module):
         self.ln_f = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, n_out)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, shared_prefix: int = 0) -> torch.Tensor:
+        """Logits at the last position. ``shared_prefix=P`` computes the first P positions once
+        per distinct prefix in the batch (:meth:`Block.forward_split`): the same function, with
+        less work when prefixes repeat (``x op`` in ``x op y =``: 97 distinct rows in a batch of
+        512). Forward hooks on the blocks fire only without it."""
+        if shared_prefix:
+            return self._forward_split(tokens, shared_prefix)
         pos = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.embed(self.tok(tokens) + self.pos(pos))
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer(x, last_only=i == last)
         return self.head(self.ln_f(x[:, -1]))
+
+    def _forward_split(self, tokens: torch.Tensor, n_pre: int) -> torch.Tensor:
+        pos = self.pos(torch.arange(tokens.shape[1], device=tokens.device))
+        uniq, inv = torch.unique(tokens[:, :n_pre], dim=0, return_inverse=True)
+        p: torch.Tensor | None = self.tok(uniq) + pos[:n_pre]
+        s = self.tok(tokens[:, n_pre:]) + pos[n_pre:]
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            assert p is not None
+            p, s = layer.forward_split(p, s, inv, last_only=i == last)
+        return self.head(self.ln_f(s[:, -1]))
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part, for per-part learning rates: embed, layers, head."""
