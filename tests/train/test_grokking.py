@@ -88,7 +88,8 @@ def test_snapshots_hold_representations(tmp_path: Path) -> None:
     summary = make(tmp_path, snapshot_steps=[0, 12, 40], snapshot_points=30).fit()
     assert summary["snapshots"] == ["step_000000.npz", "step_000012.npz", "step_000040.npz"]
     with np.load(tmp_path / "snapshots" / "step_000012.npz") as z:
-        assert z["embed"].shape == z["first"].shape == z["last"].shape == (30, 32)
+        assert z["first"].shape == z["last"].shape == (30, 32)
+        assert z["embed"].shape == (30, 4 * 32)  # the whole sequence's embeddings
         assert z["token_embeddings"].shape == (7, 32)
         assert int(z["step"]) == 12 and 0 <= float(z["val_acc"]) <= 1
         assert z["is_train"].dtype == bool and z["is_train"].any()

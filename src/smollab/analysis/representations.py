@@ -1,7 +1,8 @@
 """Representation analysis: cluster metrics, probes, PCA/t-SNE and Fourier sparsity.
 
-Inputs are the last-position representations a run saved at chosen steps
-(``snapshots/step_XXXXXX.npz``, see :mod:`smollab.train.grokking`): one row per pair, its answer
+Inputs are the representations a run saved at chosen steps (``snapshots/step_XXXXXX.npz``, see
+:mod:`smollab.train.grokking`): per pair, the first and last blocks' outputs at the last position
+(``first``, ``last``) and the input embeddings of the whole sequence (``embed``), its answer
 class, and whether the pair was in the training split. Metrics (per layer, per step):
 
 * ``silhouette``: mean silhouette of the answer classes (cosine-free Euclidean; -1..1, higher =

@@ -10,7 +10,9 @@ Run folder (``run_dir``)::
 
     split.json        the seeded train/validation split (indices into the task's pairs)
     metrics.jsonl     one row per evaluation: step, train/val loss and accuracy, weight norm, lr
-    snapshots/        step_XXXXXX.npz: last-position representations at chosen steps
+    snapshots/        step_XXXXXX.npz: representations at chosen steps (the first and last
+                      blocks' outputs at the last position; the input embeddings of the whole
+                      sequence), answer labels, the train/val flag, the token embedding matrix
     ckpt/last.pt      model, optimizer, sampler state and counters (every checkpoint_every steps)
     ckpt/final.pt     the final model
     train_summary.json
@@ -303,10 +305,14 @@ class GrokTrainer:
         acts: dict[str, torch.Tensor] = {}
         mods = {"embed": self.model.embed, "first": self.model.layers[0]}
         mods["last"] = self.model.layers[-1]
+        def keep(name: str, out: torch.Tensor) -> None:
+            # blocks: the last position (where the answer is read); embeddings: the whole input
+            # sequence concatenated (the last position alone is the same '=' for every pair)
+            rep = out.flatten(1) if name == "embed" else out[:, -1]
+            acts[name] = rep.float().cpu()
+
         hooks = [
-            m.register_forward_hook(
-                lambda _m, _i, out, name=name: acts.__setitem__(name, out[:, -1].float().cpu())
-            )
+            m.register_forward_hook(lambda _m, _i, out, name=name: keep(name, out))
             for name, m in mods.items()
         ]
         ids = torch.from_numpy(self.snapshot_ids).to(self.device)
