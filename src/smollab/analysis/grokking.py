@@ -79,6 +79,7 @@ def _pca_panels(rep: dict[str, Any], mem: int | None, gen: int | None) -> list[d
 
 def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path], session: str):
     from smollab.tasks import build_task, validate_task_config
+    from smollab.train.grokking import GrokTrainSpec
 
     out: dict[str, Any] = {
         "schema": SCHEMA,
@@ -105,11 +106,9 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
             "n_classes": task.n_classes,
         }
     for cond in spec.conditions:
-        from smollab.study.grok_kind import train_spec
-
         block: dict[str, Any] = {
             "model": spec.model_for(cond).name,
-            "config": train_spec(cond.config).model_dump(mode="json"),
+            "config": GrokTrainSpec(**(cond.config or {})).model_dump(mode="json"),
             "seeds": spec.seeds_for(cond),
             "tasks": {},
         }

@@ -71,9 +71,29 @@ def accuracy_figure(results: dict[str, Any], cond: str, task: str, out: Path) ->
 def cluster_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list[Path]:
     rep = results["representations"][cond][task]
     steps = np.maximum(np.asarray(rep["steps"], float), 1)
-    fig, axes = plt.subplots(2, 2, figsize=(8.4, 5.6), sharex=True)
+    fourier = rep.get("fourier")
+    ncols = 3 if fourier else 2
+    fig, axes = plt.subplots(2, ncols, figsize=(4.2 * ncols, 5.6), sharex=True)
     val = [np.nan if v is None else v for v in rep["val_acc"]["mean"]]
-    for ax, metric in zip(axes.ravel(), METRIC_TITLES, strict=True):
+    panels = list(axes.ravel())
+    if fourier:
+        ax = panels.pop(2)
+        for i, (m, label) in enumerate(
+            (("top_k_share", "top-5 frequency share"), ("gini", "Gini"))
+        ):
+            y = [np.nan if v is None else v for v in fourier[m]["mean"]]
+            ax.plot(steps, y, marker="o", ms=2.5, color=f"C{i + 3}", label=label)
+        ax2 = ax.twinx()
+        ax2.plot(steps, val, color="k", ls=":", lw=1)
+        ax2.set_ylim(-0.02, 1.02)
+        ax2.tick_params(labelsize=6)
+        ax.set_xscale("log")
+        ax.set_title("Fourier sparsity of token embeddings", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+        for unused in panels[len(METRIC_TITLES) :]:
+            unused.axis("off")
+    for ax, metric in zip(panels, METRIC_TITLES, strict=False):
         for i, (layer, ms) in enumerate(rep["layers"].items()):
             y = [np.nan if v is None else v for v in ms[metric]["mean"]]
             ax.plot(steps, y, marker="o", ms=2.5, color=f"C{i}", label=layer)
@@ -93,15 +113,23 @@ def cluster_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> 
 def pca_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list[Path]:
     panels = results["pca"][cond][task]["panels"]
     n_classes = results["tasks"][task]["n_classes"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.1))
-    for ax, p in zip(np.atleast_1d(axes), panels, strict=True):
-        xy = np.asarray(p["xy"])
-        ax.scatter(xy[:, 0], xy[:, 1], c=p["labels"], cmap="hsv", vmin=0, vmax=n_classes, s=4)
-        share = sum(p["variance_share"])
-        ax.set_title(f"{p['phase']}: step {p['step']} (PC1+2 {share:.0%})", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"{task} ({cond}): last layer, PCA coloured by answer", fontsize=9)
+    tsne = all("tsne" in p for p in panels)  # t-SNE on request: a second row
+    rows = 2 if tsne else 1
+    fig, axes = plt.subplots(rows, len(panels), figsize=(3.2 * len(panels), 3.1 * rows))
+    axes = np.asarray(axes).reshape(rows, len(panels))
+    for col, p in enumerate(panels):
+        views = [("PCA", p["xy"], p["labels"])]
+        if tsne:
+            views.append(("t-SNE", p["tsne"]["xy"], p["tsne"]["labels"]))
+        for row, (name, xy, labels) in enumerate(views):
+            ax = axes[row, col]
+            xy = np.asarray(xy)
+            ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="hsv", vmin=0, vmax=n_classes, s=4)
+            extra = f" (PC1+2 {sum(p['variance_share']):.0%})" if name == "PCA" else ""
+            ax.set_title(f"{name}, {p['phase']}: step {p['step']}{extra}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"{task} ({cond}): last layer, last position, coloured by answer", fontsize=9)
     return _save(fig, out, f"grok_pca_{cond}_{task}")
 
 

@@ -305,6 +305,7 @@ class GrokTrainer:
         acts: dict[str, torch.Tensor] = {}
         mods = {"embed": self.model.embed, "first": self.model.layers[0]}
         mods["last"] = self.model.layers[-1]
+
         def keep(name: str, out: torch.Tensor) -> None:
             # blocks: the last position (where the answer is read); embeddings: the whole input
             # sequence concatenated (the last position alone is the same '=' for every pair)
