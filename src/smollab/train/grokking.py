@@ -351,6 +351,8 @@ class GrokTrainer:
         """
         spec = self.spec
         resumed = self.resume()
+        if resumed:
+            self.emit({"event": "resumed", "step": self.step})
         mpath = self.run_dir / "metrics.jsonl"
         snaps = set(spec.snapshot_schedule())
         self.model.train()
