@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import tomllib
 from pathlib import Path
@@ -142,6 +143,7 @@ def main() -> None:
         "config": c["config"],
         "seeds": a.seeds,
         "wall_s": round(wall, 1),
+        "load_average_1min_end": round(os.getloadavg()[0], 2),
         "tasks": {},
     }
     bars = []
