@@ -181,3 +181,12 @@ def test_session_end_to_end_and_resume(tmp_path: Path, monkeypatch: pytest.Monke
     assert after["final_val_acc"] == before["final_val_acc"]
     assert after["step_val_acc_99"] == before["step_val_acc_99"]
     assert len(res2.outcomes) == 1  # the other run was reused
+
+
+def test_lm_study_refuses_a_kind_config() -> None:
+    from tests.conftest import REPO
+
+    text = (REPO / "studies" / "multiplication.toml").read_text()
+    text = text.replace('name = "baseline"', 'name = "baseline"\nconfig = { steps = 3 }', 1)
+    with pytest.raises(ConfigError, match="conditions\\[0\\].config"):
+        loads_spec(text, "m.toml")

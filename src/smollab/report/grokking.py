@@ -210,7 +210,39 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
                     "per_seed": ", ".join(_fmt_step(v) for v in g["values"]),
                 }
             )
+    rep_rows = []
+    for cname, by_task in results.get("representations", {}).items():
+        for tname, rep in by_task.items():
+            key = f"representations.{cname}.{tname}"
+            last = rep["layers"]["last"]
+            n = len(rep["steps"]) - 1
+
+            def ends(series: dict[str, Any], k: str, kind: str, n: int = n) -> tuple[Any, Any]:
+                """The first and last snapshot's values, as numbers keyed into results."""
+                return (
+                    Num(f"{k}.mean.0", series["mean"][0], kind),
+                    Num(f"{k}.mean.{n}", series["mean"][n], kind),
+                )
+
+            row = {
+                "condition": cname,
+                "task": tname,
+                "steps": (
+                    Num(f"{key}.steps.0", rep["steps"][0], "count"),
+                    Num(f"{key}.steps.{n}", rep["steps"][n], "count"),
+                ),
+                "silhouette": ends(last["silhouette"], f"{key}.layers.last.silhouette", "num"),
+                "probe": ends(last["probe_acc"], f"{key}.layers.last.probe_acc", "pct"),
+                "probe_first": ends(
+                    rep["layers"]["first"]["probe_acc"], f"{key}.layers.first.probe_acc", "pct"
+                ),
+                "fourier": ends(rep["fourier"]["top_k_share"], f"{key}.fourier.top_k_share", "pct")
+                if rep.get("fourier")
+                else None,
+            }
+            rep_rows.append(row)
     return {
+        "rep_rows": rep_rows,
         "title": results["study"].get("title") or results["study"]["name"],
         "question": results["study"].get("question", ""),
         "session": results["session"],
