@@ -274,7 +274,7 @@ class GrokTrainer:
         ck = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
-        self.gen.set_state(ck["generator"].cpu() if self.device.type == "cpu" else ck["generator"])
+        self.gen.set_state(ck["generator"].cpu())  # generator states are CPU byte tensors
         self.step = int(ck["step"])
         self.state = ck["state"]
         mpath = self.run_dir / "metrics.jsonl"
