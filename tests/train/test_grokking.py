@@ -98,13 +98,15 @@ def test_snapshots_hold_representations(tmp_path: Path) -> None:
 
 
 def test_stop_after_99(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    tr = make(tmp_path, steps=500, stop_after_99=20)
+    tr = make(tmp_path, steps=500, stop_after_99=20, snapshot_steps=[0, 10, 400])
     # validation accuracy "reaches" 100% at step 15: the run stops 20 steps later
     monkeypatch.setattr(tr, "evaluate", lambda: (0.0, 1.0 if tr.step >= 15 else 0.5))
     summary = tr.fit()
     assert summary["step_val_acc_99"] == 15
     assert summary["steps"] == 35 and summary["stopped_early"]
     assert read_jsonl(tmp_path / "metrics.jsonl")[-1]["step"] == 35
+    # the last step of a stopped run is snapshotted ("after" grokking)
+    assert summary["snapshots"] == ["step_000000.npz", "step_000010.npz", "step_000035.npz"]
 
 
 def test_snapshot_step_beyond_the_run() -> None:

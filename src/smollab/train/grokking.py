@@ -384,7 +384,8 @@ class GrokTrainer:
                 loss_sum += loss.detach()
                 correct_sum += (logits.detach().argmax(-1) == y).float().mean()
             n_batches += 1
-            at_snapshot = self.step in snaps
+            # the last step is snapshotted too when a run stops early (stop_after_99)
+            at_snapshot = self.step in snaps or (bool(snaps) and self.step == end)
             if self.step % spec.eval_every == 0 or self.step == end or at_snapshot:
                 now = time.perf_counter()
                 self.state["train_time_s"] += now - t_last
