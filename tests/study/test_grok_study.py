@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,11 +134,10 @@ def test_session_reuses_and_resumes_runs(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(res2.outcomes) == 1  # the other run was reused
 
 
-@pytest.mark.slow
-def test_session_end_to_end_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.slow  # ~15 s: two runs, representation analysis, all figures, then the CLI report
+def test_session_end_to_end_with_report(tmp_path: Path, cli: Any) -> None:
     text = spec_text()
-    spec = loads_spec(text, "s.toml")
-    res = run_study(spec, text, out_root=tmp_path, executor=InlineExecutor(), pdf=False)
+    res = _run(text, tmp_path)
     d = res.session_dir
     for f in (
         "report.md",
@@ -154,33 +153,21 @@ def test_session_end_to_end_and_resume(tmp_path: Path, monkeypatch: pytest.Monke
         assert (d / "figures" / f"grok_{kind}_ref_add.png").is_file()
     results = read_json(d / "results" / "results.json")
     assert results["schema"] == "smollab.grok_results/1"
-    block = results["conditions"]["ref"]["tasks"]["add"]
-    assert [r["seed"] for r in block["runs"]] == [0, 1]
     reps = results["representations"]["ref"]["add"]
     assert reps["steps"] == [0, 10, 30]
     assert set(reps["layers"]) == {"embed", "first", "last"}
     assert len(reps["fourier"]["gini"]["mean"]) == 3
-    assert [p["phase"] for p in results["pca"]["ref"]["add"]["panels"]] == [
-        "before",
-        "during",
-        "after",
-    ]
+    panels = results["pca"]["ref"]["add"]["panels"]
+    assert [p["phase"] for p in panels] == ["before", "during", "after"]
     md = (d / "report.md").read_text()
-    assert "| ref | add |" in md
-    # a run killed after its step-10 checkpoint: re-running resumes it and ends the same
-    run_dir = d / "runs" / block["runs"][0]["hash"]
-    before = read_json(run_dir / "train_summary.json")
-    for f in ("record.json", "train_summary.json", "representations.json"):
-        (run_dir / f).unlink()
-    shutil.rmtree(run_dir / "ckpt")
-    from smollab.study.grok_kind import GrokKind
-
-    monkeypatch.setattr(GrokKind, "report", lambda self, d, pdf: (None, None))  # drawn above
-    res2 = run_study(spec, text, out_root=tmp_path, executor=InlineExecutor(), pdf=False)
-    after = read_json(run_dir / "train_summary.json")
-    assert after["final_val_acc"] == before["final_val_acc"]
-    assert after["step_val_acc_99"] == before["step_val_acc_99"]
-    assert len(res2.outcomes) == 1  # the other run was reused
+    assert "| ref | add |" in md and "Representations: first and last snapshot" in md
+    numbers = read_json(d / "paper" / "numbers.json")["numbers"]
+    assert "conditions.ref.tasks.add.final_val_acc.mean" in numbers
+    # `smollab report` rebuilds a grokking session with the grokking report
+    (d / "report.md").unlink()
+    proc = cli("report", d, "--no-pdf")
+    assert proc.returncode == 0, proc.stderr
+    assert "Representations: first and last snapshot" in (d / "report.md").read_text()
 
 
 def test_lm_study_refuses_a_kind_config() -> None:
