@@ -1,0 +1,91 @@
+"""``smollab eval --model M --task T [--task ...]``: benchmark one model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from smollab.cli.common import console, handle_errors, print_paths
+
+
+@handle_errors
+def eval_cmd(
+    model: Annotated[str, typer.Option("--model", help="model source (see `smollab study`)")],
+    task: Annotated[
+        list[str], typer.Option("--task", help="benchmark task; repeat for several")
+    ],
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="only the first N items")
+    ] = None,
+    num_fewshot: Annotated[
+        int | None, typer.Option("--num-fewshot", min=0, help="few-shot examples")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    samples: Annotated[
+        int | None,
+        typer.Option("--samples", min=1, help="samples per problem for pass@k (code tasks)"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="results folder (default outputs/eval/<model>)")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="benchmark data dir (or $SMOLLAB_DATA_DIR)")
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option("--tokenizer", help="tokenizer dir for scratch: models")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, mps")] = "cpu",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32 or bfloat16")] = "float32",
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="reuse cached request results")
+    ] = True,
+) -> None:
+    """Evaluate a model on benchmark tasks: results JSON with intervals, per-item samples."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import TimeElapsedColumn
+    from rich.table import Table
+
+    from smollab.eval.harness import default_out_dir, make_task, run_eval, summary_rows
+    from smollab.models import load_model
+
+    opts: dict[str, Any] = {
+        "limit": limit,
+        "num_fewshot": num_fewshot,
+        "data_dir": str(data_dir) if data_dir else None,
+        "n_samples": samples,
+    }
+    tasks = [make_task(t, **opts) for t in dict.fromkeys(task)]
+    for t in tasks:
+        t.docs()  # load (and check) every dataset before the model
+    loaded = load_model(model, tokenizer=tokenizer, device=device, dtype=dtype)
+    out_dir = out or default_out_dir(model)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bars: dict[str, Any] = {}
+
+        def on_event(e: dict[str, Any]) -> None:
+            if e["event"] == "task":
+                bars[e["task"]] = progress.add_task(e["task"], total=e["total"])
+            elif e["event"] == "items":
+                progress.advance(bars[e["task"]], e["n"])
+
+        results = run_eval(
+            loaded, tasks, out_dir, batch_size=batch_size, use_cache=cache, on_event=on_event
+        )
+    table = Table(title=f"{model} (95% intervals)")
+    for col in ("task", "metric", "estimate [interval]", "n"):
+        table.add_column(col)
+    for row in summary_rows(results):
+        table.add_row(*map(str, row))
+    console.print(table)
+    for name, t in results["tasks"].items():
+        extra = f", {t['truncated']} prompts cut from the left" if t["truncated"] else ""
+        console.print(f"{name}: {t['n']} items in {t['seconds']:.1f} s{extra}")
+    print_paths([out_dir / "results.json", out_dir / "summary.md"])
