@@ -48,10 +48,11 @@ def reference_ll(lm: HFLM, context: str, continuation: str) -> tuple[float, bool
     )
 
 
+ROOF = "Roof shingle removal: A man is sitting on a roof. he"
 REQS = [
-    LoglikelihoodRequest("Roof shingle removal: A man is sitting on a roof. he", " is using wrap."),
-    LoglikelihoodRequest("Roof shingle removal: A man is sitting on a roof. he", " starts pulling."),
-    LoglikelihoodRequest("Roof shingle removal: A man is sitting on a roof. he", " x"),
+    LoglikelihoodRequest(ROOF, " is using wrap."),
+    LoglikelihoodRequest(ROOF, " starts pulling."),
+    LoglikelihoodRequest(ROOF, " x"),
     LoglikelihoodRequest("Question: What is 2 plus 2?\nAnswer:", " 4"),
     LoglikelihoodRequest("Trailing space ", "moves to the continuation"),
     LoglikelihoodRequest("", "empty context uses EOS"),

@@ -13,9 +13,7 @@ from smollab.cli.common import console, handle_errors, print_paths
 @handle_errors
 def eval_cmd(
     model: Annotated[str, typer.Option("--model", help="model source (see `smollab study`)")],
-    task: Annotated[
-        list[str], typer.Option("--task", help="benchmark task; repeat for several")
-    ],
+    task: Annotated[list[str], typer.Option("--task", help="benchmark task; repeat for several")],
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="only the first N items")
     ] = None,
@@ -42,9 +40,14 @@ def eval_cmd(
         bool, typer.Option("--cache/--no-cache", help="reuse cached request results")
     ] = True,
 ) -> None:
-    """Evaluate a model on benchmark tasks: results JSON with intervals, per-item samples."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeElapsedColumn
+    """Evaluate a model on benchmark tasks: results JSON with intervals, per-item samples.
+
+    Tasks: hellaswag, hellaswag_nanogpt, gsm8k, gsm8k_chat, arith_probe (and the code tasks).
+    Items finished before an interruption are kept; the same command resumes.
+
+    Example: smollab eval --model smollm2-135m --task hellaswag --task gsm8k --limit 100
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from smollab.eval.harness import default_out_dir, make_task, run_eval, summary_rows

@@ -67,7 +67,9 @@ def greedy_generate(
     gives the same samples.
     """
     device = next(model.parameters()).device
-    encoded = [list(x) for x in prompt_ids] if prompt_ids is not None else _encode(tokenizer, prompts)
+    encoded = (
+        [list(x) for x in prompt_ids] if prompt_ids is not None else _encode(tokenizer, prompts)
+    )
     # by length, then by tokens: batches get little padding and long shared prefixes
     order = sorted(range(len(prompts)), key=lambda i: (len(encoded[i]), encoded[i]))
     out: list[str] = [""] * len(prompts)

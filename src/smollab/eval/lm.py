@@ -20,8 +20,8 @@
 
 Speed (see ``benchmarks/bench_eval_parity.py``): requests are sorted by length and batched;
 requests that share a context (the endings of a multiple-choice item) run the context once and
-reuse its KV cache for all continuations; generation is :func:`smollab.eval.generate.greedy_generate`
-(batched, shared-prefix cache, finished rows dropped). Results are cached in an optional
+reuse its KV cache for all continuations; generation is
+:func:`smollab.eval.generate.greedy_generate` (batched, shared-prefix cache, finished rows dropped). Results are cached in an optional
 :class:`RequestCache` keyed by a hash of (model fingerprint, request).
 """
 
@@ -139,7 +139,7 @@ class HFLM:
     # ------------------------------------------------------------------ public API
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` without special tokens (lm-eval's ``tok_encode`` for causal LMs)."""
+        """Token ids of ``text`` without special tokens (lm-eval's ``tok_encode``, causal LMs)."""
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def loglikelihood(
@@ -169,9 +169,7 @@ class HFLM:
         if progress and len(todo) < len(requests):
             progress(len(requests) - len(todo))
         fresh = compute([requests[i] for i in todo], progress) if todo else []
-        new = {
-            keys[i]: (asdict(v) if result_type else v) for i, v in zip(todo, fresh, strict=True)
-        }
+        new = {keys[i]: (asdict(v) if result_type else v) for i, v in zip(todo, fresh, strict=True)}
         if new:
             self.cache.put_many(new)
         hits.update(new)
@@ -342,7 +340,9 @@ class HFLM:
                 "instruct model."
             )
         return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": request.prompt}], tokenize=False, add_generation_prompt=True
+            [{"role": "user", "content": request.prompt}],
+            tokenize=False,
+            add_generation_prompt=True,
         )
 
     def truncated(self, request: GenerateRequest) -> bool:

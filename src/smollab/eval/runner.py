@@ -79,7 +79,9 @@ def run_task(
         records = task.score_many(part, grouped)
         for d, rec, rs, got in zip(part, records, per_doc, grouped, strict=True):
             if task.request_type == "generate":
-                rec["truncated"] = any(lm.truncated(r) for r in rs if isinstance(r, GenerateRequest))
+                rec["truncated"] = any(
+                    lm.truncated(r) for r in rs if isinstance(r, GenerateRequest)
+                )
             else:
                 rec["truncated"] = any(x.truncated for x in got)
             append_jsonl(samples, rec)

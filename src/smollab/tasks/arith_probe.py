@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from smollab.tasks.requests import Loglikelihood, LoglikelihoodRequest
 from smollab.tasks.base import TASKS
 from smollab.tasks.bench import BenchConfig, BenchTask
+from smollab.tasks.requests import Loglikelihood, LoglikelihoodRequest
 
 OPS = {"a": ("plus", lambda a, b: a + b), "s": ("minus", lambda a, b: a - b),
        "m": ("times", lambda a, b: a * b)}  # fmt: skip

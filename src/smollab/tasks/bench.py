@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from smollab.tasks.requests import GenerateRequest, LoglikelihoodRequest
 from smollab.tasks.base import TaskConfig
+from smollab.tasks.requests import GenerateRequest, LoglikelihoodRequest
 
 Request = LoglikelihoodRequest | GenerateRequest
 

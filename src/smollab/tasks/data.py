@@ -117,9 +117,7 @@ def check_fields(path: Path | str, rows: Sequence[Any], fields: Sequence[str]) -
             )
 
 
-def locate(
-    folder: str, files: Sequence[str], data_dir: str | Path | None = None
-) -> Path | None:
+def locate(folder: str, files: Sequence[str], data_dir: str | Path | None = None) -> Path | None:
     """The first existing ``<data dir>/<folder>/<file>`` among ``files``, or None."""
     root = _data_dir(data_dir)
     if root is None:

@@ -31,10 +31,10 @@ from typing import Any
 
 from pydantic import Field
 
-from smollab.tasks.requests import GenerateRequest
 from smollab.tasks.base import TASKS
 from smollab.tasks.bench import BenchConfig, BenchTask
 from smollab.tasks.data import HubSource, load_records
+from smollab.tasks.requests import GenerateRequest
 
 FIELDS = ("question", "answer")
 STOP = ("Question:", "</s>", "<|im_end|>")

@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from smollab.tasks.requests import Loglikelihood, LoglikelihoodRequest
 from smollab.tasks.base import TASKS
 from smollab.tasks.bench import BenchConfig, BenchTask
 from smollab.tasks.data import HubSource, load_records
+from smollab.tasks.requests import Loglikelihood, LoglikelihoodRequest
 
 FILES = ("hellaswag_val.jsonl.gz", "hellaswag_val.jsonl")
 FIELDS = ("activity_label", "ctx", "endings", "label")
