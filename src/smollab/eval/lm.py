@@ -21,8 +21,9 @@
 Speed (see ``benchmarks/bench_eval_parity.py``): requests are sorted by length and batched;
 requests that share a context (the endings of a multiple-choice item) run the context once and
 reuse its KV cache for all continuations; generation is
-:func:`smollab.eval.generate.greedy_generate` (batched, shared-prefix cache, finished rows dropped). Results are cached in an optional
-:class:`RequestCache` keyed by a hash of (model fingerprint, request).
+:func:`smollab.eval.generate.greedy_generate` (batched, shared-prefix cache, finished rows
+dropped). Results are cached in an optional :class:`RequestCache` keyed by a hash of (model
+fingerprint, request).
 """
 
 from __future__ import annotations
