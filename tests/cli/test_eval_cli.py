@@ -85,3 +85,25 @@ def test_window_too_short_for_the_generation_budget(cli, tmp_path):
                "--out", tmp_path / "ev")  # fmt: skip
     msg = assert_clean_error(proc, code=2)
     assert "max_tokens=256 leaves no room for the prompt" in msg and "256 tokens" in msg
+
+
+@pytest.mark.slow
+def test_humaneval_through_the_cli_runs_tests_in_the_sandbox(cli, tmp_path):
+    from smollab.sandbox import sandbox_status
+
+    if sandbox_status() is not None:
+        pytest.skip("sandbox unavailable here")
+    out = tmp_path / "ev"
+    proc = cli("eval", *MODEL, "--task", "humaneval", "--limit", "2", "--max-tokens", "8",
+               "--data-dir", SHARED, "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    he = json.loads((out / "results.json").read_text())["tasks"]["humaneval"]
+    assert he["n"] == 2 and he["pass_at_k"]["pass@1"]["estimate"] == 0.0  # a random model
+    assert set(he["outcomes"]) <= {"syntax_error", "runtime_error", "assertion_error"}
+    rec = _lines(out / "samples_humaneval.jsonl")[0]
+    assert rec["id"] == "HumanEval/0" and len(rec["completions"]) == 1
+
+
+def test_samples_option_on_tasks_that_take_none(cli):
+    msg = assert_clean_error(cli("eval", *MODEL, "--task", "hellaswag", "--samples", "5"), code=2)
+    assert "--samples applies to the tasks humaneval, mbpp, mbpp_sanitized" in msg

@@ -21,6 +21,10 @@ def eval_cmd(
         int | None, typer.Option("--num-fewshot", min=0, help="few-shot examples")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option("--max-tokens", min=1, help="generation budget (gsm8k, code tasks)"),
+    ] = None,
     samples: Annotated[
         int | None,
         typer.Option("--samples", min=1, help="samples per problem for pass@k (code tasks)"),
@@ -36,13 +40,21 @@ def eval_cmd(
     ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, mps")] = "cpu",
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or bfloat16")] = "float32",
+    unsafe_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-sandbox",
+            help="code tasks: run tests without bubblewrap where user namespaces are missing",
+        ),
+    ] = False,
     cache: Annotated[
         bool, typer.Option("--cache/--no-cache", help="reuse cached request results")
     ] = True,
 ) -> None:
     """Evaluate a model on benchmark tasks: results JSON with intervals, per-item samples.
 
-    Tasks: hellaswag, hellaswag_nanogpt, gsm8k, gsm8k_chat, arith_probe (and the code tasks).
+    Tasks: hellaswag, hellaswag_nanogpt, gsm8k, gsm8k_chat, arith_probe, humaneval, mbpp,
+    mbpp_sanitized (code tasks run their tests in the sandbox; --samples N gives pass@k).
     Items finished before an interruption are kept; the same command resumes.
 
     Example: smollab eval --model smollm2-135m --task hellaswag --task gsm8k --limit 100
@@ -50,16 +62,19 @@ def eval_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from smollab.eval.harness import default_out_dir, make_task, run_eval, summary_rows
+    from smollab.eval.harness import default_out_dir, make_tasks, run_eval, summary_rows
     from smollab.models import load_model
 
     opts: dict[str, Any] = {
         "limit": limit,
         "num_fewshot": num_fewshot,
         "data_dir": str(data_dir) if data_dir else None,
+        "max_tokens": max_tokens,
         "n_samples": samples,
+        "unsafe": True if unsafe_sandbox else None,
     }
-    tasks = [make_task(t, **opts) for t in dict.fromkeys(task)]
+    flags = {"n_samples": "--samples", "unsafe": "--unsafe-sandbox", "max_tokens": "--max-tokens"}
+    tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)
     for t in tasks:
         t.docs()  # load (and check) every dataset before the model
     loaded = load_model(model, tokenizer=tokenizer, device=device, dtype=dtype)

@@ -63,6 +63,29 @@ def make_task(name: str, **fields: Any) -> BenchTask:
     return task
 
 
+def make_tasks(
+    names: Sequence[str], options: dict[str, Any], flags: dict[str, str] | None = None
+) -> list[BenchTask]:
+    """Build several tasks from shared options: each task takes the options its config has
+    (``--samples`` goes to the code tasks only); an option set but taken by none of the tasks
+    is an error naming its flag (from ``flags``) and the tasks that take it."""
+    for n in names:
+        make_task(n)  # unknown names first, with the list of valid ones
+    fields = {n: TASKS.get(n)[0].model_fields for n in names}
+    tasks = []
+    for n in names:
+        tasks.append(make_task(n, **{k: v for k, v in options.items() if k in fields[n]}))
+    for k, v in options.items():
+        if v is not None and not any(k in f for f in fields.values()):
+            takers = [t for t in bench_task_names() if k in TASKS.get(t)[0].model_fields]
+            flag = (flags or {}).get(k, k)
+            raise ConfigError(
+                f"Option {flag} applies to the tasks {', '.join(takers)}; none of the given "
+                f"tasks ({', '.join(names)}) takes it."
+            )
+    return tasks
+
+
 def model_key(loaded: Any) -> str:
     """A fingerprint of the loaded weights for the request cache: source, where they were read
     from, and a checksum of a few parameter values (a retrained checkpoint changes it)."""
