@@ -44,7 +44,9 @@ def _matrix(per_seed: list[list[dict[str, Any]]], ids: list[str], key: str) -> n
 
 def _stratum_block(per_seed: list[list[dict[str, Any]]], ids: list[str], error_types) -> dict:
     correct = _matrix(per_seed, ids, "correct")
-    digit = _matrix(per_seed, ids, "digit_accuracy")
+    # benchmark tasks (hellaswag, gsm8k, ...) have no digit accuracy
+    has_digits = all("digit_accuracy" in r for recs in per_seed for r in recs)
+    digit = _matrix(per_seed, ids, "digit_accuracy") if has_digits else np.zeros((0, 0))
     n_seeds = correct.shape[0]
     if n_seeds == 1:
         em = wilson_interval(int(correct.sum()), correct.shape[1])

@@ -283,6 +283,7 @@ def parse_spec(data: dict[str, Any], source: str) -> StudySpec:
     configs = [
         validate_task_config(t, where=f"{source}: tasks[{i}]") for i, t in enumerate(spec.tasks)
     ]
+    _check_trained_tasks(spec, configs, source)
     strata = {c.id: set(getattr(c, "strata", []) or []) | {"overall"} for c in configs}
     for key in spec.study.targets:
         task, stratum = key.split("/")
@@ -293,6 +294,24 @@ def parse_spec(data: dict[str, Any], source: str) -> StudySpec:
             )
     _check_formats(spec, source)
     return spec
+
+
+def _check_trained_tasks(spec: StudySpec, configs: list[Any], source: str) -> None:
+    """Benchmark tasks (hellaswag, gsm8k, ...) are evaluated, never trained on."""
+    from smollab.tasks import BenchConfig
+
+    by_id = {c.id: c for c in configs}
+    for i, c in enumerate(spec.conditions):
+        if c.train is None:
+            continue
+        tid = c.train.task or configs[0].id
+        if isinstance(by_id[tid], BenchConfig):
+            trainable = [x.id for x in configs if not isinstance(x, BenchConfig)]
+            raise ConfigError(
+                f"{source}: conditions[{i}] ({c.name!r}) would train on task {tid!r}, a "
+                f"benchmark that is only evaluated. Set conditions[{i}].train.task to a "
+                f"trainable task ({', '.join(trainable) or 'add one, e.g. arith.mul'})."
+            )
 
 
 def _check_formats(spec: StudySpec, source: str) -> None:

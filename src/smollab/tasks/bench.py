@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from smollab.tasks.base import TaskConfig
+from smollab.tasks.base import Example, TaskConfig
 from smollab.tasks.requests import GenerateRequest, LoglikelihoodRequest
 
 Request = LoglikelihoodRequest | GenerateRequest
@@ -77,6 +77,33 @@ class BenchTask(ABC):
     def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Task-level results beyond per-item means (e.g. pass@k); none by default."""
         return {}
+
+    # -------------------------------------------------------------- in a study
+    # A study evaluates a benchmark like a generative task: its analysis reads the test set's
+    # ids and strata and, per item, "correct" (the primary metric, the first of ``metrics``).
+
+    #: no digit accuracy or error taxonomy: the analysis reports exact match ("correct") only
+    item_metrics: tuple[str, ...] = ()
+    error_types: tuple[str, ...] = ("correct", "wrong")
+
+    @property
+    def strata(self) -> list[str]:
+        """The items' strata in order of appearance (``"all"`` for tasks without strata)."""
+        return list(dict.fromkeys(d.get("stratum", "all") for d in self.docs()))
+
+    def test_set(self) -> list[Example]:
+        """The evaluated items as :class:`Example` s (ids and strata; the text lives in docs)."""
+        return [Example(d["id"], d.get("stratum", "all"), {}, "") for d in self.docs()]
+
+    def study_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A per-item record for the study analysis: ``correct`` is the primary metric == 1."""
+        correct = float(record[self.metrics[0]]) >= 1.0
+        return {
+            **record,
+            "stratum": record.get("stratum", "all"),
+            "correct": correct,
+            "error_type": "correct" if correct else "wrong",
+        }
 
     def describe(self) -> dict[str, Any]:
         """The resolved configuration, written into the results file."""

