@@ -91,10 +91,10 @@ def run_task(
     return [done[d["id"]] for d in docs], time.perf_counter() - t0
 
 
-def metric_interval(values: Sequence[float]) -> dict[str, Any]:
-    """Mean with a 95% interval: Wilson for 0/1 values, percentile bootstrap otherwise."""
+def metric_interval(values: Sequence[float], binary: bool = True) -> dict[str, Any]:
+    """Mean with a 95% interval: Wilson for 0/1 metrics, percentile bootstrap otherwise."""
     vals = [float(v) for v in values]
-    if all(v in (0.0, 1.0) for v in vals):
+    if binary and all(v in (0.0, 1.0) for v in vals):
         iv = wilson_interval(int(sum(vals)), len(vals))
     else:
         iv = bootstrap_interval(vals, n_boot=2000)
@@ -105,7 +105,10 @@ def summarize(task: BenchTask, records: Sequence[dict[str, Any]]) -> dict[str, A
     """Metrics with intervals, overall and per stratum, plus the task's own aggregates."""
     out: dict[str, Any] = {
         "n": len(records),
-        "metrics": {m: metric_interval([r[m] for r in records]) for m in task.metrics}
+        "metrics": {
+            m: metric_interval([r[m] for r in records], m in task.binary_metrics)
+            for m in task.metrics
+        }
         if records
         else {},
         "truncated": sum(bool(r.get("truncated")) for r in records),
@@ -116,7 +119,10 @@ def summarize(task: BenchTask, records: Sequence[dict[str, Any]]) -> dict[str, A
             by[str(r["stratum"])].append(r)
     if by:
         out["strata"] = {
-            s: {m: metric_interval([r[m] for r in rs]) for m in task.metrics}
+            s: {
+                m: metric_interval([r[m] for r in rs], m in task.binary_metrics)
+                for m in task.metrics
+            }
             for s, rs in sorted(by.items())
         }
     out.update(task.aggregate(records))

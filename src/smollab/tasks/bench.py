@@ -41,8 +41,13 @@ class BenchTask(ABC):
     name: str
     #: "loglikelihood" or "generate": which LM method serves this task's requests
     request_type: Literal["loglikelihood", "generate"]
-    #: per-item metrics the summary reports (0/1 metrics get Wilson intervals)
+    #: per-item metrics the summary reports
     metrics: tuple[str, ...]
+
+    @property
+    def binary_metrics(self) -> tuple[str, ...]:
+        """The metrics that are 0/1 per item (Wilson intervals; the rest are bootstrapped)."""
+        return self.metrics
 
     def __init__(self, config: BenchConfig) -> None:
         self.config = config

@@ -141,6 +141,11 @@ class CodeTask(BenchTask):
             for j in range(n)
         ]
 
+    @property
+    def binary_metrics(self) -> tuple[str, ...]:
+        # averages over n samples are fractions; repetition is a ratio even for one sample
+        return ("pass@1", "syntax_valid", "doubled_keyword") if self.config.n_samples == 1 else ()
+
     def program(self, doc: dict[str, Any], completion: str) -> str:
         raise NotImplementedError
 
