@@ -116,9 +116,10 @@ def test_summary_uses_wilson_for_binary_and_bootstrap_otherwise():
 
 def test_fractional_metric_that_happens_to_be_zero_is_not_given_a_wilson_interval():
     task = make_task("humaneval", limit=2, data_dir=str(SHARED))
-    recs = [{"id": str(i), "stratum": "list", "pass@1": 0.0, "syntax_valid": 1.0,
-             "repeat_ngram_ratio": 0.0, "doubled_keyword": 0.0, "n": 1, "c": 0,
-             "completions": ["  pass"], "outcomes": ["assertion_error"]} for i in range(2)]  # fmt: skip
+    rec = {"stratum": "list", "pass@1": 0.0, "syntax_valid": 1.0, "repeat_ngram_ratio": 0.0,
+           "doubled_keyword": 0.0, "n": 1, "c": 0, "completions": ["  pass"],
+           "outcomes": ["assertion_error"]}  # fmt: skip
+    recs = [{"id": str(i), **rec} for i in range(2)]
     out = summarize(task, recs)["metrics"]
     assert out["pass@1"]["method"] == "wilson"
     assert out["repeat_ngram_ratio"]["method"].startswith("bootstrap")
