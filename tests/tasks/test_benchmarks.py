@@ -132,3 +132,15 @@ def test_arith_probe_bad_stratum():
 def test_task_option_that_does_not_exist():
     with pytest.raises(ConfigError, match="has no option 'n-samples'"):
         make_task("hellaswag", n_samples=4)
+
+
+def test_hellaswag_raw_records_get_lm_eval_preprocessing():
+    from smollab.tasks.hellaswag import doc_from_record
+
+    raw = {"activity_label": "Making a cake", "ctx_a": "[header] How to bake [title] Mix.",
+           "ctx_b": "then", "endings": ["[step] Bake it  well.", "b", "c", "d"],
+           "label": "2"}  # fmt: skip
+    doc = doc_from_record(raw, 7)
+    assert doc["query"] == "Making a cake: How to bake. Mix. Then"
+    # lm-eval strips before removing tags, so a leading tag leaves its space
+    assert doc["choices"][0] == " Bake it well." and doc["label"] == 2 and doc["id"] == "7"

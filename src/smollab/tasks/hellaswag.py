@@ -16,6 +16,7 @@ capitalisation of ``ctx_b`` cannot be applied and the raw WikiHow contexts are n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,31 @@ from smollab.tasks.requests import Loglikelihood, LoglikelihoodRequest
 
 FILES = ("hellaswag_val.jsonl.gz", "hellaswag_val.jsonl")
 FIELDS = ("activity_label", "ctx", "endings", "label")
+
+
+def preprocess(text: str) -> str:
+    """lm-eval's HellaSwag text clean-up (WikiHow markup and double spaces)."""
+    text = text.strip().replace(" [title]", ". ")
+    text = re.sub(r"\[.*?\]", "", text)
+    return text.replace("  ", " ")
+
+
+def doc_from_record(r: dict[str, Any], i: int) -> dict[str, Any]:
+    """One item from either the stored preprocessed file or a raw record (the hub's
+    ``Rowan/hellaswag``, with ``ctx_a``/``ctx_b``), preprocessed as lm-eval does."""
+    if "ctx_a" in r:  # raw: lm-eval's process_docs
+        ctx = r["ctx_a"] + " " + r["ctx_b"].capitalize()
+        query = preprocess(r["activity_label"] + ": " + ctx)
+        choices = [preprocess(e) for e in r["endings"]]
+    else:  # already preprocessed (shared/data): used as is
+        query = f"{r['activity_label']}: {r['ctx']}"
+        choices = list(r["endings"])
+    return {
+        "id": str(r.get("idx", i)),
+        "query": query,
+        "choices": choices,
+        "label": int(r["label"]),
+    }
 
 
 class HellaSwagTask(BenchTask):
@@ -42,15 +68,7 @@ class HellaSwagTask(BenchTask):
             data_dir=self.config.data_dir,
             hub=HubSource("Rowan/hellaswag", None, "validation"),
         )
-        return [
-            {
-                "id": str(r.get("idx", i)),
-                "query": f"{r['activity_label']}: {r['ctx']}",
-                "choices": list(r["endings"]),
-                "label": int(r["label"]),
-            }
-            for i, r in enumerate(rows)
-        ]
+        return [doc_from_record(r, i) for i, r in enumerate(rows)]
 
     def requests(self, doc: dict[str, Any]) -> list[LoglikelihoodRequest]:
         return [LoglikelihoodRequest(doc["query"], " " + c) for c in doc["choices"]]
