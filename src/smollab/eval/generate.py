@@ -58,13 +58,15 @@ def greedy_generate(
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int = 0,
+    skip_special_tokens: bool = False,
 ) -> list[str]:
     """Greedy continuations of ``prompts`` (see module docstring for the exact contract).
 
     ``prompt_ids`` replaces the tokenizer's encoding of ``prompts`` (callers that truncate or
     encode without special tokens pass their own ids). ``temperature > 0`` samples instead of
     taking the argmax (nucleus ``top_p``), from a generator seeded with ``seed``: the same call
-    gives the same samples.
+    gives the same samples. ``skip_special_tokens`` leaves special tokens out of the decoded
+    text (lm-evaluation-harness decodes that way).
     """
     device = next(model.parameters()).device
     encoded = (
@@ -90,6 +92,7 @@ def greedy_generate(
             last,
             # a fresh sampler per batch: its generators are keyed by row in the batch
             _Sampler(temperature, top_p, seed) if temperature > 0 else None,
+            skip_special_tokens,
         )
         for i, t in zip(idx, texts, strict=True):
             out[i] = t
@@ -127,7 +130,17 @@ class _Sampler:
 
 
 def _generate_batch(
-    model, tokenizer, seqs, max_new_tokens, stop, eos, pad, device, last=None, sampler=None
+    model,
+    tokenizer,
+    seqs,
+    max_new_tokens,
+    stop,
+    eos,
+    pad,
+    device,
+    last=None,
+    sampler=None,
+    skip_special_tokens=False,
 ) -> list[str]:
     n = len(seqs)
     last = last or {}
@@ -167,10 +180,15 @@ def _generate_batch(
         keep: list[int] = []
         for r, (orig, t) in enumerate(zip(alive, tok.tolist(), strict=True)):
             if eos is not None and t == eos:
-                texts[orig] = _cut(tokenizer.decode(generated[orig]), stop)[0]
+                texts[orig] = _cut(
+                    tokenizer.decode(generated[orig], skip_special_tokens=skip_special_tokens),
+                    stop,
+                )[0]
                 continue
             generated[orig].append(t)
-            text, stopped = _cut(tokenizer.decode(generated[orig]), stop)
+            text, stopped = _cut(
+                tokenizer.decode(generated[orig], skip_special_tokens=skip_special_tokens), stop
+            )
             texts[orig] = text
             if not stopped:
                 keep.append(r)

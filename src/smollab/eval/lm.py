@@ -331,6 +331,7 @@ class HFLM:
                 top_p=top_p,
                 seed=seed,
                 progress=progress,
+                skip_special_tokens=True,  # as lm-eval decodes
             )
             for i, t in zip(idx, texts, strict=True):
                 out[i] = t
