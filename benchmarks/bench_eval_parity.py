@@ -217,7 +217,7 @@ def run_lmeval(model_dir: str, tasks: list[str], args: argparse.Namespace, work:
         "model": model_dir,
         "tasks": tasks,
         "limit": args.limit,
-        "batch_size": args.batch_size,
+        "batch_size": args.lm_eval_batch_size or args.batch_size,
         "device": args.device,
         "threads": args.threads,
         "include": str(include),
@@ -294,6 +294,12 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["hellaswag", "gsm8k"])
     ap.add_argument("--limit", type=int, default=500)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument(
+        "--lm-eval-batch-size",
+        type=int,
+        default=None,
+        help="lm-eval's batch size (default: --batch-size; lm-eval's own default is 1)",
+    )
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     ap.add_argument("--device", default="cpu")
     ap.add_argument(
@@ -309,6 +315,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "limit": args.limit,
         "batch_size": args.batch_size,
+        "lm_eval_batch_size": args.lm_eval_batch_size or args.batch_size,
         "threads": args.threads,
         "device": args.device,
         "models": {},
