@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d+)?|[^\w\s]")
 _DOUBLED = re.compile(
-    r"\b(" + "|".join(sorted(keyword.kwlist + ["print"], key=len, reverse=True)) + r")\s+\1\b"
+    r"\b(" + "|".join(sorted([*keyword.kwlist, "print"], key=len, reverse=True)) + r")\s+\1\b"
 )
 
 

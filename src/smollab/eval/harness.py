@@ -126,7 +126,7 @@ def run_eval(
         cache=cache,
         model_key=model_key(loaded),
     )
-    emit = on_event or (lambda e: None)
+    emit: Callable[[dict[str, Any]], None] = on_event or (lambda e: None)
     results: dict[str, Any] = {
         "model": loaded.source,
         "model_info": loaded.info,
@@ -140,12 +140,11 @@ def run_eval(
             docs = task.docs()
             emit({"event": "task", "task": task.name, "total": len(docs)})
             t0 = time.perf_counter()
-            records, compute_s = run_task(
-                lm,
-                task,
-                out_dir,
-                progress=lambda n, t=task.name: emit({"event": "items", "task": t, "n": n}),
-            )
+
+            def progress(n: int, t: str = task.name) -> None:
+                emit({"event": "items", "task": t, "n": n})
+
+            records, compute_s = run_task(lm, task, out_dir, progress=progress)
             summary = summarize(task, records)
             wall = time.perf_counter() - t0
             results["tasks"][task.name] = {

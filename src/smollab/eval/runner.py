@@ -17,10 +17,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from smollab.analysis.stats import bootstrap_interval, wilson_interval
-from smollab.eval.lm import HFLM, GenerateRequest
+from smollab.eval.lm import HFLM, GenerateRequest, LoglikelihoodRequest
 from smollab.io import append_jsonl, read_json, read_jsonl
 from smollab.tasks.bench import BenchTask
 
@@ -69,9 +69,9 @@ def run_task(
         flat = [r for rs in per_doc for r in rs]
         # progress counts items: an item is done when all its requests are
         if task.request_type == "loglikelihood":
-            responses: list[Any] = lm.loglikelihood(flat)
+            responses: list[Any] = lm.loglikelihood(cast(list[LoglikelihoodRequest], flat))
         else:
-            responses = lm.generate(flat)
+            responses = lm.generate(cast(list[GenerateRequest], flat))
         grouped, i = [], 0
         for rs in per_doc:
             grouped.append(responses[i : i + len(rs)])

@@ -66,7 +66,7 @@ class BenchTask(ABC):
         """All items of the evaluated split; each a dict with a unique ``id``."""
 
     @abstractmethod
-    def requests(self, doc: dict[str, Any]) -> list[Request]:
+    def requests(self, doc: dict[str, Any]) -> Sequence[Request]:
         """The LM requests for one item."""
 
     def score(self, doc: dict[str, Any], responses: Sequence[Any]) -> dict[str, Any]:

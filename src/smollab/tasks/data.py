@@ -154,10 +154,10 @@ def load_records(
         check_fields(path, rows, fields)
         return rows, str(path)
     if hub is not None:
-        rows = _from_hub(hub)
-        if rows is not None:
-            check_fields(f"hub:{hub.path}", rows, fields)
-            return rows, f"hub:{hub.path}/{hub.name or ''}/{hub.split}"
+        hub_rows = _from_hub(hub)
+        if hub_rows is not None:
+            check_fields(f"hub:{hub.path}", hub_rows, fields)
+            return hub_rows, f"hub:{hub.path}/{hub.name or ''}/{hub.split}"
     where = f"{root / folder}" if root is not None else "(no data dir set)"
     raise DataError(
         f"No data for {folder!r}: none of {list(files)} found in {where}, and the Hugging Face "
