@@ -144,3 +144,13 @@ def test_hellaswag_raw_records_get_lm_eval_preprocessing():
     assert doc["query"] == "Making a cake: How to bake. Mix. Then"
     # lm-eval strips before removing tags, so a leading tag leaves its space
     assert doc["choices"][0] == " Bake it well." and doc["label"] == 2 and doc["id"] == "7"
+
+
+def test_fewshot_is_a_gsm8k_option_only():
+    from smollab.eval.harness import make_tasks
+
+    opts = {"num_fewshot": 2, "limit": 1, "data_dir": str(SHARED)}
+    hs, g = make_tasks(["hellaswag", "gsm8k"], opts)
+    assert g.num_fewshot == 2 and g.docs()[0]["prompt"].count("Question:") == 3
+    with pytest.raises(ConfigError, match="Option --num-fewshot applies to the tasks gsm8k"):
+        make_tasks(["hellaswag"], opts, {"num_fewshot": "--num-fewshot"})

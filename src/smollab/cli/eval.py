@@ -73,7 +73,12 @@ def eval_cmd(
         "n_samples": samples,
         "unsafe": True if unsafe_sandbox else None,
     }
-    flags = {"n_samples": "--samples", "unsafe": "--unsafe-sandbox", "max_tokens": "--max-tokens"}
+    flags = {
+        "n_samples": "--samples",
+        "unsafe": "--unsafe-sandbox",
+        "max_tokens": "--max-tokens",
+        "num_fewshot": "--num-fewshot",
+    }
     tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)
     for t in tasks:
         t.docs()  # load (and check) every dataset before the model

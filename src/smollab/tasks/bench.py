@@ -31,7 +31,6 @@ class BenchConfig(TaskConfig):
     """``[[tasks]]`` entry (or ``smollab eval --task``) for a benchmark task."""
 
     limit: int | None = Field(None, ge=1, description="evaluate only the first N items")
-    num_fewshot: int | None = Field(None, ge=0, description="few-shot examples (task default)")
     data_dir: str | None = Field(None, description="data dir (default: $SMOLLAB_DATA_DIR)")
 
 

@@ -53,6 +53,7 @@ class GSM8KConfig(BenchConfig):
     """``[[tasks]]`` entry for ``gsm8k`` / ``gsm8k_chat``."""
 
     max_tokens: int = Field(256, ge=1, description="generation budget (lm-eval: 256)")
+    num_fewshot: int | None = Field(None, ge=0, description="solved examples (default 5)")
 
 
 def _split(config: GSM8KConfig, split: str) -> list[dict[str, Any]]:
