@@ -53,9 +53,14 @@ def run_task(
     out_dir: Path,
     *,
     progress: Callable[[int], None] | None = None,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
-    """All records of ``task`` in document order, and the seconds spent computing new ones."""
+    """All records of ``task`` in document order, and the seconds spent computing new ones.
+
+    Items are scored and written ``chunk`` at a time (default: 256 for loglikelihood tasks;
+    two batches for generation, where an item costs far more and a crash should lose little).
+    """
+    chunk = chunk or (CHUNK if task.request_type == "loglikelihood" else 2 * lm.batch_size)
     samples = out_dir / f"samples_{task.name}.jsonl"
     done = _resume(samples, samples_key(lm.model_key, task))
     docs = task.docs()
