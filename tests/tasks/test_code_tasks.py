@@ -101,3 +101,16 @@ def test_hostile_and_collapsed_completions_fail_and_the_harness_goes_on():
     assert set(agg["pass_at_k"]) == {"pass@1"}  # k=10, 100 exceed n=3
     assert agg["pass_at_k"]["pass@1"]["estimate"] == pytest.approx(2 / 9)
     assert agg["outcomes"]["syntax_error"] == 5
+
+
+@pytest.mark.slow
+@needs_sandbox
+@pytest.mark.parametrize(
+    "name,key,n", [("humaneval", "canonical_solution", 164), ("mbpp", "code", 500),
+                   ("mbpp_sanitized", "code", 257)]
+)  # fmt: skip
+def test_every_reference_solution_passes_through_the_task(name, key, n):
+    task = make_task(name, data_dir=str(SHARED))
+    docs = task.docs()
+    recs = task.score_many(docs, [[d["problem"][key]] for d in docs])
+    assert len(recs) == n and [r["id"] for r in recs if r["c"] == 0] == []
