@@ -76,7 +76,8 @@ def append_jsonl(path: str | os.PathLike[str], row: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as f:
         # a crash may have left a torn last line: end it, so the new row stays parseable
-        torn = f.tell() > 0 and (f.seek(-1, os.SEEK_END) or f.read(1) != b"\n")
+        # (seek returns the new offset, so it must not decide the test by itself)
+        torn = f.tell() > 0 and f.seek(-1, os.SEEK_END) >= 0 and f.read(1) != b"\n"
         prefix = b"\n" if torn else b""
         f.write(prefix + (dumps(row, indent=None) + "\n").encode("utf-8"))
         f.flush()

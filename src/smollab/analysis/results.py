@@ -44,7 +44,9 @@ def _matrix(per_seed: list[list[dict[str, Any]]], ids: list[str], key: str) -> n
 
 def _stratum_block(per_seed: list[list[dict[str, Any]]], ids: list[str], error_types) -> dict:
     correct = _matrix(per_seed, ids, "correct")
-    digit = _matrix(per_seed, ids, "digit_accuracy")
+    # benchmark tasks (hellaswag, gsm8k, ...) have no digit accuracy
+    has_digits = all("digit_accuracy" in r for recs in per_seed for r in recs)
+    digit = _matrix(per_seed, ids, "digit_accuracy") if has_digits else np.zeros((0, 0))
     n_seeds = correct.shape[0]
     if n_seeds == 1:
         em = wilson_interval(int(correct.sum()), correct.shape[1])
@@ -171,10 +173,15 @@ def _targets(spec: StudySpec, out: dict[str, Any]) -> list[dict[str, Any]]:
             block = tb[OVERALL] if stratum == OVERALL else tb["strata"][stratum]
             if best is None or block["exact_match"]["estimate"] > best["estimate"]:
                 best_name, best = name, block["exact_match"]
-        rows.append({
-            "key": key, "target": target, "condition": best_name,
-            "exact_match": best, "met": bool(best and best["estimate"] >= target),
-        })
+        rows.append(
+            {
+                "key": key,
+                "target": target,
+                "condition": best_name,
+                "exact_match": best,
+                "met": bool(best and best["estimate"] >= target),
+            }
+        )
     return rows
 
 

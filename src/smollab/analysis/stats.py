@@ -584,3 +584,22 @@ def verdict(diff: Interval, higher_is_better: bool = True) -> str:
     if diff.high < 0.0:
         return "degradation" if higher_is_better else "improvement"
     return "no detectable difference"
+
+
+# --------------------------------------------------------------------------- code benchmarks
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of one problem from ``n`` samples of which ``c`` passed (Chen et al. 2021).
+
+    ``1 - C(n-c, k) / C(n, k)``, computed as a stable product. Requires ``1 <= k <= n`` and
+    ``0 <= c <= n``; with ``n - c < k`` every draw of k samples holds a pass, so it is 1.0.
+    """
+    n, c, k = operator.index(n), operator.index(c), operator.index(k)
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, n={n}], got {k}")
+    if not 0 <= c <= n:
+        raise ValueError(f"c must be in [0, n={n}], got {c}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))

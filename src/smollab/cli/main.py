@@ -6,6 +6,7 @@ import os
 
 import typer
 
+from smollab.cli import eval as _eval
 from smollab.cli import report as _report
 from smollab.cli import sandbox as _sandbox
 from smollab.cli import study as _study
@@ -23,6 +24,7 @@ app.command("run")(_study.run)
 app.command("study")(_study.study)
 app.command("report")(_report.report)
 app.command("sessions")(_report.sessions)
+app.command("eval")(_eval.eval_cmd)
 app.add_typer(_sandbox.app, name="sandbox")
 
 

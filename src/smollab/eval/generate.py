@@ -54,10 +54,24 @@ def greedy_generate(
     stop: Sequence[str] = ("\n",),
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
+    prompt_ids: Sequence[Sequence[int]] | None = None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    skip_special_tokens: bool = False,
 ) -> list[str]:
-    """Greedy continuations of ``prompts`` (see module docstring for the exact contract)."""
+    """Greedy continuations of ``prompts`` (see module docstring for the exact contract).
+
+    ``prompt_ids`` replaces the tokenizer's encoding of ``prompts`` (callers that truncate or
+    encode without special tokens pass their own ids). ``temperature > 0`` samples instead of
+    taking the argmax (nucleus ``top_p``), from a generator seeded with ``seed``: the same call
+    gives the same samples. ``skip_special_tokens`` leaves special tokens out of the decoded
+    text (lm-evaluation-harness decodes that way).
+    """
     device = next(model.parameters()).device
-    encoded = _encode(tokenizer, prompts)
+    encoded = (
+        [list(x) for x in prompt_ids] if prompt_ids is not None else _encode(tokenizer, prompts)
+    )
     # by length, then by tokens: batches get little padding and long shared prefixes
     order = sorted(range(len(prompts)), key=lambda i: (len(encoded[i]), encoded[i]))
     out: list[str] = [""] * len(prompts)
@@ -76,6 +90,9 @@ def greedy_generate(
             pad,
             device,
             last,
+            # a fresh sampler per batch: its generators are keyed by row in the batch
+            _Sampler(temperature, top_p, seed) if temperature > 0 else None,
+            skip_special_tokens,
         )
         for i, t in zip(idx, texts, strict=True):
             out[i] = t
@@ -89,8 +106,41 @@ def _cut(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+class _Sampler:
+    """Temperature / nucleus sampling; each row draws from its own generator seeded with
+    ``seed``, so a row's sample depends on its prompt and the seed, not on its batch."""
+
+    def __init__(self, temperature: float, top_p: float, seed: int) -> None:
+        self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        self.gens: dict[int, torch.Generator] = {}
+
+    def __call__(self, logits: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
+        probs = torch.softmax(logits.float().cpu() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            sorted_p, sorted_i = probs.sort(-1, descending=True)
+            # drop tokens once the mass before them already reaches top_p (keep at least one)
+            drop = sorted_p.cumsum(-1) - sorted_p >= self.top_p
+            sorted_p[drop] = 0.0
+            probs = torch.zeros_like(probs).scatter(-1, sorted_i, sorted_p)
+        out = []
+        for r, row in enumerate(rows):
+            gen = self.gens.setdefault(row, torch.Generator().manual_seed(self.seed))
+            out.append(torch.multinomial(probs[r], 1, generator=gen))
+        return torch.cat(out).to(logits.device)
+
+
 def _generate_batch(
-    model, tokenizer, seqs, max_new_tokens, stop, eos, pad, device, last=None
+    model,
+    tokenizer,
+    seqs,
+    max_new_tokens,
+    stop,
+    eos,
+    pad,
+    device,
+    last=None,
+    sampler=None,
+    skip_special_tokens=False,
 ) -> list[str]:
     n = len(seqs)
     last = last or {}
@@ -126,14 +176,19 @@ def _generate_batch(
     alive = list(range(n))  # row in the current batch -> original row
     next_pos = pos[:, -1] + 1
     for _step in range(max_new_tokens):
-        tok = logits.argmax(-1)
+        tok = sampler(logits, alive) if sampler else logits.argmax(-1)
         keep: list[int] = []
         for r, (orig, t) in enumerate(zip(alive, tok.tolist(), strict=True)):
             if eos is not None and t == eos:
-                texts[orig] = _cut(tokenizer.decode(generated[orig]), stop)[0]
+                texts[orig] = _cut(
+                    tokenizer.decode(generated[orig], skip_special_tokens=skip_special_tokens),
+                    stop,
+                )[0]
                 continue
             generated[orig].append(t)
-            text, stopped = _cut(tokenizer.decode(generated[orig]), stop)
+            text, stopped = _cut(
+                tokenizer.decode(generated[orig], skip_special_tokens=skip_special_tokens), stop
+            )
             texts[orig] = text
             if not stopped:
                 keep.append(r)

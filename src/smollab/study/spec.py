@@ -301,6 +301,7 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
     configs = [
         validate_task_config(t, where=f"{source}: tasks[{i}]") for i, t in enumerate(spec.tasks)
     ]
+    _check_trained_tasks(spec, configs, source)
     strata = {c.id: set(getattr(c, "strata", []) or []) | {"overall"} for c in configs}
     for key in spec.study.targets:
         task, stratum = key.split("/")
@@ -310,6 +311,24 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
                 f"{sorted(f'{t}/{s}' for t, ss in strata.items() for s in ss)}."
             )
     _check_formats(spec, source)
+
+
+def _check_trained_tasks(spec: StudySpec, configs: list[Any], source: str) -> None:
+    """Benchmark tasks (hellaswag, gsm8k, ...) are evaluated, never trained on."""
+    from smollab.tasks import BenchConfig
+
+    by_id = {c.id: c for c in configs}
+    for i, c in enumerate(spec.conditions):
+        if c.train is None:
+            continue
+        tid = c.train.task or configs[0].id
+        if isinstance(by_id[tid], BenchConfig):
+            trainable = [x.id for x in configs if not isinstance(x, BenchConfig)]
+            raise ConfigError(
+                f"{source}: conditions[{i}] ({c.name!r}) would train on task {tid!r}, a "
+                f"benchmark that is only evaluated. Set conditions[{i}].train.task to a "
+                f"trainable task ({', '.join(trainable) or 'add one, e.g. arith.mul'})."
+            )
 
 
 def _check_formats(spec: StudySpec, source: str) -> None:

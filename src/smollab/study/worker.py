@@ -67,7 +67,7 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
 
     from smollab.eval import accuracy_by_stratum, evaluate_items
     from smollab.models import load_model
-    from smollab.tasks import PROMPT_FORMATS, build_task, validate_task_config
+    from smollab.tasks import PROMPT_FORMATS, BenchTask, build_task, validate_task_config
     from smollab.train import Trainer, set_seed
 
     record_path = run_dir / "record.json"
@@ -159,6 +159,9 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
             from smollab.io import read_jsonl
 
             recs = read_jsonl(pred_path)
+        elif isinstance(task, BenchTask):
+            recs = _evaluate_bench(lm, task, run_dir, spec, emit)
+            write_jsonl(pred_path, recs)
         else:
             items = task.test_set()
             emit(
@@ -202,6 +205,26 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
     atomic_write_json(record_path, record)
     emit({"event": "done", "label": spec.label, "hash": spec.hash})
     return record
+
+
+def _evaluate_bench(lm: Any, task: Any, run_dir: Path, spec: RunSpec, emit: Any) -> list[Any]:
+    """A benchmark task (hellaswag, gsm8k, humaneval, ...) through the LM interface; its
+    per-item samples go to ``predictions/samples/`` as they finish (resumable)."""
+    from smollab.eval.harness import model_key
+    from smollab.eval.lm import HFLM
+    from smollab.eval.runner import run_task
+
+    docs = task.docs()
+    emit({"event": "stage", "stage": "eval", "label": spec.label, "task": task.name,
+          "total": len(docs)})  # fmt: skip
+    hf = HFLM(lm.model, lm.tokenizer, batch_size=spec.eval.batch_size, model_key=model_key(lm))
+    records, _ = run_task(
+        hf,
+        task,
+        run_dir / "predictions" / "samples",
+        progress=lambda n: emit({"event": "eval_items", "n": n, "label": spec.label}),
+    )
+    return [task.study_record(r) for r in records]
 
 
 def _monitor_items(task: Any, per_stratum: int) -> list[Any]:

@@ -7,15 +7,22 @@ from typing import Any
 from pydantic import ValidationError
 
 from smollab.errors import ConfigError
+from smollab.tasks import arith_probe as _arith_probe  # noqa: F401  (registers arith_probe)
 from smollab.tasks import arithmetic as _arithmetic  # noqa: F401  (registers arith.*)
+from smollab.tasks import code as _code  # noqa: F401  (registers humaneval, mbpp*)
+from smollab.tasks import gsm8k as _gsm8k  # noqa: F401  (registers gsm8k, gsm8k_chat)
+from smollab.tasks import hellaswag as _hellaswag  # noqa: F401  (registers hellaswag*)
 from smollab.tasks import modular as _modular  # noqa: F401  (registers grok.*)
 from smollab.tasks.arithmetic import PROMPT_FORMATS, ArithmeticTask, PromptFormat
 from smollab.tasks.base import TASKS, Example, ItemScore, Task, TaskConfig
+from smollab.tasks.bench import BenchConfig, BenchTask
 
 __all__ = [
     "TASKS",
     "PROMPT_FORMATS",
     "ArithmeticTask",
+    "BenchConfig",
+    "BenchTask",
     "Example",
     "ItemScore",
     "PromptFormat",

@@ -1,0 +1,367 @@
+"""Parity and speed against lm-evaluation-harness, item by item.
+
+    python benchmarks/bench_eval_parity.py --models smollm2 tiny-gpt2 --limit 500 \\
+        --lm-eval-python /work/venvs/lmeval/bin/python --data-dir ../shared/data
+
+For each model (SmolLM2-135M from the embedded cache; a tiny random GPT-2 with the real GPT-2
+tokenizer, saved to a local dir) and each task (HellaSwag acc/acc_norm, GSM8K 5-shot
+strict-match/flexible-extract), both harnesses evaluate the first ``--limit`` items of the same
+local files: ours in this process, lm-evaluation-harness (a separate venv; install it with
+``python3 -m venv /work/venvs/lmeval && /work/venvs/lmeval/bin/pip install torch==2.13.0 &&
+/work/venvs/lmeval/bin/pip install lm-eval==0.4.13``) in a subprocess, through task configs
+written here that point its ``json`` dataset loader at the same files (offline: nothing is
+downloaded). Per item it compares the predicted ending (acc and acc_norm) and, for GSM8K, the
+completion and both extracted answers; every mismatch is listed. Speed: items/s of each on the
+same items, batch size and threads, model loading excluded. Bar: ours >= 3x lm-eval's items/s
+on HellaSwag; zero prediction mismatches.
+
+Writes ``benchmarks/results/eval_parity.json`` (override with ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+TASK_YAML = {
+    "hellaswag": """\
+task: smollab_hellaswag
+dataset_path: json
+dataset_name: null
+dataset_kwargs:
+  data_files:
+    validation: {data}/hellaswag/hellaswag_val.jsonl.gz
+output_type: multiple_choice
+validation_split: validation
+test_split: null
+doc_to_text: "{{{{activity_label}}}}: {{{{ctx}}}}"
+doc_to_target: "{{{{label}}}}"
+doc_to_choice: "{{{{endings}}}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+""",
+    # lm-eval 0.4.13's gsm8k.yaml, with the dataset pointed at the local files
+    "gsm8k": """\
+task: smollab_gsm8k
+dataset_path: json
+dataset_name: null
+dataset_kwargs:
+  data_files:
+    train: {data}/gsm8k/train.jsonl
+    test: {data}/gsm8k/test.jsonl
+output_type: generate_until
+training_split: train
+fewshot_split: train
+test_split: test
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_target: "{{{{answer}}}}"
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+    ignore_case: true
+    ignore_punctuation: false
+    regexes_to_ignore:
+      - ","
+      - "\\\\$"
+      - "(?s).*#### "
+      - "\\\\.$"
+generation_kwargs:
+  until:
+    - "Question:"
+    - "</s>"
+    - "<|im_end|>"
+  do_sample: false
+  temperature: 0.0
+repeats: 1
+num_fewshot: 5
+filter_list:
+  - name: "strict-match"
+    filter:
+      - function: "regex"
+        regex_pattern: "#### (\\\\-?[0-9\\\\.\\\\,]+)"
+      - function: "take_first"
+  - name: "flexible-extract"
+    filter:
+      - function: "regex"
+        group_select: -1
+        regex_pattern: "(-?[$0-9.,]{{2,}})|(-?[0-9]+)"
+      - function: "take_first"
+""",
+}
+
+# runs inside the lm-eval venv: evaluate, then dump per-item results as JSON
+DRIVER = textwrap.dedent(
+    """
+    import json, sys, time
+    import torch
+    args = json.loads(sys.argv[1])
+    torch.set_num_threads(args["threads"])
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+    lm = HFLM(pretrained=args["model"], batch_size=args["batch_size"], device=args["device"],
+              dtype="float32")
+    tm = TaskManager(include_path=args["include"])
+    out = {}
+    for task in args["tasks"]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = simple_evaluate(model=lm, tasks=["smollab_" + task], task_manager=tm,
+                              limit=args["limit"], log_samples=True, fewshot_random_seed=1234,
+                              random_seed=0, numpy_random_seed=0, torch_random_seed=0,
+                              bootstrap_iters=0)
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        samples = res["samples"]["smollab_" + task]
+        items = []
+        for s in samples:
+            items.append({"doc_id": s["doc_id"], "filter": s.get("filter"),
+                          "resps": s["resps"], "filtered_resps": s["filtered_resps"],
+                          "metrics": {k: s[k] for k in ("acc", "acc_norm", "exact_match")
+                                      if k in s}})
+        out[task] = {"seconds": dt, "cpu_seconds": cpu, "items": items, "results": res["results"]}
+    json.dump(out, open(args["dump"], "w"))
+    """
+)
+
+
+def prepare_models(names: list[str], data: Path, work: Path) -> dict[str, str]:
+    """Local model dirs both harnesses load: the SmolLM2 safetensors cache, a tiny GPT-2."""
+    import torch
+
+    from smollab.models import load_model
+
+    dirs: dict[str, str] = {}
+    for name in names:
+        if name == "smollm2":
+            dirs[name] = load_model("smollm2-135m").info["cache"]
+        elif name == "tiny-gpt2":
+            d = work / "tiny-gpt2"
+            if not (d / "config.json").exists():
+                m = load_model(
+                    "scratch:gpt2",
+                    tokenizer=str(data / "gpt2-tokenizer"),
+                    config={"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 1024},
+                    seed=0,
+                )
+                with torch.no_grad():  # a less flat random model: fewer exact ties
+                    for p in m.model.parameters():
+                        p.mul_(4.0)
+                m.model.save_pretrained(d)
+                m.tokenizer.save_pretrained(d)
+            dirs[name] = str(d)
+        else:
+            raise SystemExit(f"unknown model {name!r}; use smollm2 or tiny-gpt2")
+    return dirs
+
+
+def run_ours(model_dir: str, tasks: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from smollab.eval.harness import make_task
+    from smollab.eval.lm import HFLM
+    from smollab.eval.runner import run_task
+    from smollab.models import load_model
+
+    torch.set_num_threads(args.threads)
+    loaded = load_model(model_dir, device=args.device)
+    lm = HFLM(loaded.model, loaded.tokenizer, batch_size=args.batch_size)
+    out = {}
+    for t in tasks:
+        with tempfile.TemporaryDirectory() as tmp:
+            # data loading included, as in lm-eval's timing
+            t0, c0 = time.perf_counter(), time.process_time()
+            task = make_task(t, limit=args.limit, data_dir=str(args.data_dir))
+            records, _ = run_task(lm, task, Path(tmp))
+            out[t] = {
+                "seconds": time.perf_counter() - t0,
+                "cpu_seconds": time.process_time() - c0,
+                "records": records,
+            }
+    return out
+
+
+def run_lmeval(model_dir: str, tasks: list[str], args: argparse.Namespace, work: Path) -> Any:
+    include = work / "lmeval_tasks"
+    include.mkdir(parents=True, exist_ok=True)
+    for t in tasks:
+        (include / f"smollab_{t}.yaml").write_text(
+            TASK_YAML[t].format(data=args.data_dir.resolve())
+        )
+    dump = work / "lmeval_out.json"
+    env = dict(os.environ)
+    env.update(
+        HF_DATASETS_OFFLINE="1",
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(work / "hf"),
+        OMP_NUM_THREADS=str(args.threads),
+        TOKENIZERS_PARALLELISM="false",
+    )
+    env.pop("PYTHONPATH", None)
+    payload = {
+        "model": model_dir,
+        "tasks": tasks,
+        "limit": args.limit,
+        "batch_size": args.lm_eval_batch_size or args.batch_size,
+        "device": args.device,
+        "threads": args.threads,
+        "include": str(include),
+        "dump": str(dump),
+    }
+    proc = subprocess.run(
+        [args.lm_eval_python, "-c", DRIVER, json.dumps(payload)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"lm-eval failed:\n{proc.stderr[-4000:]}")
+    return json.loads(dump.read_text())
+
+
+def _argmax(xs: list[float]) -> int:
+    return max(range(len(xs)), key=lambda i: (xs[i], -i))
+
+
+def compare_hellaswag(ours: list[dict[str, Any]], ref: list[dict[str, Any]]) -> dict[str, Any]:
+    mism, max_diff = [], 0.0
+    by_id = {r["id"]: r for r in ours}
+    for s in ref:
+        doc_id = s["doc_id"]
+        lls = [float(r[0]) for r in s["filtered_resps"]]
+        o = by_id[str(doc_id)]
+        max_diff = max(max_diff, max(abs(a - b) for a, b in zip(lls, o["logprobs"], strict=True)))
+        ref_acc, ref_norm = s["metrics"]["acc"], s["metrics"]["acc_norm"]
+        if (o["acc"], o["acc_norm"]) != (ref_acc, ref_norm) or o["pred"] != _argmax(lls):
+            mism.append(
+                {
+                    "doc_id": doc_id,
+                    "ours": {"pred": o["pred"], "acc": o["acc"], "acc_norm": o["acc_norm"]},
+                    "lm_eval": {"pred": _argmax(lls), "acc": ref_acc, "acc_norm": ref_norm},
+                    "ours_logprobs": o["logprobs"],
+                    "lm_eval_logprobs": lls,
+                }
+            )
+    return {"n": len(ref), "mismatches": mism, "max_abs_logprob_diff": max_diff}
+
+
+def compare_gsm8k(ours: list[dict[str, Any]], ref: list[dict[str, Any]]) -> dict[str, Any]:
+    by_id = {r["id"]: r for r in ours}
+    key = {"strict-match": ("strict_pred", "strict_match"),
+           "flexible-extract": ("flexible_pred", "flexible_extract")}  # fmt: skip
+    mism, completions_differ = [], 0
+    seen = set()
+    for s in ref:
+        o = by_id[str(s["doc_id"])]
+        completion = s["resps"][0][0]
+        if s["doc_id"] not in seen:
+            seen.add(s["doc_id"])
+            completions_differ += completion != o["completion"]
+        pred_key, metric = key[s["filter"]]
+        ref_pred = s["filtered_resps"][0]
+        if o[pred_key] != ref_pred or o[metric] != s["metrics"]["exact_match"]:
+            mism.append(
+                {
+                    "doc_id": s["doc_id"],
+                    "filter": s["filter"],
+                    "ours": {"pred": o[pred_key], "correct": o[metric]},
+                    "lm_eval": {"pred": ref_pred, "correct": s["metrics"]["exact_match"]},
+                    "ours_completion": o["completion"],
+                    "lm_eval_completion": completion,
+                }
+            )
+    return {"n": len(seen), "mismatches": mism, "completions_differ": completions_differ}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=["smollm2", "tiny-gpt2"])
+    ap.add_argument("--tasks", nargs="+", default=["hellaswag", "gsm8k"])
+    ap.add_argument("--limit", type=int, default=500)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument(
+        "--lm-eval-batch-size",
+        type=int,
+        default=None,
+        help="lm-eval's batch size (default: --batch-size; lm-eval's own default is 1)",
+    )
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("SMOLLAB_DATA_DIR", "../shared/data"))
+    )
+    ap.add_argument("--lm-eval-python", default="/work/venvs/lmeval/bin/python")
+    ap.add_argument("--work", type=Path, default=None, help="scratch dir (default: a temp dir)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/eval_parity.json")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="smollab-parity-"))
+    work.mkdir(parents=True, exist_ok=True)
+    dirs = prepare_models(args.models, args.data_dir, work)
+    report: dict[str, Any] = {
+        "limit": args.limit,
+        "batch_size": args.batch_size,
+        "lm_eval_batch_size": args.lm_eval_batch_size or args.batch_size,
+        "threads": args.threads,
+        "device": args.device,
+        "models": {},
+    }
+    ok = True
+    for name, d in dirs.items():
+        ours = run_ours(d, args.tasks, args)
+        for t in args.tasks:
+            print(f"{name}: ours {t}: {ours[t]['seconds']:.1f} s", flush=True)
+        ref = run_lmeval(d, args.tasks, args, work / name)
+        rep: dict[str, Any] = {}
+        for t in args.tasks:
+            cmp = (compare_hellaswag if t == "hellaswag" else compare_gsm8k)(
+                ours[t]["records"], ref[t]["items"]
+            )
+            n = cmp["n"]
+            o_s, r_s = ours[t]["seconds"], ref[t]["seconds"]
+            o_c, r_c = ours[t]["cpu_seconds"], ref[t]["cpu_seconds"]
+            cmp.update(
+                ours_cpu_seconds=o_c,
+                lm_eval_cpu_seconds=r_c,
+                cpu_speedup=r_c / o_c,
+                ours_items_per_s=n / o_s,
+                lm_eval_items_per_s=n / r_s,
+                speedup=r_s / o_s,
+                ours_seconds=o_s,
+                lm_eval_seconds=r_s,
+                lm_eval_results=ref[t]["results"],
+            )
+            rep[t] = cmp
+            ok &= not cmp["mismatches"]
+            print(
+                f"{name:10s} {t:10s} n={n:4d} mismatches={len(cmp['mismatches']):3d} "
+                f"ours {n / o_s:7.2f} it/s  lm-eval {n / r_s:7.2f} it/s  x{r_s / o_s:.2f} "
+                f"(CPU time: x{r_c / o_c:.2f})"
+            )
+            for m in cmp["mismatches"][:20]:
+                print("   mismatch:", json.dumps({k: m[k] for k in m if "completion" not in k}))
+            if t == "hellaswag":
+                ok &= r_s / o_s >= 3.0
+        report["models"][name] = rep
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"written {args.out}; bar {'MET' if ok else 'NOT MET'}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""``smollab eval --model M --task T [--task ...]``: benchmark one model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from smollab.cli.common import console, handle_errors, print_paths
+
+
+@handle_errors
+def eval_cmd(
+    model: Annotated[str, typer.Option("--model", help="model source (see `smollab study`)")],
+    task: Annotated[list[str], typer.Option("--task", help="benchmark task; repeat for several")],
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="only the first N items")
+    ] = None,
+    num_fewshot: Annotated[
+        int | None, typer.Option("--num-fewshot", min=0, help="few-shot examples")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option("--max-tokens", min=1, help="generation budget (gsm8k, code tasks)"),
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option("--samples", min=1, help="samples per problem for pass@k (code tasks)"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="results folder (default outputs/eval/<model>)")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="benchmark data dir (or $SMOLLAB_DATA_DIR)")
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option("--tokenizer", help="tokenizer dir for scratch: models")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, mps")] = "cpu",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32 or bfloat16")] = "float32",
+    unsafe_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-sandbox",
+            help="code tasks: run tests without bubblewrap where user namespaces are missing",
+        ),
+    ] = False,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="reuse cached request results")
+    ] = True,
+) -> None:
+    """Evaluate a model on benchmark tasks: results JSON with intervals, per-item samples.
+
+    Tasks: hellaswag, hellaswag_nanogpt, gsm8k, gsm8k_chat, arith_probe, humaneval, mbpp,
+    mbpp_sanitized (code tasks run their tests in the sandbox; --samples N gives pass@k).
+    Items finished before an interruption are kept; the same command resumes.
+
+    Example: smollab eval --model smollm2-135m --task hellaswag --task gsm8k --limit 100
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from smollab.eval.harness import default_out_dir, make_tasks, run_eval, summary_rows
+    from smollab.models import load_model
+
+    opts: dict[str, Any] = {
+        "limit": limit,
+        "num_fewshot": num_fewshot,
+        "data_dir": str(data_dir) if data_dir else None,
+        "max_tokens": max_tokens,
+        "n_samples": samples,
+        "unsafe": True if unsafe_sandbox else None,
+    }
+    flags = {
+        "n_samples": "--samples",
+        "unsafe": "--unsafe-sandbox",
+        "max_tokens": "--max-tokens",
+        "num_fewshot": "--num-fewshot",
+    }
+    tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)
+    for t in tasks:
+        t.docs()  # load (and check) every dataset before the model
+    loaded = load_model(model, tokenizer=tokenizer, device=device, dtype=dtype)
+    out_dir = out or default_out_dir(model)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bars: dict[str, Any] = {}
+
+        def on_event(e: dict[str, Any]) -> None:
+            if e["event"] == "task":
+                bars[e["task"]] = progress.add_task(e["task"], total=e["total"])
+            elif e["event"] == "items":
+                progress.advance(bars[e["task"]], e["n"])
+
+        results = run_eval(
+            loaded, tasks, out_dir, batch_size=batch_size, use_cache=cache, on_event=on_event
+        )
+    table = Table(title=f"{model} (95% intervals)")
+    for col in ("task", "metric", "estimate [interval]", "n"):
+        table.add_column(col)
+    for row in summary_rows(results):
+        table.add_row(*map(str, row))
+    console.print(table)
+    for name, t in results["tasks"].items():
+        extra = f", {t['truncated']} prompts cut from the left" if t["truncated"] else ""
+        console.print(f"{name}: {t['n']} items in {t['seconds']:.1f} s{extra}")
+    print_paths([out_dir / "results.json", out_dir / "summary.md"])

@@ -1,0 +1,200 @@
+"""``smollab eval``'s engine: evaluate one model on benchmark tasks into a results folder.
+
+    out_dir/
+      results.json            per task: config, n, metrics with 95% intervals, strata, timings
+      samples_<task>.jsonl    one record per item, appended as items finish (resumable)
+      summary.md              the summary table
+
+Running the same evaluation again into the same folder reuses finished items (the samples files)
+and, through the request cache, finished requests.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from smollab.errors import ConfigError
+from smollab.io import atomic_write_json, atomic_write_text
+from smollab.tasks import TASKS, BenchTask, build_task, validate_task_config
+
+
+def bench_task_names() -> list[str]:
+    """The registered tasks that ``smollab eval`` runs (benchmark tasks)."""
+    return [n for n in TASKS.names() if _is_bench(n)]
+
+
+def _is_bench(name: str) -> bool:
+    from smollab.tasks.bench import BenchConfig
+
+    cfg, _ = TASKS.get(name)
+    return issubclass(cfg, BenchConfig)
+
+
+def make_task(name: str, **fields: Any) -> BenchTask:
+    """Build a benchmark task by registry name; ``fields`` set config values (None = default).
+
+    Unknown names and tasks that are not benchmarks raise ConfigError listing the valid names.
+    """
+    valid = ", ".join(bench_task_names())
+    if name not in TASKS:
+        raise ConfigError(f"Unknown task {name!r}. Valid tasks for `smollab eval`: {valid}.")
+    if not _is_bench(name):
+        raise ConfigError(
+            f"Task {name!r} is a generative exact-match task: evaluate it in a study "
+            f"(`smollab study SPEC`). Valid tasks for `smollab eval`: {valid}."
+        )
+    cfg_cls, _ = TASKS.get(name)
+    raw: dict[str, Any] = {"id": name, "task": name}
+    for k, v in fields.items():
+        if v is None:
+            continue
+        if k not in cfg_cls.model_fields:
+            raise ConfigError(
+                f"Task {name!r} has no option {k.replace('_', '-')!r} (its options: "
+                f"{', '.join(f for f in cfg_cls.model_fields if f not in ('id', 'task'))})."
+            )
+        raw[k] = v
+    task = build_task(validate_task_config(raw, where=f"task {name}"))
+    assert isinstance(task, BenchTask)
+    return task
+
+
+def make_tasks(
+    names: Sequence[str], options: dict[str, Any], flags: dict[str, str] | None = None
+) -> list[BenchTask]:
+    """Build several tasks from shared options: each task takes the options its config has
+    (``--samples`` goes to the code tasks only); an option set but taken by none of the tasks
+    is an error naming its flag (from ``flags``) and the tasks that take it."""
+    for n in names:
+        make_task(n)  # unknown names first, with the list of valid ones
+    fields = {n: TASKS.get(n)[0].model_fields for n in names}
+    tasks = []
+    for n in names:
+        tasks.append(make_task(n, **{k: v for k, v in options.items() if k in fields[n]}))
+    for k, v in options.items():
+        if v is not None and not any(k in f for f in fields.values()):
+            takers = [t for t in bench_task_names() if k in TASKS.get(t)[0].model_fields]
+            flag = (flags or {}).get(k, k)
+            raise ConfigError(
+                f"Option {flag} applies to the tasks {', '.join(takers)}; none of the given "
+                f"tasks ({', '.join(names)}) takes it."
+            )
+    return tasks
+
+
+def model_key(loaded: Any) -> str:
+    """A fingerprint of the loaded weights for the request cache: source, where they were read
+    from, and a checksum of a few parameter values (a retrained checkpoint changes it)."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    h.update(f"{loaded.source}|{loaded.info.get('location')}|{loaded.info.get('cache')}".encode())
+    with torch.no_grad():
+        for _, p in list(loaded.model.named_parameters())[:4]:
+            h.update(p.detach().float().flatten()[:256].cpu().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def run_eval(
+    loaded: Any,
+    tasks: Sequence[BenchTask],
+    out_dir: Path,
+    *,
+    batch_size: int = 32,
+    use_cache: bool = True,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``loaded`` (a :class:`~smollab.models.LoadedModel`) on ``tasks``; write and
+    return the results dict (see module docstring for the folder layout)."""
+    from smollab.eval.lm import HFLM, RequestCache
+    from smollab.eval.runner import run_task, summarize
+    from smollab.paths import smollab_home
+    from smollab.study.env import environment
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = RequestCache(smollab_home() / "eval_cache.sqlite") if use_cache else None
+    lm = HFLM(
+        loaded.model,
+        loaded.tokenizer,
+        batch_size=batch_size,
+        cache=cache,
+        model_key=model_key(loaded),
+    )
+    emit: Callable[[dict[str, Any]], None] = on_event or (lambda e: None)
+    results: dict[str, Any] = {
+        "model": loaded.source,
+        "model_info": loaded.info,
+        "context_window": lm.max_length,
+        "environment": environment(),
+        "tasks": {},
+    }
+    path = out_dir / "results.json"
+    try:
+        for task in tasks:
+            docs = task.docs()
+            emit({"event": "task", "task": task.name, "total": len(docs)})
+            t0 = time.perf_counter()
+
+            def progress(n: int, t: str = task.name) -> None:
+                emit({"event": "items", "task": t, "n": n})
+
+            records, compute_s = run_task(lm, task, out_dir, progress=progress)
+            summary = summarize(task, records)
+            wall = time.perf_counter() - t0
+            results["tasks"][task.name] = {
+                "task": task.config.task,
+                "config": task.describe(),
+                **summary,
+                "seconds": round(wall, 3),
+                "compute_seconds": round(compute_s, 3),
+                "items_per_second": round(len(records) / compute_s, 3) if compute_s else None,
+                "samples": f"samples_{task.name}.jsonl",
+            }
+            atomic_write_json(path, results)
+    finally:
+        if cache is not None:
+            cache.close()
+        # also after a failure: the tasks that finished keep their summary
+        atomic_write_text(out_dir / "summary.md", summary_markdown(results))
+    return results
+
+
+def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    """(task, metric, 'estimate [low, high]', n) for every task metric and stratum."""
+    rows = []
+    for name, t in results["tasks"].items():
+        for m, iv in t["metrics"].items():
+            rows.append((name, m, _fmt(iv), iv["n"]))
+        for s, ms in t.get("strata", {}).items():
+            for m, iv in ms.items():
+                rows.append((f"{name} / {s}", m, _fmt(iv), iv["n"]))
+        for k, iv in t.get("pass_at_k", {}).items():
+            rows.append((name, k, f"{iv['estimate']:.1%}", iv["n"]))
+    return rows
+
+
+def _fmt(iv: dict[str, Any]) -> str:
+    return f"{iv['estimate']:.1%} [{iv['low']:.1%}, {iv['high']:.1%}]"
+
+
+def summary_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# {results['model']}",
+        "",
+        "| task | metric | estimate [95% interval] | n |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {t} | {m} | {v} | {n} |" for t, m, v, n in summary_rows(results)]
+    return "\n".join(lines) + "\n"
+
+
+def default_out_dir(model: str, root: Path = Path("outputs/eval")) -> Path:
+    """``outputs/eval/<model slug>``: stable, so the same command resumes into it."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model.strip("/")).strip("_") or "model"
+    return root / slug

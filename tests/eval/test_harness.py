@@ -1,0 +1,126 @@
+"""run_eval / run_task in-process: summaries, truncation reports, and keeping finished work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from smollab.errors import ConfigError
+from smollab.eval.harness import make_task, run_eval
+from smollab.eval.lm import HFLM
+from smollab.eval.runner import run_task, summarize
+
+SHARED = Path("/work/shared/data")
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Tiny random GPT-2, real GPT-2 BPE, a 64-token window (shorter than any GSM8K prompt)."""
+    from smollab.models import load_model
+
+    return load_model(
+        "scratch:gpt2",
+        tokenizer=str(SHARED / "gpt2-tokenizer"),
+        config={"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 64},
+        seed=1,
+    )
+
+
+def _lines(p: Path) -> list[dict]:
+    return [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+
+
+def test_prompts_longer_than_the_window_are_cut_and_counted(small, tmp_path):
+    tasks = [
+        make_task("hellaswag", limit=3, data_dir=str(SHARED)),
+        make_task("gsm8k", limit=2, max_tokens=8, data_dir=str(SHARED)),
+    ]
+    res = run_eval(small, tasks, tmp_path, batch_size=4, use_cache=False)
+    g = res["tasks"]["gsm8k"]
+    assert g["n"] == 2 and g["truncated"] == 2  # ~900-token 5-shot prompts, 64-token window
+    assert set(g["metrics"]) == {"strict_match", "flexible_extract"}
+    assert res["tasks"]["hellaswag"]["truncated"] == 0
+    assert all(r["truncated"] for r in _lines(tmp_path / "samples_gsm8k.jsonl"))
+    assert res["context_window"] == 64
+    assert json.loads((tmp_path / "results.json").read_text())["tasks"].keys() == {
+        "hellaswag",
+        "gsm8k",
+    }
+
+
+def test_a_failing_task_keeps_the_finished_ones(small, tmp_path):
+    tasks = [
+        make_task("hellaswag", limit=2, data_dir=str(SHARED)),
+        make_task("gsm8k", limit=1, max_tokens=64, data_dir=str(SHARED)),  # budget == window
+    ]
+    with pytest.raises(ConfigError, match="leaves no room"):
+        run_eval(small, tasks, tmp_path, use_cache=False)
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert list(res["tasks"]) == ["hellaswag"]
+    assert "| hellaswag | acc |" in (tmp_path / "summary.md").read_text()
+
+
+def test_items_written_before_a_crash_are_reused(small, tmp_path, monkeypatch):
+    lm = HFLM(small.model, small.tokenizer, batch_size=4, model_key="k")
+    task = make_task("hellaswag", limit=5, data_dir=str(SHARED))
+    calls = {"n": 0}
+    real = lm.loglikelihood
+
+    def crash_on_second_chunk(reqs, progress=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("killed")
+        return real(reqs, progress)
+
+    monkeypatch.setattr(lm, "loglikelihood", crash_on_second_chunk)
+    with pytest.raises(RuntimeError):
+        run_task(lm, task, tmp_path, chunk=2)
+    assert [r["id"] for r in _lines(tmp_path / "samples_hellaswag.jsonl")] == ["0", "1"]
+    monkeypatch.setattr(lm, "loglikelihood", real)
+    seen = []
+    records, _ = run_task(lm, task, tmp_path, chunk=2, progress=seen.append)
+    assert [r["id"] for r in records] == ["0", "1", "2", "3", "4"]
+    assert seen[0] == 2  # the two reused items are reported first
+    assert len(_lines(tmp_path / "samples_hellaswag.jsonl")) == 5
+    # the reused records equal a fresh computation
+    fresh, _ = run_task(lm, task, tmp_path / "fresh")
+    assert [r["acc"] for r in fresh] == [r["acc"] for r in records]
+
+
+def test_samples_of_another_model_are_set_aside(small, tmp_path):
+    task = make_task("hellaswag", limit=2, data_dir=str(SHARED))
+    run_task(HFLM(small.model, small.tokenizer, model_key="a"), task, tmp_path)
+    calls = []
+    lm_b = HFLM(small.model, small.tokenizer, model_key="b")
+    real = lm_b.loglikelihood
+    lm_b.loglikelihood = lambda reqs, progress=None: calls.append(1) or real(reqs, progress)
+    run_task(lm_b, task, tmp_path)
+    assert calls and (tmp_path / "samples_hellaswag.jsonl.stale").exists()
+
+
+def test_summary_uses_wilson_for_binary_and_bootstrap_otherwise():
+    task = make_task("arith_probe", strata=["2da", "2ds"], n_per_stratum=2)
+    recs = [{"id": str(i), "stratum": s, "acc": a} for i, (s, a) in
+            enumerate([("2da", 1.0), ("2da", 0.0), ("2ds", 1.0), ("2ds", 1.0)])]  # fmt: skip
+    out = summarize(task, recs)
+    assert out["metrics"]["acc"]["estimate"] == 0.75 and out["metrics"]["acc"]["method"] == "wilson"
+    assert out["strata"]["2ds"]["acc"]["estimate"] == 1.0
+    task.metrics = ("acc", "score")
+    for r, v in zip(recs, [0.1, 0.5, 0.7, 0.2], strict=True):
+        r["score"] = v
+    assert summarize(task, recs)["metrics"]["score"]["method"].startswith("bootstrap")
+
+
+def test_fractional_metric_that_happens_to_be_zero_is_not_given_a_wilson_interval():
+    task = make_task("humaneval", limit=2, data_dir=str(SHARED))
+    rec = {"stratum": "list", "pass@1": 0.0, "syntax_valid": 1.0, "repeat_ngram_ratio": 0.0,
+           "doubled_keyword": 0.0, "n": 1, "c": 0, "completions": ["  pass"],
+           "outcomes": ["assertion_error"]}  # fmt: skip
+    recs = [{"id": str(i), **rec} for i in range(2)]
+    out = summarize(task, recs)["metrics"]
+    assert out["pass@1"]["method"] == "wilson"
+    assert out["repeat_ngram_ratio"]["method"].startswith("bootstrap")
+    assert out["repeat_ngram_ratio"]["high"] == 0.0

@@ -1,0 +1,145 @@
+"""The LM interface: loglikelihood and generate against one-at-a-time references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from smollab.errors import ConfigError
+from smollab.eval.generate import sequential_generate
+from smollab.eval.lm import (
+    HFLM,
+    GenerateRequest,
+    LoglikelihoodRequest,
+    RequestCache,
+)
+
+GPT2_TOK = Path("/work/shared/data/gpt2-tokenizer")
+needs_tok = pytest.mark.skipif(not GPT2_TOK.is_dir(), reason="needs shared/data/gpt2-tokenizer")
+
+
+@pytest.fixture(scope="module")
+def gpt2_bpe():
+    """A tiny random GPT-2 with the real GPT-2 BPE tokenizer (window 64)."""
+    from smollab.models import load_model
+
+    return load_model(
+        "scratch:gpt2",
+        tokenizer=str(GPT2_TOK),
+        config={"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 64},
+        seed=3,
+    )
+
+
+def reference_ll(lm: HFLM, context: str, continuation: str) -> tuple[float, bool, int]:
+    """lm-eval's computation, one request at a time: one full forward, no cache, no padding."""
+    ctx, cont = lm._encode_pair(context, continuation)
+    inp = (ctx + cont)[-(lm.max_length + 1) :][:-1]
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([inp])).logits[0].float()
+    logp = torch.log_softmax(logits[-len(cont) :], -1)
+    tgt = torch.tensor(cont)
+    return (
+        logp.gather(1, tgt[:, None]).sum().item(),
+        bool((logp.argmax(-1) == tgt).all()),
+        len(cont),
+    )
+
+
+ROOF = "Roof shingle removal: A man is sitting on a roof. he"
+REQS = [
+    LoglikelihoodRequest(ROOF, " is using wrap."),
+    LoglikelihoodRequest(ROOF, " starts pulling."),
+    LoglikelihoodRequest(ROOF, " x"),
+    LoglikelihoodRequest("Question: What is 2 plus 2?\nAnswer:", " 4"),
+    LoglikelihoodRequest("Trailing space ", "moves to the continuation"),
+    LoglikelihoodRequest("", "empty context uses EOS"),
+]
+
+
+@needs_tok
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_loglikelihood_matches_one_at_a_time_reference(gpt2_bpe, batch_size):
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=batch_size)
+    got = lm.loglikelihood(REQS)
+    for r, g in zip(REQS, got, strict=True):
+        lp, greedy, n = reference_ll(lm, r.context, r.continuation)
+        assert g.logprob == pytest.approx(lp, abs=1e-4)
+        assert (g.is_greedy, g.n_tokens) == (greedy, n)
+        assert not g.truncated
+
+
+@needs_tok
+def test_trailing_space_moves_to_continuation(gpt2_bpe):
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer)
+    ctx, cont = lm._encode_pair("a b ", "c")
+    assert ctx == lm.encode("a b") and cont == lm.encode("a b c")[len(ctx) :]
+
+
+@needs_tok
+def test_long_context_is_cut_from_the_left_like_lm_eval(gpt2_bpe):
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer)
+    long_ctx = "word " * 200  # ~200 tokens > window 64
+    req = LoglikelihoodRequest(long_ctx + "end", " of it")
+    (g,) = lm.loglikelihood([req])
+    lp, greedy, n = reference_ll(lm, req.context, req.continuation)
+    assert g.truncated and g.logprob == pytest.approx(lp, abs=1e-4) and g.n_tokens == n
+
+
+@needs_tok
+def test_continuation_longer_than_window_is_a_clear_error(gpt2_bpe):
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer)
+    with pytest.raises(ConfigError, match="context window of 64 tokens"):
+        lm.loglikelihood([LoglikelihoodRequest("x", " y" * 100)])
+
+
+@needs_tok
+def test_generate_matches_hf_generate_and_cuts_prompt_from_left(gpt2_bpe):
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=4)
+    prompts = ["Question: What is 2 plus 2?\nAnswer:", "Hello", "The cat sat on the"]
+    got = lm.generate([GenerateRequest(p, ("\n",), 6) for p in prompts])
+    want = sequential_generate(gpt2_bpe.model, gpt2_bpe.tokenizer, prompts, max_new_tokens=6)
+    assert got == want
+    # a prompt longer than window - max_tokens keeps its last tokens, as lm-eval does
+    long = "word " * 100 + "The cat sat on the"
+    req = GenerateRequest(long, ("\n",), 6)
+    assert lm.truncated(req)
+    kept = lm.tokenizer.decode(lm.encode(long)[-(64 - 6) :])
+    assert lm.generate([req]) == sequential_generate(
+        gpt2_bpe.model, gpt2_bpe.tokenizer, [kept], max_new_tokens=6
+    )
+
+
+@needs_tok
+def test_generate_budget_larger_than_window_is_a_clear_error(gpt2_bpe):
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer)
+    with pytest.raises(ConfigError, match="max_tokens=64 leaves no room"):
+        lm.generate([GenerateRequest("Hi", (), 64)])
+
+
+@needs_tok
+def test_sampling_is_seeded_and_differs_from_greedy(gpt2_bpe):
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer)
+    reqs = [GenerateRequest("Hello", (), 8, temperature=1.0, seed=s) for s in (1, 1, 2)]
+    a, b, c = lm.generate(reqs)
+    assert a == b and a != c
+
+
+@needs_tok
+def test_results_are_cached_by_request_hash(gpt2_bpe, tmp_path, monkeypatch):
+    cache = RequestCache(tmp_path / "c.sqlite")
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, cache=cache, model_key="m1")
+    first = lm.loglikelihood(REQS[:3])
+    gen = lm.generate([GenerateRequest("Hello", ("\n",), 4)])
+    calls = []
+    monkeypatch.setattr(lm, "_score_groups", lambda *a: calls.append(a))
+    monkeypatch.setattr(lm, "_generate", lambda *a: calls.append(a))
+    assert lm.loglikelihood(REQS[:3]) == first
+    assert lm.generate([GenerateRequest("Hello", ("\n",), 4)]) == gen
+    assert calls == []  # nothing recomputed
+    # another model key misses the cache
+    other = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, cache=cache, model_key="m2")
+    monkeypatch.setattr(other, "_generate", lambda reqs, p: ["fresh"] * len(reqs))
+    assert other.generate([GenerateRequest("Hello", ("\n",), 4)]) == ["fresh"]

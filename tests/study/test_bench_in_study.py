@@ -1,0 +1,81 @@
+"""Study specs naming benchmark tasks: evaluated through the LM interface, analysed like others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smollab.errors import ConfigError
+from smollab.io import read_json, read_jsonl
+from smollab.study.executor import InlineExecutor
+from smollab.study.session import run_study
+from smollab.study.spec import loads_spec
+
+SHARED = Path("/work/shared/data")
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+
+SPEC = f"""\
+[study]
+name = "bench"
+seeds = [0]
+
+[[models]]
+name = "tiny"
+source = "scratch:gpt2"
+tokenizer = "{SHARED / "gpt2-tokenizer"}"
+config = {{ n_layer = 1, n_head = 2, n_embd = 32, block_size = 64 }}
+
+[[tasks]]
+id = "add"
+task = "arith.add"
+strata = ["1x1"]
+n_test = 4
+
+[[tasks]]
+id = "hs"
+task = "hellaswag"
+limit = 4
+data_dir = "{SHARED}"
+
+[[tasks]]
+id = "probe"
+task = "arith_probe"
+strata = ["2da", "2dm"]
+n_per_stratum = 3
+
+[[conditions]]
+name = "baseline"
+"""
+
+
+def test_baseline_study_evaluates_benchmarks(tmp_path, report_ready):
+    spec = loads_spec(SPEC)
+    res = run_study(
+        spec, SPEC, out_root=tmp_path, session_name="b", executor=InlineExecutor(), pdf=False
+    )
+    results = read_json(tmp_path / "b" / "results" / "results_baseline.json")
+    assert results["tasks"]["hs"]["strata"] == ["all"]
+    assert results["tasks"]["probe"]["strata"] == ["2da", "2dm"]
+    hs = results["conditions"]["baseline"]["tasks"]["hs"]
+    assert hs["overall"]["n_items"] == 4
+    # the study's exact match is the per-item acc that the benchmark's own samples hold
+    run = next((tmp_path / "b" / "runs").iterdir())
+    preds = read_jsonl(run / "predictions" / "hs.jsonl")
+    samples = read_jsonl(run / "predictions" / "samples" / "samples_hs.jsonl")
+    assert [p["correct"] for p in preds] == [s["acc"] == 1.0 for s in samples]
+    assert hs["overall"]["exact_match"]["estimate"] == pytest.approx(
+        sum(p["correct"] for p in preds) / 4
+    )
+    assert res.session_dir == tmp_path / "b"
+
+
+def test_training_on_a_benchmark_is_refused():
+    text = SPEC.replace('[[tasks]]\nid = "add"', '[[tasks]]\nid = "add0"', 1)
+    # hellaswag first: a trained condition without train.task would train on it
+    hs_first = text.replace(
+        '[[tasks]]\nid = "add0"\ntask = "arith.add"\nstrata = ["1x1"]\nn_test = 4\n\n', ""
+    )
+    hs_first += '\n[[conditions]]\nname = "ft"\n[conditions.train]\nsteps = 1\n'
+    with pytest.raises(ConfigError, match=r"would train on task 'hs', a benchmark"):
+        loads_spec(hs_first)

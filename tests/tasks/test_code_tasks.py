@@ -1,0 +1,116 @@
+"""HumanEval / MBPP: prompts, stops, sandboxed scoring, pass@k, categories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smollab.errors import ConfigError
+from smollab.eval.harness import make_task
+from smollab.tasks.code import HUMANEVAL_STOP, MBPP_STOP, problem_category
+
+SHARED = Path("/work/shared/data")
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+
+
+def _sandbox_ok() -> bool:
+    from smollab.sandbox import sandbox_status
+
+    return sandbox_status() is None
+
+
+needs_sandbox = pytest.mark.skipif(not _sandbox_ok(), reason="sandbox unavailable here")
+
+
+def test_humaneval_docs_and_requests():
+    task = make_task("humaneval", limit=3, data_dir=str(SHARED))
+    doc = task.docs()[0]
+    assert doc["id"] == "HumanEval/0" and doc["prompt"].startswith("from typing import List")
+    (req,) = task.requests(doc)
+    assert req.stop == HUMANEVAL_STOP and req.temperature == 0.0 and req.max_tokens == 512
+
+
+def test_mbpp_prompt_split_and_sanitized_subset():
+    task = make_task("mbpp", data_dir=str(SHARED))
+    docs = task.docs()
+    assert len(docs) == 500 and docs[0]["id"] == "11"
+    p = docs[0]["problem"]
+    assert docs[0]["prompt"] == f'"""\n{p["text"]}\n{p["test_list"][0]}\n"""\n'
+    assert task.requests(docs[0])[0].stop == MBPP_STOP
+    assert len(make_task("mbpp_sanitized", data_dir=str(SHARED)).docs()) == 257
+
+
+def test_samples_are_seeded_and_sampled():
+    task = make_task("humaneval", limit=1, n_samples=4, data_dir=str(SHARED))
+    reqs = task.requests(task.docs()[0])
+    assert [r.seed for r in reqs] == [0, 1, 2, 3]
+    assert {(r.temperature, r.top_p) for r in reqs} == {(0.8, 0.95)}
+
+
+def test_greedy_with_many_samples_is_refused():
+    with pytest.raises(ConfigError, match="temperature=0 would draw the same"):
+        make_task("humaneval", n_samples=5, temperature=0.0)
+
+
+def test_problem_category_heuristic():
+    assert problem_category("Reverse the words of a sentence") == "string"
+    assert problem_category("Return the sum of the list elements") == "list"
+    assert problem_category("Is the number prime?") == "math"
+    assert problem_category("Do the thing") == "other"
+
+
+@needs_sandbox
+def test_canonical_solutions_pass_and_pass_bodies_fail():
+    task = make_task("humaneval", limit=6, data_dir=str(SHARED))
+    docs = task.docs()
+    good = task.score_many(docs, [[d["problem"]["canonical_solution"]] for d in docs])
+    assert [r["pass@1"] for r in good] == [1.0] * 6
+    assert all(r["syntax_valid"] == 1.0 and r["outcomes"] == ["passed"] for r in good)
+    bad = task.score_many(docs, [["    pass\n"] for _ in docs])
+    assert [r["pass@1"] for r in bad] == [0.0] * 6
+    assert {o for r in bad for o in r["outcomes"]} <= {"assertion_error", "runtime_error"}
+
+
+@needs_sandbox
+def test_mbpp_reference_code_passes():
+    task = make_task("mbpp", limit=4, data_dir=str(SHARED))
+    docs = task.docs()
+    recs = task.score_many(docs, [[d["problem"]["code"]] for d in docs])
+    assert [r["pass@1"] for r in recs] == [1.0] * 4
+
+
+@needs_sandbox
+def test_hostile_and_collapsed_completions_fail_and_the_harness_goes_on():
+    task = make_task("humaneval", limit=3, n_samples=3, timeout_s=2.0, data_dir=str(SHARED))
+    docs = task.docs()
+    forever = "    while True:\n        pass\n"
+    collapsed = "    return return return\n"
+    flood = "    print('x' * 10**7)\n"
+    responses = [
+        [docs[0]["problem"]["canonical_solution"], forever, collapsed],
+        [flood, docs[1]["problem"]["canonical_solution"], collapsed],
+        [collapsed, collapsed, collapsed],
+    ]
+    recs = task.score_many(docs, responses)
+    assert [r["c"] for r in recs] == [1, 1, 0]
+    assert recs[0]["outcomes"] == ["passed", "timeout", "syntax_error"]
+    assert recs[0]["pass@1"] == pytest.approx(1 / 3)
+    assert recs[2]["doubled_keyword"] == 1.0 and recs[2]["syntax_valid"] == 0.0
+    agg = task.aggregate(recs)
+    assert set(agg["pass_at_k"]) == {"pass@1"}  # k=10, 100 exceed n=3
+    assert agg["pass_at_k"]["pass@1"]["estimate"] == pytest.approx(2 / 9)
+    assert agg["outcomes"]["syntax_error"] == 5
+
+
+@pytest.mark.slow
+@needs_sandbox
+@pytest.mark.parametrize(
+    "name,key,n", [("humaneval", "canonical_solution", 164), ("mbpp", "code", 500),
+                   ("mbpp_sanitized", "code", 257)]
+)  # fmt: skip
+def test_every_reference_solution_passes_through_the_task(name, key, n):
+    task = make_task(name, data_dir=str(SHARED))
+    docs = task.docs()
+    recs = task.score_many(docs, [[d["problem"][key]] for d in docs])
+    assert len(recs) == n and [r["id"] for r in recs if r["c"] == 0] == []

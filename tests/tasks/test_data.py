@@ -1,0 +1,112 @@
+"""Loading benchmark data: formats, compression, and every kind of bad file."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from smollab.errors import DataError
+from smollab.tasks.data import load_records, read_records
+
+SHARED = Path("/work/shared/data")
+needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+
+ROWS = [{"question": "1+1?", "answer": "#### 2"}, {"question": "2+2?", "answer": "#### 4"}]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode()))
+    elif path.suffix == ".bz2":
+        path.write_bytes(bz2.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+JSONL = "".join(json.dumps(r) + "\n" for r in ROWS)
+
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("d.jsonl", JSONL),
+        ("d.jsonl.gz", JSONL),
+        ("d.jsonl.bz2", JSONL),
+        ("d.json", json.dumps(ROWS)),
+        ("d.json.gz", json.dumps(ROWS)),
+        ("crlf.jsonl", JSONL.replace("\n", "\r\n").rstrip()),  # MBPP's line ends, no final \n
+    ],
+)
+def test_every_format_reads_the_same_records(tmp_path, name, text):
+    assert read_records(_write(tmp_path / name, text)) == ROWS
+
+
+def test_truncated_gzip_is_named(tmp_path):
+    p = tmp_path / "d.jsonl.gz"
+    p.write_bytes(gzip.compress(JSONL.encode() * 50)[:-30])
+    with pytest.raises(DataError, match=r"d\.jsonl\.gz is truncated or corrupt"):
+        read_records(p)
+
+
+def test_truncated_bz2_is_named(tmp_path):
+    p = tmp_path / "d.txt.jsonl.bz2"
+    p.write_bytes(bz2.compress(JSONL.encode() * 50)[:-30])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        read_records(p)
+
+
+def test_jsonl_cut_mid_record_says_truncated(tmp_path):
+    p = _write(tmp_path / "d.jsonl", JSONL + '{"question": "3+')
+    with pytest.raises(DataError, match=r"line 3: not valid JSON.*looks truncated"):
+        read_records(p)
+
+
+def test_truncated_json_document(tmp_path):
+    p = _write(tmp_path / "d.json", json.dumps(ROWS)[:-5])
+    with pytest.raises(DataError, match="not valid JSON.*truncated"):
+        read_records(p)
+
+
+def test_wrong_format_names_the_missing_fields(tmp_path):
+    _write(tmp_path / "gsm8k" / "test.jsonl", '{"text": "a", "label": 1}\n')
+    with pytest.raises(DataError, match=r"record 0: missing field\(s\) \['question', 'answer'\]"):
+        load_records("gsm8k", ("test.jsonl",), ("question", "answer"), data_dir=tmp_path)
+
+
+def test_missing_file_names_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.delenv("SMOLLAB_DATA_DIR", raising=False)
+    (tmp_path / "gsm8k").mkdir()
+    with pytest.raises(DataError, match=r"none of \['test.jsonl'\] found in .*gsm8k.*--data-dir"):
+        load_records("gsm8k", ("test.jsonl",), ("question",), data_dir=tmp_path)
+
+
+def test_missing_data_dir(tmp_path):
+    with pytest.raises(DataError, match="Data dir .*nope does not exist"):
+        load_records("gsm8k", ("test.jsonl",), ("question",), data_dir=tmp_path / "nope")
+
+
+def test_env_var_is_the_default_data_dir(tmp_path, monkeypatch):
+    _write(tmp_path / "gsm8k" / "test.jsonl", JSONL)
+    monkeypatch.setenv("SMOLLAB_DATA_DIR", str(tmp_path))
+    rows, where = load_records("gsm8k", ("test.jsonl",), ("question", "answer"))
+    assert rows == ROWS and where == str(tmp_path / "gsm8k" / "test.jsonl")
+
+
+@needs_data
+@pytest.mark.parametrize(
+    "folder,file,n",
+    [
+        ("gsm8k", "test.jsonl", 1319),
+        ("gsm8k", "train.jsonl", 7473),
+        ("hellaswag", "hellaswag_val.jsonl.gz", 10042),
+    ],
+)
+def test_shared_data_counts_match_provenance(folder, file, n):
+    rows, _ = load_records(folder, (file,), (), data_dir=SHARED)
+    assert len(rows) == n
