@@ -171,10 +171,15 @@ def _targets(spec: StudySpec, out: dict[str, Any]) -> list[dict[str, Any]]:
             block = tb[OVERALL] if stratum == OVERALL else tb["strata"][stratum]
             if best is None or block["exact_match"]["estimate"] > best["estimate"]:
                 best_name, best = name, block["exact_match"]
-        rows.append({
-            "key": key, "target": target, "condition": best_name,
-            "exact_match": best, "met": bool(best and best["estimate"] >= target),
-        })
+        rows.append(
+            {
+                "key": key,
+                "target": target,
+                "condition": best_name,
+                "exact_match": best,
+                "met": bool(best and best["estimate"] >= target),
+            }
+        )
     return rows
 
 

@@ -6,6 +6,7 @@ import os
 
 import typer
 
+from smollab.cli import agent as _agent
 from smollab.cli import report as _report
 from smollab.cli import study as _study
 
@@ -22,6 +23,8 @@ app.command("run")(_study.run)
 app.command("study")(_study.study)
 app.command("report")(_report.report)
 app.command("sessions")(_report.sessions)
+app.command("resume")(_agent.resume)
+app.command("estimate")(_agent.estimate)
 
 
 def main() -> None:

@@ -166,8 +166,10 @@ def _from_hub(repo: str, torch_dtype: Any) -> tuple[Any, Any]:
         )
     except OSError:
         if not hub_reachable():
-            raise OSError("the hub is unreachable (offline) and the model is not in the local "
-                          "Hugging Face cache") from None
+            raise OSError(
+                "the hub is unreachable (offline) and the model is not in the local "
+                "Hugging Face cache"
+            ) from None
     return (
         AutoTokenizer.from_pretrained(repo),
         AutoModelForCausalLM.from_pretrained(repo, dtype=torch_dtype),

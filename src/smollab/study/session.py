@@ -78,8 +78,13 @@ def run_study(
     executor: Executor | None = None,
     on_event: OnEvent | None = None,
     pdf: bool = True,
+    notes: bool = True,
 ) -> SessionResult:
-    """Run every run of ``spec`` into a session folder and write results, figures and paper."""
+    """Run every run of ``spec`` into a session folder and write results, figures and paper.
+
+    ``notes=False`` leaves ``plans.txt`` and ``critiques.txt`` alone: the research agent owns
+    them when it drives the study.
+    """
     from smollab.analysis.results import aggregate
     from smollab.tasks import build_task, validate_task_config
 
@@ -134,7 +139,8 @@ def run_study(
             for r in runs
         ),
     ]
-    atomic_write_text(d / "plans.txt", "\n".join(plan) + "\n")
+    if notes:
+        atomic_write_text(d / "plans.txt", "\n".join(plan) + "\n")
     session.log("plan", runs=[{"hash": r.hash, "label": r.label} for r in runs])
     jobs = []
     for r in runs:
@@ -182,7 +188,8 @@ def run_study(
             "conditions": {k: v for k, v in results["conditions"].items() if v["kind"] == kind},
         }
         atomic_write_json(rd / fname, sub)
-    atomic_write_text(d / "critiques.txt", critique(results))
+    if notes:
+        atomic_write_text(d / "critiques.txt", critique(results))
     session.log("analysis_done")
     session.state("report")
     from smollab.report import build_report
