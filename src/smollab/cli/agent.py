@@ -81,6 +81,10 @@ def run_agent(
     opts: dict[str, Any] = {"base_url": base_url} if base_url else {}
     provider = make_provider(agent_spec, **opts)
     console.print(f"[bold]{problem.title}[/] (agent {agent_spec})")
+    from smollab.providers.ledger import Ledger
+
+    # before any call: a budget that cannot be enforced is refused up front
+    Ledger(provider.name, provider.model, budget_usd).check_budget_configured()
     checks = preflight(provider, problem, out)
     console.print(_preflight_table(checks))
     agent = Agent(
@@ -174,13 +178,15 @@ def resume(
 @handle_errors
 def estimate(
     problem: Annotated[Path, typer.Argument(help="problem file (Markdown)", metavar="PROBLEM")],
-    agent: Annotated[str, typer.Option("--agent")] = "anthropic:claude-sonnet-4-5",
+    agent: Annotated[
+        str, typer.Option("--agent", help="provider:model to price")
+    ] = "anthropic:claude-sonnet-5-5",
     max_iterations: MaxItOpt = 5,
     code: CodeOpt = None,
 ) -> None:
     """Estimate what an agent session will cost, before anything is spent.
 
-    Example: smollab estimate problems/multiplication.md --agent anthropic:claude-sonnet-4-5
+    Example: smollab estimate problems/multiplication.md --agent anthropic:claude-sonnet-5-5
     """
     from smollab.agent.estimate import estimate as est
     from smollab.providers import parse_agent

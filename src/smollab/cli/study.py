@@ -115,7 +115,7 @@ def run(
     With no LLM configured, the problem's reference protocol runs offline and deterministically.
     With --agent, the research agent plans, runs, critiques and writes (see `smollab estimate`).
 
-    Example: smollab run problems/multiplication.md --agent anthropic:claude-sonnet-4-5
+    Example: smollab run problems/multiplication.md --agent anthropic:claude-sonnet-5-5
     """
     from smollab.study.problem import load_problem
 
