@@ -82,7 +82,8 @@ def summarize_code(root: Path, token_budget: int = 4000) -> str:
     first, cut at ``token_budget`` tokens (~4 characters each) with a note of what was left out.
     """
     root = Path(root)
-    budget = token_budget * CHARS_PER_TOKEN
+    # room is kept for the closing note, so the whole summary stays within the budget
+    budget = token_budget * CHARS_PER_TOKEN - 160
     files = sorted(
         (p for p in root.rglob("*.py") if not any(part.startswith(".") for part in p.parts)),
         key=lambda p: (len(p.relative_to(root).parts), str(p)),
@@ -111,7 +112,7 @@ def summarize_code(root: Path, token_budget: int = 4000) -> str:
         out.append(text)
         used += len(text)
     if left:
-        out.append(f"({len(left)} more files left out by the token budget: {', '.join(left[:20])})")
+        out.append(f"({len(left)} more files left out by the token budget, e.g. {left[0]})")
     return "\n".join(out) + "\n"
 
 

@@ -100,6 +100,11 @@ class Agent:
         self.bookkeeping_s = 0.0
         self.study_s = 0.0
         self._log_filter = self.redactor.logging_filter()
+        self._plans: dict[int, str] = {}
+        self._critiques: dict[int, str] = {}
+        # the cached prefix of every call: identical bytes each time, so the cache hits
+        self.system = prompt("system")
+        self.context = context_block(self.problem.text, self.code_summary)
 
     # ------------------------------------------------------------------ entry points
 
@@ -143,10 +148,6 @@ class Agent:
             recorded_calls=self.state.n_recorded(),
             start_iteration=start_iteration,
         )
-        self._plans: dict[int, str] = {}
-        self._critiques: dict[int, str] = {}
-        self.context = context_block(self.problem.text, self.code_summary)
-        self.system = prompt("system")
         self.bookkeeping_s += time.perf_counter() - t0
         finished, stop = False, "max_iterations"
         it = 0
