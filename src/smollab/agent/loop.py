@@ -116,7 +116,9 @@ class Agent:
             return self._run(start_iteration)
         finally:
             logging.getLogger().removeFilter(self._log_filter)
+            t0 = time.perf_counter()
             self.redactor.sweep(self.dir)
+            self.bookkeeping_s += time.perf_counter() - t0
 
     def _run(self, start_iteration: int | None) -> AgentResult:
         t0 = time.perf_counter()

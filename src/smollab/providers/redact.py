@@ -3,8 +3,8 @@
 :class:`Redactor` knows the secret values in the environment (variables whose names look like
 keys, tokens or passwords) plus the usual key shapes (``sk-...``, ``sk-ant-...``), and replaces
 them with ``[REDACTED]``. The agent writes every session file through it, installs it as a
-logging filter, and sweeps the session's text files after each stage (a backstop for files that
-library code writes directly).
+logging filter, and sweeps the session's text files when the session ends on any path (a
+backstop for files that library code writes directly).
 """
 
 from __future__ import annotations
