@@ -159,8 +159,9 @@ def test_tools_stay_inside_the_session(tmp_path: Path) -> None:
     assert session_path(tmp_path, "code/plugin.py", write=True).name == "plugin.py"
 
 
-def test_limits_are_not_in_any_writable_file(tmp_path: Path) -> None:
-    """Writing a 'limits' file changes nothing: the limits are the Agent's attributes."""
+def test_limits_are_not_in_any_writable_file(tmp_path: Path, report_ready: bool) -> None:
+    """Writing a 'limits' file changes nothing: the limits are the Agent's attributes. A model
+    that never runs a study still gets one: the loop runs the current study.toml itself."""
     script = write_script(
         tmp_path / "s.json",
         [
@@ -180,3 +181,6 @@ def test_limits_are_not_in_any_writable_file(tmp_path: Path) -> None:
     res = agent.run()
     assert res.iterations == 1 and agent.limits.max_iterations == 1
     assert json.loads((tmp_path / "out/lim/session.json").read_text())["max_iterations"] == 1
+    log = read_jsonl(tmp_path / "out/lim/session_log.jsonl")
+    assert any(e["event"] == "fallback_run" and e["spec_was_valid"] for e in log)
+    assert (tmp_path / "out/lim/results/results.json").is_file()

@@ -35,6 +35,12 @@ BaseUrlOpt = Annotated[
 ]
 
 
+MaxOutOpt = Annotated[
+    int | None,
+    typer.Option("--max-output-tokens", min=16, help="cap every model call's output tokens"),
+]
+
+
 def _progress(e: dict[str, Any]) -> None:
     if e.get("event") == "agent_stage":
         console.print(f"[bold]iteration {e['iteration']}[/] {e['stage']}")
@@ -66,6 +72,7 @@ def run_agent(
     workers: int | None,
     pdf: bool,
     resume: bool = False,
+    max_output_tokens: int | None = None,
 ) -> None:
     from smollab.agent import Agent, Limits
     from smollab.agent.loop import check_session_dir
@@ -93,7 +100,11 @@ def run_agent(
         out_root=out,
         session_name=name,
         limits=Limits(
-            max_iterations=max_iterations, budget_usd=budget_usd, pdf=pdf, workers=workers
+            max_iterations=max_iterations,
+            budget_usd=budget_usd,
+            pdf=pdf,
+            workers=workers,
+            max_output_tokens=max_output_tokens,
         ),
         code_dir=code,
         on_event=_progress,
@@ -106,6 +117,7 @@ def run_agent(
         "code": str(code) if code else None,
         "workers": workers,
         "pdf": pdf,
+        "max_output_tokens": max_output_tokens,
     }
     _save_launch(out, name, launch)
     res = agent.run(start_iteration=start_iteration)
@@ -172,6 +184,7 @@ def resume(
         workers=launch.get("workers"),
         pdf=pdf,
         resume=True,
+        max_output_tokens=launch.get("max_output_tokens"),
     )
 
 

@@ -14,6 +14,7 @@ from smollab.cli.agent import (
     BudgetOpt,
     CodeOpt,
     MaxItOpt,
+    MaxOutOpt,
     StartOpt,
     run_agent,
 )
@@ -109,6 +110,7 @@ def run(
     start_iteration: StartOpt = None,
     code: CodeOpt = None,
     base_url: BaseUrlOpt = None,
+    max_output_tokens: MaxOutOpt = None,
 ) -> None:
     """Run a whole study from a research question.
 
@@ -132,6 +134,7 @@ def run(
             base_url=base_url,
             workers=workers,
             pdf=pdf,
+            max_output_tokens=max_output_tokens,
         )
         return
 
