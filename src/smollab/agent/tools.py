@@ -217,7 +217,9 @@ def _run_code(agent: Agent, a: dict[str, Any]) -> ToolResult:
         if f != p
     }
     try:
-        verdict = Sandbox(agent.sandbox_limits).run(p.read_text(encoding="utf-8"), files=files)
+        # the limits are the Agent's (set by the user), never an argument the model can pass
+        box = Sandbox(agent.sandbox_limits) if agent.sandbox_limits is not None else Sandbox()
+        verdict = box.run(p.read_text(encoding="utf-8"), files=files)
     except SmollabError as e:
         return _err(f"the sandbox refused to run: {e.render()}")
     return ToolResult(agent.state.redact(json.dumps(verdict.to_json())), ok=verdict.passed)

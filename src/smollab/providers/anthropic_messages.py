@@ -8,6 +8,7 @@ prefix from the cache at a tenth of the input price. Cache writes and reads are 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -175,7 +176,7 @@ class AnthropicProvider:
                 id=b.id,
                 name=b.name,
                 arguments=b.input if isinstance(b.input, dict) else None,
-                raw_arguments=str(b.input),
+                raw_arguments=json.dumps(b.input),
             )
             for b in msg.content
             if b.type == "tool_use"
