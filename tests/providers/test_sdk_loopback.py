@@ -146,3 +146,11 @@ def test_openai_errors(server: Replay) -> None:
     with pytest.raises(Outage, match="HTTP 500"):
         openai(server, max_retries=1).complete("S", MSGS, [], max_tokens=5)
     assert len(server.requests) == 1 + 2 + 2
+
+
+def test_openai_server_without_tools_falls_back_to_json(server: Replay) -> None:
+    server.queue += [(400, "openai_400_tools.json"), (200, "openai_no_usage.json")]
+    p = openai(server)
+    r = p.complete("S", MSGS, TOOLS, max_tokens=50)
+    assert r.tool_calls[0].name == "finish" and p.tool_mode == "json"
+    assert "tools" in server.requests[0]["body"] and "tools" not in server.requests[1]["body"]
