@@ -40,14 +40,15 @@ def api_reference() -> str:
     lines = ["# smollab API reference (generated from docstrings)", ""]
     lines += (inspect.getdoc(S) or "").splitlines()
     lines.append("")
-    for cls, header in [
+    spec_tables: list[tuple[type[BaseModel], str]] = [
         (S.StudyMeta, "[study]"),
         (S.ModelSpec, "[[models]]"),
         (S.ConditionSpec, "[[conditions]]"),
         (S.TrainSpec, "[conditions.train]"),
         (S.EvalSpec, "[eval]"),
         (S.ExecutionSpec, "[execution]"),
-    ]:
+    ]
+    for cls, header in spec_tables:
         lines += _model_doc(cls, header)
         lines.append("")
     lines.append("### [[tasks]] (`id`, `task`, then the task's own fields)")

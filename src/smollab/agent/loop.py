@@ -173,8 +173,8 @@ class Agent:
             raise
         self.state.set_stage(it, "done", status="done", stop_reason=stop)
         self.state.log("agent_done", iterations=it, stop_reason=stop, claims_ok=claims_ok)
-        metrics = self._save_metrics()
-        return AgentResult(self.dir, it, finished, stop, claims_ok, pdf, metrics)
+        saved = self._save_metrics()
+        return AgentResult(self.dir, it, finished, stop, claims_ok, pdf, saved)
 
     # ------------------------------------------------------------------ one iteration
 

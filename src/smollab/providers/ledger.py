@@ -188,6 +188,7 @@ class Ledger:
 
         as_of, _ = load_prices()
         costs = [c.cost_usd for c in self.calls]
+        known = [c for c in costs if c is not None]
         return {
             "provider": self.provider,
             "model": self.model,
@@ -196,7 +197,7 @@ class Ledger:
             "output_tokens": total("output_tokens"),
             "cache_write_tokens": total("cache_write_tokens"),
             "cache_read_tokens": total("cache_read_tokens"),
-            "cost_usd": None if any(c is None for c in costs) else round(sum(costs), 6),
+            "cost_usd": None if len(known) < len(costs) else round(sum(known), 6),
             "cost_usd_known_part": round(self.spent_known, 6),
             "budget_usd": self.budget_usd,
             "budget_spent_usd": round(self.budget_spent, 6),
