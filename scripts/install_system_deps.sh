@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Installs the system packages smollab uses: a small TeX (paper.pdf) and bubblewrap (sandbox).
+# Installs the system packages smollab uses: a small TeX (paper.pdf), bubblewrap and util-linux's
+# prlimit (the code sandbox).
 # Without root or apt it says what to install and carries on: the study then skips the PDF.
 set -u
 TEX_PKGS="latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended"
-PKGS="$TEX_PKGS bubblewrap"
+PKGS="$TEX_PKGS bubblewrap util-linux"
 missing=""
 command -v latexmk >/dev/null 2>&1 || missing="$missing tex"
 command -v bwrap >/dev/null 2>&1 || missing="$missing bwrap"
+[ -x /usr/bin/prlimit ] || missing="$missing prlimit"
 if [ -z "$missing" ]; then
-  echo "system packages: TeX and bubblewrap present"
+  echo "system packages: TeX, bubblewrap and prlimit present"
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

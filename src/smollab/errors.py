@@ -49,3 +49,7 @@ class DataError(SmollabError):
 
 class RunFailed(SmollabError):
     """A run failed; its folder keeps the log and whatever finished."""
+
+
+class SandboxUnavailable(SmollabError):
+    """The code sandbox (bubblewrap with user namespaces) cannot run on this machine."""

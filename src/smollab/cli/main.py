@@ -8,6 +8,7 @@ import typer
 
 from smollab.cli import agent as _agent
 from smollab.cli import report as _report
+from smollab.cli import sandbox as _sandbox
 from smollab.cli import study as _study
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -25,6 +26,7 @@ app.command("report")(_report.report)
 app.command("sessions")(_report.sessions)
 app.command("resume")(_agent.resume)
 app.command("estimate")(_agent.estimate)
+app.add_typer(_sandbox.app, name="sandbox")
 
 
 def main() -> None:
