@@ -117,3 +117,14 @@ def test_estimate(cli, problem: Path) -> None:  # type: ignore[no-untyped-def]
     assert r.returncode == 0 and "estimate with prompt caching" in out and "fits in $1" in out
     r = cli("estimate", problem, "--agent", "openai:unlisted")
     assert r.returncode == 0 and "unknown" in one_line(r.stdout)
+
+
+def test_existing_session_is_not_overwritten(cli, problem: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "o" / "tiny"
+    d.mkdir(parents=True)
+    (d / "transcript.jsonl").write_text("")
+    script = tmp_path / "s.json"
+    script.write_text("[]")
+    r = cli("run", problem, "--agent", f"scripted:{script}", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "smollab resume" in one_line(r.stderr)
+    _no_traceback(r)
