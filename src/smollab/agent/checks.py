@@ -18,7 +18,20 @@ CHANCE_EXACT_MATCH = 0.0
 
 
 def summarize(results: dict[str, Any]) -> str:
-    """Exact match per condition/task/stratum with intervals and the key to reference it."""
+    """Exact match per condition/task/stratum with intervals and the key to reference it.
+
+    Results of another study kind (e.g. grokking) are shown as their top-level JSON, cut short.
+    """
+    try:
+        return _summarize_lm(results)
+    except (KeyError, TypeError, AttributeError):
+        import json
+
+        text = json.dumps({k: v for k, v in results.items() if k != "curves"}, default=str)
+        return text[:6000]
+
+
+def _summarize_lm(results: dict[str, Any]) -> str:
     lines = []
     for cname, c in results.get("conditions", {}).items():
         lines.append(f"condition {cname} ({c['kind']}, seeds {c['seeds']}):")
@@ -134,7 +147,18 @@ def _loss_vs_generations(results: dict[str, Any], session_dir: Path) -> list[str
 
 
 def review(results: dict[str, Any], session_dir: Path) -> list[str]:
-    """All automated findings for ``results`` ("- No problems found." when none)."""
+    """All automated findings for ``results`` ("No problems found." when none); results of
+    another study kind get the checks that apply to them."""
+    try:
+        return _review_lm(results, session_dir)
+    except (KeyError, TypeError, AttributeError):
+        return [f"- {n}" for n in results.get("notes", [])] or [
+            "These results are not of the language-model study kind; only their notes are "
+            "checked automatically."
+        ]
+
+
+def _review_lm(results: dict[str, Any], session_dir: Path) -> list[str]:
     lines = [
         *_seeds_and_intervals(results),
         *_chance(results),

@@ -490,7 +490,6 @@ class Agent:
     # ------------------------------------------------------------------ write-up
 
     def _write_up(self, it: int) -> tuple[bool, Path | None]:
-        from smollab.report import build_report
         from smollab.report.pdf import build_pdf
 
         self._stage(it, "write")
@@ -544,15 +543,15 @@ class Agent:
             },
         )
         self._stage(it, "report")
-        paths = build_report(self.dir, pdf=False)
-        base_tex = paths.paper_tex.read_text(encoding="utf-8") if paths.paper_tex else ""
+        paper_tex = self._report()
+        base_tex = paper_tex.read_text(encoding="utf-8") if paper_tex else ""
         self.state.write_text("paper/prose.tex", prose_text + "\n")
         self.state.append_text(
             "report.md",
             "\n## Analysis by the research agent\n\n" + prose_text.replace("\\%", "%") + "\n",
         )
         self.state.write_text("paper/paper.tex", insert_prose(base_tex, prose_text))
-        if not (self.limits.pdf and paths.paper_tex):
+        if not (self.limits.pdf and paper_tex):
             return claims_ok, None
         from smollab.report import tex_available
 
@@ -579,6 +578,18 @@ class Agent:
                 self.state.write_text("paper/prose.tex", prose_text + "\n")
                 self.state.write_text("paper/paper.tex", insert_prose(base_tex, prose_text))
         return claims_ok, pdf
+
+    def _report(self) -> Path | None:
+        """The report layer's paper for this session's study kind (no PDF yet)."""
+        from smollab.study.kinds import get_kind
+        from smollab.study.spec import StudyMeta
+
+        # the kind of the study that produced results.json (study.toml may have been edited
+        # since, even into an invalid spec)
+        results = self._results() or {}
+        kind = (results.get("study") or {}).get("kind") or StudyMeta.model_fields["kind"].default
+        paper_tex, _ = get_kind(kind).report(self.dir, pdf=False)
+        return paper_tex
 
     # ------------------------------------------------------------------ metrics
 

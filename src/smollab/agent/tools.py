@@ -155,6 +155,8 @@ def dispatch(agent: Agent, name: str, args: dict[str, Any]) -> ToolResult:
         return _err(str(e))
     except SmollabError as e:
         return _err(e.render())
+    except Exception as e:  # a tool must never end the session; the log keeps the type
+        return _err(f"the tool {name} failed ({type(e).__name__}: {e}).")
 
 
 def _read_file(agent: Agent, a: dict[str, Any]) -> ToolResult:

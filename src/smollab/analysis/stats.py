@@ -32,6 +32,7 @@ __all__ = [
     "McNemarResult",
     "bootstrap_interval",
     "describe_seeds",
+    "describe_steps",
     "hierarchical_bootstrap_accuracy",
     "holm_bonferroni",
     "mcnemar",
@@ -308,6 +309,40 @@ def describe_seeds(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
         "max": float(arr.max()),
         "values": [float(v) for v in arr],
     }
+
+
+def describe_steps(values: Sequence[float | None]) -> dict[str, Any]:
+    """Summary of a "first step at which X happened" metric across seeds, where ``None`` means
+    X never happened within the run.
+
+    Returns:
+        ``{"n", "n_reached", "median", "mean", "sem", "min", "max", "values"}``. ``median`` counts
+        an unreached seed as later than every reached one, so it is ``None`` when half or more
+        of the seeds never reached it (for an even count: when the two middle values are not
+        both reached). ``mean``/``sem``/``min``/``max`` are over the reached seeds only
+        (``sem = std(ddof=1)/sqrt(n_reached)``; ``nan`` for one; ``None`` for none).
+    """
+    vals = list(values)
+    if not vals:
+        raise ValueError("values must be non-empty")
+    reached = sorted(float(v) for v in vals if v is not None)
+    n = len(vals)
+    ordered = reached + [math.inf] * (n - len(reached))
+    mid = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+    out: dict[str, Any] = {
+        "n": n,
+        "n_reached": len(reached),
+        "median": None if math.isinf(mid) else float(mid),
+        "mean": None,
+        "sem": None,
+        "min": None,
+        "max": None,
+        "values": [None if v is None else float(v) for v in vals],
+    }
+    if reached:
+        mean, sem = mean_sem(reached)
+        out.update(mean=mean, sem=sem, min=reached[0], max=reached[-1])
+    return out
 
 
 # --------------------------------------------------------------------------- bootstraps

@@ -30,6 +30,14 @@ def report(
             f"{d} has no results/results.json: it is not a finished session. List sessions with "
             "`smollab sessions`, or finish this one by re-running its `smollab run` command."
         )
+    from smollab.io import read_json
+    from smollab.study.kinds import get_kind
+
+    kind = read_json(d / "results" / "results.json").get("kind")
+    if kind is not None:  # results of another study kind: its own report
+        tex, pdf_path = get_kind(kind).report(d, pdf=pdf)
+        print_paths([p for p in (d / "report.md", d / "report.html", tex, pdf_path) if p])
+        return
     paths = build_report(d, pdf=pdf)
     print_paths(
         [p for p in (paths.report_md, paths.report_html, paths.paper_tex, paths.paper_pdf) if p]

@@ -63,8 +63,18 @@ def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> 
             on_event=progress,
             pdf=pdf,
         )
-    console.print(results_table(res.results))
-    for c in res.results["comparisons"]:
+    if "summary" in res.results:  # study kinds other than 'lm' summarise themselves
+        for line in res.results["summary"]:
+            console.print(line)
+    else:
+        _print_lm_summary(res.results)
+    print_paths([res.session_dir, *res.written])
+    console.print(f"done in {time.perf_counter() - t0:.0f} s")
+
+
+def _print_lm_summary(results) -> None:
+    console.print(results_table(results))
+    for c in results["comparisons"]:
         if c["stratum"] != "overall":
             continue
         d = c["diff"]
@@ -72,11 +82,9 @@ def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> 
             f"{c['condition']} vs {c['baseline']} on {c['task']} (all strata): "
             f"{d['estimate']:+.1%} [{d['low']:+.1%}, {d['high']:+.1%}] -> {c['verdict']}"
         )
-    for n in res.results.get("notes", []):
+    for n in results.get("notes", []):
         if n.startswith("Target"):
             console.print(n, style="green" if n.startswith("Target met") else "yellow")
-    print_paths([res.session_dir, *res.written])
-    console.print(f"done in {time.perf_counter() - t0:.0f} s")
 
 
 @handle_errors

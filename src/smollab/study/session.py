@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smollab.errors import ConfigError, RunFailed
-from smollab.io import append_jsonl, atomic_write_json, atomic_write_text, read_json, write_jsonl
+from smollab.io import append_jsonl, atomic_write_json, atomic_write_text, read_json
 from smollab.study.executor import Executor, Job, LocalProcessExecutor, Outcome
 from smollab.study.runspec import expand
 from smollab.study.spec import StudySpec
@@ -85,9 +85,9 @@ def run_study(
     ``notes=False`` leaves ``plans.txt`` and ``critiques.txt`` alone: the research agent owns
     them when it drives the study.
     """
-    from smollab.analysis.results import aggregate
-    from smollab.tasks import build_task, validate_task_config
+    from smollab.study.kinds import get_kind
 
+    kind = get_kind(spec.study.kind)
     emit = on_event or (lambda e: None)
     check_writable(out_root)
     session = Session(out_root, session_name or spec.study.name)
@@ -123,17 +123,11 @@ def run_study(
             },
         )
     runs = expand(spec)
-    from smollab.models.loader import check_source
-
-    for m in spec.models:
-        check_source(m.source)
-    tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
-    for t in tasks:
-        write_jsonl(d / "data" / f"{t.name}_test.jsonl", (e.to_dict() for e in t.test_set()))
+    task_names = kind.prepare_session(spec, d)
     plan = [
         "Reference protocol executed without an LLM (offline default).",
         f"Study {spec.study.name}: {len(spec.conditions)} conditions, "
-        f"{len(runs)} runs, tasks {', '.join(t.name for t in tasks)}.",
+        f"{len(runs)} runs, tasks {', '.join(task_names)}.",
         *(
             f"- run {r.hash}: condition {r.condition}, model {r.model_name}, seed {r.seed}"
             for r in runs
@@ -173,33 +167,24 @@ def run_study(
             f"in {d / 'runs'}. First failure ({first.job.label}): {first.error}",
             hint="Fix the cause and re-run the same command: finished runs are reused.",
         ).with_exit(first.exit_code)
-    _link_train_data(d, spec, runs)
+    kind.link_data(d, spec, runs)
     session.state("analysis")
     hash_dirs = {j.run_dir.name: j.run_dir for j in jobs}
-    results = aggregate(spec, records, hash_dirs, session.name)
+    results = kind.aggregate(spec, records, hash_dirs, session.name)
     rd = d / "results"
     atomic_write_json(rd / "results.json", results)
-    for kind, fname in (
-        ("baseline", "results_baseline.json"),
-        ("finetune", "results_finetuned.json"),
-    ):
-        sub = {
-            **results,
-            "conditions": {k: v for k, v in results["conditions"].items() if v["kind"] == kind},
-        }
+    for fname, sub in kind.result_files(results).items():
         atomic_write_json(rd / fname, sub)
     if notes:
-        atomic_write_text(d / "critiques.txt", critique(results))
+        atomic_write_text(d / "critiques.txt", kind.critique(results))
     session.log("analysis_done")
     session.state("report")
-    from smollab.report import build_report
-
-    paths = build_report(d, pdf=pdf)
+    paper_tex, paper_pdf = kind.report(d, pdf=pdf)
     session.log("report_done")
     session.state("done")
     store.upsert_session(session.name, status="done", updated=_now())
     written = [rd / "results.json", d / "report.md", d / "report.html"]
-    written += [p for p in (paths.paper_tex, paths.paper_pdf) if p]
+    written += [p for p in (paper_tex, paper_pdf) if p]
     return SessionResult(d, results, outcomes, written)
 
 

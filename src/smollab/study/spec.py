@@ -52,6 +52,11 @@ class StudyMeta(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="session/folder-safe name")
     title: str = ""
     question: str = ""
+    kind: str = Field(
+        "lm",
+        description="what the study runs: 'lm' (language models on generative tasks) or "
+        "'grok' (small models from scratch on the grokking tasks); see smollab.study.kinds",
+    )
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     targets: dict[str, float] = Field(
         default_factory=dict,
@@ -145,10 +150,15 @@ class ConditionSpec(_Strict):
     format: str = Field("plain", description="prompt format for training and evaluation")
     train: TrainSpec | None = Field(None, description="absent: a baseline (evaluation only)")
     seeds: list[int] | None = Field(None, description="default: [study].seeds when trained")
+    config: dict[str, Any] | None = Field(
+        None,
+        description="the run settings of a study kind other than 'lm' (e.g. kind = 'grok': "
+        "steps, lr, weight_decay, ...); validated by that kind",
+    )
 
     @property
     def is_baseline(self) -> bool:
-        return self.train is None
+        return self.train is None and self.config is None
 
 
 class EvalSpec(_Strict):
@@ -206,7 +216,7 @@ class StudySpec(_Strict):
     def seeds_for(self, cond: ConditionSpec) -> list[int]:
         if cond.seeds is not None:
             return cond.seeds
-        return self.study.seeds if cond.train else [self.study.seeds[0]]
+        return self.study.seeds if not cond.is_baseline else [self.study.seeds[0]]
 
 
 # ------------------------------------------------------------------ loading and errors
@@ -278,6 +288,14 @@ def parse_spec(data: dict[str, Any], source: str) -> StudySpec:
         spec = StudySpec(**data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None
+    from smollab.study.kinds import get_kind
+
+    get_kind(spec.study.kind, where=f"{source}: study.kind").check_spec(spec, source)
+    return spec
+
+
+def check_lm_spec(spec: StudySpec, source: str) -> None:
+    """The checks of a language-model study (kind 'lm'): tasks, targets, prompt formats."""
     from smollab.tasks import validate_task_config
 
     configs = [
@@ -292,7 +310,6 @@ def parse_spec(data: dict[str, Any], source: str) -> StudySpec:
                 f"{sorted(f'{t}/{s}' for t, ss in strata.items() for s in ss)}."
             )
     _check_formats(spec, source)
-    return spec
 
 
 def _check_formats(spec: StudySpec, source: str) -> None:

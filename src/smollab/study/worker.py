@@ -46,13 +46,9 @@ def prepare_run_dir(run_dir: Path, spec: RunSpec) -> None:
 
 
 def execute_run(run_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
-    """Run (or finish) the run in ``run_dir``; returns its record."""
-    import torch
-
-    from smollab.eval import accuracy_by_stratum, evaluate_items
-    from smollab.models import load_model
-    from smollab.tasks import PROMPT_FORMATS, build_task, validate_task_config
-    from smollab.train import Trainer, set_seed
+    """Run (or finish) the run in ``run_dir``; returns its record. What a run does is its
+    study kind's (:mod:`smollab.study.kinds`)."""
+    from smollab.study.kinds import get_kind
 
     emit = progress or (lambda e: None)
     run_dir = Path(run_dir)
@@ -62,6 +58,19 @@ def execute_run(run_dir: Path, progress: Progress | None = None) -> dict[str, An
     raw = read_json(run_dir / "spec.json")
     raw.pop("hash", None)
     spec = RunSpec(**raw)
+    return get_kind(spec.kind).execute(run_dir, spec, emit)
+
+
+def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, Any]:
+    """A language-model run: load, fine-tune when the condition trains, evaluate every task."""
+    import torch
+
+    from smollab.eval import accuracy_by_stratum, evaluate_items
+    from smollab.models import load_model
+    from smollab.tasks import PROMPT_FORMATS, build_task, validate_task_config
+    from smollab.train import Trainer, set_seed
+
+    record_path = run_dir / "record.json"
     t_start = time.perf_counter()
     started = _now()
     threads = spec.train.threads if spec.train and spec.train.threads else None

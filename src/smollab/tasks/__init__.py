@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from smollab.errors import ConfigError
 from smollab.tasks import arithmetic as _arithmetic  # noqa: F401  (registers arith.*)
+from smollab.tasks import modular as _modular  # noqa: F401  (registers grok.*)
 from smollab.tasks.arithmetic import PROMPT_FORMATS, ArithmeticTask, PromptFormat
 from smollab.tasks.base import TASKS, Example, ItemScore, Task, TaskConfig
 

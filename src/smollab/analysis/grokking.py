@@ -1,0 +1,210 @@
+"""Results of a grokking study (``smollab.grok_results/1``) from its finished runs.
+
+Per condition and task: ``step_val_acc_99``, the memorisation step and the gap summarised over
+seeds with :func:`smollab.analysis.stats.describe_steps` (unreached seeds stay unreached: they
+are never averaged in), final validation accuracy with :func:`describe_seeds`; the learning
+curves; and the representation metrics over time (the mean over seeds at each snapshot step,
+with its standard error).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from smollab.analysis.stats import describe_seeds, describe_steps, mean_sem
+from smollab.io import read_json, read_jsonl
+
+SCHEMA = "smollab.grok_results/1"
+CURVE_FIELDS = ("train_acc", "val_acc", "train_loss", "val_loss", "weight_norm")
+
+
+def _curve(run_dir: Path) -> dict[str, list[float]]:
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    return {"step": [r["step"] for r in rows], **{f: [r[f] for r in rows] for f in CURVE_FIELDS}}
+
+
+def _mean_over_seeds(series: list[list[float | None]]) -> dict[str, list[float | None]]:
+    """Mean and SEM at each index across seeds (indices all seeds have; None where none)."""
+    n = min(len(s) for s in series)
+    mean, sem = [], []
+    for i in range(n):
+        vals = [s[i] for s in series if s[i] is not None]
+        if not vals:
+            mean.append(None)
+            sem.append(None)
+            continue
+        m, e = mean_sem(vals)
+        mean.append(m)
+        sem.append(None if e != e else e)
+    return {"mean": mean, "sem": sem}
+
+
+def _representations(reps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not reps:
+        return None
+    n = min(len(r["steps"]) for r in reps)
+    out: dict[str, Any] = {
+        "steps": reps[0]["steps"][:n],
+        "val_acc": _mean_over_seeds([r["val_acc"][:n] for r in reps]),
+        "layers": {
+            lay: {m: _mean_over_seeds([r["layers"][lay][m][:n] for r in reps]) for m in metrics}
+            for lay, metrics in reps[0]["layers"].items()
+        },
+        "fourier": None,
+    }
+    if reps[0].get("fourier"):
+        out["fourier"] = {
+            m: _mean_over_seeds([r["fourier"][m][:n] for r in reps]) for m in reps[0]["fourier"]
+        }
+    return out
+
+
+def _pca_panels(rep: dict[str, Any], mem: int | None, gen: int | None) -> list[dict[str, Any]]:
+    """Three PCA panels of one seed: before (first snapshot), during (nearest the middle of the
+    memorisation-to-generalisation phase), after (last snapshot)."""
+    pcs = rep["pca"]
+    if not pcs:
+        return []
+    steps = [p["step"] for p in pcs]
+    if mem is not None and gen is not None:
+        mid = (mem + gen) / 2
+    else:
+        mid = steps[len(steps) // 2]
+    during = min(range(len(steps)), key=lambda i: abs(steps[i] - mid))
+    picks = [("before", 0), ("during", during), ("after", len(pcs) - 1)]
+    return [{"phase": name, **pcs[i]} for name, i in picks]
+
+
+def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path], session: str):
+    from smollab.tasks import build_task, validate_task_config
+    from smollab.train.grokking import GrokTrainSpec
+
+    out: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": "grok",
+        "session": session,
+        "study": spec.study.model_dump(mode="json"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tasks": {},
+        "models": {m.name: {"source": m.source, "config": m.config} for m in spec.models},
+        "conditions": {},
+        "curves": {},
+        "representations": {},
+        "pca": {},
+        "summary": [],
+        "notes": [],
+    }
+    for t in spec.tasks:
+        task = build_task(validate_task_config(t))
+        out["tasks"][task.name] = {
+            "task": task.config.task,
+            "p": task.config.p if task.operation != "permutation" else None,
+            "train_fraction": task.config.train_fraction,
+            "n_pairs": task.n_pairs,
+            "n_classes": task.n_classes,
+        }
+    for cond in spec.conditions:
+        block: dict[str, Any] = {
+            "model": spec.model_for(cond).name,
+            "config": GrokTrainSpec(**(cond.config or {})).model_dump(mode="json"),
+            "seeds": spec.seeds_for(cond),
+            "tasks": {},
+        }
+        for tname in out["tasks"]:
+            recs = sorted(
+                (r for r in records if r["condition"] == cond.name and r["task"] == tname),
+                key=lambda r: r["seed"],
+            )
+            if not recs:
+                continue
+            tr = [r["train"] for r in recs]
+            g = describe_steps([s["step_val_acc_99"] for s in tr])
+            block["tasks"][tname] = {
+                "runs": [
+                    {
+                        "seed": r["seed"],
+                        "hash": r["hash"],
+                        **{
+                            k: r["train"][k]
+                            for k in (
+                                "step_val_acc_99",
+                                "memorisation_step",
+                                "grokking_gap",
+                                "final_val_acc",
+                                "final_train_acc",
+                                "steps",
+                                "ms_per_step",
+                            )
+                        },
+                    }
+                    for r in recs
+                ],
+                "step_val_acc_99": g,
+                "memorisation_step": describe_steps([s["memorisation_step"] for s in tr]),
+                "grokking_gap": describe_steps([s["grokking_gap"] for s in tr]),
+                "final_val_acc": describe_seeds([s["final_val_acc"] for s in tr]),
+                "grokked": f"{g['n_reached']}/{g['n']}",
+            }
+            dirs = [run_dirs[r["hash"]] for r in recs]
+            out["curves"].setdefault(cond.name, {})[tname] = {
+                str(r["seed"]): _curve(d) for r, d in zip(recs, dirs, strict=True)
+            }
+            paths = [d / "representations.json" for d in dirs]
+            # representation metrics only when every seed of this task has them
+            reps = [read_json(p) for p in paths] if all(p.exists() for p in paths) else []
+            agg = _representations(reps)
+            if agg is not None:
+                out["representations"].setdefault(cond.name, {})[tname] = agg
+                m = block["tasks"][tname]["memorisation_step"]["values"][0]
+                out["pca"].setdefault(cond.name, {})[tname] = {
+                    "seed": recs[0]["seed"],
+                    "panels": _pca_panels(reps[0], m, g["values"][0]),
+                }
+            med = "not reached" if g["median"] is None else f"{g['median']:.0f}"
+            out["summary"].append(
+                f"{cond.name} / {tname}: 99% val acc in {g['n_reached']}/{g['n']} seeds, "
+                f"median step {med}"
+            )
+        out["conditions"][cond.name] = block
+    out["notes"] = _notes(out)
+    return out
+
+
+def _notes(out: dict[str, Any]) -> list[str]:
+    notes = []
+    for cname, c in out["conditions"].items():
+        for tname, t in c["tasks"].items():
+            g = t["step_val_acc_99"]
+            if g["n_reached"] < g["n"]:
+                notes.append(
+                    f"{cname} / {tname}: {g['n'] - g['n_reached']} of {g['n']} seeds never reached "
+                    "99% validation accuracy within the run; they count as 'not reached', not as "
+                    "the run length."
+                )
+            if any(r["steps"] < c["config"]["steps"] for r in t["runs"]):
+                notes.append(
+                    f"{cname} / {tname}: runs stopped {c['config']['stop_after_99']} steps after "
+                    "reaching 99% (stop_after_99); final metrics are at that step."
+                )
+    return notes
+
+
+def critique(results: dict[str, Any]) -> str:
+    lines = ["Automated critique (grokking study)", ""]
+    for cname, c in results["conditions"].items():
+        if len(c["seeds"]) < 3:
+            lines.append(
+                f"- {cname}: only {len(c['seeds'])} seed(s); seed variance is not well estimated."
+            )
+        for tname, t in c["tasks"].items():
+            if t["memorisation_step"]["n_reached"] < t["memorisation_step"]["n"]:
+                lines.append(
+                    f"- {cname} / {tname}: the training set was not memorised in every "
+                    "seed (train accuracy < 99%): the model or budget may be too small."
+                )
+    lines += [f"- {n}" for n in results.get("notes", [])]
+    if len(lines) == 2:
+        lines.append("- No problems found.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,190 @@
+"""Representation analysis: cluster metrics, probes, PCA/t-SNE and Fourier sparsity.
+
+Inputs are the representations a run saved at chosen steps (``snapshots/step_XXXXXX.npz``, see
+:mod:`smollab.train.grokking`): per pair, the first and last blocks' outputs at the last position
+(``first``, ``last``) and the input embeddings of the whole sequence (``embed``), its answer
+class, and whether the pair was in the training split. Metrics (per layer, per step):
+
+* ``silhouette``: mean silhouette of the answer classes (cosine-free Euclidean; -1..1, higher =
+  tighter, better separated classes);
+* ``davies_bouldin``: Davies-Bouldin index (>= 0, lower = better separated);
+* ``variance_ratio``: between-class / within-class variance (trace of the scatter matrices,
+  each divided by its degrees of freedom: the Calinski-Harabasz statistic);
+* ``probe_acc``: a multinomial logistic-regression probe trained on the representations of
+  training pairs, scored on held-out pairs (the validation split): is the answer linearly
+  decodable for pairs the model never trained on?
+
+For modular arithmetic, :func:`fourier_sparsity` measures how concentrated the token embeddings
+are in the Fourier basis over Z_p (grokked models use a few key frequencies).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smollab.errors import DataError
+
+LAYERS = ("embed", "first", "last")
+METRICS = ("silhouette", "davies_bouldin", "variance_ratio", "probe_acc")
+
+
+def variance_ratio(x: np.ndarray, labels: np.ndarray) -> float:
+    """Between-class over within-class variance (Calinski-Harabasz); nan if undefined."""
+    classes, inv = np.unique(labels, return_inverse=True)
+    k, n = len(classes), len(x)
+    if k < 2 or n <= k:
+        return float("nan")
+    mu = x.mean(0)
+    means = np.zeros((k, x.shape[1]))
+    np.add.at(means, inv, x)
+    counts = np.bincount(inv, minlength=k)
+    means /= counts[:, None]
+    between = float((counts * ((means - mu) ** 2).sum(1)).sum()) / (k - 1)
+    within = float(((x - means[inv]) ** 2).sum()) / (n - k)
+    return between / within if within > 0 else float("inf")
+
+
+def probe_accuracy(
+    x: np.ndarray, labels: np.ndarray, is_train: np.ndarray, *, seed: int = 0
+) -> float:
+    """Accuracy on held-out pairs of a logistic-regression probe fit on the training pairs."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    tr, te = is_train, ~is_train
+    if tr.sum() < 2 or te.sum() < 1 or len(np.unique(labels[tr])) < 2:
+        return float("nan")
+    scaler = StandardScaler().fit(x[tr])
+    clf = LogisticRegression(max_iter=200, random_state=seed)
+    clf.fit(scaler.transform(x[tr]), labels[tr])
+    return float((clf.predict(scaler.transform(x[te])) == labels[te]).mean())
+
+
+def cluster_metrics(
+    x: np.ndarray, labels: np.ndarray, is_train: np.ndarray, *, seed: int = 0
+) -> dict[str, float]:
+    """The four metrics of the module docstring for one layer at one step."""
+    from sklearn.metrics import davies_bouldin_score, silhouette_score
+
+    x = np.asarray(x, np.float64)
+    ok = len(np.unique(labels)) >= 2 and len(x) > len(np.unique(labels))
+    return {
+        "silhouette": float(silhouette_score(x, labels)) if ok else float("nan"),
+        "davies_bouldin": float(davies_bouldin_score(x, labels)) if ok else float("nan"),
+        "variance_ratio": variance_ratio(x, labels),
+        "probe_acc": probe_accuracy(x, labels, is_train, seed=seed),
+    }
+
+
+def pca_2d(x: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """The first two principal components of ``x`` and their shares of the variance."""
+    x = np.asarray(x, np.float64)
+    xc = x - x.mean(0)
+    _, s, vt = np.linalg.svd(xc, full_matrices=False)
+    var = s**2
+    share = (var / var.sum()).tolist() if var.sum() > 0 else [0.0] * len(var)
+    coords = xc @ vt[:2].T
+    if coords.shape[1] < 2:
+        coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+    return coords, [float(v) for v in share[:2]]
+
+
+def tsne_2d(x: np.ndarray, n_points: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """t-SNE of ``n_points`` rows of ``x`` (a seeded sample); returns (coords, row indices).
+
+    Raises:
+        DataError: more points asked for than ``x`` has.
+    """
+    from sklearn.manifold import TSNE
+
+    n = len(x)
+    if n_points > n:
+        raise DataError(
+            f"t-SNE was asked for {n_points} points but the representations hold {n}. Ask for "
+            f"at most {n} (tsne_points), or save more points per snapshot (snapshot_points)."
+        )
+    if n_points < 5:
+        raise DataError(f"t-SNE needs at least 5 points, got {n_points}.")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    idx = np.sort(rng.choice(n, size=n_points, replace=False))
+    perplexity = min(30.0, (n_points - 1) / 3)
+    coords = TSNE(2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(
+        np.asarray(x[idx], np.float64)
+    )
+    return coords, idx
+
+
+def fourier_sparsity(emb: np.ndarray, top_k: int = 5) -> dict[str, float]:
+    """How concentrated the rows of ``emb`` (one per residue 0..p-1) are in frequency.
+
+    The embedding matrix is transformed along the residue axis (a real DFT over Z_p); the power
+    of each non-constant frequency ``1..p//2`` is summed over dimensions. Returns
+    ``top_k_share`` (share of that power in the ``top_k`` strongest frequencies; ``top_k/(p//2)``
+    for an unstructured matrix, -> 1 for a few key frequencies) and ``gini`` (Gini coefficient
+    of the power spectrum: 0 uniform, -> 1 concentrated).
+    """
+    e = np.asarray(emb, np.float64)
+    spec = np.fft.rfft(e - e.mean(0), axis=0)
+    power = (np.abs(spec[1:]) ** 2).sum(1)
+    total = power.sum()
+    if total <= 0:
+        return {"top_k_share": float("nan"), "gini": float("nan")}
+    srt = np.sort(power)
+    n = len(srt)
+    gini = float((2 * np.arange(1, n + 1) - n - 1).dot(srt) / (n * srt.sum()))
+    return {"top_k_share": float(srt[-top_k:].sum() / total), "gini": gini}
+
+
+def load_snapshots(run_dir: Path) -> list[dict[str, Any]]:
+    out = []
+    for p in sorted((Path(run_dir) / "snapshots").glob("step_*.npz")):
+        with np.load(p) as z:
+            out.append({k: z[k] for k in z.files})
+    return out
+
+
+def analyse_run(
+    run_dir: Path,
+    *,
+    modular: bool,
+    tsne_points: int | None = None,
+    pca_points: int = 600,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Metrics over time for every snapshot of a run, plus PCA (and t-SNE) coordinates of the
+    last layer at each step (``pca_points`` of them, a fixed sample, rounded to 4 digits)."""
+    snaps = load_snapshots(run_dir)
+    res: dict[str, Any] = {
+        "steps": [],
+        "val_acc": [],
+        "layers": {lay: {m: [] for m in METRICS} for lay in LAYERS},
+        "fourier": {"top_k_share": [], "gini": []} if modular else None,
+        "pca": [],
+    }
+    for z in snaps:
+        labels, is_train = z["labels"], z["is_train"].astype(bool)
+        res["steps"].append(int(z["step"]))
+        v = float(z["val_acc"])
+        res["val_acc"].append(None if np.isnan(v) else v)
+        for lay in LAYERS:
+            for m, val in cluster_metrics(z[lay], labels, is_train, seed=seed).items():
+                res["layers"][lay][m].append(None if not np.isfinite(val) else val)
+        if modular:
+            for m, val in fourier_sparsity(z["token_embeddings"]).items():
+                res["fourier"][m].append(val)
+        n = min(pca_points, len(labels))
+        coords, share = pca_2d(z["last"])
+        entry = {
+            "step": int(z["step"]),
+            "xy": np.round(coords[:n], 4).tolist(),
+            "labels": labels[:n].tolist(),
+            "variance_share": share,
+        }
+        if tsne_points is not None:
+            tc, idx = tsne_2d(z["last"], tsne_points, seed=seed)
+            entry["tsne"] = {"xy": np.round(tc, 3).tolist(), "labels": labels[idx].tolist()}
+        res["pca"].append(entry)
+    return res

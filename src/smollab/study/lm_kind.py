@@ -1,0 +1,85 @@
+"""The ``lm`` study kind: the foundation's behaviour, unchanged (run hashes included)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from smollab.study.kinds import RUN_KINDS, Progress, RunKind
+
+
+class LMKind(RunKind):
+    name = "lm"
+
+    def check_spec(self, spec: Any, source: str) -> None:
+        from smollab.errors import ConfigError
+        from smollab.study.spec import check_lm_spec
+
+        for i, c in enumerate(spec.conditions):
+            if c.config is not None:
+                raise ConfigError(
+                    f"{source}: field 'conditions[{i}].config' belongs to other study kinds; a "
+                    "language-model study ([study] kind = 'lm') takes [conditions.train]. Remove "
+                    "it, or set [study] kind."
+                )
+        check_lm_spec(spec, source)
+
+    def expand(self, spec: Any) -> list[Any]:
+        from smollab.study.runspec import expand_lm
+
+        return expand_lm(spec)
+
+    def execute(self, run_dir: Path, spec: Any, emit: Progress) -> dict[str, Any]:
+        from smollab.study.worker import execute_lm_run
+
+        return execute_lm_run(run_dir, spec, emit)
+
+    def prepare_session(self, spec: Any, session_dir: Path) -> list[str]:
+        from smollab.io import write_jsonl
+        from smollab.models.loader import check_source
+        from smollab.tasks import build_task, validate_task_config
+
+        for m in spec.models:
+            check_source(m.source)
+        tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
+        for t in tasks:
+            write_jsonl(
+                session_dir / "data" / f"{t.name}_test.jsonl", (e.to_dict() for e in t.test_set())
+            )
+        return [t.name for t in tasks]
+
+    def link_data(self, session_dir: Path, spec: Any, runs: list[Any]) -> None:
+        from smollab.study.session import _link_train_data
+
+        _link_train_data(session_dir, spec, runs)
+
+    def aggregate(self, spec: Any, records: Any, run_dirs: Any, session: str) -> dict[str, Any]:
+        from smollab.analysis.results import aggregate
+
+        return aggregate(spec, records, run_dirs, session)
+
+    def result_files(self, results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for kind, fname in (
+            ("baseline", "results_baseline.json"),
+            ("finetune", "results_finetuned.json"),
+        ):
+            out[fname] = {
+                **results,
+                "conditions": {k: v for k, v in results["conditions"].items() if v["kind"] == kind},
+            }
+        return out
+
+    def critique(self, results: dict[str, Any]) -> str:
+        from smollab.study.session import critique
+
+        return critique(results)
+
+    def report(self, session_dir: Path, *, pdf: bool) -> tuple[Path | None, Path | None]:
+        from smollab.report import build_report
+
+        paths = build_report(session_dir, pdf=pdf)
+        return paths.paper_tex, paths.paper_pdf
+
+
+RUN_KINDS.register("lm")(LMKind())

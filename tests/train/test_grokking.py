@@ -1,0 +1,130 @@
+"""The grokking trainer: metrics over time, seeded split, resume, snapshots, early stop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from smollab.errors import ConfigError, DataError
+from smollab.io import read_json, read_jsonl
+from smollab.models import build_small_model
+from smollab.tasks import build_task, validate_task_config
+from smollab.train.grokking import GrokTrainer, GrokTrainSpec, check_points
+
+TINY = {"d_model": 32, "n_head": 2}
+
+
+def make(run_dir: Path, p: int = 7, seed: int = 0, **spec_kw):
+    task = build_task(validate_task_config({"id": "add", "task": "grok.x_plus_y", "p": p}))
+    torch.manual_seed(seed)
+    model = build_small_model(
+        "decoder", TINY, vocab_size=task.vocab_size, n_out=task.n_classes, seq_len=4
+    )
+    kw = {"steps": 40, "batch_size": 16, "lr": 3e-3, "warmup_steps": 5, "eval_every": 5}
+    spec = GrokTrainSpec(**{**kw, **spec_kw})
+    return GrokTrainer(task, model, spec, run_dir, seed=seed)
+
+
+def test_metrics_every_k_steps_and_summary(tmp_path: Path) -> None:
+    summary = make(tmp_path).fit()
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == list(range(5, 41, 5))
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "weight_norm", "lr"):
+        assert all(np.isfinite(r[key]) for r in rows), key
+    assert summary["steps"] == 40 and summary["n_train"] + summary["n_val"] == 49
+    assert summary["final_val_acc"] == rows[-1]["val_acc"]
+    g = summary["step_val_acc_99"]
+    assert g is None or rows[[r["step"] for r in rows].index(g)]["val_acc"] >= 0.99
+    assert (tmp_path / "ckpt" / "final.pt").exists()
+    split = read_json(tmp_path / "split.json")
+    assert split["seed"] == 0 and len(split["train"]) == summary["n_train"]
+
+
+def test_step_val_acc_99_is_first_eval_at_or_above(tmp_path: Path) -> None:
+    # p = 5 with a high lr: the tiny task is learnt within the run
+    tr = make(tmp_path, p=5, steps=300, lr=1e-2, weight_decay=0.1, batch_size=32)
+    summary = tr.fit()
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    first = next((r["step"] for r in rows if r["val_acc"] >= 0.99), None)
+    assert summary["step_val_acc_99"] == first
+    mem = next((r["step"] for r in rows if r["train_acc"] >= 0.99), None)
+    assert summary["memorisation_step"] == mem
+    if first is not None and mem is not None:
+        assert summary["grokking_gap"] == first - mem
+
+
+def test_resume_after_kill_reaches_same_final_metrics(tmp_path: Path) -> None:
+    whole = make(tmp_path / "a", checkpoint_every=10).fit()
+    # the "killed" run stops after step 23; its last checkpoint is step 20
+    killed = make(tmp_path / "b", checkpoint_every=10)
+    killed.fit(stop_at=23)
+    assert read_json(tmp_path / "b" / "split.json") == read_json(tmp_path / "a" / "split.json")
+    resumed = make(tmp_path / "b", checkpoint_every=10)
+    assert resumed.resume() and resumed.step == 20
+    summary = make(tmp_path / "b", checkpoint_every=10).fit()
+    strip = {"train_time_s", "snapshot_time_s", "ms_per_step"}
+    assert {k: v for k, v in summary.items() if k not in strip} == {
+        k: v for k, v in whole.items() if k not in strip
+    }
+    ra = read_jsonl(tmp_path / "a" / "metrics.jsonl")
+    rb = read_jsonl(tmp_path / "b" / "metrics.jsonl")
+    assert [{k: v for k, v in r.items() if k != "time_s"} for r in ra] == [
+        {k: v for k, v in r.items() if k != "time_s"} for r in rb
+    ]
+
+
+def test_split_of_another_config_is_refused(tmp_path: Path) -> None:
+    make(tmp_path, seed=0).fit(stop_at=0)
+    with pytest.raises(DataError, match="different split"):
+        make(tmp_path, seed=1)
+
+
+def test_snapshots_hold_representations(tmp_path: Path) -> None:
+    summary = make(tmp_path, snapshot_steps=[0, 12, 40], snapshot_points=30).fit()
+    assert summary["snapshots"] == ["step_000000.npz", "step_000012.npz", "step_000040.npz"]
+    with np.load(tmp_path / "snapshots" / "step_000012.npz") as z:
+        assert z["first"].shape == z["last"].shape == (30, 32)
+        assert z["embed"].shape == (30, 4 * 32)  # the whole sequence's embeddings
+        assert z["token_embeddings"].shape == (7, 32)
+        assert int(z["step"]) == 12 and 0 <= float(z["val_acc"]) <= 1
+        assert z["is_train"].dtype == bool and z["is_train"].any()
+    # an evaluation row exists at the off-grid snapshot step
+    assert 12 in [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")]
+
+
+def test_stop_after_99(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tr = make(tmp_path, steps=500, stop_after_99=20, snapshot_steps=[0, 10, 400])
+    # validation accuracy "reaches" 100% at step 15: the run stops 20 steps later
+    monkeypatch.setattr(tr, "evaluate", lambda: (0.0, 1.0 if tr.step >= 15 else 0.5))
+    summary = tr.fit()
+    assert summary["step_val_acc_99"] == 15
+    assert summary["steps"] == 35 and summary["stopped_early"]
+    assert read_jsonl(tmp_path / "metrics.jsonl")[-1]["step"] == 35
+    # the last step of a stopped run is snapshotted ("after" grokking)
+    assert summary["snapshots"] == ["step_000000.npz", "step_000010.npz", "step_000035.npz"]
+
+
+def test_snapshot_step_beyond_the_run() -> None:
+    with pytest.raises(ValidationError, match="outside the run"):
+        GrokTrainSpec(steps=100, snapshot_steps=[0, 50, 101])
+
+
+def test_tsne_more_points_than_exist() -> None:
+    with pytest.raises(ValidationError, match="t-SNE"):
+        GrokTrainSpec(snapshot_points=100, tsne_points=200)
+    task = build_task(validate_task_config({"id": "a", "task": "grok.x_plus_y", "p": 5}))
+    with pytest.raises(ConfigError, match="only 25 pairs"):
+        check_points(GrokTrainSpec(tsne_points=30), task, "spec")
+
+
+def test_per_part_learning_rates(tmp_path: Path) -> None:
+    tr = make(tmp_path, lr_mult={"embed": 10.0}, wd_mult={"head": 0.0})
+    lrs = {g["name"]: (g["base_lr"], g["weight_decay"]) for g in tr.optimizer.param_groups}
+    assert lrs["embed"][0] == pytest.approx(3e-2) and lrs["layers"][0] == pytest.approx(3e-3)
+    assert lrs["head"][1] == 0.0 and lrs["layers"][1] == 0.5
+    json.dumps(tr.spec.model_dump(mode="json"))
