@@ -6,6 +6,7 @@ import os
 
 import typer
 
+from smollab.cli import agent as _agent
 from smollab.cli import eval as _eval
 from smollab.cli import report as _report
 from smollab.cli import sandbox as _sandbox
@@ -25,6 +26,8 @@ app.command("study")(_study.study)
 app.command("report")(_report.report)
 app.command("sessions")(_report.sessions)
 app.command("eval")(_eval.eval_cmd)
+app.command("resume")(_agent.resume)
+app.command("estimate")(_agent.estimate)
 app.add_typer(_sandbox.app, name="sandbox")
 
 

@@ -8,6 +8,16 @@ from typing import Annotated
 
 import typer
 
+from smollab.cli.agent import (
+    AgentOpt,
+    BaseUrlOpt,
+    BudgetOpt,
+    CodeOpt,
+    MaxItOpt,
+    MaxOutOpt,
+    StartOpt,
+    run_agent,
+)
 from smollab.cli.common import StudyProgress, console, handle_errors, print_paths, results_table
 
 OutOpt = Annotated[Path, typer.Option("--out", help="root folder of sessions")]
@@ -102,14 +112,39 @@ def run(
     session_name: SessionOpt = None,
     workers: WorkersOpt = None,
     pdf: PdfOpt = True,
+    agent: AgentOpt = None,
+    max_iterations: MaxItOpt = 3,
+    budget_usd: BudgetOpt = None,
+    start_iteration: StartOpt = None,
+    code: CodeOpt = None,
+    base_url: BaseUrlOpt = None,
+    max_output_tokens: MaxOutOpt = None,
 ) -> None:
     """Run a whole study from a research question.
 
     With no LLM configured, the problem's reference protocol runs offline and deterministically.
+    With --agent, the research agent plans, runs, critiques and writes (see `smollab estimate`).
 
-    Example: smollab run problems/multiplication.md
+    Example: smollab run problems/multiplication.md --agent anthropic:claude-sonnet-5-5
     """
     from smollab.study.problem import load_problem
+
+    if agent is not None:
+        run_agent(
+            problem,
+            agent,
+            out=out,
+            session_name=session_name,
+            max_iterations=max_iterations,
+            budget_usd=budget_usd,
+            start_iteration=start_iteration,
+            code=code,
+            base_url=base_url,
+            workers=workers,
+            pdf=pdf,
+            max_output_tokens=max_output_tokens,
+        )
+        return
 
     p = load_problem(problem)
     console.print(f"[bold]{p.title}[/] (reference protocol, no LLM configured)")

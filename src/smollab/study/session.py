@@ -78,8 +78,13 @@ def run_study(
     executor: Executor | None = None,
     on_event: OnEvent | None = None,
     pdf: bool = True,
+    notes: bool = True,
 ) -> SessionResult:
-    """Run every run of ``spec`` into a session folder and write results, figures and paper."""
+    """Run every run of ``spec`` into a session folder and write results, figures and paper.
+
+    ``notes=False`` leaves ``plans.txt`` and ``critiques.txt`` alone: the research agent owns
+    them when it drives the study.
+    """
     from smollab.study.kinds import get_kind
 
     kind = get_kind(spec.study.kind)
@@ -128,7 +133,8 @@ def run_study(
             for r in runs
         ),
     ]
-    atomic_write_text(d / "plans.txt", "\n".join(plan) + "\n")
+    if notes:
+        atomic_write_text(d / "plans.txt", "\n".join(plan) + "\n")
     session.log("plan", runs=[{"hash": r.hash, "label": r.label} for r in runs])
     jobs = []
     for r in runs:
@@ -169,7 +175,8 @@ def run_study(
     atomic_write_json(rd / "results.json", results)
     for fname, sub in kind.result_files(results).items():
         atomic_write_json(rd / fname, sub)
-    atomic_write_text(d / "critiques.txt", kind.critique(results))
+    if notes:
+        atomic_write_text(d / "critiques.txt", kind.critique(results))
     session.log("analysis_done")
     session.state("report")
     paper_tex, paper_pdf = kind.report(d, pdf=pdf)

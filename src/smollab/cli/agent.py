@@ -1,0 +1,233 @@
+"""``smollab run PROBLEM --agent ...``, ``smollab resume SESSION`` and ``smollab estimate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from smollab.cli.common import console, handle_errors, print_paths
+from smollab.errors import ConfigError
+
+AgentOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--agent",
+        help="anthropic:<model> | openai:<model> | scripted:<file>; none: the reference protocol",
+    ),
+]
+MaxItOpt = Annotated[int, typer.Option("--max-iterations", min=1, help="agent iterations at most")]
+BudgetOpt = Annotated[
+    float | None, typer.Option("--budget-usd", min=0, help="hard LLM budget in USD")
+]
+StartOpt = Annotated[
+    int | None,
+    typer.Option("--start-iteration", min=1, help="redo the session from this iteration on"),
+]
+CodeOpt = Annotated[
+    Path | None, typer.Option("--code", help="a codebase to summarise into the agent's context")
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", help="OpenAI-compatible server (vLLM, Ollama, llama.cpp)"),
+]
+
+
+MaxOutOpt = Annotated[
+    int | None,
+    typer.Option("--max-output-tokens", min=16, help="cap every model call's output tokens"),
+]
+
+
+def _progress(e: dict[str, Any]) -> None:
+    if e.get("event") == "agent_stage":
+        console.print(f"[bold]iteration {e['iteration']}[/] {e['stage']}")
+    elif e.get("event") == "agent_study":
+        console.print(f"  running study {e['study']}")
+
+
+def _preflight_table(checks: list[Any]) -> Table:
+    t = Table(title="Preflight")
+    for col in ("check", "status", "detail"):
+        t.add_column(col)
+    style = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for c in checks:
+        t.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", c.detail)
+    return t
+
+
+def run_agent(
+    problem_path: Path,
+    agent_spec: str,
+    *,
+    out: Path,
+    session_name: str | None,
+    max_iterations: int,
+    budget_usd: float | None,
+    start_iteration: int | None,
+    code: Path | None,
+    base_url: str | None,
+    workers: int | None,
+    pdf: bool,
+    resume: bool = False,
+    max_output_tokens: int | None = None,
+) -> None:
+    from smollab.agent import Agent, Limits
+    from smollab.agent.loop import check_session_dir
+    from smollab.agent.preflight import preflight
+    from smollab.providers import make_provider
+    from smollab.study.problem import load_problem
+
+    problem = load_problem(problem_path)
+    if code is not None and not code.is_dir():
+        raise ConfigError(f"--code {code} is not a directory. Pass the root of a codebase.")
+    name = session_name or problem.spec.study.name
+    check_session_dir(out, name, resume=resume or start_iteration is not None)
+    opts: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    provider = make_provider(agent_spec, **opts)
+    console.print(f"[bold]{problem.title}[/] (agent {agent_spec})")
+    from smollab.providers.ledger import Ledger
+
+    # before any call: a budget that cannot be enforced is refused up front
+    Ledger(provider.name, provider.model, budget_usd).check_budget_configured()
+    checks = preflight(provider, problem, out)
+    console.print(_preflight_table(checks))
+    agent = Agent(
+        problem,
+        provider,
+        out_root=out,
+        session_name=name,
+        limits=Limits(
+            max_iterations=max_iterations,
+            budget_usd=budget_usd,
+            pdf=pdf,
+            workers=workers,
+            max_output_tokens=max_output_tokens,
+        ),
+        code_dir=code,
+        on_event=_progress,
+    )
+    launch = {
+        "agent": agent_spec,
+        "base_url": base_url,
+        "max_iterations": max_iterations,
+        "budget_usd": budget_usd,
+        "code": str(code) if code else None,
+        "workers": workers,
+        "pdf": pdf,
+        "max_output_tokens": max_output_tokens,
+    }
+    _save_launch(out, name, launch)
+    res = agent.run(start_iteration=start_iteration)
+    llm = res.metrics.get("llm", {})
+    cost = llm.get("cost_usd")
+    console.print(
+        f"{res.iterations} iteration(s), stopped: {res.stop_reason}; claims "
+        f"{'verified' if res.claims_ok else 'NOT verified (prose withheld)'}; "
+        f"{llm.get('calls', 0)} calls, cost "
+        + (f"${cost:.4f}" if cost is not None else "unknown (price or tokens not reported)")
+    )
+    print_paths([res.session_dir, *([res.paper_pdf] if res.paper_pdf else [])])
+
+
+def _save_launch(out: Path, name: str, launch: dict[str, Any]) -> None:
+    from smollab.io import atomic_write_json, read_json
+
+    p = out / name / "session.json"
+    prev = read_json(p) if p.exists() else {}
+    atomic_write_json(p, {**prev, "launch": launch})
+
+
+@handle_errors
+def resume(
+    session: Annotated[Path, typer.Argument(help="session folder", metavar="SESSION")],
+    max_iterations: Annotated[
+        int | None, typer.Option("--max-iterations", min=1, help="override")
+    ] = None,
+    budget_usd: BudgetOpt = None,
+    start_iteration: StartOpt = None,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf")] = True,
+) -> None:
+    """Continue an agent session after a crash, a budget stop or an interrupt.
+
+    Recorded model replies and tool results are replayed (nothing is paid twice); the first
+    missing step runs live; training resumes from its last checkpoint.
+
+    Example: smollab resume outputs/multiplication --budget-usd 2
+    """
+    from smollab.io import read_json
+
+    info_path = session / "session.json"
+    if not info_path.is_file():
+        raise ConfigError(
+            f"{session} is not a session folder (no session.json). Pass outputs/<session>."
+        )
+    info = read_json(info_path)
+    launch = info.get("launch")
+    if not launch:
+        raise ConfigError(
+            f"{session} was not started by the agent (no launch record in session.json); "
+            "re-run `smollab run` or `smollab study` for it: finished runs are reused."
+        )
+    run_agent(
+        session / "problem.md",
+        launch["agent"],
+        out=session.parent,
+        session_name=session.name,
+        max_iterations=max_iterations or launch["max_iterations"],
+        budget_usd=budget_usd if budget_usd is not None else launch.get("budget_usd"),
+        start_iteration=start_iteration,
+        code=Path(launch["code"]) if launch.get("code") else None,
+        base_url=launch.get("base_url"),
+        workers=launch.get("workers"),
+        pdf=pdf,
+        resume=True,
+        max_output_tokens=launch.get("max_output_tokens"),
+    )
+
+
+@handle_errors
+def estimate(
+    problem: Annotated[Path, typer.Argument(help="problem file (Markdown)", metavar="PROBLEM")],
+    agent: Annotated[
+        str, typer.Option("--agent", help="provider:model to price")
+    ] = "anthropic:claude-sonnet-5-5",
+    max_iterations: MaxItOpt = 5,
+    code: CodeOpt = None,
+) -> None:
+    """Estimate what an agent session will cost, before anything is spent.
+
+    Example: smollab estimate problems/multiplication.md --agent anthropic:claude-sonnet-5-5
+    """
+    from smollab.agent.estimate import estimate as est
+    from smollab.providers import parse_agent
+    from smollab.study.problem import load_problem
+
+    p = load_problem(problem)
+    prov, model = parse_agent(agent)
+    e = est(p, prov, model, max_iterations, code)
+    t = Table(title=f"Cost estimate: {agent}, {max_iterations} iterations")
+    t.add_column("item")
+    t.add_column("value", justify="right")
+    t.add_row("model calls", str(e.calls))
+    t.add_row("cached prefix (system, API reference, problem, code)", f"{e.prefix_tokens} tokens")
+    if e.price is None:
+        t.add_row("price", f"unknown (not in the price table of {e.prices_as_of})")
+    else:
+        t.add_row(
+            "price in / out / cache write / cache read ($/M tokens)",
+            f"{e.price.input} / {e.price.output} / {e.price.cache_write} / "
+            f"{e.price.cache_read} (as of {e.prices_as_of})",
+        )
+        t.add_row("estimate without prompt caching", f"${e.cost_uncached:.3f}")
+        t.add_row("estimate with prompt caching", f"${e.cost_cached:.3f}")
+    console.print(t)
+    if e.cost_cached is not None:
+        fits = e.cost_cached <= 1.0
+        console.print(
+            f"With prompt caching the prefix is written once and read by the other "
+            f"{e.calls - 1} calls at the cache-read price: {'fits' if fits else 'does not fit'} "
+            f"in $1. Pass --budget-usd to make the bound hard."
+        )

@@ -1,0 +1,294 @@
+"""OpenAI Chat Completions, and every server that speaks it (vLLM, Ollama, llama.cpp).
+
+``base_url`` points the official SDK at a compatible server. Tool calling is used where the
+server offers it; otherwise (``tool_mode="json"``, or a server that rejects the ``tools``
+field) the tools are described in the prompt and the first ``{"tool": ..., "arguments": ...}``
+object in the reply is taken as the call. A reply with no native call is also searched for one,
+since small local models often answer that way even when tools are offered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from smollab.errors import ConfigError
+from smollab.providers.base import (
+    AuthError,
+    Outage,
+    ProviderError,
+    RateLimited,
+    Reply,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    json_tool_instructions,
+    parse_json_tool_call,
+)
+
+
+def _client(base_url: str | None, max_retries: int, timeout: float) -> Any:
+    try:
+        import openai
+    except ImportError:
+        raise ConfigError(
+            "The openai provider needs the openai SDK: pip install 'smollab[agent]'."
+        ) from None
+    key = os.environ.get("OPENAI_API_KEY")
+    if not key and base_url is None:
+        raise ConfigError(
+            "OPENAI_API_KEY is not set. Export it (keys are read from the environment only), "
+            "or pass --base-url for a local OpenAI-compatible server."
+        )
+    return openai.OpenAI(
+        api_key=key or "not-needed", base_url=base_url, max_retries=max_retries, timeout=timeout
+    )
+
+
+def map_error(e: Exception, where: str) -> Exception:
+    """SDK exception -> one clear :class:`ProviderError` line."""
+    import openai
+
+    status = getattr(e, "status_code", None)
+    if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
+        return AuthError(
+            f"{where}: the API key was rejected (HTTP {status}).",
+            hint="Check the key in the environment variable and try again.",
+        )
+    if isinstance(e, openai.RateLimitError):
+        return RateLimited(
+            f"{where}: rate limit or quota exceeded (HTTP 429) after retries.",
+            hint="Wait, or raise the quota, then `smollab resume SESSION`.",
+        )
+    if isinstance(e, openai.NotFoundError):
+        return ProviderError(f"{where}: not found (HTTP 404): the model name is probably wrong.")
+    if isinstance(e, openai.APIConnectionError):
+        return Outage(
+            f"{where}: cannot reach the server ({type(e).__name__}).",
+            hint="Check the network or --base-url, then `smollab resume SESSION`.",
+        )
+    if isinstance(e, openai.APIStatusError):
+        if status and status >= 500:
+            return Outage(
+                f"{where}: the server failed (HTTP {status}) after retries.",
+                hint="Try again later with `smollab resume SESSION`.",
+            )
+        return ProviderError(f"{where}: request rejected (HTTP {status}): {_msg(e)}")
+    return e
+
+
+def _msg(e: Exception) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and "message" in err:
+            return str(err["message"])[:300]
+    return str(e)[:300]
+
+
+def to_openai_messages(
+    system: str, messages: list[dict[str, Any]], images: bool
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    for m in messages:
+        if m["role"] == "assistant":
+            msg: dict[str, Any] = {"role": "assistant", "content": m.get("content") or ""}
+            calls = m.get("tool_calls") or []
+            if calls and not m.get("json_mode"):
+                msg["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.raw_arguments or "{}"},
+                    }
+                    for c in calls
+                ]
+            out.append(msg)
+        elif m["role"] == "tool":
+            if m.get("json_mode"):
+                out.append({"role": "user", "content": f"Result of {m['name']}:\n{m['content']}"})
+            else:
+                out.append(
+                    {"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]}
+                )
+            if m.get("image_b64") and images:
+                out.append(
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": f"Figure returned by {m['name']}:"},
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": f"data:image/png;base64,{m['image_b64']}"},
+                            },
+                        ],
+                    }
+                )
+        else:
+            out.append({"role": "user", "content": m["content"]})
+    return out
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        tool_mode: str = "auto",
+        stream: bool = False,
+        max_retries: int = 2,
+        timeout: float = 600.0,
+        **_: Any,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url
+        self.tool_mode = tool_mode
+        self.stream = stream
+        self.client = _client(base_url, max_retries, timeout)
+        # hosted OpenAI models read images; for other servers we do not know
+        self.supports_images = base_url is None and model.startswith(("gpt-4o", "gpt-4.1", "gpt-5"))
+
+    @property
+    def where(self) -> str:
+        return f"openai:{self.model}" + (f" at {self.base_url}" if self.base_url else "")
+
+    def complete(
+        self,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[ToolSpec],
+        *,
+        max_tokens: int,
+        cached_context: str = "",
+    ) -> Reply:
+        json_mode = self.tool_mode == "json"
+        sys_text = system + ("\n\n" + cached_context if cached_context else "")
+        if json_mode and tools:
+            sys_text += "\n\n" + json_tool_instructions(tools)
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": to_openai_messages(sys_text, messages, self.supports_images),
+            "max_tokens": max_tokens,
+        }
+        if tools and not json_mode:
+            kwargs["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in tools
+            ]
+        try:
+            reply = self._stream(kwargs) if self.stream else self._once(kwargs)
+        except Exception as e:
+            import openai
+
+            # a server without tool support rejects the field: fall back to JSON for good
+            if (
+                isinstance(e, openai.BadRequestError)
+                and "tools" in kwargs
+                and self.tool_mode == "auto"
+                and "tool" in _msg(e).lower()
+            ):
+                self.tool_mode = "json"
+                return self.complete(
+                    system, messages, tools, max_tokens=max_tokens, cached_context=cached_context
+                )
+            raise map_error(e, self.where) from None
+        if not reply.tool_calls and tools:
+            call = parse_json_tool_call(reply.text, {t.name for t in tools})
+            if call is not None:
+                reply.tool_calls = [call]
+                reply.stop_reason = "json_tool_call"
+        return reply
+
+    def _once(self, kwargs: dict[str, Any]) -> Reply:
+        r = self.client.chat.completions.create(**kwargs)
+        choice = r.choices[0]
+        calls = [
+            _tool_call(c.id, c.function.name, c.function.arguments)
+            for c in (choice.message.tool_calls or [])
+        ]
+        return Reply(
+            text=choice.message.content or "",
+            tool_calls=calls,
+            usage=_usage(r.usage),
+            model=r.model or self.model,
+            stop_reason=choice.finish_reason,
+        )
+
+    def _stream(self, kwargs: dict[str, Any]) -> Reply:
+        text: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        usage = None
+        finish = None
+        model = self.model
+        for chunk in self.client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        ):
+            model = chunk.model or model
+            if chunk.usage is not None:
+                usage = chunk.usage
+            for ch in chunk.choices:
+                d = ch.delta
+                if d.content:
+                    text.append(d.content)
+                for tc in d.tool_calls or []:
+                    slot = calls.setdefault(tc.index, {"id": "", "name": "", "args": ""})
+                    slot["id"] = tc.id or slot["id"]
+                    if tc.function is not None:
+                        slot["name"] += tc.function.name or ""
+                        slot["args"] += tc.function.arguments or ""
+                finish = ch.finish_reason or finish
+        return Reply(
+            text="".join(text),
+            tool_calls=[
+                _tool_call(c["id"], c["name"], c["args"]) for _, c in sorted(calls.items())
+            ],
+            usage=_usage(usage),
+            model=model,
+            stop_reason=finish,
+        )
+
+    def ping(self) -> None:
+        try:
+            self.client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": "Say OK."}], max_tokens=1
+            )
+        except Exception as e:
+            raise map_error(e, self.where) from None
+
+
+def _tool_call(id_: str | None, name: str, raw: str | None) -> ToolCall:
+    try:
+        args = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        args = None
+    return ToolCall(
+        id=id_ or f"call_{name}",
+        name=name,
+        arguments=args if isinstance(args, dict) else None,
+        raw_arguments=raw or "",
+    )
+
+
+def _usage(u: Any) -> Usage:
+    if u is None:
+        return Usage()
+    prompt = getattr(u, "prompt_tokens", None)
+    details = getattr(u, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    return Usage(
+        input_tokens=None if prompt is None else prompt - (cached or 0),
+        output_tokens=getattr(u, "completion_tokens", None),
+        cache_write_tokens=None,
+        cache_read_tokens=cached,
+    )

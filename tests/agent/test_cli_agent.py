@@ -1,0 +1,130 @@
+"""The agent through the CLI: bad input, rejected keys and estimates end in one clear line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.agent.scripts import PROBLEM
+from tests.conftest import cli_env, one_line, smollab_cmd
+from tests.providers.wire import Replay
+
+
+@pytest.fixture
+def problem(tmp_path: Path) -> Path:
+    p = tmp_path / "problem.md"
+    p.write_text(PROBLEM)
+    return p
+
+
+@pytest.fixture
+def server() -> Iterator[Replay]:
+    r = Replay()
+    yield r
+    r.close()
+
+
+def _run(home: Path, *args: str, **env: str):  # type: ignore[no-untyped-def]
+    import subprocess
+
+    return subprocess.run(
+        smollab_cmd(*args), env=cli_env(home, **env), capture_output=True, text=True, timeout=120
+    )
+
+
+def _no_traceback(r) -> None:  # type: ignore[no-untyped-def]
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_bad_agent_spec(cli, problem: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = cli("run", problem, "--agent", "claude", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "is not PROVIDER:MODEL" in one_line(r.stderr)
+    _no_traceback(r)
+    r = cli("run", problem, "--agent", "scripted:nope.json", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "cannot be read" in one_line(r.stderr)
+
+
+def test_rejected_key_is_one_line(
+    tmp_home: Path, problem: Path, tmp_path: Path, server: Replay
+) -> None:
+    server.queue.append((401, "openai_401.json"))
+    r = _run(
+        tmp_home,
+        "run",
+        str(problem),
+        "--agent",
+        "openai:gpt-4o",
+        "--base-url",
+        server.url + "/v1",
+        "--out",
+        str(tmp_path / "o"),
+        OPENAI_API_KEY="sk-test-planted-000000000000000000",
+    )
+    assert r.returncode == 3, r.stderr
+    err = one_line(r.stderr)
+    assert "the API key was rejected (HTTP 401)" in err and err.count("error:") == 1
+    _no_traceback(r)
+    assert "sk-test-planted" not in r.stderr + r.stdout
+
+
+def test_outage_is_one_line(tmp_home: Path, problem: Path, tmp_path: Path) -> None:
+    r = _run(
+        tmp_home,
+        "run",
+        str(problem),
+        "--agent",
+        "openai:gpt-4o",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert r.returncode == 3 and "cannot reach the server" in one_line(r.stderr)
+    _no_traceback(r)
+
+
+def test_budget_needs_a_price_before_any_call(
+    tmp_home: Path, problem: Path, tmp_path: Path, server: Replay
+) -> None:
+    r = _run(
+        tmp_home,
+        "run",
+        str(problem),
+        "--agent",
+        "openai:local-model",
+        "--base-url",
+        server.url + "/v1",
+        "--budget-usd",
+        "1",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert r.returncode == 2 and "cannot be enforced" in one_line(r.stderr)
+    assert server.requests == []
+
+
+def test_resume_needs_a_session(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = cli("resume", tmp_path)
+    assert r.returncode == 2 and "is not a session folder" in one_line(r.stderr)
+    _no_traceback(r)
+
+
+def test_estimate(cli, problem: Path) -> None:  # type: ignore[no-untyped-def]
+    r = cli("estimate", "problems/multiplication.md", "--agent", "anthropic:claude-sonnet-5-5")
+    out = one_line(r.stdout)
+    assert r.returncode == 0 and "estimate with prompt caching" in out and "fits in $1" in out
+    r = cli("estimate", problem, "--agent", "openai:unlisted")
+    assert r.returncode == 0 and "unknown" in one_line(r.stdout)
+
+
+def test_existing_session_is_not_overwritten(cli, problem: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "o" / "tiny"
+    d.mkdir(parents=True)
+    (d / "transcript.jsonl").write_text("")
+    script = tmp_path / "s.json"
+    script.write_text("[]")
+    r = cli("run", problem, "--agent", f"scripted:{script}", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "smollab resume" in one_line(r.stderr)
+    _no_traceback(r)
