@@ -14,46 +14,24 @@ from typing import Any
 
 from smollab.errors import ConfigError
 from smollab.providers.base import (
-    AuthError,
-    Outage,
-    ProviderError,
-    RateLimited,
     Reply,
     ToolCall,
     ToolSpec,
     Usage,
+    map_sdk_error,
 )
 
 
 def map_error(e: Exception, where: str) -> Exception:
     import anthropic
 
-    status = getattr(e, "status_code", None)
-    if isinstance(e, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
-        return AuthError(
-            f"{where}: the API key was rejected (HTTP {status}).",
-            hint="Check ANTHROPIC_API_KEY and try again.",
-        )
-    if isinstance(e, anthropic.RateLimitError):
-        return RateLimited(
-            f"{where}: rate limit or quota exceeded (HTTP 429) after retries.",
-            hint="Wait, or raise the quota, then `smollab resume SESSION`.",
-        )
-    if isinstance(e, anthropic.NotFoundError):
-        return ProviderError(f"{where}: not found (HTTP 404): the model name is probably wrong.")
-    if isinstance(e, anthropic.APIConnectionError):
-        return Outage(
-            f"{where}: cannot reach the API ({type(e).__name__}).",
-            hint="Check the network, then `smollab resume SESSION`.",
-        )
-    if isinstance(e, anthropic.APIStatusError):
-        if status and status >= 500:
-            return Outage(
-                f"{where}: the API failed (HTTP {status}) after retries.",
-                hint="Try again later with `smollab resume SESSION`.",
-            )
-        return ProviderError(f"{where}: request rejected (HTTP {status}): {str(e)[:300]}")
-    return e
+    return map_sdk_error(
+        anthropic,
+        e,
+        where,
+        key_hint="Check ANTHROPIC_API_KEY and try again.",
+        reach_hint="Check the network, then `smollab resume SESSION`.",
+    )
 
 
 def to_anthropic_messages(messages: list[dict[str, Any]], images: bool) -> list[dict[str, Any]]:

@@ -38,6 +38,42 @@ class Outage(ProviderError):
     """5xx or connection failure after retries."""
 
 
+def map_sdk_error(
+    sdk: Any, e: Exception, where: str, *, key_hint: str, reach_hint: str
+) -> Exception:
+    """An exception of the ``anthropic`` or ``openai`` SDK (both define the same exception
+    classes) -> one clear :class:`ProviderError`; anything else is returned unchanged."""
+    status = getattr(e, "status_code", None)
+    if isinstance(e, sdk.AuthenticationError | sdk.PermissionDeniedError):
+        return AuthError(f"{where}: the API key was rejected (HTTP {status}).", hint=key_hint)
+    if isinstance(e, sdk.RateLimitError):
+        return RateLimited(
+            f"{where}: rate limit or quota exceeded (HTTP 429) after retries.",
+            hint="Wait, or raise the quota, then `smollab resume SESSION`.",
+        )
+    if isinstance(e, sdk.NotFoundError):
+        return ProviderError(f"{where}: not found (HTTP 404): the model name is probably wrong.")
+    if isinstance(e, sdk.APIConnectionError):
+        return Outage(f"{where}: cannot reach the server ({type(e).__name__}).", hint=reach_hint)
+    if isinstance(e, sdk.APIStatusError):
+        if status and status >= 500:
+            return Outage(
+                f"{where}: the server failed (HTTP {status}) after retries.",
+                hint="Try again later with `smollab resume SESSION`.",
+            )
+        return ProviderError(f"{where}: request rejected (HTTP {status}): {_error_message(e)}")
+    return e
+
+
+def _error_message(e: Exception) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and "message" in err:
+            return str(err["message"])[:300]
+    return str(e)[:300]
+
+
 @dataclass
 class ToolSpec:
     """A tool the model may call: name, one-line description, JSON schema of its arguments."""

@@ -15,15 +15,13 @@ from typing import Any
 
 from smollab.errors import ConfigError
 from smollab.providers.base import (
-    AuthError,
-    Outage,
-    ProviderError,
-    RateLimited,
     Reply,
     ToolCall,
     ToolSpec,
     Usage,
+    _error_message,
     json_tool_instructions,
+    map_sdk_error,
     parse_json_tool_call,
 )
 
@@ -50,41 +48,13 @@ def map_error(e: Exception, where: str) -> Exception:
     """SDK exception -> one clear :class:`ProviderError` line."""
     import openai
 
-    status = getattr(e, "status_code", None)
-    if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
-        return AuthError(
-            f"{where}: the API key was rejected (HTTP {status}).",
-            hint="Check the key in the environment variable and try again.",
-        )
-    if isinstance(e, openai.RateLimitError):
-        return RateLimited(
-            f"{where}: rate limit or quota exceeded (HTTP 429) after retries.",
-            hint="Wait, or raise the quota, then `smollab resume SESSION`.",
-        )
-    if isinstance(e, openai.NotFoundError):
-        return ProviderError(f"{where}: not found (HTTP 404): the model name is probably wrong.")
-    if isinstance(e, openai.APIConnectionError):
-        return Outage(
-            f"{where}: cannot reach the server ({type(e).__name__}).",
-            hint="Check the network or --base-url, then `smollab resume SESSION`.",
-        )
-    if isinstance(e, openai.APIStatusError):
-        if status and status >= 500:
-            return Outage(
-                f"{where}: the server failed (HTTP {status}) after retries.",
-                hint="Try again later with `smollab resume SESSION`.",
-            )
-        return ProviderError(f"{where}: request rejected (HTTP {status}): {_msg(e)}")
-    return e
-
-
-def _msg(e: Exception) -> str:
-    body = getattr(e, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and "message" in err:
-            return str(err["message"])[:300]
-    return str(e)[:300]
+    return map_sdk_error(
+        openai,
+        e,
+        where,
+        key_hint="Check the key in the environment variable and try again.",
+        reach_hint="Check the network or --base-url, then `smollab resume SESSION`.",
+    )
 
 
 def to_openai_messages(
@@ -196,7 +166,7 @@ class OpenAIProvider:
                 isinstance(e, openai.BadRequestError)
                 and "tools" in kwargs
                 and self.tool_mode == "auto"
-                and "tool" in _msg(e).lower()
+                and "tool" in _error_message(e).lower()
             ):
                 self.tool_mode = "json"
                 return self.complete(
