@@ -202,11 +202,20 @@ def test_kill_9_mid_training_then_rerun_matches_uninterrupted(
         )
 
 
+@pytest.fixture(scope="module")
+def long_spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same study with 100x the training: the Ctrl-C test waits for the baseline to finish
+    as well as for a checkpoint, and on a quiet machine 300 steps can end before that."""
+    p = tmp_path_factory.mktemp("spec-long") / "interrupt.toml"
+    p.write_text(SPEC.replace(f"steps = {STEPS}", f"steps = {100 * STEPS}"))
+    return p
+
+
 def test_ctrl_c_exits_130_and_keeps_finished_runs(
-    tmp_path: Path, spec_path: Path, home: Path
+    tmp_path: Path, long_spec_path: Path, home: Path
 ) -> None:
     out = tmp_path / "out"
-    proc = start(spec_path, out, home)
+    proc = start(long_spec_path, out, home)
     session = out / "intr"
     wait_for(
         lambda: (
