@@ -204,10 +204,10 @@ def test_kill_9_mid_training_then_rerun_matches_uninterrupted(
 
 @pytest.fixture(scope="module")
 def long_spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same study with 100x the training: the Ctrl-C test waits for the baseline to finish
+    """The same study with 10x the training: the Ctrl-C test waits for the baseline to finish
     as well as for a checkpoint, and on a quiet machine 300 steps can end before that."""
     p = tmp_path_factory.mktemp("spec-long") / "interrupt.toml"
-    p.write_text(SPEC.replace(f"steps = {STEPS}", f"steps = {100 * STEPS}"))
+    p.write_text(SPEC.replace(f"steps = {STEPS}", f"steps = {10 * STEPS}"))
     return p
 
 
