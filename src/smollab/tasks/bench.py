@@ -70,7 +70,7 @@ class BenchTask(ABC):
 
     def score(self, doc: dict[str, Any], responses: Sequence[Any]) -> dict[str, Any]:
         """One record for one item (override this or :meth:`score_many`)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} overrides neither score() nor score_many()")
 
     def score_many(
         self, docs: Sequence[dict[str, Any]], responses: Sequence[Sequence[Any]]

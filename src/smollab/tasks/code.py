@@ -28,6 +28,7 @@ uses as strata: pass rate by category.
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -146,8 +147,9 @@ class CodeTask(BenchTask):
         # averages over n samples are fractions; repetition is a ratio even for one sample
         return ("pass@1", "syntax_valid", "doubled_keyword") if self.config.n_samples == 1 else ()
 
+    @abstractmethod
     def program(self, doc: dict[str, Any], completion: str) -> str:
-        raise NotImplementedError
+        """The whole test program for one completion (prompt + completion + the item's tests)."""
 
     def score_many(
         self, docs: Sequence[dict[str, Any]], responses: Sequence[Sequence[str]]
