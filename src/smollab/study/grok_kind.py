@@ -166,29 +166,18 @@ class GrokKind(RunKind):
                     shutil.copyfile(src, dst)
 
     def execute(self, run_dir: Path, spec: Any, emit: Progress) -> dict[str, Any]:
-        import torch
 
         from smollab import __version__
         from smollab.analysis.representations import analyse_run
         from smollab.models import build_small_model
-        from smollab.study.env import environment
+        from smollab.study.worker import begin_run
         from smollab.tasks import build_task, validate_task_config
-        from smollab.train import set_seed
         from smollab.train.grokking import GrokTrainer
 
         t_start = time.perf_counter()
         started = _now()
         ts = train_spec(spec.config)
-        threads = ts.threads or int(os.environ.get("SMOLLAB_THREADS", "0")) or None
-        if threads:
-            torch.set_num_threads(threads)
-        env = environment()
-        atomic_write_json(run_dir / "env.json", env)
-        atomic_write_json(
-            run_dir / "seeds.json",
-            {"seed": spec.seed, "torch": spec.seed, "split": spec.seed, "batches": spec.seed},
-        )
-        set_seed(spec.seed)
+        env = begin_run(run_dir, spec.seed, ts.threads, ("torch", "split", "batches"))
         task = build_task(validate_task_config(spec.tasks[0]))
         model = build_small_model(
             _arch(spec.model.source, "model"),

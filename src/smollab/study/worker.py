@@ -61,35 +61,43 @@ def execute_run(run_dir: Path, progress: Progress | None = None) -> dict[str, An
     return get_kind(spec.kind).execute(run_dir, spec, emit)
 
 
-def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, Any]:
-    """A language-model run: load, fine-tune when the condition trains, evaluate every task."""
+def begin_run(
+    run_dir: Path, seed: int, threads: int | None, seeded: tuple[str, ...]
+) -> dict[str, Any]:
+    """What every run kind does first: set torch's threads (the run's own setting, else
+    ``SMOLLAB_THREADS`` from the executor), write ``env.json`` and ``seeds.json`` (every source
+    of randomness named in ``seeded`` gets the run's seed), seed everything; returns the env."""
     import torch
 
-    from smollab.eval import accuracy_by_stratum, evaluate_items
-    from smollab.models import load_model
-    from smollab.tasks import PROMPT_FORMATS, BenchTask, build_task, validate_task_config
-    from smollab.train import Trainer, set_seed
+    from smollab.train import set_seed
 
-    record_path = run_dir / "record.json"
-    t_start = time.perf_counter()
-    started = _now()
-    threads = spec.train.threads if spec.train and spec.train.threads else None
     threads = threads or int(os.environ.get("SMOLLAB_THREADS", "0")) or None
     if threads:
         torch.set_num_threads(threads)
     env = environment()
     atomic_write_json(run_dir / "env.json", env)
-    atomic_write_json(
-        run_dir / "seeds.json",
-        {
-            "seed": spec.seed,
-            "python": spec.seed,
-            "numpy": spec.seed,
-            "torch": spec.seed,
-            "data_order": spec.seed,
-        },
+    atomic_write_json(run_dir / "seeds.json", {"seed": seed, **dict.fromkeys(seeded, seed)})
+    set_seed(seed)
+    return env
+
+
+def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, Any]:
+    """A language-model run: load, fine-tune when the condition trains, evaluate every task."""
+
+    from smollab.eval import accuracy_by_stratum, evaluate_items
+    from smollab.models import load_model
+    from smollab.tasks import PROMPT_FORMATS, BenchTask, build_task, validate_task_config
+    from smollab.train import Trainer
+
+    record_path = run_dir / "record.json"
+    t_start = time.perf_counter()
+    started = _now()
+    env = begin_run(
+        run_dir,
+        spec.seed,
+        spec.train.threads if spec.train else None,
+        ("python", "numpy", "torch", "data_order"),
     )
-    set_seed(spec.seed)
     fmt = PROMPT_FORMATS.get(spec.format)
     tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
     emit({"event": "stage", "stage": "load", "label": spec.label})
