@@ -197,7 +197,25 @@ def test_compact_rev_reverses_digits() -> None:
     assert fmt.parse("abc") is None
 
 
-@pytest.mark.parametrize("name", ["plain", "fewshot", "compact", "compact_rev"])
+def test_compact_pp_writes_partial_products_then_the_answer() -> None:
+    fmt = PROMPT_FORMATS.get("compact_pp")
+    assert fmt.prompt(ex(23, 47)) == "\n23*47="
+    assert fmt.target(ex(23, 47)) == "161+920=1081\n"
+    assert fmt.target(ex(7, 23)) == "21+140=161\n"
+    assert fmt.target(ex(123, 456)) == "738+6150+49200=56088\n"
+    assert fmt.target(ex(45, 10)) == "0+450=450\n"
+    # a one-digit second operand, and addition, have nothing to decompose
+    assert fmt.target(ex(23, 7)) == "161\n"
+    assert fmt.target(ex(23, 47, "add")) == "70\n"
+    # the answer is the number after the last '=' of the first line
+    assert fmt.parse("161+920=1081\n12") == "1081"
+    assert fmt.parse("161+920=1071") == "1071"
+    assert fmt.parse("56\n") == "56"
+    assert fmt.parse("161+920=\n") is None
+    assert fmt.parse("x") is None
+
+
+@pytest.mark.parametrize("name", ["plain", "fewshot", "compact", "compact_rev", "compact_pp"])
 @pytest.mark.parametrize(("a", "b"), [(0, 0), (7, 8), (99, 1), (123, 456)])
 def test_every_format_parses_its_own_target(name: str, a: int, b: int) -> None:
     fmt = PROMPT_FORMATS.get(name)

@@ -25,7 +25,7 @@ def task():
     )
 
 
-@pytest.mark.parametrize("fmt_name", ["compact", "plain", "compact_rev"])
+@pytest.mark.parametrize("fmt_name", ["compact", "plain", "compact_rev", "compact_pp"])
 def test_targets_only_on_answer_tokens(tok, task, fmt_name: str) -> None:
     fmt = PROMPT_FORMATS.get(fmt_name)
     examples = task.train_examples(40, seed=0)

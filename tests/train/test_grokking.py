@@ -128,3 +128,58 @@ def test_per_part_learning_rates(tmp_path: Path) -> None:
     assert lrs["embed"][0] == pytest.approx(3e-2) and lrs["layers"][0] == pytest.approx(3e-3)
     assert lrs["head"][1] == 0.0 and lrs["layers"][1] == 0.5
     json.dumps(tr.spec.model_dump(mode="json"))
+
+
+def _authors_gradfilter_ema(m: torch.nn.Module, grads, alpha: float, lamb: float):
+    """``gradfilter_ema`` as published with Grokfast (Lee et al. 2024), for comparison."""
+    if grads is None:
+        grads = {
+            n: p.grad.data.detach() for n, p in m.named_parameters() if p.grad is not None
+        }
+    for n, p in m.named_parameters():
+        if p.grad is not None:
+            grads[n] = grads[n] * alpha + p.grad.data.detach() * (1 - alpha)
+            p.grad.data = p.grad.data + grads[n] * lamb
+    return grads
+
+
+def test_grokfast_filter_matches_the_authors_function(tmp_path: Path) -> None:
+    tr = make(tmp_path, grokfast_alpha=0.9, grokfast_lamb=2.0)
+    ref = make(tmp_path / "ref")
+    ref.model.load_state_dict(tr.model.state_dict())
+    x, y = tr.train_x[:8], tr.train_y[:8]
+    grads = None
+    for _ in range(3):
+        for t in (tr, ref):
+            t.model.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(t.model(x), y).backward()
+        raw = [p.grad.clone() for p in tr.model.parameters()]
+        tr._grokfast_filter()
+        grads = _authors_gradfilter_ema(ref.model, grads, 0.9, 2.0)
+        for p, q, g in zip(tr.model.parameters(), ref.model.parameters(), raw, strict=True):
+            torch.testing.assert_close(p.grad, q.grad)
+            assert not torch.equal(p.grad, g)  # the filter changed the gradient
+
+
+def test_grokfast_run_resumes_to_the_same_metrics(tmp_path: Path) -> None:
+    kw = {"checkpoint_every": 10, "grokfast_alpha": 0.98}
+    whole = make(tmp_path / "a", **kw).fit()
+    make(tmp_path / "b", **kw).fit(stop_at=23)
+    resumed = make(tmp_path / "b", **kw).fit()
+    strip = {"train_time_s", "snapshot_time_s", "ms_per_step"}
+    assert {k: v for k, v in resumed.items() if k not in strip} == {
+        k: v for k, v in whole.items() if k not in strip
+    }
+    plain = make(tmp_path / "c", checkpoint_every=10).fit()
+    assert plain["final_val_loss"] != whole["final_val_loss"]  # the filter is in effect
+
+
+def test_grokfast_left_out_of_the_hash_when_off() -> None:
+    from smollab.study.grok_kind import hashed_config
+
+    off = hashed_config(GrokTrainSpec())
+    assert "grokfast_alpha" not in off and "grokfast_lamb" not in off
+    on = hashed_config(GrokTrainSpec(grokfast_alpha=0.98))
+    assert on["grokfast_alpha"] == 0.98 and on["grokfast_lamb"] == 2.0
+    with pytest.raises(ValidationError):
+        GrokTrainSpec(grokfast_alpha=1.5)

@@ -48,6 +48,12 @@ def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> 
             "paper.pdf is skipped (install texlive-latex-base texlive-latex-recommended "
             "texlive-fonts-recommended latexmk)"
         )
+    executor = LocalProcessExecutor(
+        workers=workers or spec.execution.workers,
+        threads_per_worker=None if workers else spec.execution.threads_per_worker,
+    )
+    for w in executor.warnings():
+        console.print(f"warning: {w}", style="yellow")
     t0 = time.perf_counter()
     with StudyProgress() as progress:
         res = run_study(
@@ -56,10 +62,7 @@ def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> 
             out_root=out,
             session_name=session_name,
             problem_text=problem_text,
-            executor=LocalProcessExecutor(
-                workers=workers or spec.execution.workers,
-                threads_per_worker=None if workers else spec.execution.threads_per_worker,
-            ),
+            executor=executor,
             on_event=progress,
             pdf=pdf,
         )

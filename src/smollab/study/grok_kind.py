@@ -45,6 +45,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def hashed_config(ts: Any) -> dict[str, Any]:
+    """A condition's resolved training config as the run spec records and hashes it. The
+    Grokfast fields, added after the first grokking studies, are left out while the filter is
+    off, so that earlier runs keep their content hashes (and folders)."""
+    d = ts.model_dump(mode="json")
+    if d.get("grokfast_alpha") is None:
+        d.pop("grokfast_alpha", None)
+        d.pop("grokfast_lamb", None)
+    return d
+
+
 def train_spec(cond_config: dict[str, Any] | None, where: str = "[conditions.config]") -> Any:
     from smollab.study.spec import format_validation_error
     from smollab.train.grokking import GrokTrainSpec
@@ -118,7 +129,7 @@ class GrokKind(RunKind):
         runs = []
         for cond in spec.conditions:
             model = spec.model_for(cond)
-            config = train_spec(cond.config).model_dump(mode="json")
+            config = hashed_config(train_spec(cond.config))
             for task in spec.tasks:
                 for seed in spec.seeds_for(cond):
                     runs.append(

@@ -11,6 +11,7 @@ Prompt formats (``PROMPT_FORMATS``) decide how an example becomes text:
 ``fewshot``      three solved ``plain`` training examples, then the question
 ``compact``      ``\n7*8=`` -> ``56``
 ``compact_rev``  ``\n23*47=`` -> ``1801`` (the answer's digits reversed, least significant first)
+``compact_pp``   ``\n23*47=`` -> ``161+920=1081`` (partial products, then the answer; a scratchpad)
 
 The compact formats open with a newline so that the first operand digit is not the sequence's
 first token: models without a BOS token (SmolLM2) treat position 0 as an attention sink, and
@@ -261,7 +262,7 @@ class PromptFormat:
 
     name: str
     build_prompt: Callable[[dict[str, Any], Any, list[Example]], str]
-    build_target: Callable[[str, Any], str]
+    build_target: Callable[[dict[str, Any], str, Any], str]
     parse: Callable[[str], str | None]
     uses_chat_template: bool = False
     n_shots: int = 0
@@ -270,7 +271,7 @@ class PromptFormat:
         return self.build_prompt(ex.question, tokenizer, shots or [])
 
     def target(self, ex: Example, tokenizer: Any = None) -> str:
-        return self.build_target(ex.answer, tokenizer)
+        return self.build_target(ex.question, ex.answer, tokenizer)
 
 
 PROMPT_FORMATS: Registry[PromptFormat] = Registry("prompt format")
@@ -302,6 +303,25 @@ def _reverse_parse(text: str) -> str | None:
     return digits or "0"
 
 
+def _partial_products_target(q: dict[str, Any], ans: str, tok: Any) -> str:
+    """``23*47=`` -> ``161+920=1081``: one partial product per digit of the second operand (least
+    significant first, shifted), their sum last. A one-digit second operand, or addition, gets
+    the plain answer."""
+    b = str(q["b"])
+    if q["op"] != "mul" or len(b) < 2 or int(q["a"]) < 0 or int(q["b"]) < 0:
+        return f"{ans}\n"
+    parts = [int(q["a"]) * int(d) * 10**i for i, d in enumerate(reversed(b))]
+    return "+".join(str(x) for x in parts) + f"={ans}\n"
+
+
+def _partial_products_parse(text: str) -> str | None:
+    """The number after the last ``=`` of the first line, or its leading number when it has none."""
+    line = text.split("\n", 1)[0]
+    if "=" in line:
+        return _leading_int(line.rsplit("=", 1)[1])
+    return _leading_int(line)
+
+
 def _chat_prompt(q: dict[str, Any], tok: Any, shots: list[Example]) -> str:
     if tok is None or getattr(tok, "chat_template", None) is None:
         raise ConfigError(
@@ -312,7 +332,7 @@ def _chat_prompt(q: dict[str, Any], tok: Any, shots: list[Example]) -> str:
     return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 
-def _chat_target(ans: str, tok: Any) -> str:
+def _chat_target(q: dict[str, Any], ans: str, tok: Any) -> str:
     eos = getattr(tok, "eos_token", None) or ""
     return f"{ans}{eos}\n"
 
@@ -323,16 +343,16 @@ def _fewshot_prompt(q: dict[str, Any], tok: Any, shots: list[Example]) -> str:
 
 
 PROMPT_FORMATS.register("plain")(
-    PromptFormat("plain", lambda q, t, s: _plain_prompt(q), lambda a, t: f" {a}\n", _leading_int)
+    PromptFormat("plain", lambda q, t, s: _plain_prompt(q), lambda q, a, t: f" {a}\n", _leading_int)
 )
 PROMPT_FORMATS.register("fewshot")(
-    PromptFormat("fewshot", _fewshot_prompt, lambda a, t: f" {a}\n", _leading_int, n_shots=3)
+    PromptFormat("fewshot", _fewshot_prompt, lambda q, a, t: f" {a}\n", _leading_int, n_shots=3)
 )
 PROMPT_FORMATS.register("compact")(
     PromptFormat(
         "compact",
         lambda q, t, s: f"\n{q['a']}{_sym(q)}{q['b']}=",
-        lambda a, t: f"{a}\n",
+        lambda q, a, t: f"{a}\n",
         _leading_int,
     )
 )
@@ -340,8 +360,16 @@ PROMPT_FORMATS.register("compact_rev")(
     PromptFormat(
         "compact_rev",
         lambda q, t, s: f"\n{q['a']}{_sym(q)}{q['b']}=",
-        lambda a, t: f"{a[::-1]}\n",
+        lambda q, a, t: f"{a[::-1]}\n",
         _reverse_parse,
+    )
+)
+PROMPT_FORMATS.register("compact_pp")(
+    PromptFormat(
+        "compact_pp",
+        lambda q, t, s: f"\n{q['a']}{_sym(q)}{q['b']}=",
+        _partial_products_target,
+        _partial_products_parse,
     )
 )
 PROMPT_FORMATS.register("chat")(

@@ -65,6 +65,14 @@ class GrokTrainSpec(BaseModel):
     wd_mult: dict[Literal["embed", "layers", "head"], float] = Field(
         default_factory=dict, description="per-part weight-decay multipliers"
     )
+    grokfast_alpha: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Grokfast-EMA gradient filter (Lee et al. 2024): each gradient g becomes "
+        "g + grokfast_lamb * EMA(g) with this EMA decay (their default 0.98); off when unset",
+    )
+    grokfast_lamb: float = Field(2.0, ge=0, description="Grokfast amplification of the slow EMA")
     eval_every: int = Field(10, ge=1, description="steps between evaluations")
     checkpoint_every: int = Field(500, ge=1)
     stop_after_99: int | None = Field(
@@ -184,6 +192,7 @@ class GrokTrainer:
         self.gen = torch.Generator(device=dev)
         self.gen.manual_seed(seed)
         self.optimizer = self._optimizer()
+        self.grad_ema: list[torch.Tensor] | None = None  # Grokfast-EMA state
         self.step = 0
         self.state: dict[str, Any] = {
             "step_val_acc_99": None,
@@ -262,6 +271,7 @@ class GrokTrainer:
                 "optimizer": self.optimizer.state_dict(),
                 "generator": self.gen.get_state(),
                 "state": self.state,
+                "grad_ema": self.grad_ema,
             },
             tmp,
         )
@@ -277,6 +287,7 @@ class GrokTrainer:
         self.gen.set_state(ck["generator"].cpu())  # generator states are CPU byte tensors
         self.step = int(ck["step"])
         self.state = ck["state"]
+        self.grad_ema = ck.get("grad_ema")
         mpath = self.run_dir / "metrics.jsonl"
         if mpath.exists():
             write_jsonl(mpath, [r for r in read_jsonl(mpath) if r["step"] <= self.step])
@@ -378,6 +389,8 @@ class GrokTrainer:
             loss = F.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if spec.grokfast_alpha is not None:
+                self._grokfast_filter()
             self.optimizer.step()
             self.step += 1
             with torch.no_grad():
@@ -406,6 +419,20 @@ class GrokTrainer:
                 self.emit({"event": "step", "step": self.step, "total": spec.steps, **row})
                 t_last = time.perf_counter()
         return self.finish()
+
+    @torch.no_grad()
+    def _grokfast_filter(self) -> None:
+        """Grokfast-EMA: keep an EMA of the gradients (started at the first gradient, as the
+        authors' ``gradfilter_ema``) and add ``lamb`` times it to each gradient."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        grads = [p.grad for p in params]
+        a = float(self.spec.grokfast_alpha or 0.0)
+        if self.grad_ema is None:
+            self.grad_ema = [g.detach().clone() for g in grads]
+        else:
+            torch._foreach_mul_(self.grad_ema, a)
+            torch._foreach_add_(self.grad_ema, grads, alpha=1.0 - a)
+        torch._foreach_add_(grads, self.grad_ema, alpha=self.spec.grokfast_lamb)
 
     def _autocast(self) -> Any:
         return torch.autocast(
