@@ -133,9 +133,7 @@ def test_per_part_learning_rates(tmp_path: Path) -> None:
 def _authors_gradfilter_ema(m: torch.nn.Module, grads, alpha: float, lamb: float):
     """``gradfilter_ema`` as published with Grokfast (Lee et al. 2024), for comparison."""
     if grads is None:
-        grads = {
-            n: p.grad.data.detach() for n, p in m.named_parameters() if p.grad is not None
-        }
+        grads = {n: p.grad.data.detach() for n, p in m.named_parameters() if p.grad is not None}
     for n, p in m.named_parameters():
         if p.grad is not None:
             grads[n] = grads[n] * alpha + p.grad.data.detach() * (1 - alpha)
