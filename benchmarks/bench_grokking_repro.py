@@ -86,7 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--problem", type=Path, default=ROOT / "problems/grokking_representations.md")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--tasks", nargs="+", default=list(PUBLISHED))
+    ap.add_argument("--tasks", nargs="+", default=list(PUBLISHED), choices=list(PUBLISHED))
     ap.add_argument("--stop-after", type=int, default=None, help="stop_after_99 (steps)")
     ap.add_argument("--snapshots", action="store_true", help="keep the representation snapshots")
     ap.add_argument("--steps", type=int, default=None, help="override steps (quick checks)")
@@ -110,7 +110,8 @@ def main() -> None:
     spec = tomllib.loads(m.group(1))
     spec["study"]["seeds"] = a.seeds
     spec["study"]["name"] = "grokking-repro" + (f"-{a.tag}" if a.tag else "")
-    spec["tasks"] = [t for t in spec["tasks"] if t["id"] in a.tasks]
+    by_id = {t["id"]: t for t in spec["tasks"]}
+    spec["tasks"] = [by_id[i] for i in a.tasks]  # runs go in this order
     if a.p is not None:
         for t in spec["tasks"]:
             t["p"] = a.p
