@@ -95,9 +95,11 @@ def base_dir(session: Path) -> Path:
     return next(session / "runs" / h for h, s in spec.items() if s["condition"] == "baseline")
 
 
-def start(spec: Path, out: Path, home: Path) -> subprocess.Popen[str]:
+def start(spec: Path, out: Path, home: Path, workers: int = 2) -> subprocess.Popen[str]:
+    args = study_args(spec, out)
+    args[args.index("--workers") + 1] = str(workers)
     return subprocess.Popen(
-        smollab_cmd(*study_args(spec, out)),
+        smollab_cmd(*args),
         env=cli_env(home),
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -215,16 +217,25 @@ def test_ctrl_c_exits_130_and_keeps_finished_runs(
     tmp_path: Path, long_spec_path: Path, home: Path
 ) -> None:
     out = tmp_path / "out"
-    proc = start(long_spec_path, out, home)
+    # one worker: the baseline finishes before the fine-tune starts, so "baseline done, fine-tune
+    # in the first half of its training" is a state the study is sure to pass through
+    proc = start(long_spec_path, out, home, workers=1)
     session = out / "intr"
-    wait_for(
-        lambda: (
-            (session / "runs").exists()
-            and any((session / "runs").glob("*/ckpt/last/state.pt"))
-            and any((session / "runs").glob("*/record.json"))
-        ),
-        proc,
-    )
+
+    def mid_training() -> bool:
+        try:
+            ft, base = ft_dir(session), base_dir(session)
+        except (StopIteration, FileNotFoundError, ValueError):
+            return False
+        metrics = ft / "metrics.jsonl"
+        return (
+            (base / "record.json").exists()
+            and (ft / "ckpt" / "last" / "state.pt").exists()
+            and metrics.exists()
+            and len(metrics.read_text().splitlines()) < 10 * STEPS // 2
+        )
+
+    wait_for(mid_training, proc)
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     wait_workers_gone(out)
