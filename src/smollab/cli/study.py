@@ -53,7 +53,7 @@ def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> 
         threads_per_worker=None if workers else spec.execution.threads_per_worker,
     )
     for w in executor.warnings():
-        console.print(f"warning: {w}", style="yellow")
+        console.print(f"warning: {w}", style="yellow", markup=False)
     t0 = time.perf_counter()
     with StudyProgress() as progress:
         res = run_study(

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,15 +75,36 @@ def _die_with_parent() -> None:
         pass
 
 
+def busy_cores(interval: float = 0.5) -> float | None:
+    """How many cores other processes keep busy, sampled from ``/proc/stat`` over ``interval``
+    seconds (Linux; ``None`` elsewhere). Unlike the load average it does not lag by a minute."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+        return sum(vals[:8]), idle
+
+    try:
+        t0, i0 = sample()
+        time.sleep(interval)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if t1 <= t0:
+        return None
+    return (1.0 - (i1 - i0) / (t1 - t0)) * (os.cpu_count() or 1)
+
+
 def cpu_plan_warnings(
-    workers: int, threads: int | None, cpus: int | None = None, load: float | None = None
+    workers: int, threads: int | None, cpus: int | None = None, busy: float | None = None
 ) -> list[str]:
     """Warnings about a local plan that oversubscribes the CPU cores.
 
     Multithreaded torch (OpenMP) slows down by far more than its share when another busy
     thread competes for its cores: a 2-thread SmolLM2 fine-tune measured 3.3 s/step alone and
-    about 30 s/step beside one more busy thread on a 2-core machine. ``load`` is the 1-minute
-    load average before the study starts (``os.getloadavg()[0]``).
+    about 30 s/step beside one more busy thread on a 2-core machine. ``busy`` is the number of
+    cores other processes keep busy before the study starts (:func:`busy_cores`).
     """
     cpus = cpus or os.cpu_count() or 1
     per_run = threads or max(1, cpus // max(1, workers))
@@ -93,11 +115,11 @@ def cpu_plan_warnings(
             f"cores: oversubscribed torch runs slow down by far more than their share. Set "
             f"[execution] workers x threads_per_worker <= {cpus}."
         )
-    if load is not None and per_run > 1 and load >= 1.0:
+    if busy is not None and per_run > 1 and busy >= 0.75:
         out.append(
-            f"the 1-minute load average is {load:.1f} on {cpus} cores: if other processes are "
-            f"busy, {per_run}-thread runs beside them can be several times slower. Let them "
-            "finish first, or set [execution] threads_per_worker = 1."
+            f"other processes keep about {busy:.1f} of the {cpus} cores busy: {per_run}-thread "
+            "runs beside them can be several times slower. Let them finish first, or set "
+            "[execution] threads_per_worker = 1."
         )
     return out
 
@@ -112,11 +134,9 @@ class LocalProcessExecutor(Executor):
         self.threads = threads_per_worker
 
     def warnings(self) -> list[str]:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            load = None
-        return cpu_plan_warnings(self.workers, self.threads, load=load)
+        per_run = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+        busy = busy_cores() if per_run > 1 else None
+        return cpu_plan_warnings(self.workers, self.threads, busy=busy)
 
     def _start(self, job: Job) -> subprocess.Popen[str]:
         env = dict(os.environ)
