@@ -92,10 +92,10 @@ def tiny_problem(dst: Path) -> Path:
         (r"n_test = 200", "n_test = 6"),
         (r'n_test_per_stratum = \{ "1x1" = 50 \}\n', ""),
         (r"batch_size = 64\nseq_len", "batch_size = 8\nseq_len"),
-        (r"steps = 70", "steps = 2"),
+        (r"steps = 60", "steps = 2"),
         (r"warmup_steps = 5", "warmup_steps = 1"),
-        (r"eval_every = 35", "eval_every = 0"),
-        (r"checkpoint_every = 35", "checkpoint_every = 2\nthreads = 1"),
+        (r"eval_every = 30", "eval_every = 0"),
+        (r"checkpoint_every = 30", "checkpoint_every = 2\nthreads = 1"),
     ]:
         text, n = re.subn(pat, rep, text)
         assert n == 1, pat
