@@ -213,7 +213,7 @@ def long_spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return p
 
 
-# Opt-in (make test-slow) until an intermittent failure is explained: in 1 of 4 clean-clone CI
+# Opt-in (make test-slow) until an intermittent failure is explained: in 2 of 4 clean-clone CI
 # runs on 2026-11-22 the study ignored the SIGINT and finished with exit 0 (see the issue note).
 @pytest.mark.slow
 def test_ctrl_c_exits_130_and_keeps_finished_runs(
