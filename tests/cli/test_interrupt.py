@@ -212,17 +212,30 @@ def test_kill_9_mid_training_then_rerun_matches_uninterrupted(
         )
 
 
+LONG = 2 * STEPS
+
+
 @pytest.fixture(scope="module")
 def long_spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same study with 10x the training: the Ctrl-C test waits for the baseline to finish
-    as well as for a checkpoint, and on a quiet machine 300 steps can end before that."""
+    """The same study with twice the training: the Ctrl-C test waits for the baseline to finish
+    and for the fine-tune to be in the first half of its training."""
     p = tmp_path_factory.mktemp("spec-long") / "interrupt.toml"
-    p.write_text(SPEC.replace(f"steps = {STEPS}", f"steps = {10 * STEPS}"))
+    p.write_text(SPEC.replace(f"steps = {STEPS}", f"steps = {LONG}"))
     return p
 
 
-def test_ctrl_c_exits_130_and_keeps_finished_runs(
-    tmp_path: Path, long_spec_path: Path, home: Path
+@pytest.fixture(scope="module")
+def long_reference(
+    tmp_path_factory: pytest.TempPathFactory, long_spec_path: Path, home: Path
+) -> Path:
+    out = tmp_path_factory.mktemp("ref-long")
+    proc = run_cli(*study_args(long_spec_path, out), home=home, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out / "intr"
+
+
+def test_ctrl_c_exits_130_keeps_finished_runs_and_resumes(
+    tmp_path: Path, long_spec_path: Path, home: Path, long_reference: Path
 ) -> None:
     out = tmp_path / "out"
     # one worker: the baseline finishes before the fine-tune starts, so "baseline done, fine-tune
@@ -240,7 +253,7 @@ def test_ctrl_c_exits_130_and_keeps_finished_runs(
             (base / "record.json").exists()
             and (ft / "ckpt" / "last" / "state.pt").exists()
             and metrics.exists()
-            and len(metrics.read_text().splitlines()) < 10 * STEPS // 2
+            and len(metrics.read_text().splitlines()) < LONG // 2
         )
 
     wait_for(mid_training, proc)
@@ -256,3 +269,11 @@ def test_ctrl_c_exits_130_and_keeps_finished_runs(
     assert (ft / "ckpt" / "last" / "state.pt").exists()  # and the last checkpoint
     assert not (ft / "record.json").exists()
     assert read_json(session / "session.json")["stage"] == "runs"
+
+    # the same command again resumes the fine-tune and ends as an uninterrupted study
+    proc2 = run_cli(*study_args(long_spec_path, out), home=home, timeout=300)
+    assert proc2.returncode == 0, proc2.stdout + proc2.stderr
+    assert "resumed ft/seed0 from step" in one_line(proc2.stdout)
+    assert losses(ft) == losses(ft_dir(long_reference))
+    got = read_json(session / "results" / "results.json")
+    assert comparable(got) == comparable(read_json(long_reference / "results" / "results.json"))
