@@ -29,6 +29,18 @@ def test_humaneval_docs_and_requests():
     assert doc["id"] == "HumanEval/0" and doc["prompt"].startswith("from typing import List")
     (req,) = task.requests(doc)
     assert req.stop == HUMANEVAL_STOP and req.temperature == 0.0 and req.max_tokens == 512
+    # bigcode's default: the prompt stripped (it ends at the docstring's closing quotes), and
+    # the program starts with that same prompt
+    raw = doc["problem"]["prompt"]
+    assert raw.endswith('"""\n') and doc["prompt"] == raw.strip()
+    body = "\n    return False\n"
+    prog = task.program(doc, body)
+    assert prog.startswith(raw.strip() + body) and prog.endswith("check(has_close_elements)")
+    compile(prog, "prog.py", "exec")
+    unstripped = make_task("humaneval_unstripped", limit=1, data_dir=str(SHARED))
+    udoc = unstripped.docs()[0]
+    assert udoc["prompt"] == raw
+    assert unstripped.program(udoc, "    return False\n").startswith(raw + "    return False\n")
 
 
 def test_mbpp_prompt_split_and_sanitized_subset():
@@ -60,14 +72,23 @@ def test_problem_category_heuristic():
     assert problem_category("Do the thing") == "other"
 
 
+def as_completion(doc: dict, body: str) -> str:
+    """``body`` follows the problem's stored prompt; as a completion of the (stripped) prompt
+    the model saw, it starts with the whitespace the strip removed."""
+    raw = doc["problem"]["prompt"]
+    return raw[raw.index(doc["prompt"]) + len(doc["prompt"]) :] + body
+
+
 @needs_sandbox
 def test_canonical_solutions_pass_and_pass_bodies_fail():
     task = make_task("humaneval", limit=6, data_dir=str(SHARED))
     docs = task.docs()
-    good = task.score_many(docs, [[d["problem"]["canonical_solution"]] for d in docs])
+    good = task.score_many(
+        docs, [[as_completion(d, d["problem"]["canonical_solution"])] for d in docs]
+    )
     assert [r["pass@1"] for r in good] == [1.0] * 6
     assert all(r["syntax_valid"] == 1.0 and r["outcomes"] == ["passed"] for r in good)
-    bad = task.score_many(docs, [["    pass\n"] for _ in docs])
+    bad = task.score_many(docs, [[as_completion(d, "    pass\n")] for d in docs])
     assert [r["pass@1"] for r in bad] == [0.0] * 6
     assert {o for r in bad for o in r["outcomes"]} <= {"assertion_error", "runtime_error"}
 
@@ -84,12 +105,12 @@ def test_mbpp_reference_code_passes():
 def test_hostile_and_collapsed_completions_fail_and_the_harness_goes_on():
     task = make_task("humaneval", limit=3, n_samples=3, timeout_s=2.0, data_dir=str(SHARED))
     docs = task.docs()
-    forever = "    while True:\n        pass\n"
-    collapsed = "    return return return\n"
-    flood = "    print('x' * 10**7)\n"
+    forever = "\n    while True:\n        pass\n"
+    collapsed = "\n    return return return\n"
+    flood = "\n    print('x' * 10**7)\n"
     responses = [
-        [docs[0]["problem"]["canonical_solution"], forever, collapsed],
-        [flood, docs[1]["problem"]["canonical_solution"], collapsed],
+        [as_completion(docs[0], docs[0]["problem"]["canonical_solution"]), forever, collapsed],
+        [flood, as_completion(docs[1], docs[1]["problem"]["canonical_solution"]), collapsed],
         [collapsed, collapsed, collapsed],
     ]
     recs = task.score_many(docs, responses)
@@ -112,5 +133,8 @@ def test_hostile_and_collapsed_completions_fail_and_the_harness_goes_on():
 def test_every_reference_solution_passes_through_the_task(name, key, n):
     task = make_task(name, data_dir=str(SHARED))
     docs = task.docs()
-    recs = task.score_many(docs, [[d["problem"][key]] for d in docs])
+    bodies = [d["problem"][key] for d in docs]
+    if name == "humaneval":
+        bodies = [as_completion(d, b) for d, b in zip(docs, bodies, strict=True)]
+    recs = task.score_many(docs, [[b] for b in bodies])
     assert len(recs) == n and [r["id"] for r in recs if r["c"] == 0] == []

