@@ -87,3 +87,23 @@ def test_shared_prefix_is_the_same_function(norm: str, n_layer: int) -> None:
     g2 = torch.autograd.grad(want.square().sum(), list(m.parameters()))
     for a, b in zip(g1, g2, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_mha_init_is_nn_multihead_attention_init() -> None:
+    """init = "mha": the attention parameters drawn as nn.MultiheadAttention draws them."""
+    torch.manual_seed(0)
+    m = build_small_model("decoder", {"init": "mha"}, vocab_size=99, n_out=97, seq_len=4)
+    torch.manual_seed(0)
+    plain = build_small_model("decoder", {}, vocab_size=99, n_out=97, seq_len=4)
+    ref = torch.nn.MultiheadAttention(128, 4)
+    for blk, pblk in zip(m.layers, plain.layers, strict=True):
+        assert blk.qkv.weight.shape == ref.in_proj_weight.shape
+        assert torch.count_nonzero(blk.qkv.bias) == 0 == torch.count_nonzero(blk.proj.bias)
+        bound = (6 / (128 + 3 * 128)) ** 0.5  # Xavier-uniform over the (3d, d) in-projection
+        w = blk.qkv.weight.abs()
+        assert w.max() <= bound and w.max() > 0.95 * bound
+        assert torch.count_nonzero(pblk.qkv.bias) > 0  # the default keeps nn.Linear's init
+        # the same distribution as the reference layer's in-projection
+        assert abs(float(w.mean()) - float(ref.in_proj_weight.abs().mean())) < 2e-3
+    # everything else is the default model's
+    torch.testing.assert_close(m.tok.weight, plain.tok.weight)

@@ -33,6 +33,12 @@ class DecoderConfig(BaseModel):
     mlp_ratio: int = Field(4, ge=1)
     norm: Literal["post", "pre"] = "post"
     dropout: float = Field(0.0, ge=0, lt=1)
+    init: Literal["torch", "mha"] = Field(
+        "torch",
+        description="'torch': nn.Linear defaults everywhere; 'mha': the attention initialised "
+        "as nn.MultiheadAttention (the reference template's layer) does it: Xavier-uniform "
+        "in-projection, zero in- and out-projection biases",
+    )
 
     @model_validator(mode="after")
     def _heads(self) -> DecoderConfig:
@@ -139,6 +145,11 @@ class Decoder(nn.Module):
         self.layers = nn.ModuleList(Block(c) for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, n_out)
+        if c.init == "mha":
+            for blk in self.layers:
+                nn.init.xavier_uniform_(blk.qkv.weight)
+                nn.init.zeros_(blk.qkv.bias)
+                nn.init.zeros_(blk.proj.bias)
 
     def forward(self, tokens: torch.Tensor, shared_prefix: int = 0) -> torch.Tensor:
         """Logits at the last position. ``shared_prefix=P`` computes the first P positions once
