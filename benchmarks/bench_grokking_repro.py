@@ -4,6 +4,9 @@
     # the sweep-found configuration (see studies/grokking_sweep.toml), e.g.:
     python benchmarks/bench_grokking_repro.py --workers 2 --stop-after 200 \
         --set lr=0.003 --set weight_decay=1.0 --tag fast
+    # the reference configuration with the template's attention initialisation:
+    python benchmarks/bench_grokking_repro.py --workers 2 --stop-after 200 --model-set init=mha \
+        --tag mha
     # quick check of the script: --steps 30 --tasks x_plus_y --seeds 0 --p 11
 
 Takes the reference protocol of ``problems/grokking_representations.md`` (the reference
@@ -92,6 +95,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="override steps (quick checks)")
     ap.add_argument("--p", type=int, default=None, help="override the modulus (quick checks)")
     ap.add_argument("--set", action="append", default=[], help="condition config key=JSON value")
+    ap.add_argument(
+        "--model-set",
+        action="append",
+        default=[],
+        help="model config key=JSON value (e.g. init=mha: the template's attention init)",
+    )
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads-per-worker", type=int, default=None)
     ap.add_argument("--tag", default="", help="suffix of the session and result file names")
@@ -115,6 +124,7 @@ def main() -> None:
     if a.p is not None:
         for t in spec["tasks"]:
             t["p"] = a.p
+    spec["models"][0].setdefault("config", {}).update(parse_set(a.model_set))
     cond = spec["conditions"][0]
     cfg = cond.setdefault("config", {})
     if not a.snapshots:
@@ -142,6 +152,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "session": str(res.session_dir),
         "config": c["config"],
+        "model_config": spec["models"][0]["config"],
         "seeds": a.seeds,
         "wall_s": round(wall, 1),
         "load_average_1min_end": round(os.getloadavg()[0], 2),
