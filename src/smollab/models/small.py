@@ -142,11 +142,12 @@ class Decoder(nn.Module):
         self.tok = nn.Embedding(vocab_size, c.d_model)
         self.pos = nn.Embedding(seq_len, c.d_model)
         self.embed = nn.Identity()  # hook point: the summed embeddings
-        self.layers = nn.ModuleList(Block(c) for _ in range(c.n_layer))
+        blocks = [Block(c) for _ in range(c.n_layer)]
+        self.layers = nn.ModuleList(blocks)
         self.ln_f = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, n_out)
         if c.init == "mha":
-            for blk in self.layers:
+            for blk in blocks:
                 nn.init.xavier_uniform_(blk.qkv.weight)
                 nn.init.zeros_(blk.qkv.bias)
                 nn.init.zeros_(blk.proj.bias)
