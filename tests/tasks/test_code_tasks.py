@@ -138,3 +138,15 @@ def test_every_reference_solution_passes_through_the_task(name, key, n):
         bodies = [as_completion(d, b) for d, b in zip(docs, bodies, strict=True)]
     recs = task.score_many(docs, [[b] for b in bodies])
     assert len(recs) == n and [r["id"] for r in recs if r["c"] == 0] == []
+
+
+def test_humaneval_version_keeps_old_samples_out() -> None:
+    """Samples written before the prompt was stripped (version 1) are not resumed into it."""
+    from smollab.eval.runner import samples_key
+
+    new = make_task("humaneval", limit=1, data_dir=str(SHARED))
+    old = make_task("humaneval_unstripped", limit=1, data_dir=str(SHARED))
+    assert new.describe()["version"] == 2 and "version" not in old.describe()
+    assert samples_key("m", new) != samples_key("m", old)
+    # tasks never bumped keep their keys: version 1 is not written
+    assert "version" not in make_task("mbpp", limit=1, data_dir=str(SHARED)).describe()

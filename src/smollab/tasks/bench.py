@@ -109,6 +109,14 @@ class BenchTask(ABC):
             "error_type": "correct" if correct else "wrong",
         }
 
+    #: bumped when a task's prompts or scoring change; part of :meth:`describe`, hence of the
+    #: key under which ``smollab eval`` resumes samples (version 1 is left out, so the keys of
+    #: tasks never bumped stay what they were)
+    version: int = 1
+
     def describe(self) -> dict[str, Any]:
         """The resolved configuration, written into the results file."""
-        return self.config.model_dump(mode="json")
+        d = self.config.model_dump(mode="json")
+        if self.version != 1:
+            d["version"] = self.version
+        return d

@@ -209,6 +209,7 @@ class CodeTask(BenchTask):
 class HumanEvalTask(CodeTask):
     stop = HUMANEVAL_STOP
     strip_prompt = True
+    version = 2  # 2: the prompt stripped (samples of version 1 are not resumed into it)
 
     def load_docs(self) -> list[dict[str, Any]]:
         from smollab.sandbox import load_humaneval
@@ -232,6 +233,7 @@ class HumanEvalTask(CodeTask):
 
 class HumanEvalUnstrippedTask(HumanEvalTask):
     strip_prompt = False
+    version = 1
 
 
 class MBPPTask(CodeTask):
