@@ -96,6 +96,11 @@ def busy_cores(interval: float = 0.5) -> float | None:
     return (1.0 - (i1 - i0) / (t1 - t0)) * (os.cpu_count() or 1)
 
 
+def threads_per_run(workers: int, threads: int | None, cpus: int | None = None) -> int:
+    """Threads one run uses: the configured count, else the cores shared among the workers."""
+    return threads or max(1, (cpus or os.cpu_count() or 1) // max(1, workers))
+
+
 def cpu_plan_warnings(
     workers: int, threads: int | None, cpus: int | None = None, busy: float | None = None
 ) -> list[str]:
@@ -107,7 +112,7 @@ def cpu_plan_warnings(
     cores other processes keep busy before the study starts (:func:`busy_cores`).
     """
     cpus = cpus or os.cpu_count() or 1
-    per_run = threads or max(1, cpus // max(1, workers))
+    per_run = threads_per_run(workers, threads, cpus)
     out = []
     if workers * per_run > cpus:
         out.append(
@@ -134,8 +139,8 @@ class LocalProcessExecutor(Executor):
         self.threads = threads_per_worker
 
     def warnings(self) -> list[str]:
-        per_run = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
-        busy = busy_cores() if per_run > 1 else None
+        # sampling /proc/stat takes half a second: only when a run would use several threads
+        busy = busy_cores() if threads_per_run(self.workers, self.threads) > 1 else None
         return cpu_plan_warnings(self.workers, self.threads, busy=busy)
 
     def _start(self, job: Job) -> subprocess.Popen[str]:
