@@ -148,5 +148,8 @@ def test_humaneval_version_keeps_old_samples_out() -> None:
     old = make_task("humaneval_unstripped", limit=1, data_dir=str(SHARED))
     assert new.describe()["version"] == 2 and "version" not in old.describe()
     assert samples_key("m", new) != samples_key("m", old)
+    before = make_task("humaneval", limit=1, data_dir=str(SHARED))
+    before.version = 1  # the same task as it was keyed before the bump
+    assert samples_key("m", before) != samples_key("m", new)
     # tasks never bumped keep their keys: version 1 is not written
     assert "version" not in make_task("mbpp", limit=1, data_dir=str(SHARED)).describe()
