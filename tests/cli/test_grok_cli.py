@@ -21,8 +21,18 @@ from tests.study.test_grok_study import spec_text
         (spec_text(extra_task="train_fraction = 0"), ["train_fraction", "greater than 0"]),
         (spec_text(snaps="[0, 10, 500]"), ["snapshot_steps", "500", "outside the run"]),
         (spec_text(p=5, extra="tsne_points = 30"), ["tsne_points=30", "only 25 pairs"]),
+        (
+            spec_text().replace("n_head = 2 }", 'n_head = 2, init = "xavier" }'),
+            ["models[0].config", "init", "'torch' or 'mha'", "xavier"],
+        ),
     ],
-    ids=["division-not-prime", "train-fraction", "snapshot-beyond-run", "tsne-too-many"],
+    ids=[
+        "division-not-prime",
+        "train-fraction",
+        "snapshot-beyond-run",
+        "tsne-too-many",
+        "unknown-init",
+    ],
 )
 def test_bad_grok_spec_via_cli(cli: Any, tmp_path: Path, text: str, expect: list[str]) -> None:
     spec = tmp_path / "grok.toml"
