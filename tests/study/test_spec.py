@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,35 @@ def test_runspec_hash_depends_on_content(tiny_spec_text: str) -> None:
     assert _run(tiny_spec_text, train=r.train.model_copy(update={"steps": 5})).hash != r.hash
     assert _run(tiny_spec_text, format="plain").hash != r.hash
     assert _run(tiny_spec_text, train=None).hash != r.hash
+
+
+def test_runspec_hash_follows_task_and_format_versions(
+    tiny_spec_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prompt text lives in code: bumping a task's or format's version changes the hash of the
+    runs that use it (so a finished run made with the old prompt is not reused), while parts at
+    version 1 leave the hash exactly as it was before versions existed."""
+    import dataclasses
+
+    from smollab.tasks import PROMPT_FORMATS
+    from smollab.tasks.code import HumanEvalTask
+
+    r = _run(tiny_spec_text)
+    assert "version" not in json.dumps(r.content())  # nothing bumped: old hashes stand
+    before = r.hash
+    fmt = PROMPT_FORMATS.get(r.format)
+    monkeypatch.setitem(PROMPT_FORMATS._items, r.format, dataclasses.replace(fmt, version=2))
+    assert r.content()["format_version"] == 2
+    assert r.hash != before
+    monkeypatch.setitem(PROMPT_FORMATS._items, r.format, fmt)
+    assert r.hash == before
+
+    he = r.model_copy(update={"tasks": [{"id": "he", "task": "humaneval"}]})
+    assert he.content()["tasks"] == [{"id": "he", "task": "humaneval", "version": 2}]
+    v2 = he.hash
+    monkeypatch.setattr(HumanEvalTask, "version", 1)
+    assert he.content()["tasks"] == [{"id": "he", "task": "humaneval"}]
+    assert he.hash != v2
 
 
 # ---------------------------------------------------------------- problem files

@@ -2,7 +2,11 @@
 
 The hash covers model, prompt format, training config, seed, tasks and evaluation settings, not
 the labels (study, condition and model names), so a study re-run with the same content finds its
-finished runs, and two conditions that are secretly identical are caught.
+finished runs, and two conditions that are secretly identical are caught. Prompt text lives in
+code (prompt formats, benchmark tasks), so it enters the hash through a version that is bumped
+whenever the text or the scoring changes: a task's or format's ``version`` is hashed when it is
+not 1 (the hashes of runs whose parts were never bumped stay what they were), and a finished run
+made with the old text is then not reused.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ class RunSpec(BaseModel):
             d.pop("kind")
         if d["config"] is None:
             d.pop("config")
+        d["tasks"] = [_with_version(t) for t in d["tasks"]]
+        fmt_version = _format_version(self.format)
+        if fmt_version != 1:
+            d["format_version"] = fmt_version
         return d
 
     @property
@@ -52,6 +60,23 @@ class RunSpec(BaseModel):
         if self.kind != "lm" and len(self.tasks) == 1:  # one run per task
             return f"{self.condition}/{self.tasks[0].get('id')}/seed{self.seed}"
         return f"{self.condition}/seed{self.seed}"
+
+
+def _with_version(task: dict[str, Any]) -> dict[str, Any]:
+    """The task's config, with ``version`` when its prompts or scoring were ever bumped."""
+    from smollab.tasks import build_task, validate_task_config
+
+    try:
+        version = getattr(build_task(validate_task_config(dict(task))), "version", 1)
+    except Exception:  # noqa: BLE001 - a spec that does not build is refused before any run
+        return task
+    return {**task, "version": version} if version != 1 else task
+
+
+def _format_version(name: str) -> int:
+    from smollab.tasks import PROMPT_FORMATS
+
+    return PROMPT_FORMATS.get(name).version if name in PROMPT_FORMATS else 1
 
 
 def expand(spec: StudySpec) -> list[RunSpec]:

@@ -266,6 +266,9 @@ class PromptFormat:
     parse: Callable[[str], str | None]
     uses_chat_template: bool = False
     n_shots: int = 0
+    #: bumped when the prompt text, target or parsing changes: part of the run hash of every
+    #: study run that uses the format (version 1 is left out, so old hashes stay valid)
+    version: int = 1
 
     def prompt(self, ex: Example, tokenizer: Any = None, shots: list[Example] | None = None) -> str:
         return self.build_prompt(ex.question, tokenizer, shots or [])
