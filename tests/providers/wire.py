@@ -1,13 +1,16 @@
 """A loopback HTTP server that replays recorded wire-format responses, in order.
 
 Each queued response is ``(status, fixture file)``; ``.sse`` fixtures are served as an event
-stream. Every request (path, headers, JSON body) is kept for assertions.
+stream. With ``respond`` set (a function of the JSON body returning ``(status, JSON text)``),
+responses are computed from the request instead. Every request (path, headers, JSON body) is
+kept for assertions.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ class Replay:
     def __init__(self) -> None:
         self.queue: list[tuple[int, str]] = []
         self.requests: list[dict[str, Any]] = []
+        self.respond: Callable[[dict[str, Any]], tuple[int, str]] | None = None
         replay = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,8 +39,12 @@ class Replay:
                         "body": body,
                     }
                 )
-                status, name = replay.queue.pop(0) if replay.queue else (500, "openai_500.json")
-                data = (WIRE / name).read_bytes()
+                if replay.respond is not None:
+                    status, text = replay.respond(body)
+                    name, data = "computed.json", text.encode()
+                else:
+                    status, name = replay.queue.pop(0) if replay.queue else (500, "openai_500.json")
+                    data = (WIRE / name).read_bytes()
                 self.send_response(status)
                 sse = name.endswith(".sse")
                 self.send_header("content-type", "text/event-stream" if sse else "application/json")

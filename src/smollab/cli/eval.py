@@ -50,6 +50,12 @@ def eval_cmd(
     cache: Annotated[
         bool, typer.Option("--cache/--no-cache", help="reuse cached request results")
     ] = True,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url", help="openai:MODEL on an OpenAI-compatible server (vLLM, Ollama)"
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a model on benchmark tasks: results JSON with intervals, per-item samples.
 
@@ -58,12 +64,18 @@ def eval_cmd(
     mbpp_sanitized (code tasks run their tests in the sandbox; --samples N gives pass@k).
     Items finished before an interruption are kept; the same command resumes.
 
+    API models (generation tasks only; keys from ANTHROPIC_API_KEY / OPENAI_API_KEY):
+    --model anthropic:MODEL or openai:MODEL [--base-url URL]; --batch-size is then the number
+    of calls in flight.
+
     Example: smollab eval --model smollm2-135m --task hellaswag --task gsm8k --limit 100
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from smollab.errors import ConfigError
     from smollab.eval.harness import default_out_dir, make_tasks, run_eval, summary_rows
+    from smollab.eval.provider_lm import check_tasks, is_api_source, make_provider_lm
     from smollab.models import load_model
 
     opts: dict[str, Any] = {
@@ -81,9 +93,21 @@ def eval_cmd(
         "num_fewshot": "--num-fewshot",
     }
     tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)
+    api = is_api_source(model)
+    if api:
+        check_tasks(model, tasks)
+    elif base_url:
+        raise ConfigError(
+            f"--base-url is for API models (openai:MODEL on a compatible server); {model!r} is "
+            "a local model. Drop --base-url, or name the server's model as openai:MODEL."
+        )
     for t in tasks:
         t.docs()  # load (and check) every dataset before the model
-    loaded = load_model(model, tokenizer=tokenizer, device=device, dtype=dtype)
+    loaded: Any = (
+        make_provider_lm(model, base_url=base_url, concurrency=batch_size)
+        if api
+        else load_model(model, tokenizer=tokenizer, device=device, dtype=dtype)
+    )
     out_dir = out or default_out_dir(model)
     with Progress(
         TextColumn("{task.description}"),
@@ -112,4 +136,11 @@ def eval_cmd(
     for name, t in results["tasks"].items():
         extra = f", {t['truncated']} prompts cut from the left" if t["truncated"] else ""
         console.print(f"{name}: {t['n']} items in {t['seconds']:.1f} s{extra}")
+    if api:
+        info = results["model_info"]
+        cost = "unknown" if info["cost_usd"] is None else f"${info['cost_usd']:.4f}"
+        console.print(
+            f"{info['calls']} API calls, {info['input_tokens']} input / "
+            f"{info['output_tokens']} output tokens, cost {cost}"
+        )
     print_paths([out_dir / "results.json", out_dir / "summary.md"])

@@ -110,22 +110,30 @@ def run_eval(
     use_cache: bool = True,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``loaded`` (a :class:`~smollab.models.LoadedModel`) on ``tasks``; write and
-    return the results dict (see module docstring for the folder layout)."""
+    """Evaluate ``loaded`` (a :class:`~smollab.models.LoadedModel`, or an API model as a
+    :class:`~smollab.eval.provider_lm.ProviderLM`) on ``tasks``; write and return the results
+    dict (see module docstring for the folder layout)."""
     from smollab.eval.lm import HFLM, RequestCache
+    from smollab.eval.provider_lm import ProviderLM, check_tasks
     from smollab.eval.runner import run_task, summarize
     from smollab.paths import smollab_home
     from smollab.study.env import environment
 
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = RequestCache(smollab_home() / "eval_cache.sqlite") if use_cache else None
-    lm = HFLM(
-        loaded.model,
-        loaded.tokenizer,
-        batch_size=batch_size,
-        cache=cache,
-        model_key=model_key(loaded),
-    )
+    lm: Any
+    if isinstance(loaded, ProviderLM):
+        check_tasks(loaded.source, tasks)
+        lm = loaded
+        lm.cache = cache
+    else:
+        lm = HFLM(
+            loaded.model,
+            loaded.tokenizer,
+            batch_size=batch_size,
+            cache=cache,
+            model_key=model_key(loaded),
+        )
     emit: Callable[[dict[str, Any]], None] = on_event or (lambda e: None)
     results: dict[str, Any] = {
         "model": loaded.source,
@@ -156,6 +164,8 @@ def run_eval(
                 "items_per_second": round(len(records) / compute_s, 3) if compute_s else None,
                 "samples": f"samples_{task.name}.jsonl",
             }
+            if isinstance(lm, ProviderLM):
+                results["model_info"] = lm.info  # calls, tokens and cost so far
             atomic_write_json(path, results)
     finally:
         if cache is not None:

@@ -97,6 +97,32 @@ class RequestCache:
         self._db.close()
 
 
+def cached_requests(
+    cache: RequestCache | None,
+    model_key: str,
+    requests: Sequence[Any],
+    compute: Callable[[list[Any], Any], list[Any]],
+    result_type: Any,
+    progress: Callable[[int], None] | None,
+) -> list[Any]:
+    """``compute`` the requests that ``cache`` does not hold (all of them without a cache), store
+    them, and return every result in request order (``result_type``: the dataclass results are
+    rebuilt as, or None for plain JSON values)."""
+    if cache is None:
+        return compute(list(requests), progress)
+    keys = [RequestCache.key(model_key, r) for r in requests]
+    hits = cache.get_many(keys)
+    todo = [i for i, k in enumerate(keys) if k not in hits]
+    if progress and len(todo) < len(requests):
+        progress(len(requests) - len(todo))
+    fresh = compute([requests[i] for i in todo], progress) if todo else []
+    new = {keys[i]: (asdict(v) if result_type else v) for i, v in zip(todo, fresh, strict=True)}
+    if new:
+        cache.put_many(new)
+    hits.update(new)
+    return [result_type(**hits[k]) if result_type else hits[k] for k in keys]
+
+
 def _select_cache(cache: Any, sel: torch.Tensor) -> Any:
     """A new cache holding rows ``sel`` (repeats allowed) of ``cache``, which stays intact."""
     from transformers.cache_utils import DynamicCache, DynamicLayer
@@ -180,19 +206,7 @@ class HFLM:
     # ------------------------------------------------------------------ caching
 
     def _cached(self, requests, compute, result_type, progress) -> list[Any]:
-        if self.cache is None:
-            return compute(list(requests), progress)
-        keys = [RequestCache.key(self.model_key, r) for r in requests]
-        hits = self.cache.get_many(keys)
-        todo = [i for i, k in enumerate(keys) if k not in hits]
-        if progress and len(todo) < len(requests):
-            progress(len(requests) - len(todo))
-        fresh = compute([requests[i] for i in todo], progress) if todo else []
-        new = {keys[i]: (asdict(v) if result_type else v) for i, v in zip(todo, fresh, strict=True)}
-        if new:
-            self.cache.put_many(new)
-        hits.update(new)
-        return [result_type(**hits[k]) if result_type else hits[k] for k in keys]
+        return cached_requests(self.cache, self.model_key, requests, compute, result_type, progress)
 
     # ------------------------------------------------------------------ loglikelihood
 

@@ -76,6 +76,8 @@ def to_anthropic_messages(messages: list[dict[str, Any]], images: bool) -> list[
 
 
 class AnthropicProvider:
+    #: the Messages API (anthropic SDK 2.x) has no sampling temperature: the server decides
+    supports_temperature = False
     name = "anthropic"
     supports_images = True
 
@@ -111,9 +113,11 @@ class AnthropicProvider:
         return f"anthropic:{self.model}"
 
     def system_blocks(self, system: str, cached_context: str) -> list[dict[str, Any]]:
-        blocks: list[dict[str, Any]] = [
-            {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
-        ]
+        blocks: list[dict[str, Any]] = (
+            [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+            if system
+            else []
+        )
         if cached_context:
             blocks.append(
                 {"type": "text", "text": cached_context, "cache_control": {"type": "ephemeral"}}
@@ -128,13 +132,16 @@ class AnthropicProvider:
         *,
         max_tokens: int,
         cached_context: str = "",
+        temperature: float | None = None,
     ) -> Reply:
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "system": self.system_blocks(system, cached_context),
             "messages": to_anthropic_messages(messages, self.supports_images),
             "max_tokens": max_tokens,
         }
+        if system or cached_context:
+            kwargs["system"] = self.system_blocks(system, cached_context)
+        # ``temperature`` is not sent: the Messages API of anthropic SDK 2.x takes none
         if tools:
             kwargs["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}

@@ -148,9 +148,12 @@ class Provider(Protocol):
         *,
         max_tokens: int,
         cached_context: str = "",
+        temperature: float | None = None,
     ) -> Reply:
         """One call. ``cached_context`` (API reference, code summary) is sent after ``system``
-        and, where the provider supports it, marked for prompt caching.
+        and, where the provider supports it, marked for prompt caching. ``temperature`` is sent
+        only when given and the API takes one (``supports_temperature``; the server's default
+        otherwise); an empty ``system`` is not sent.
 
         Raises:
             AuthError, RateLimited, Outage: after the provider's own retries.

@@ -60,7 +60,7 @@ def map_error(e: Exception, where: str) -> Exception:
 def to_openai_messages(
     system: str, messages: list[dict[str, Any]], images: bool
 ) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for m in messages:
         if m["role"] == "assistant":
             msg: dict[str, Any] = {"role": "assistant", "content": m.get("content") or ""}
@@ -102,6 +102,7 @@ def to_openai_messages(
 
 class OpenAIProvider:
     name = "openai"
+    supports_temperature = True
 
     def __init__(
         self,
@@ -134,6 +135,7 @@ class OpenAIProvider:
         *,
         max_tokens: int,
         cached_context: str = "",
+        temperature: float | None = None,
     ) -> Reply:
         json_mode = self.tool_mode == "json"
         sys_text = system + ("\n\n" + cached_context if cached_context else "")
@@ -144,6 +146,8 @@ class OpenAIProvider:
             "messages": to_openai_messages(sys_text, messages, self.supports_images),
             "max_tokens": max_tokens,
         }
+        if temperature is not None:
+            kwargs["temperature"] = temperature
         if tools and not json_mode:
             kwargs["tools"] = [
                 {
@@ -170,7 +174,12 @@ class OpenAIProvider:
             ):
                 self.tool_mode = "json"
                 return self.complete(
-                    system, messages, tools, max_tokens=max_tokens, cached_context=cached_context
+                    system,
+                    messages,
+                    tools,
+                    max_tokens=max_tokens,
+                    cached_context=cached_context,
+                    temperature=temperature,
                 )
             raise map_error(e, self.where) from None
         if not reply.tool_calls and tools:

@@ -58,6 +58,7 @@ class ScriptedProvider:
         *,
         max_tokens: int,
         cached_context: str = "",
+        temperature: float | None = None,
     ) -> Reply:
         if self.position < len(self.replies):
             d = self.replies[self.position]

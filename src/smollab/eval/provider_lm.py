@@ -1,0 +1,164 @@
+"""The LM interface through an API model (``smollab eval --model openai:MODEL --task ...``).
+
+Model sources ``anthropic:MODEL`` and ``openai:MODEL`` (with ``--base-url``, any
+OpenAI-compatible server: vLLM, Ollama, llama.cpp) evaluate through the providers of
+:mod:`smollab.providers`. Only ``generate`` exists here: chat APIs do not return the
+log-probability of a continuation they did not write, so tasks built on ``loglikelihood``
+(hellaswag, hellaswag_nanogpt, arith_probe) are refused before any call
+(:func:`check_tasks`).
+
+The contract of ``generate`` for an API model: each request is one call with the prompt as the
+only user message and no system prompt, ``max_tokens`` and ``temperature`` as the request asks
+(0 for the greedy tasks), and the reply cut before the first stop string (cut here, since APIs
+cap how many stop strings they take). A prompt written for completion (the few-shot
+``Question: ... Answer:`` of ``gsm8k``, a code prompt) is therefore answered as a chat message,
+not continued: ``gsm8k_chat`` is the variant written for chat models, and code replies are
+scored as completions of the prompt, as the task defines. The Anthropic Messages API (SDK 2.x)
+takes no temperature, so its replies are sampled as the server decides and a repeated run may
+differ; the results file says which (``model_info.temperature``). Calls run ``concurrency`` at
+a time; results go through the same request cache as local models (keyed by provider, model and
+server), and token usage and, where ``providers/prices.toml`` knows the model, cost are
+totalled.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from smollab.errors import ConfigError
+from smollab.eval.generate import _cut
+from smollab.eval.lm import RequestCache, cached_requests
+from smollab.tasks.requests import GenerateRequest, Loglikelihood, LoglikelihoodRequest
+
+API_SCHEMES = ("anthropic", "openai")
+
+
+def is_api_source(source: str) -> bool:
+    """Whether a ``--model`` source names an API model (``anthropic:...``, ``openai:...``)."""
+    scheme, sep, model = source.partition(":")
+    return bool(sep and model) and scheme in API_SCHEMES
+
+
+def check_tasks(source: str, tasks: Sequence[Any]) -> None:
+    """Refuse loglikelihood tasks for an API model, naming them and the tasks that work."""
+    bad = [t.name for t in tasks if t.request_type == "loglikelihood"]
+    if bad:
+        from smollab.eval.harness import bench_task_names, make_task
+
+        ok = [n for n in bench_task_names() if make_task(n).request_type == "generate"]
+        raise ConfigError(
+            f"Task(s) {', '.join(bad)} score the log-probability of given continuations, which "
+            f"the API behind {source!r} does not return. Evaluate them with a local model "
+            f"(e.g. --model smollm2-135m); with an API model use generation tasks: "
+            f"{', '.join(ok)}."
+        )
+
+
+class ProviderLM:
+    """``generate`` through a :class:`~smollab.providers.Provider` (see the module docstring)."""
+
+    def __init__(
+        self,
+        provider: Any,
+        *,
+        concurrency: int = 4,
+        cache: RequestCache | None = None,
+        base_url: str | None = None,
+    ) -> None:
+        from smollab.providers.ledger import price_for
+
+        self.provider = provider
+        self.source = f"{provider.name}:{provider.model}"
+        self.base_url = base_url
+        self.batch_size = concurrency  # the runner writes results every 2 batches
+        self.cache = cache
+        self.model_key = self.source + (f"@{base_url}" if base_url else "")
+        self.max_length = None
+        self.price = price_for(provider.name, provider.model) if not base_url else None
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.usage: dict[str, int | None] = {"input_tokens": 0, "output_tokens": 0}
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the results file records about the model and what its calls cost."""
+        from smollab.providers.base import Usage
+        from smollab.providers.ledger import cost_of
+
+        cost = cost_of(Usage(**self.usage), self.price) if self.calls else 0.0
+        return {
+            "api": self.provider.name,
+            "model": self.provider.model,
+            "base_url": self.base_url,
+            "prompting": "each prompt is the single user message; no system prompt; reply cut "
+            "at the stop strings",
+            "temperature": "as the task asks (0: greedy)"
+            if getattr(self.provider, "supports_temperature", False)
+            else "the server's default (this API takes none)",
+            "calls": self.calls,
+            **self.usage,
+            "cost_usd": None if cost is None else round(cost, 6),
+        }
+
+    def loglikelihood(
+        self,
+        requests: Sequence[LoglikelihoodRequest],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Loglikelihood]:
+        raise ConfigError(
+            f"{self.source} cannot score log-likelihoods (the API does not return them); "
+            "evaluate loglikelihood tasks with a local model."
+        )
+
+    def generate(
+        self,
+        requests: Sequence[GenerateRequest],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """One reply per request, in request order."""
+        return cached_requests(self.cache, self.model_key, requests, self._generate, None, progress)
+
+    def truncated(self, request: GenerateRequest) -> bool:
+        return False  # nothing is cut here; a prompt too long for the API is its error
+
+    def render(self, request: GenerateRequest) -> str:
+        return request.prompt
+
+    def _generate(self, requests: list[GenerateRequest], progress: Any) -> list[str]:
+        with ThreadPoolExecutor(max(1, self.batch_size)) as ex:
+            return list(ex.map(self._one, requests))
+
+    def _one(self, r: GenerateRequest) -> str:
+        reply = self.provider.complete(
+            "",
+            [{"role": "user", "content": r.prompt}],
+            [],
+            max_tokens=r.max_tokens,
+            temperature=r.temperature,
+        )
+        with self._lock:
+            self.calls += 1
+            for k in ("input_tokens", "output_tokens"):
+                got, have = getattr(reply.usage, k), self.usage[k]
+                self.usage[k] = None if got is None or have is None else have + got
+        return _cut(reply.text, r.stop)[0]
+
+
+def make_provider_lm(
+    source: str,
+    *,
+    base_url: str | None = None,
+    concurrency: int = 4,
+    cache: RequestCache | None = None,
+) -> ProviderLM:
+    """A :class:`ProviderLM` for ``anthropic:MODEL`` / ``openai:MODEL`` (keys from the
+    environment, as for the agent)."""
+    from smollab.providers import make_provider
+
+    opts: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    return ProviderLM(
+        make_provider(source, **opts), concurrency=concurrency, cache=cache, base_url=base_url
+    )

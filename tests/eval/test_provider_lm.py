@@ -1,0 +1,165 @@
+"""``smollab eval`` with API models: generation through the real openai and anthropic SDKs
+against a loopback server, scoring, stop strings, the request cache, usage, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smollab.eval.provider_lm import ProviderLM, make_provider_lm
+from smollab.tasks.requests import GenerateRequest
+from tests.cli.test_cli import assert_clean_error
+from tests.providers.wire import Replay
+
+pytest.importorskip("openai")
+pytest.importorskip("anthropic")
+SHARED = Path("/work/shared/data")
+
+
+def _gsm8k_golds(n: int) -> dict[str, str]:
+    rows = [json.loads(x) for x in (SHARED / "gsm8k" / "test.jsonl").read_text().splitlines()]
+    return {r["question"]: r["answer"].split("####")[-1].strip() for r in rows[:n]}
+
+
+def _chat_completion(text: str) -> str:
+    return json.dumps(
+        {
+            "id": "chatcmpl-loop",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "local",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+        }
+    )
+
+
+@pytest.fixture
+def server() -> Any:
+    r = Replay()
+    yield r
+    r.close()
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+def test_gsm8k_chat_through_an_openai_compatible_server(cli: Any, server: Replay, tmp_path: Path):
+    golds = _gsm8k_golds(4)
+    first_question = next(iter(golds))
+
+    def respond(body: dict[str, Any]) -> tuple[int, str]:
+        msg = body["messages"][-1]["content"]
+        q = next(q for q in golds if q in msg)
+        answer = "99999" if q == first_question else golds[q]  # one wrong answer
+        # the text after the stop string must be cut off before scoring
+        return 200, _chat_completion(f"Working.\n#### {answer}\n\nQuestion: more #### 7")
+
+    server.respond = respond
+    out = tmp_path / "ev"
+    url = server.url + "/v1"
+    args = ("eval", "--model", "openai:local", "--base-url", url, "--task", "gsm8k_chat",
+            "--limit", "4", "--data-dir", SHARED, "--batch-size", "2")  # fmt: skip
+    proc = cli(*args, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    t = res["tasks"]["gsm8k_chat"]
+    assert t["n"] == 4
+    assert t["metrics"]["strict_match"]["estimate"] == pytest.approx(0.75)
+    samples = [json.loads(x) for x in (out / "samples_gsm8k_chat.jsonl").read_text().splitlines()]
+    assert all("Question:" not in s["completion"] for s in samples)
+    assert sorted(s["strict_match"] for s in samples) == [0.0, 1.0, 1.0, 1.0]
+    # the wire: one user message (no system prompt), greedy, the task's token budget
+    assert len(server.requests) == 4
+    for r in server.requests:
+        body = r["body"]
+        assert r["path"] == "/v1/chat/completions"
+        assert [m["role"] for m in body["messages"]] == ["user"]
+        assert body["temperature"] == 0.0 and body["max_tokens"] == 256
+        assert "####" in body["messages"][0]["content"]  # the chat instruction
+    info = res["model_info"]
+    assert info["api"] == "openai" and info["model"] == "local" and info["calls"] == 4
+    assert (info["input_tokens"], info["output_tokens"]) == (400, 80)
+    assert info["cost_usd"] is None  # no price for a local server
+    assert info["temperature"].startswith("as the task asks")
+    assert "4 API calls" in proc.stdout
+    # another folder: every reply comes from the request cache, no new call
+    proc = cli(*args, "--out", tmp_path / "again")
+    assert proc.returncode == 0, proc.stderr
+    assert len(server.requests) == 4
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert again["tasks"]["gsm8k_chat"]["metrics"] == t["metrics"]
+
+
+def test_anthropic_wire_for_generation(server: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-loopback-FAKE-0000000000")
+    server.queue += [(200, "anthropic_text_cached.json")] * 2
+    lm = make_provider_lm("anthropic:claude-sonnet-4-5", base_url=server.url, concurrency=1)
+    assert isinstance(lm, ProviderLM)
+    reqs = [GenerateRequest("Say a plan.", ("first",), 32), GenerateRequest("Again.", (), 16)]
+    assert lm.generate(reqs) == ["Plan: baseline ", "Plan: baseline first."]
+    body = server.requests[0]["body"]
+    assert "system" not in body and "temperature" not in body and body["max_tokens"] == 32
+    assert body["messages"] == [{"role": "user", "content": "Say a plan."}]
+    assert lm.info["calls"] == 2 and lm.info["input_tokens"] == 760
+    assert "server's default" in lm.info["temperature"]
+    assert lm.truncated(reqs[0]) is False
+
+
+def test_loglikelihood_tasks_are_refused_for_api_models(cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "ev"
+    msg = assert_clean_error(
+        cli(
+            "eval",
+            "--model",
+            "openai:gpt-4o",
+            "--task",
+            "hellaswag",
+            "--task",
+            "gsm8k",
+            "--out",
+            out,
+        ),  # fmt: skip
+        code=2,
+    )
+    assert "hellaswag" in msg and "log-probability" in msg
+    assert "gsm8k_chat" in msg and "humaneval" in msg  # the tasks that do work
+    assert not out.exists()
+
+
+def test_api_model_without_a_key(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    out = tmp_path / "ev"
+    msg = assert_clean_error(
+        cli(
+            "eval",
+            "--model",
+            "anthropic:claude-sonnet-4-5",
+            "--task",
+            "gsm8k_chat",
+            "--limit",
+            "1",
+            "--data-dir",
+            SHARED,
+            "--out",
+            out,
+        ),  # fmt: skip
+        code=2,
+    )
+    assert "ANTHROPIC_API_KEY is not set" in msg
+    assert not out.exists()
+
+
+def test_base_url_with_a_local_model(cli: Any) -> None:
+    msg = assert_clean_error(
+        cli("eval", "--model", "smollm2-135m", "--task", "gsm8k", "--base-url", "http://x/v1"),
+        code=2,
+    )
+    assert "--base-url" in msg and "openai:MODEL" in msg
