@@ -51,10 +51,12 @@ class RefBlock(nn.Module):
 
 
 class RefModel(nn.Module):
-    def __init__(self, vocab: int, n_out: int, d: int = 128, h: int = 4, layers: int = 2) -> None:
+    def __init__(
+        self, vocab: int, n_out: int, d: int = 128, h: int = 4, layers: int = 2, pos_len: int = 4
+    ) -> None:
         super().__init__()
         self.tok = nn.Embedding(vocab, d)
-        self.pos = nn.Embedding(4, d)
+        self.pos = nn.Embedding(pos_len, d)  # the template allots 5 (one unused)
         self.body = nn.Sequential(*[RefBlock(d, h) for _ in range(layers)], nn.LayerNorm(d))
         self.head = nn.Linear(d, n_out)
 

@@ -101,13 +101,11 @@ def eval_cmd(
             f"--base-url is for API models (openai:MODEL on a compatible server); {model!r} is "
             "a local model. Drop --base-url, or name the server's model as openai:MODEL."
         )
+    # an API model is only a client (its key is checked here): set up before the data
+    api_lm = make_provider_lm(model, base_url=base_url, concurrency=batch_size) if api else None
     for t in tasks:
         t.docs()  # load (and check) every dataset before the model
-    loaded: Any = (
-        make_provider_lm(model, base_url=base_url, concurrency=batch_size)
-        if api
-        else load_model(model, tokenizer=tokenizer, device=device, dtype=dtype)
-    )
+    loaded: Any = api_lm or load_model(model, tokenizer=tokenizer, device=device, dtype=dtype)
     out_dir = out or default_out_dir(model)
     with Progress(
         TextColumn("{task.description}"),
