@@ -147,7 +147,7 @@ def test_api_model_without_a_key(cli: Any, tmp_path: Path, monkeypatch: pytest.M
             "--limit",
             "1",
             "--data-dir",
-            SHARED,
+            tmp_path / "no-data",  # the key is checked before the data
             "--out",
             out,
         ),  # fmt: skip
