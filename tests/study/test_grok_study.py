@@ -65,6 +65,8 @@ def test_reference_protocol_expands_to_four_tasks_times_three_seeds() -> None:
         "grok.permutation",
     }
     assert runs[0].label == "reference/x_plus_y/seed0"
+    # the template's attention initialisation (nn.MultiheadAttention)
+    assert runs[0].model.config["init"] == "mha"
     cfg = runs[0].config
     assert (cfg["lr"], cfg["weight_decay"], cfg["batch_size"], cfg["steps"]) == (
         1e-3,
