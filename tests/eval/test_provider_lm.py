@@ -12,7 +12,7 @@ import pytest
 from smollab.eval.provider_lm import ProviderLM, make_provider_lm
 from smollab.tasks.requests import GenerateRequest
 from tests.cli.test_cli import assert_clean_error
-from tests.providers.wire import Replay
+from tests.providers.wire import WIRE, Replay
 
 pytest.importorskip("openai")
 pytest.importorskip("anthropic")
@@ -101,7 +101,7 @@ def test_gsm8k_chat_through_an_openai_compatible_server(cli: Any, server: Replay
 def test_anthropic_wire_for_generation(server: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-loopback-FAKE-0000000000")
     server.queue += [(200, "anthropic_text_cached.json")] * 2
-    lm = make_provider_lm("anthropic:claude-sonnet-4-5", base_url=server.url, concurrency=1)
+    lm = make_provider_lm("anthropic:claude-sonnet-5-5", base_url=server.url, concurrency=1)
     assert isinstance(lm, ProviderLM)
     reqs = [GenerateRequest("Say a plan.", ("first",), 32), GenerateRequest("Again.", (), 16)]
     assert lm.generate(reqs) == ["Plan: baseline ", "Plan: baseline first."]
@@ -141,7 +141,7 @@ def test_api_model_without_a_key(cli: Any, tmp_path: Path, monkeypatch: pytest.M
         cli(
             "eval",
             "--model",
-            "anthropic:claude-sonnet-4-5",
+            "anthropic:claude-sonnet-5-5",
             "--task",
             "gsm8k_chat",
             "--limit",
@@ -163,3 +163,35 @@ def test_base_url_with_a_local_model(cli: Any) -> None:
         code=2,
     )
     assert "--base-url" in msg and "openai:MODEL" in msg
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+def test_a_rate_limit_mid_run_keeps_the_paid_calls(cli: Any, server: Replay, tmp_path: Path):
+    golds = _gsm8k_golds(4)
+    limited = list(golds)[2]
+    state = {"limit": True}
+
+    def respond(body: dict[str, Any]) -> tuple[int, str]:
+        msg = body["messages"][-1]["content"]
+        q = next(q for q in golds if q in msg)
+        if q == limited and state["limit"]:
+            return 429, (WIRE / "openai_429.json").read_text()
+        return 200, _chat_completion(f"#### {golds[q]}")
+
+    server.respond = respond
+    out = tmp_path / "ev"
+    url = server.url + "/v1"
+    args = ("eval", "--model", "openai:local", "--base-url", url, "--task", "gsm8k_chat",
+            "--limit", "4", "--data-dir", SHARED, "--batch-size", "4", "--out", out)  # fmt: skip
+    msg = assert_clean_error(cli(*args), code=3)
+    assert "429" in msg and "resume" in msg
+    calls = [r["body"]["messages"][0]["content"] for r in server.requests]
+    assert sum(limited in c for c in calls) == 3  # the first try and the SDK's 2 retries
+    assert len(calls) == 6  # 3 answered, 1 failed 3 times
+    state["limit"] = False
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    new = [r["body"]["messages"][0]["content"] for r in server.requests[6:]]
+    assert len(new) == 1 and limited in new[0]  # only the call that failed is made again
+    res = json.loads((out / "results.json").read_text())
+    assert res["tasks"]["gsm8k_chat"]["metrics"]["strict_match"]["estimate"] == 1.0

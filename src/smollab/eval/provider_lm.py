@@ -129,7 +129,15 @@ class ProviderLM:
 
     def _generate(self, requests: list[GenerateRequest], progress: Any) -> list[str]:
         with ThreadPoolExecutor(max(1, self.batch_size)) as ex:
-            return list(ex.map(self._one, requests))
+            return list(ex.map(self._one_cached, requests))
+
+    def _one_cached(self, r: GenerateRequest) -> str:
+        """One call, its reply stored at once: a call that fails (rate limit, outage) costs
+        only itself, and the same command resumes without paying for the others again."""
+        text = self._one(r)
+        if self.cache is not None:
+            self.cache.put_many({RequestCache.key(self.model_key, r): text})
+        return text
 
     def _one(self, r: GenerateRequest) -> str:
         reply = self.provider.complete(
