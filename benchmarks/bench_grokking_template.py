@@ -148,9 +148,6 @@ def compare(ours: list[float | None], template: list[int | None], path: str) -> 
     return out
 
 
-T0 = time.perf_counter()
-
-
 def run_all(a: argparse.Namespace) -> list[dict[str, Any]]:
     jobs = [(t, s) for t in a.tasks for s in a.seeds]
     runs = []
@@ -198,12 +195,13 @@ def main() -> None:
         a.tasks = list(dict.fromkeys(r["task"] for r in runs))
         out = a.from_file
     else:
+        t0 = time.perf_counter()
         runs = run_all(a)
         res = {
             "command": "python benchmarks/bench_grokking_template.py " + " ".join(sys.argv[1:]),
             "torch": torch.__version__,
             "threads_per_run": 1,
-            "wall_s": round(time.perf_counter() - T0, 1),
+            "wall_s": round(time.perf_counter() - t0, 1),
             "load_average_1min_end": round(os.getloadavg()[0], 2),
             "tasks": {},
             "runs": runs,

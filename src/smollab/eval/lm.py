@@ -104,10 +104,13 @@ def cached_requests(
     compute: Callable[[list[Any], Any], list[Any]],
     result_type: Any,
     progress: Callable[[int], None] | None,
+    *,
+    compute_stores: bool = False,
 ) -> list[Any]:
     """``compute`` the requests that ``cache`` does not hold (all of them without a cache), store
     them, and return every result in request order (``result_type``: the dataclass results are
-    rebuilt as, or None for plain JSON values)."""
+    rebuilt as, or None for plain JSON values). ``compute_stores``: ``compute`` puts each result
+    in the cache itself as it arrives (API calls), so they are not written a second time."""
     if cache is None:
         return compute(list(requests), progress)
     keys = [RequestCache.key(model_key, r) for r in requests]
@@ -117,7 +120,7 @@ def cached_requests(
         progress(len(requests) - len(todo))
     fresh = compute([requests[i] for i in todo], progress) if todo else []
     new = {keys[i]: (asdict(v) if result_type else v) for i, v in zip(todo, fresh, strict=True)}
-    if new:
+    if new and not compute_stores:
         cache.put_many(new)
     hits.update(new)
     return [result_type(**hits[k]) if result_type else hits[k] for k in keys]

@@ -119,7 +119,15 @@ class ProviderLM:
         progress: Callable[[int], None] | None = None,
     ) -> list[str]:
         """One reply per request, in request order."""
-        return cached_requests(self.cache, self.model_key, requests, self._generate, None, progress)
+        return cached_requests(
+            self.cache,
+            self.model_key,
+            requests,
+            self._generate,
+            None,
+            progress,
+            compute_stores=True,  # each reply is stored as it arrives (_one_cached)
+        )
 
     def truncated(self, request: GenerateRequest) -> bool:
         return False  # nothing is cut here; a prompt too long for the API is its error

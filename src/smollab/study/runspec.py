@@ -64,11 +64,12 @@ class RunSpec(BaseModel):
 
 def _with_version(task: dict[str, Any]) -> dict[str, Any]:
     """The task's config, with ``version`` when its prompts or scoring were ever bumped."""
+    from smollab.errors import SmollabError
     from smollab.tasks import build_task, validate_task_config
 
     try:
         version = getattr(build_task(validate_task_config(dict(task))), "version", 1)
-    except Exception:  # noqa: BLE001 - a spec that does not build is refused before any run
+    except SmollabError:  # a spec that does not build is refused before any run
         return task
     return {**task, "version": version} if version != 1 else task
 
