@@ -8,12 +8,18 @@ tokenizer, saved to a local dir) and each task (HellaSwag acc/acc_norm, GSM8K 5-
 strict-match/flexible-extract), both harnesses evaluate the first ``--limit`` items of the same
 local files: ours in this process, lm-evaluation-harness (a separate venv; install it with
 ``python3 -m venv /work/venvs/lmeval && /work/venvs/lmeval/bin/pip install torch==2.13.0 &&
-/work/venvs/lmeval/bin/pip install lm-eval==0.4.13``) in a subprocess, through task configs
+/work/venvs/lmeval/bin/pip install "lm-eval[hf]==0.4.13" transformers==5.23.0``) in a
+subprocess, through task configs
 written here that point its ``json`` dataset loader at the same files (offline: nothing is
 downloaded). Per item it compares the predicted ending (acc and acc_norm) and, for GSM8K, the
 completion and both extracted answers; every mismatch is listed. Speed: items/s of each on the
 same items, batch size and threads, model loading excluded. Bar: ours >= 3x lm-eval's items/s
 on HellaSwag; zero prediction mismatches.
+
+Long runs can be split: ``--start S`` evaluates only items [S, limit) of a ``--limit`` run (every
+prompt is built as in that run, so the few-shot draws are the same), ``--lm-eval-procs K`` splits
+lm-eval's items over K processes and ``--parallel`` runs them beside ours. Wall-clock speeds are
+then not comparable (the processes share the cores); the CPU seconds still are.
 
 Writes ``benchmarks/results/eval_parity.json`` (override with ``--out``).
 """
@@ -119,6 +125,15 @@ DRIVER = textwrap.dedent(
     lm = HFLM(pretrained=args["model"], batch_size=args["batch_size"], device=args["device"],
               dtype="float32")
     tm = TaskManager(include_path=args["include"])
+    lo, hi = args["lo"], args["hi"]
+    # every request of the --limit run is built (so few-shot draws are those of that run), but
+    # only items with lo <= doc_id < hi are computed; the others get a placeholder and are dropped
+    for name, blank in (("generate_until", ""), ("loglikelihood", (0.0, False))):
+        def wrapped(reqs, disable_tqdm=False, _orig=getattr(lm, name), _blank=blank):
+            keep = [r for r in reqs if lo <= r.doc_id < hi]
+            got = iter(_orig(keep, disable_tqdm=disable_tqdm) if keep else [])
+            return [next(got) if lo <= r.doc_id < hi else _blank for r in reqs]
+        setattr(lm, name, wrapped)
     out = {}
     for task in args["tasks"]:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -130,11 +145,14 @@ DRIVER = textwrap.dedent(
         samples = res["samples"]["smollab_" + task]
         items = []
         for s in samples:
+            if not lo <= s["doc_id"] < hi:
+                continue
             items.append({"doc_id": s["doc_id"], "filter": s.get("filter"),
                           "resps": s["resps"], "filtered_resps": s["filtered_resps"],
                           "metrics": {k: s[k] for k in ("acc", "acc_norm", "exact_match")
                                       if k in s}})
-        out[task] = {"seconds": dt, "cpu_seconds": cpu, "items": items, "results": res["results"]}
+        out[task] = {"seconds": dt, "cpu_seconds": cpu, "items": items, "results": res["results"],
+                     "partial": (lo, hi) != (0, args["limit"])}
     json.dump(out, open(args["dump"], "w"))
     """
 )
@@ -187,6 +205,9 @@ def run_ours(model_dir: str, tasks: list[str], args: argparse.Namespace) -> dict
             # data loading included, as in lm-eval's timing
             t0, c0 = time.perf_counter(), time.process_time()
             task = make_task(t, limit=args.limit, data_dir=str(args.data_dir))
+            if args.start:  # the --limit run's prompts (few-shot draws), items [start, limit)
+                docs = task.docs()[args.start :]
+                task.docs = lambda docs=docs: docs  # type: ignore[method-assign]
             records, _ = run_task(lm, task, Path(tmp))
             out[t] = {
                 "seconds": time.perf_counter() - t0,
@@ -196,14 +217,17 @@ def run_ours(model_dir: str, tasks: list[str], args: argparse.Namespace) -> dict
     return out
 
 
-def run_lmeval(model_dir: str, tasks: list[str], args: argparse.Namespace, work: Path) -> Any:
+def start_lmeval(
+    model_dir: str, tasks: list[str], args: argparse.Namespace, work: Path
+) -> list[tuple[subprocess.Popen[str], Path]]:
+    """Start lm-eval on items [start, limit), split into ``--lm-eval-procs`` contiguous ranges
+    that run as concurrent processes (each with ``--threads`` threads)."""
     include = work / "lmeval_tasks"
     include.mkdir(parents=True, exist_ok=True)
     for t in tasks:
         (include / f"smollab_{t}.yaml").write_text(
             TASK_YAML[t].format(data=args.data_dir.resolve())
         )
-    dump = work / "lmeval_out.json"
     env = dict(os.environ)
     env.update(
         HF_DATASETS_OFFLINE="1",
@@ -213,25 +237,72 @@ def run_lmeval(model_dir: str, tasks: list[str], args: argparse.Namespace, work:
         TOKENIZERS_PARALLELISM="false",
     )
     env.pop("PYTHONPATH", None)
-    payload = {
-        "model": model_dir,
-        "tasks": tasks,
-        "limit": args.limit,
-        "batch_size": args.lm_eval_batch_size or args.batch_size,
-        "device": args.device,
-        "threads": args.threads,
-        "include": str(include),
-        "dump": str(dump),
+    k = max(1, args.lm_eval_procs)
+    n = args.limit - args.start
+    bounds = [args.start + n * i // k for i in range(k + 1)]
+    procs = []
+    for i in range(k):
+        dump = work / f"lmeval_out_{i}.json"
+        payload = {
+            "model": model_dir,
+            "tasks": tasks,
+            "limit": args.limit,
+            "lo": bounds[i],
+            "hi": bounds[i + 1],
+            "batch_size": args.lm_eval_batch_size or args.batch_size,
+            "device": args.device,
+            "threads": args.threads,
+            "include": str(include),
+            "dump": str(dump),
+        }
+        log = open(work / f"lmeval_{i}.log", "w")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen(
+            [args.lm_eval_python, "-c", DRIVER, json.dumps(payload)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        procs.append((proc, dump))
+    return procs
+
+
+def finish_lmeval(procs: list[tuple[subprocess.Popen[str], Path]], work: Path) -> Any:
+    """Wait for the lm-eval processes and merge their items; the timings are summed (CPU) and
+    taken as the slowest process (wall)."""
+    merged: dict[str, Any] = {}
+    for i, (proc, dump) in enumerate(procs):
+        if proc.wait() != 0:
+            tail = (work / f"lmeval_{i}.log").read_text()[-4000:]
+            raise SystemExit(f"lm-eval failed:\n{tail}")
+        for t, r in json.loads(dump.read_text()).items():
+            m = merged.setdefault(t, {"seconds": 0.0, "cpu_seconds": 0.0, "items": [], "parts": []})
+            m["partial"] = r["partial"]
+            m["seconds"] = max(m["seconds"], r["seconds"])
+            m["cpu_seconds"] += r["cpu_seconds"]
+            m["items"] += r["items"]
+            m["parts"].append(r["results"])
+    for m in merged.values():
+        # lm-eval's own aggregate also counts the placeholder items outside [start, limit)
+        parts = m.pop("parts")
+        m["results"] = parts[0] if len(parts) == 1 and not m.get("partial") else None
+    return merged
+
+
+def item_scores(ref_items: list[dict[str, Any]], ours: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each harness's scores over the compared items, computed from its per-item metrics."""
+    ref: dict[str, list[float]] = {}
+    for s in ref_items:
+        for k, v in s["metrics"].items():
+            name = k if s["filter"] in (None, "none") else f"{k},{s['filter']}"
+            ref.setdefault(name, []).append(float(v))
+    names = {"acc": "acc", "acc_norm": "acc_norm",
+             "exact_match,strict-match": "strict_match",
+             "exact_match,flexible-extract": "flexible_extract"}  # fmt: skip
+    return {
+        "lm_eval": {k: sum(v) / len(v) for k, v in ref.items()},
+        "ours": {k: sum(float(r[names[k]]) for r in ours) / len(ours) for k in ref},
     }
-    proc = subprocess.run(
-        [args.lm_eval_python, "-c", DRIVER, json.dumps(payload)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"lm-eval failed:\n{proc.stderr[-4000:]}")
-    return json.loads(dump.read_text())
 
 
 def _argmax(xs: list[float]) -> int:
@@ -293,6 +364,13 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["smollm2", "tiny-gpt2"])
     ap.add_argument("--tasks", nargs="+", default=["hellaswag", "gsm8k"])
     ap.add_argument("--limit", type=int, default=500)
+    ap.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help="evaluate only items [start, limit) of the --limit run (same prompts and few-shot "
+        "draws), e.g. to extend an earlier run",
+    )
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument(
         "--lm-eval-batch-size",
@@ -303,6 +381,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     ap.add_argument("--device", default="cpu")
     ap.add_argument(
+        "--lm-eval-procs", type=int, default=1, help="split lm-eval's items over K processes"
+    )
+    ap.add_argument(
+        "--parallel",
+        action="store_true",
+        help="run lm-eval concurrently with ours (timings then share the cores; the CPU "
+        "seconds stay comparable)",
+    )
+    ap.add_argument(
         "--data-dir", type=Path, default=Path(os.environ.get("SMOLLAB_DATA_DIR", "../shared/data"))
     )
     ap.add_argument("--lm-eval-python", default="/work/venvs/lmeval/bin/python")
@@ -312,8 +399,13 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="smollab-parity-"))
     work.mkdir(parents=True, exist_ok=True)
     dirs = prepare_models(args.models, args.data_dir, work)
+    if not 0 <= args.start < args.limit:
+        raise SystemExit(f"--start {args.start} must be in [0, --limit {args.limit})")
     report: dict[str, Any] = {
         "limit": args.limit,
+        "start": args.start,
+        "lm_eval_procs": args.lm_eval_procs,
+        "parallel": args.parallel,
         "batch_size": args.batch_size,
         "lm_eval_batch_size": args.lm_eval_batch_size or args.batch_size,
         "threads": args.threads,
@@ -322,10 +414,13 @@ def main() -> None:
     }
     ok = True
     for name, d in dirs.items():
+        (work / name).mkdir(parents=True, exist_ok=True)
+        procs = start_lmeval(d, args.tasks, args, work / name) if args.parallel else []
         ours = run_ours(d, args.tasks, args)
         for t in args.tasks:
             print(f"{name}: ours {t}: {ours[t]['seconds']:.1f} s", flush=True)
-        ref = run_lmeval(d, args.tasks, args, work / name)
+        procs = procs or start_lmeval(d, args.tasks, args, work / name)
+        ref = finish_lmeval(procs, work / name)
         rep: dict[str, Any] = {}
         for t in args.tasks:
             cmp = (compare_hellaswag if t == "hellaswag" else compare_gsm8k)(
@@ -344,6 +439,7 @@ def main() -> None:
                 ours_seconds=o_s,
                 lm_eval_seconds=r_s,
                 lm_eval_results=ref[t]["results"],
+                scores=item_scores(ref[t]["items"], ours[t]["records"]),
             )
             rep[t] = cmp
             ok &= not cmp["mismatches"]
