@@ -106,5 +106,8 @@ def test_humaneval_through_the_cli_runs_tests_in_the_sandbox(cli, tmp_path):
 
 def test_samples_option_on_tasks_that_take_none(cli):
     msg = assert_clean_error(cli("eval", *MODEL, "--task", "hellaswag", "--samples", "5"), code=2)
-    want = "--samples applies to the tasks humaneval, humaneval_unstripped, mbpp, mbpp_sanitized"
+    want = (
+        "--samples applies to the tasks humaneval, humaneval_chat, humaneval_unstripped, mbpp, "
+        "mbpp_chat, mbpp_sanitized"
+    )
     assert want in msg

@@ -195,3 +195,45 @@ def test_a_rate_limit_mid_run_keeps_the_paid_calls(cli: Any, server: Replay, tmp
     assert len(new) == 1 and limited in new[0]  # only the call that failed is made again
     res = json.loads((out / "results.json").read_text())
     assert res["tasks"]["gsm8k_chat"]["metrics"]["strict_match"]["estimate"] == 1.0
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+def test_humaneval_chat_through_an_api_model(cli: Any, server: Replay, tmp_path: Path):
+    """A chat model restates the function in a fence: humaneval_chat scores that code."""
+    from smollab.sandbox import load_humaneval, sandbox_status
+
+    if sandbox_status() is not None:
+        pytest.skip("sandbox unavailable here")
+    problems = {p["entry_point"]: p for p in load_humaneval(str(SHARED))[:3]}
+
+    def respond(body: dict[str, Any]) -> tuple[int, str]:
+        msg = body["messages"][-1]["content"]
+        name = next(n for n in problems if f"def {n}(" in msg)
+        p = problems[name]
+        code = p["prompt"] + p["canonical_solution"]
+        if name == "truncate_number":  # HumanEval/2: a wrong function
+            code = "def truncate_number(number):\n    return 0.5\n"
+        return 200, _chat_completion(f"Here you go:\n\n```python\n{code}```\n\nHope it helps.")
+
+    server.respond = respond
+    out = tmp_path / "ev"
+    proc = cli("eval", "--model", "openai:local", "--base-url", server.url + "/v1",
+               "--task", "humaneval_chat", "--limit", "3", "--data-dir", SHARED,
+               "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    t = json.loads((out / "results.json").read_text())["tasks"]["humaneval_chat"]
+    assert t["n"] == 3 and t["metrics"]["pass@1"]["estimate"] == pytest.approx(2 / 3)
+    assert t["outcomes"] == {"passed": 2, "assertion_error": 1}
+    for r in server.requests:
+        body = r["body"]
+        assert [m["role"] for m in body["messages"]] == ["user"]
+        assert body["max_tokens"] == 512 and body["temperature"] == 0.0
+        assert "```python" in body["messages"][0]["content"]
+
+
+def test_api_models_default_to_fewer_calls_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smollab.eval.provider_lm import API_CONCURRENCY
+
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    lm = make_provider_lm("openai:local", base_url="http://127.0.0.1:9/v1")
+    assert lm.batch_size == API_CONCURRENCY == 8

@@ -8,7 +8,7 @@ import pytest
 
 from smollab.errors import ConfigError
 from smollab.eval.harness import make_task
-from smollab.tasks.code import HUMANEVAL_STOP, MBPP_STOP, problem_category
+from smollab.tasks.code import HUMANEVAL_STOP, MBPP_STOP, extract_code, problem_category
 
 SHARED = Path("/work/shared/data")
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
@@ -153,3 +153,73 @@ def test_humaneval_version_keeps_old_samples_out() -> None:
     assert samples_key("m", before) != samples_key("m", new)
     # tasks never bumped keep their keys: version 1 is not written
     assert "version" not in make_task("mbpp", limit=1, data_dir=str(SHARED)).describe()
+
+
+def test_extract_code_from_chat_replies():
+    fenced = "Sure!\n```python\ndef f(x):\n    return x\n```\nIt returns x."
+    assert extract_code(fenced) == "def f(x):\n    return x"
+    # an unlabelled fence; a shell block is passed over for the Python one
+    assert extract_code("```\nx = 1\n```") == "x = 1"
+    assert extract_code("```bash\npip install x\n```\n```py\ny = 2\n```") == "y = 2"
+    # several Python blocks: the one defining the entry point
+    two = "```python\nimport math\n```\n```python\ndef g():\n    return 1\n```"
+    assert extract_code(two, "g") == "def g():\n    return 1"
+    assert extract_code(two) == "import math"
+    # cut off by the token budget: up to the end; no fence at all: the whole reply
+    assert extract_code("```python\ndef h():\n    return") == "def h():\n    return"
+    assert extract_code("\ndef k():\n    pass\n") == "def k():\n    pass"
+
+
+def test_chat_code_tasks_prompts_are_chat_messages():
+    he = make_task("humaneval_chat", limit=1, data_dir=str(SHARED))
+    doc = he.docs()[0]
+    (req,) = he.requests(doc)
+    assert req.chat and req.stop == () and req.max_tokens == 512
+    assert doc["prompt"].startswith("Complete the following Python function.\n\n```python\n")
+    assert (
+        doc["problem"]["prompt"].rstrip() in doc["prompt"]
+        and "```python code block" in doc["prompt"]
+    )
+    mb = make_task("mbpp_chat", limit=1, data_dir=str(SHARED))
+    mdoc = mb.docs()[0]
+    assert mb.requests(mdoc)[0].chat and mdoc["problem"]["test_list"][0] in mdoc["prompt"]
+    # new task names: their samples never mix with the completion tasks'
+    from smollab.eval.runner import samples_key
+
+    assert samples_key("m", he) != samples_key("m", make_task("humaneval", limit=1))
+
+
+@needs_sandbox
+def test_humaneval_chat_replies_are_scored_on_their_code():
+    task = make_task("humaneval_chat", limit=11, data_dir=str(SHARED))
+    docs = {d["id"]: d for d in task.docs()}
+    p0, p10 = docs["HumanEval/0"]["problem"], docs["HumanEval/10"]["problem"]
+    # the whole function restated in a fence, with prose around it
+    whole = f"Here is the function:\n```python\n{p0['prompt']}{p0['canonical_solution']}```\nDone."
+    # HumanEval/10 calls is_palindrome, defined only in the prompt: a reply with just the
+    # entry point still passes, since the program starts with the prompt
+    src = p10["prompt"] + p10["canonical_solution"]
+    only_entry = "```python\n" + src[src.index("def make_palindrome") :] + "```"
+    # a bare body, not indented, no fence
+    body = "\n".join(line[4:] for line in p0["canonical_solution"].splitlines() if line.strip())
+    wrong = "```python\ndef has_close_elements(numbers, threshold):\n    return True\n```"
+    prose = "I cannot help with that."
+    recs = task.score_many(
+        [docs["HumanEval/0"], docs["HumanEval/10"], docs["HumanEval/0"], docs["HumanEval/0"],
+         docs["HumanEval/0"]],
+        [[whole], [only_entry], [body], [wrong], [prose]],
+    )  # fmt: skip
+    assert [r["pass@1"] for r in recs] == [1.0, 1.0, 1.0, 0.0, 0.0]
+    assert recs[0]["completions"] == [whole]  # the raw reply is kept
+    assert recs[0]["syntax_valid"] == 1.0  # measured on the extracted code's program
+    assert recs[3]["outcomes"] == ["assertion_error"]
+
+
+@needs_sandbox
+def test_mbpp_chat_reference_code_in_a_fence_passes():
+    task = make_task("mbpp_chat", limit=3, data_dir=str(SHARED))
+    docs = task.docs()
+    replies = [[f"```python\n{d['problem']['code']}\n```\nThis works."] for d in docs]
+    assert [r["pass@1"] for r in task.score_many(docs, replies)] == [1.0] * 3
+    wrong = [["```python\ndef nothing():\n    pass\n```"] for _ in docs]
+    assert [r["pass@1"] for r in task.score_many(docs, wrong)] == [0.0] * 3

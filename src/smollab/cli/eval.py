@@ -20,7 +20,14 @@ def eval_cmd(
     num_fewshot: Annotated[
         int | None, typer.Option("--num-fewshot", min=0, help="few-shot examples")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            help="requests per batch (default 32); API models: calls in flight (default 8)",
+        ),
+    ] = None,
     max_tokens: Annotated[
         int | None,
         typer.Option("--max-tokens", min=1, help="generation budget (gsm8k, code tasks)"),
@@ -60,13 +67,14 @@ def eval_cmd(
     """Evaluate a model on benchmark tasks: results JSON with intervals, per-item samples.
 
     Tasks: hellaswag, hellaswag_nanogpt, gsm8k, gsm8k_chat, arith_probe, humaneval,
-    humaneval_unstripped, mbpp,
-    mbpp_sanitized (code tasks run their tests in the sandbox; --samples N gives pass@k).
+    humaneval_unstripped, humaneval_chat, mbpp, mbpp_sanitized, mbpp_chat (code tasks run
+    their tests in the sandbox; --samples N gives pass@k; the _chat variants are for instruct
+    and API models, scored on the reply's fenced code).
     Items finished before an interruption are kept; the same command resumes.
 
     API models (generation tasks only; keys from ANTHROPIC_API_KEY / OPENAI_API_KEY):
     --model anthropic:MODEL or openai:MODEL [--base-url URL]; --batch-size is then the number
-    of calls in flight.
+    of calls in flight (default 8).
 
     Example: smollab eval --model smollm2-135m --task hellaswag --task gsm8k --limit 100
     """
@@ -75,7 +83,12 @@ def eval_cmd(
 
     from smollab.errors import ConfigError
     from smollab.eval.harness import default_out_dir, make_tasks, run_eval, summary_rows
-    from smollab.eval.provider_lm import check_tasks, is_api_source, make_provider_lm
+    from smollab.eval.provider_lm import (
+        API_CONCURRENCY,
+        check_tasks,
+        is_api_source,
+        make_provider_lm,
+    )
     from smollab.models import load_model
 
     opts: dict[str, Any] = {
@@ -94,6 +107,7 @@ def eval_cmd(
     }
     tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)
     api = is_api_source(model)
+    batch_size = batch_size or (API_CONCURRENCY if api else 32)
     if api:
         check_tasks(model, tasks)
     elif base_url:

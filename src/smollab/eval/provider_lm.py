@@ -12,8 +12,9 @@ only user message and no system prompt, ``max_tokens`` and ``temperature`` as th
 (0 for the greedy tasks), and the reply cut before the first stop string (cut here, since APIs
 cap how many stop strings they take). A prompt written for completion (the few-shot
 ``Question: ... Answer:`` of ``gsm8k``, a code prompt) is therefore answered as a chat message,
-not continued: ``gsm8k_chat`` is the variant written for chat models, and code replies are
-scored as completions of the prompt, as the task defines. The Anthropic Messages API (SDK 2.x)
+not continued: ``gsm8k_chat``, ``humaneval_chat`` and ``mbpp_chat`` are the variants written for
+chat models (the code tasks score the reply's fenced code); the completion variants score the
+reply as a continuation of the prompt, as they define. The Anthropic Messages API (SDK 2.x)
 takes no temperature, so its replies are sampled as the server decides and a repeated run may
 differ; the results file says which (``model_info.temperature``). Calls run ``concurrency`` at
 a time; results go through the same request cache as local models (keyed by provider, model and
@@ -34,6 +35,9 @@ from smollab.eval.lm import RequestCache, cached_requests
 from smollab.tasks.requests import GenerateRequest, Loglikelihood, LoglikelihoodRequest
 
 API_SCHEMES = ("anthropic", "openai")
+#: calls in flight when ``smollab eval`` is not given ``--batch-size`` (low enough for the
+#: rate limits of a new API key)
+API_CONCURRENCY = 8
 
 
 def is_api_source(source: str) -> bool:
@@ -64,7 +68,7 @@ class ProviderLM:
         self,
         provider: Any,
         *,
-        concurrency: int = 4,
+        concurrency: int = API_CONCURRENCY,
         cache: RequestCache | None = None,
         base_url: str | None = None,
     ) -> None:
@@ -167,7 +171,7 @@ def make_provider_lm(
     source: str,
     *,
     base_url: str | None = None,
-    concurrency: int = 4,
+    concurrency: int = API_CONCURRENCY,
     cache: RequestCache | None = None,
 ) -> ProviderLM:
     """A :class:`ProviderLM` for ``anthropic:MODEL`` / ``openai:MODEL`` (keys from the

@@ -17,6 +17,19 @@ Prompting, stop sequences and post-processing follow bigcode-evaluation-harness:
                     Items: the standard test split, task ids 11-510.
 ``mbpp_sanitized``  the same on the hand-checked subset (its test-split items, 257).
 
+Chat variants, for instruct and API models (the request is one chat message, no stop strings;
+the model's reply is expected to hold a fenced code block):
+
+``humaneval_chat``  "Complete the following Python function" with the unstripped prompt in a
+                    ``python`` fence. The code is the first ``python``/``py``/unlabelled fenced
+                    block (the one defining the entry point if several do; the whole reply when
+                    it has no fence, an unterminated last fence up to the end). Program: the
+                    problem's prompt (so its imports and helper functions are defined), then the
+                    code, which redefines the entry point; a reply that does not define it is
+                    taken as the body and indented under the prompt.
+``mbpp_chat``       the problem text, its first test and "reply with the Python code in a
+                    ``python`` fence"; program: the extracted code, then the tests.
+
 Every program runs in :class:`smollab.sandbox.Sandbox` (never in this process); a timeout, a
 crash or a failed assert is a failed sample. With ``n_samples`` > 1 the samples are drawn at
 ``temperature`` (default 0.8, top-p 0.95; sample j uses seed j) and pass@k is the unbiased
@@ -54,6 +67,28 @@ CATEGORIES = (
     ("math", re.compile(r"\b(number|numbers|integer|integers|prime|sum|digits?|factorial|"
                         r"divisible|even|odd|fibonacci|area|volume|square|power)\b", re.I)),
 )  # fmt: skip
+
+
+FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)
+PY_LANGS = ("python", "py", "python3", "")
+CHAT_CODE_INSTRUCTION = (
+    "Reply with the complete Python code in a single ```python code block, without tests or "
+    "example usage."
+)
+
+
+def extract_code(reply: str, entry_point: str | None = None) -> str:
+    """The code of a chat reply: its first Python (``python``/``py``/unlabelled) fenced block,
+    preferring one that defines ``entry_point``; the whole reply when it has no fence. A last
+    fence cut off by the token budget counts up to the end of the reply."""
+    blocks = [(lang.lower(), code) for lang, code in FENCE.findall(reply)]
+    if not blocks:
+        return reply.strip("\n")
+    py = [c for lang, c in blocks if lang in PY_LANGS] or [c for _, c in blocks]
+    if entry_point:
+        defines = re.compile(rf"^\s*(async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.M)
+        py = [c for c in py if defines.search(c)] or py
+    return py[0]
 
 
 def problem_category(text: str) -> str:
@@ -115,6 +150,7 @@ class CodeTask(BenchTask):
     metrics = ("pass@1", "syntax_valid", "repeat_ngram_ratio", "doubled_keyword")
     config: CodeConfig
     stop: tuple[str, ...] = ()
+    chat = False  # the prompt is a chat message (wrapped in the model's chat template)
 
     def __init__(self, config: CodeConfig) -> None:
         super().__init__(config)
@@ -142,6 +178,7 @@ class CodeTask(BenchTask):
                 temperature=temp,
                 top_p=self.config.top_p if temp > 0 else 1.0,
                 seed=j if temp > 0 else 0,
+                chat=self.chat,
             )
             for j in range(n)
         ]
@@ -155,6 +192,11 @@ class CodeTask(BenchTask):
     def program(self, doc: dict[str, Any], completion: str) -> str:
         """The whole test program for one completion (prompt + completion + the item's tests)."""
 
+    def code(self, doc: dict[str, Any], completion: str) -> str:
+        """The code the model wrote (what the code metrics measure): the completion itself,
+        or, for the chat variants, the code extracted from the reply."""
+        return completion
+
     def score_many(
         self, docs: Sequence[dict[str, Any]], responses: Sequence[Sequence[str]]
     ) -> list[dict[str, Any]]:
@@ -167,7 +209,7 @@ class CodeTask(BenchTask):
         records = []
         for d, completions in zip(docs, responses, strict=True):
             vs = [next(verdicts) for _ in completions]
-            per = [code_metrics(next(progs), c) for c in completions]
+            per = [code_metrics(next(progs), self.code(d, c)) for c in completions]
             n, c = len(vs), sum(v.passed for v in vs)
             rec: dict[str, Any] = {
                 "id": d["id"],
@@ -268,7 +310,70 @@ class MBPPSanitizedTask(MBPPTask):
     sanitized = True
 
 
+class HumanEvalChatTask(HumanEvalTask):
+    """HumanEval for chat models: the reply's fenced code redefines the entry point."""
+
+    stop = ()
+    strip_prompt = False
+    chat = True
+    version = 1
+
+    def load_docs(self) -> list[dict[str, Any]]:
+        docs = super().load_docs()
+        for d in docs:
+            d["prompt"] = (
+                "Complete the following Python function.\n\n```python\n"
+                f"{d['problem']['prompt'].rstrip()}\n```\n\n{CHAT_CODE_INSTRUCTION}"
+            )
+        return docs
+
+    def code(self, doc: dict[str, Any], completion: str) -> str:
+        return extract_code(completion, doc["problem"]["entry_point"])
+
+    def program(self, doc: dict[str, Any], completion: str) -> str:
+        from textwrap import dedent, indent
+
+        from smollab.sandbox import humaneval_program
+
+        problem = doc["problem"]
+        code = dedent(self.code(doc, completion))
+        defines = re.compile(rf"^(async\s+)?def\s+{re.escape(problem['entry_point'])}\s*\(", re.M)
+        # the prompt alone is valid Python (the function's body is its docstring): its imports
+        # and helpers stay defined, and the reply's definition replaces the stub
+        body = "\n" + code if defines.search(code) else indent(code, "    ")
+        return humaneval_program(problem, body)
+
+
+class MBPPChatTask(MBPPTask):
+    """MBPP for chat models: the problem, its first test, the reply's fenced code."""
+
+    stop = ()
+    chat = True
+
+    def load_docs(self) -> list[dict[str, Any]]:
+        docs = super().load_docs()
+        for d in docs:
+            p = d["problem"]
+            d["prompt"] = (
+                f"{p['text']}\nYour code should pass this test:\n\n```python\n"
+                f"{p['test_list'][0]}\n```\n\n{CHAT_CODE_INSTRUCTION}"
+            )
+        return docs
+
+    def code(self, doc: dict[str, Any], completion: str) -> str:
+        return extract_code(completion)
+
+    def program(self, doc: dict[str, Any], completion: str) -> str:
+        from textwrap import dedent
+
+        from smollab.sandbox import mbpp_program
+
+        return mbpp_program(doc["problem"], dedent(self.code(doc, completion)))
+
+
 TASKS.register("humaneval")((CodeConfig, HumanEvalTask))
 TASKS.register("humaneval_unstripped")((CodeConfig, HumanEvalUnstrippedTask))
 TASKS.register("mbpp")((CodeConfig, MBPPTask))
 TASKS.register("mbpp_sanitized")((CodeConfig, MBPPSanitizedTask))
+TASKS.register("humaneval_chat")((CodeConfig, HumanEvalChatTask))
+TASKS.register("mbpp_chat")((CodeConfig, MBPPChatTask))
