@@ -137,6 +137,11 @@ def main() -> None:
     ap.add_argument(
         "--no-shared-prefix-too", action="store_true", help="also time fp32 without shared prefix"
     )
+    ap.add_argument(
+        "--no-shared-prefix",
+        action="store_true",
+        help="every run without the shared-prefix forward (static shapes, e.g. for --compile)",
+    )
     ap.add_argument("--no-snapshots", action="store_true", help="skip the snapshot run")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
@@ -161,7 +166,16 @@ def main() -> None:
         print(runs[-1], flush=True)
     for prec in a.precision:
         for comp in [False, True] if a.compile else [False]:
-            runs.append(smollab_run(task, a.steps, compile=comp, snapshots=False, precision=prec))
+            runs.append(
+                smollab_run(
+                    task,
+                    a.steps,
+                    compile=comp,
+                    snapshots=False,
+                    precision=prec,
+                    shared=not a.no_shared_prefix,
+                )
+            )
             print(runs[-1], flush=True)
     if not a.no_snapshots:
         best_plain = min(runs, key=lambda r: r["wall_s"])
@@ -172,6 +186,7 @@ def main() -> None:
                 compile=best_plain["compile"],
                 snapshots=True,
                 precision=best_plain["precision"],
+                shared=best_plain["shared_prefix"],
             )
         )
         print(runs[-1], flush=True)
