@@ -291,6 +291,8 @@ def finish_lmeval(procs: list[tuple[subprocess.Popen[str], Path]], work: Path) -
 
 def item_scores(ref_items: list[dict[str, Any]], ours: list[dict[str, Any]]) -> dict[str, Any]:
     """Each harness's scores over the compared items, computed from its per-item metrics."""
+    ids = {str(s["doc_id"]) for s in ref_items}
+    ours = [r for r in ours if r["id"] in ids]
     ref: dict[str, list[float]] = {}
     for s in ref_items:
         for k, v in s["metrics"].items():
@@ -359,6 +361,40 @@ def compare_gsm8k(ours: list[dict[str, Any]], ref: list[dict[str, Any]]) -> dict
     return {"n": len(seen), "mismatches": mism, "completions_differ": completions_differ}
 
 
+def compare_saved(args: argparse.Namespace) -> None:
+    """``--compare-files``: the per-item comparison from saved results of one model and task
+    (e.g. a run stopped before all of lm-eval's processes finished). Our timing is not in the
+    samples file and is left out; lm-eval's is summed over the given dumps."""
+    from smollab.io import read_jsonl
+
+    (name,), (t,) = args.models, args.tasks
+    ours_path, *dumps = args.compare_files
+    ours = read_jsonl(ours_path)
+    ref_items: list[dict[str, Any]] = []
+    seconds = cpu = 0.0
+    for d in dumps:
+        r = json.loads(d.read_text())[t]
+        ref_items += r["items"]
+        seconds, cpu = seconds + r["seconds"], cpu + r["cpu_seconds"]
+    cmp = (compare_hellaswag if t == "hellaswag" else compare_gsm8k)(ours, ref_items)
+    cmp.update(
+        lm_eval_seconds=seconds,
+        lm_eval_cpu_seconds=cpu,
+        doc_ids=[min(s["doc_id"] for s in ref_items), max(s["doc_id"] for s in ref_items)],
+        scores=item_scores(ref_items, ours),
+        from_files=[str(f) for f in args.compare_files],
+    )
+    report = {"limit": args.limit, "batch_size": args.batch_size, "threads": args.threads,
+              "models": {name: {t: cmp}}}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(
+        f"{name} {t}: n={cmp['n']} doc_ids {cmp['doc_ids']} "
+        f"mismatches={len(cmp['mismatches'])} scores={cmp['scores']}; written {args.out}"
+    )
+    sys.exit(0 if not cmp["mismatches"] else 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["smollm2", "tiny-gpt2"])
@@ -395,7 +431,18 @@ def main() -> None:
     ap.add_argument("--lm-eval-python", default="/work/venvs/lmeval/bin/python")
     ap.add_argument("--work", type=Path, default=None, help="scratch dir (default: a temp dir)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/eval_parity.json")
+    ap.add_argument(
+        "--compare-files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="compare saved results instead of running: our samples_<task>.jsonl, then "
+        "lm-eval dumps (lmeval_out_<i>.json in --work) for the items they cover",
+    )
     args = ap.parse_args()
+    if args.compare_files:
+        compare_saved(args)
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="smollab-parity-"))
     work.mkdir(parents=True, exist_ok=True)
     dirs = prepare_models(args.models, args.data_dir, work)
