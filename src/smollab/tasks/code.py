@@ -77,6 +77,12 @@ CHAT_CODE_INSTRUCTION = (
 )
 
 
+def defines(code: str, name: str, *, top_level: bool = False) -> bool:
+    """Whether ``code`` has a ``def name(`` (at column 0 only, with ``top_level``)."""
+    indent = "" if top_level else r"\s*"
+    return re.search(rf"^{indent}(async\s+)?def\s+{re.escape(name)}\s*\(", code, re.M) is not None
+
+
 def extract_code(reply: str, entry_point: str | None = None) -> str:
     """The code of a chat reply: its first Python (``python``/``py``/unlabelled) fenced block,
     preferring one that defines ``entry_point``; the whole reply when it has no fence. A last
@@ -86,8 +92,7 @@ def extract_code(reply: str, entry_point: str | None = None) -> str:
         return reply.strip("\n")
     py = [c for lang, c in blocks if lang in PY_LANGS] or [c for _, c in blocks]
     if entry_point:
-        defines = re.compile(rf"^\s*(async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.M)
-        py = [c for c in py if defines.search(c)] or py
+        py = [c for c in py if defines(c, entry_point)] or py
     return py[0]
 
 
@@ -337,10 +342,10 @@ class HumanEvalChatTask(HumanEvalTask):
 
         problem = doc["problem"]
         code = dedent(self.code(doc, completion))
-        defines = re.compile(rf"^(async\s+)?def\s+{re.escape(problem['entry_point'])}\s*\(", re.M)
         # the prompt alone is valid Python (the function's body is its docstring): its imports
         # and helpers stay defined, and the reply's definition replaces the stub
-        body = "\n" + code if defines.search(code) else indent(code, "    ")
+        top = defines(code, problem["entry_point"], top_level=True)
+        body = "\n" + code if top else indent(code, "    ")
         return humaneval_program(problem, body)
 
 
