@@ -10,6 +10,17 @@ tests in the sandbox). Prints a table and writes ``benchmarks/results/eval_full.
 metrics with 95% intervals, seconds, items/s) next to the per-item samples in ``--out``.
 The request cache is off, so every number is computed afresh; ``--limit`` checks the script at
 small sizes.
+
+A long task can be split over processes (one core each) and merged, through ``smollab eval``'s
+resume: ``--shard I/N`` evaluates the items whose index is I modulo N into ``OUT/shardIofN``
+(prompts, few-shot draws and scoring are those of the whole run); then ``--merge N`` gathers the
+shards' samples into ``OUT``, where the unsharded engine finds every item done and writes the
+results. The time reported for a merged task is the sum of the shards' compute seconds (what one
+process would have taken), next to the longest shard's.
+
+    python benchmarks/bench_eval_full.py --tasks gsm8k --threads 1 --shard 0/2 &
+    python benchmarks/bench_eval_full.py --tasks gsm8k --threads 1 --shard 1/2; wait
+    python benchmarks/bench_eval_full.py --tasks gsm8k --merge 2
 """
 
 from __future__ import annotations
@@ -38,7 +49,22 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/eval_full")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/eval_full.json")
+    ap.add_argument(
+        "--shard", default=None, metavar="I/N", help="evaluate items i with i %% N == I"
+    )
+    ap.add_argument("--merge", type=int, default=None, metavar="N", help="merge N shards' samples")
     args = ap.parse_args()
+    shard = None
+    if args.shard is not None:
+        try:
+            i, n = (int(x) for x in args.shard.split("/"))
+        except ValueError:
+            ap.error(f"--shard {args.shard!r}: expected I/N, for example 0/2")
+        if not 0 <= i < n:
+            ap.error(f"--shard {args.shard!r}: I must be in [0, N)")
+        shard = (i, n)
+        args.out = args.out / f"shard{i}of{n}"
+        args.json = args.json.with_suffix(f".shard{i}of{n}.json")
 
     import torch
 
@@ -50,7 +76,18 @@ def main() -> None:
     loaded = load_model(args.model, device=args.device)
     load_s = time.perf_counter() - t0
     tasks = [make_task(t, limit=args.limit, data_dir=str(args.data_dir)) for t in args.tasks]
+    if shard is not None:
+        for task in tasks:
+            every = task.docs()
+            task.docs = lambda every=every: [
+                d for j, d in enumerate(every) if j % shard[1] == shard[0]
+            ]  # type: ignore[method-assign]
+    shard_times = merge_shards(args, tasks) if args.merge else {}
     res = run_eval(loaded, tasks, args.out, batch_size=args.batch_size, use_cache=False)
+    for name, (total, longest) in shard_times.items():
+        t = res["tasks"][name]
+        t["seconds"], t["longest_shard_seconds"] = total, longest
+        t["items_per_second"] = round(t["n"] / total, 3)
     summary = {
         "model": args.model,
         "threads": args.threads,
@@ -65,6 +102,12 @@ def main() -> None:
                 "seconds": t["seconds"],
                 "items_per_second": t["items_per_second"],
                 "truncated": t["truncated"],
+                **(
+                    {"shards": args.merge, "longest_shard_seconds": t["longest_shard_seconds"]}
+                    if "longest_shard_seconds" in t
+                    else {}
+                ),
+                **({"shard": args.shard} if shard else {}),
             }
             for name, t in res["tasks"].items()
         },
@@ -76,6 +119,29 @@ def main() -> None:
     for name, t in res["tasks"].items():
         print(f"{name:12s} {t['n']} items in {t['seconds']:.1f} s ({t['items_per_second']} it/s)")
     print(f"written {args.json} and {args.out}/")
+
+
+def merge_shards(args: argparse.Namespace, tasks: list) -> dict[str, tuple[float, float]]:
+    """Copy the N shards' samples of each task into ``args.out`` (the engine then resumes every
+    item); return per task (sum, max) of the shards' compute seconds."""
+    import shutil
+
+    times = {}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        name, secs, lines = task.name, [], []
+        for i in range(args.merge):
+            d = args.out / f"shard{i}of{args.merge}"
+            res = json.loads((d / "results.json").read_text())["tasks"].get(name)
+            if res is None:
+                sys.exit(f"{d}/results.json has no finished {name!r}: run --shard {i}/{args.merge}")
+            secs.append(res["compute_seconds"])
+            lines += (d / f"samples_{name}.jsonl").read_text().splitlines()
+            meta = d / f"samples_{name}.meta.json"
+        shutil.copy(meta, args.out / meta.name)
+        (args.out / f"samples_{name}.jsonl").write_text("\n".join(lines) + "\n")
+        times[name] = (round(sum(secs), 3), round(max(secs), 3))
+    return times
 
 
 if __name__ == "__main__":
