@@ -54,6 +54,10 @@ def main() -> None:
     )
     ap.add_argument("--merge", type=int, default=None, metavar="N", help="merge N shards' samples")
     args = ap.parse_args()
+    if args.shard is not None and args.merge is not None:
+        ap.error("--shard and --merge are separate steps: run the shards first, then --merge N")
+    if args.merge is not None and args.merge < 1:
+        ap.error(f"--merge {args.merge}: the number of shards must be at least 1")
     shard = None
     if args.shard is not None:
         try:
@@ -126,20 +130,25 @@ def merge_shards(args: argparse.Namespace, tasks: list) -> dict[str, tuple[float
     item); return per task (sum, max) of the shards' compute seconds."""
     import shutil
 
+    from smollab.io import read_jsonl, write_jsonl
+
     times = {}
     args.out.mkdir(parents=True, exist_ok=True)
     for task in tasks:
-        name, secs, lines = task.name, [], []
+        name, secs, rows = task.name, [], []
         for i in range(args.merge):
             d = args.out / f"shard{i}of{args.merge}"
-            res = json.loads((d / "results.json").read_text())["tasks"].get(name)
-            if res is None:
-                sys.exit(f"{d}/results.json has no finished {name!r}: run --shard {i}/{args.merge}")
-            secs.append(res["compute_seconds"])
-            lines += (d / f"samples_{name}.jsonl").read_text().splitlines()
-            meta = d / f"samples_{name}.meta.json"
-        shutil.copy(meta, args.out / meta.name)
-        (args.out / f"samples_{name}.jsonl").write_text("\n".join(lines) + "\n")
+            done = json.loads((d / "results.json").read_text())["tasks"] if d.exists() else {}
+            if name not in done:
+                sys.exit(
+                    f"error: {d} has no finished {name!r}: run this script with --shard "
+                    f"{i}/{args.merge} (same --tasks, --limit and --out) before --merge."
+                )
+            secs.append(done[name]["compute_seconds"])
+            rows += read_jsonl(d / f"samples_{name}.jsonl")
+        meta = f"samples_{name}.meta.json"
+        shutil.copy(args.out / f"shard0of{args.merge}" / meta, args.out / meta)
+        write_jsonl(args.out / f"samples_{name}.jsonl", rows)
         times[name] = (round(sum(secs), 3), round(max(secs), 3))
     return times
 

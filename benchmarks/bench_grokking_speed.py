@@ -133,7 +133,6 @@ def main() -> None:
     ap.add_argument("--ref-steps", type=int, default=300, help="reference steps timed (0: skip)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile")
-    ap.add_argument("--compile-only", action="store_true", help="time torch.compile alone")
     ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     ap.add_argument(
         "--no-shared-prefix-too", action="store_true", help="also time fp32 without shared prefix"
@@ -166,7 +165,7 @@ def main() -> None:
         )
         print(runs[-1], flush=True)
     for prec in a.precision:
-        for comp in [True] if a.compile_only else [False, True] if a.compile else [False]:
+        for comp in [False, True] if a.compile else [False]:
             runs.append(
                 smollab_run(
                     task,
