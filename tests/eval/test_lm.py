@@ -71,6 +71,49 @@ def test_loglikelihood_matches_one_at_a_time_reference(gpt2_bpe, batch_size):
         assert not g.truncated
 
 
+MANY = [
+    LoglikelihoodRequest(f"Item {k}: " + "a long context " * (k % 5) + "then", f" end{j}" * (1 + j))
+    for k in range(9)
+    for j in range(3)
+]
+
+
+@needs_tok
+@pytest.mark.parametrize("mode", ["merged", "one_pass_at_a_time", "kv_budget", "unmergeable"])
+def test_continuations_of_several_context_passes_share_batches(gpt2_bpe, monkeypatch, mode):
+    """Continuations from context passes of different widths are batched together (each
+    context's cache right-aligned to the widest); flushing per pass, on the KV budget, or for
+    caches that cannot be merged gives the same results."""
+    import smollab.eval.lm as lm_mod
+
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=2)
+    if mode == "one_pass_at_a_time":
+        monkeypatch.setattr(lm_mod, "CONTEXT_PASSES", 1)
+    elif mode == "kv_budget":
+        monkeypatch.setattr(lm_mod, "KV_BUDGET", 1)
+    elif mode == "unmergeable":
+        run = lm._run_contexts
+
+        def unmergeable(batch):
+            part = run(batch)
+            part.mergeable = False
+            return part
+
+        monkeypatch.setattr(lm, "_run_contexts", unmergeable)
+    passes: list[int] = []
+    score = lm._score_continuations
+    monkeypatch.setattr(
+        lm, "_score_continuations", lambda parts, *a: (passes.append(len(parts)), score(parts, *a))
+    )
+    got = lm.loglikelihood(MANY)
+    # 9 distinct contexts in passes of 2: merged into one group, else one pass per group
+    assert passes == ([5] if mode == "merged" else [1] * 5)
+    for r, g in zip(MANY, got, strict=True):
+        lp, greedy, n = reference_ll(lm, r.context, r.continuation)
+        assert g.logprob == pytest.approx(lp, abs=1e-4)
+        assert (g.is_greedy, g.n_tokens) == (greedy, n)
+
+
 @needs_tok
 def test_trailing_space_moves_to_continuation(gpt2_bpe):
     lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer)
@@ -134,7 +177,7 @@ def test_results_are_cached_by_request_hash(gpt2_bpe, tmp_path, monkeypatch):
     first = lm.loglikelihood(REQS[:3])
     gen = lm.generate([GenerateRequest("Hello", ("\n",), 4)])
     calls = []
-    monkeypatch.setattr(lm, "_score_groups", lambda *a: calls.append(a))
+    monkeypatch.setattr(lm, "_run_contexts", lambda *a: calls.append(a))
     monkeypatch.setattr(lm, "_generate", lambda *a: calls.append(a))
     assert lm.loglikelihood(REQS[:3]) == first
     assert lm.generate([GenerateRequest("Hello", ("\n",), 4)]) == gen

@@ -34,7 +34,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ import torch
 
 from smollab.errors import ConfigError
 from smollab.eval.generate import _last_logits_kwargs, greedy_generate
+from smollab.models.cpu_kernels import packed_linears
 from smollab.tasks.requests import GenerateRequest, Loglikelihood, LoglikelihoodRequest
 
 __all__ = [
@@ -152,10 +153,33 @@ def model_window(model: Any, tokenizer: Any, default: int = 2048) -> int:
     return default
 
 
+#: context passes whose continuations are batched together (see ``HFLM._loglikelihood``)
+CONTEXT_PASSES = 8
+#: ... unless their KV caches reach this many bytes first
+KV_BUDGET = 1 << 30
+
+
+@dataclass
+class _Contexts:
+    """One forward pass over a batch of contexts, kept until their continuations are scored."""
+
+    members: list[list[tuple[int, list[int]]]]  # per context row: (request index, tokens)
+    cache: Any
+    mask: torch.Tensor  # (rows, width), left-padded
+    last_pos: torch.Tensor  # (rows,) position id of each context's last token
+    first_logp: torch.Tensor  # (rows, vocab) log-probs of the first continuation token
+    truncated: list[bool]
+    mergeable: bool  # a plain DynamicCache: rows of several passes can share a batch
+    kv_bytes: int
+
+
 class HFLM:
     """The LM interface over any Hugging Face causal LM (see the module docstring).
 
     ``model_key`` names the weights for the request cache; leave ``cache`` unset to disable it.
+    ``onednn``: on a float32 CPU model, run the linear layers through oneDNN's packed kernels
+    while requests are computed (:func:`smollab.models.cpu_kernels.packed_linears`; same results
+    up to rounding, 1.2-2x faster matrix products).
     """
 
     def __init__(
@@ -167,8 +191,10 @@ class HFLM:
         max_length: int | None = None,
         cache: RequestCache | None = None,
         model_key: str = "",
+        onednn: bool = True,
     ) -> None:
         self.model = model
+        self.onednn = onednn
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.max_length = max_length or model_window(model, tokenizer)
@@ -209,7 +235,13 @@ class HFLM:
     # ------------------------------------------------------------------ caching
 
     def _cached(self, requests, compute, result_type, progress) -> list[Any]:
-        return cached_requests(self.cache, self.model_key, requests, compute, result_type, progress)
+        def run(todo: list[Any], prog: Any) -> list[Any]:
+            if not self.onednn:
+                return compute(todo, prog)
+            with packed_linears(self.model):
+                return compute(todo, prog)
+
+        return cached_requests(self.cache, self.model_key, requests, run, result_type, progress)
 
     # ------------------------------------------------------------------ loglikelihood
 
@@ -243,18 +275,28 @@ class HFLM:
             groups.setdefault(tuple(ctx), []).append((i, cont))
         out: list[Loglikelihood | None] = [None] * len(requests)
         # contexts longest first (a batch that does not fit in memory fails at once, not at
-        # the end), batch_size contexts per first pass
+        # the end), batch_size contexts per pass; the continuations of up to CONTEXT_PASSES
+        # passes (within KV_BUDGET bytes of cache) are then sorted by length together, so
+        # their batches carry little padding
         order = sorted(groups, key=lambda c: -len(c))
+        pending: list[_Contexts] = []
         for start in range(0, len(order), self.batch_size):
             batch = [(ctx, groups[ctx]) for ctx in order[start : start + self.batch_size]]
-            self._score_groups(batch, out, progress)
+            pending.append(self._run_contexts(batch))
+            full = (
+                len(pending) >= CONTEXT_PASSES
+                or sum(p.kv_bytes for p in pending) >= KV_BUDGET
+                or not pending[-1].mergeable
+            )
+            if full or start + self.batch_size >= len(order):
+                self._score_continuations(pending, out, progress)
+                pending = []
         return [o for o in out if o is not None]
 
     @torch.inference_mode()
-    def _score_groups(self, batch, out, progress) -> None:
-        """Score the continuations of several contexts: one forward pass over the contexts
-        (left-padded, one row each), then the continuations, sorted by length into batches of
-        ``batch_size`` rows (little padding), each row on a copy of its context's KV cache."""
+    def _run_contexts(self, batch) -> _Contexts:
+        """One forward pass over several contexts (left-padded, one row each): their KV cache
+        and the log-probabilities of the first continuation token."""
         window = self.max_length
         ctxs: list[list[int]] = []
         truncated: list[bool] = []
@@ -279,41 +321,110 @@ class HFLM:
         res = self.model(
             input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **self._last
         )
-        first_logp = torch.log_softmax(res.logits[:, -1, :].float(), dim=-1)
         cache = res.past_key_values
-        rows = [(g, i, cont) for g, (_, members) in enumerate(batch) for i, cont in members]
+        layers = getattr(cache, "layers", None) or []
+        from transformers.cache_utils import DynamicLayer
+
+        mergeable = bool(layers) and all(type(x) is DynamicLayer for x in layers)
+        kv_bytes = sum(x.keys.nbytes + x.values.nbytes for x in layers) if mergeable else KV_BUDGET
+        return _Contexts(
+            members=[m for _, m in batch],
+            cache=cache,
+            mask=mask,
+            last_pos=pos[:, -1],
+            first_logp=torch.log_softmax(res.logits[:, -1, :].float(), dim=-1),
+            truncated=truncated,
+            mergeable=mergeable,
+            kv_bytes=kv_bytes,
+        )
+
+    def _gather_cache(self, parts: list[_Contexts], rows: list[tuple[int, int]]) -> tuple:
+        """The KV cache and attention mask for continuation rows ``rows`` = (part, context row):
+        each context's cache right-aligned (left-padded) to the widest among them."""
+        if len(parts) == 1 or not all(p.mergeable for p in parts):
+            (p,) = {r[0] for r in rows}  # unmergeable caches are scored one pass at a time
+            sel = torch.tensor([g for _, g in rows], device=self.device)
+            return _select_cache(parts[p].cache, sel), parts[p].mask[sel]
+        from transformers.cache_utils import DynamicCache
+
+        width = max(parts[p].mask.shape[1] for p, _ in rows)
+        by_part: dict[int, tuple[list[int], list[int]]] = {}
+        for r, (p, g) in enumerate(rows):
+            dst, src = by_part.setdefault(p, ([], []))
+            dst.append(r)
+            src.append(g)
+        index = {
+            p: (torch.tensor(dst, device=self.device), torch.tensor(src, device=self.device))
+            for p, (dst, src) in by_part.items()
+        }
+        m = len(rows)
+        mask = torch.zeros((m, width), dtype=torch.long, device=self.device)
+        for p, (dst_t, src_t) in index.items():
+            mask[dst_t, width - parts[p].mask.shape[1] :] = parts[p].mask[src_t]
+        data = []
+        for li in range(len(parts[rows[0][0]].cache.layers)):
+            kv = []
+            for attr in ("keys", "values"):
+                ref = getattr(parts[rows[0][0]].cache.layers[li], attr)
+                t = ref.new_zeros((m, ref.shape[1], width, ref.shape[3]))
+                for p, (dst_t, src_t) in index.items():
+                    part = getattr(parts[p].cache.layers[li], attr)
+                    t[dst_t, :, width - part.shape[2] :] = part[src_t]
+                kv.append(t)
+            data.append((kv[0], kv[1]))
+        return DynamicCache(ddp_cache_data=data), mask
+
+    @torch.inference_mode()
+    def _score_continuations(self, parts: list[_Contexts], out, progress) -> None:
+        """Score the continuations of the contexts in ``parts``: sorted by length into
+        batches of ``batch_size`` rows (little padding), each row on a copy of its context's
+        KV cache."""
+        rows = [
+            (p, g, i, cont)
+            for p, part in enumerate(parts)
+            for g, members in enumerate(part.members)
+            for i, cont in members
+        ]
         later: dict[int, torch.Tensor] = {}  # request index -> log-probs of tokens 2..
-        multi = sorted((r for r in rows if len(r[2]) > 1), key=lambda r: -len(r[2]))
-        for start in range(0, len(multi), self.batch_size):
-            part = multi[start : start + self.batch_size]
-            m = len(part)
-            sel = torch.tensor([g for g, _, _ in part], device=self.device)
-            cwidth = len(part[0][2]) - 1
+        multi = sorted((r for r in rows if len(r[3]) > 1), key=lambda r: -len(r[3]))
+        if not all(p.mergeable for p in parts):  # keep each batch within one pass
+            multi.sort(key=lambda r: r[0])
+        start = 0
+        while start < len(multi):
+            end = min(start + self.batch_size, len(multi))
+            if not all(p.mergeable for p in parts):
+                end = start + sum(1 for r in multi[start:end] if r[0] == multi[start][0])
+            part_rows = multi[start:end]
+            start = end
+            m = len(part_rows)
+            cache, ctx_mask = self._gather_cache(parts, [(p, g) for p, g, _, _ in part_rows])
+            cwidth = max(len(c) for *_, c in part_rows) - 1
             cids = torch.full((m, cwidth), self.pad_id, dtype=torch.long)
             cmask = torch.zeros((m, cwidth), dtype=torch.long)
-            for r, (_, _, c) in enumerate(part):
+            for r, (*_, c) in enumerate(part_rows):
                 cids[r, : len(c) - 1] = torch.tensor(c[:-1])
                 cmask[r, : len(c) - 1] = 1
             cids, cmask = cids.to(self.device), cmask.to(self.device)
-            cpos = pos[sel, -1:] + 1 + torch.arange(cwidth, device=self.device)[None, :]
-            res2 = self.model(
+            last = torch.stack([parts[p].last_pos[g] for p, g, _, _ in part_rows])
+            cpos = last[:, None] + 1 + torch.arange(cwidth, device=self.device)[None, :]
+            res = self.model(
                 input_ids=cids,
-                attention_mask=torch.cat([mask[sel], cmask], dim=1),
+                attention_mask=torch.cat([ctx_mask, cmask], dim=1),
                 position_ids=cpos,
-                past_key_values=_select_cache(cache, sel),
+                past_key_values=cache,
                 use_cache=True,
             )
-            logp = torch.log_softmax(res2.logits.float(), dim=-1)
-            for r, (_, i, c) in enumerate(part):
+            logp = torch.log_softmax(res.logits.float(), dim=-1)
+            for r, (_, _, i, c) in enumerate(part_rows):
                 later[i] = logp[r, : len(c) - 1]
-        for g, i, cont in rows:
-            lp = first_logp[g][None, :]
+        for p, g, i, cont in rows:
+            lp = parts[p].first_logp[g][None, :]
             if i in later:
                 lp = torch.cat([lp, later[i]])
             target = torch.tensor(cont, device=lp.device)
             total = lp.gather(1, target[:, None]).sum().item()
             greedy = bool((lp.argmax(-1) == target).all().item())
-            out[i] = Loglikelihood(total, greedy, len(cont), truncated[g])
+            out[i] = Loglikelihood(total, greedy, len(cont), parts[p].truncated[g])
         if progress:
             progress(len(rows))
 
