@@ -20,7 +20,10 @@
 
 Speed (see ``benchmarks/bench_eval_parity.py``): requests are sorted by length and batched;
 requests that share a context (the endings of a multiple-choice item) run the context once and
-reuse its KV cache for all continuations; generation is
+reuse its KV cache for all continuations, which are sorted by length across up to
+``CONTEXT_PASSES`` context batches so that their own batches carry little padding; on a float32
+CPU model the linear layers run oneDNN's packed kernels (:mod:`smollab.models.cpu_kernels`);
+generation is
 :func:`smollab.eval.generate.greedy_generate` (batched, shared-prefix cache, finished rows
 dropped). Results are cached in an optional :class:`RequestCache` keyed by a hash of (model
 fingerprint, request).

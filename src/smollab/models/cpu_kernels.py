@@ -1,10 +1,10 @@
 """Faster CPU inference: a model's linear layers through oneDNN with pre-packed weights.
 
-PyTorch's ``F.linear`` on CPU calls MKL's sgemm, which on this project's machines (AMD EPYC,
-AVX-512) reaches 75-90 GFLOP/s on one core for a 135M model's shapes and 20-45 GFLOP/s at the
-small row counts of decoding; oneDNN with the weight packed once into its blocked layout reaches
-85-105 GFLOP/s at every row count measured (``benchmarks/bench_eval_parity.py``,
-BENCHMARKS.md). Results differ from MKL's by rounding only (about 1e-6 relative).
+PyTorch's ``F.linear`` on CPU calls MKL's sgemm. On this project's machine (AMD EPYC, AVX-512,
+one core) oneDNN with the weight packed once into its blocked layout is faster at a 135M
+model's shapes, most of all at the small row counts of decoding and for a large LM head
+(``benchmarks/bench_linear_kernels.py``; figures in BENCHMARKS.md). Results differ from MKL's by
+rounding only (about 1e-6 relative).
 
 :func:`packed_linears` swaps the ``forward`` of every ``nn.Linear`` (and transformers' GPT-2
 ``Conv1D``) of a float32 CPU model for the packed kernel inside a ``with`` block, and restores it
