@@ -457,7 +457,7 @@ def main() -> None:
         compare_saved(args)
         return
     if args.bracket and (args.parallel or args.same_core):
-        ap.error("--bracket times runs one after the other; it cannot be combined with --parallel")
+        ap.error("--bracket times runs one after the other: drop --parallel and --same-core")
     if args.same_core:
         if args.lm_eval_procs != 1 or args.threads != 1:
             ap.error("--same-core needs --threads 1 and one lm-eval process")
