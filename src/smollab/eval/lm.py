@@ -285,11 +285,15 @@ class HFLM:
         pending: list[_Contexts] = []
         for start in range(0, len(order), self.batch_size):
             batch = [(ctx, groups[ctx]) for ctx in order[start : start + self.batch_size]]
-            pending.append(self._run_contexts(batch))
+            part = self._run_contexts(batch)
+            if pending and not part.mergeable:  # such a cache is scored on its own
+                self._score_continuations(pending, out, progress)
+                pending = []
+            pending.append(part)
             full = (
                 len(pending) >= CONTEXT_PASSES
                 or sum(p.kv_bytes for p in pending) >= KV_BUDGET
-                or not pending[-1].mergeable
+                or not part.mergeable
             )
             if full or start + self.batch_size >= len(order):
                 self._score_continuations(pending, out, progress)
@@ -329,7 +333,7 @@ class HFLM:
         from transformers.cache_utils import DynamicLayer
 
         mergeable = bool(layers) and all(type(x) is DynamicLayer for x in layers)
-        kv_bytes = sum(x.keys.nbytes + x.values.nbytes for x in layers) if mergeable else KV_BUDGET
+        kv_bytes = sum(x.keys.nbytes + x.values.nbytes for x in layers) if mergeable else 0
         return _Contexts(
             members=[m for _, m in batch],
             cache=cache,
@@ -344,10 +348,9 @@ class HFLM:
     def _gather_cache(self, parts: list[_Contexts], rows: list[tuple[int, int]]) -> tuple:
         """The KV cache and attention mask for continuation rows ``rows`` = (part, context row):
         each context's cache right-aligned (left-padded) to the widest among them."""
-        if len(parts) == 1 or not all(p.mergeable for p in parts):
-            (p,) = {r[0] for r in rows}  # unmergeable caches are scored one pass at a time
+        if len(parts) == 1:  # any cache type (unmergeable ones always come alone)
             sel = torch.tensor([g for _, g in rows], device=self.device)
-            return _select_cache(parts[p].cache, sel), parts[p].mask[sel]
+            return _select_cache(parts[0].cache, sel), parts[0].mask[sel]
         from transformers.cache_utils import DynamicCache
 
         width = max(parts[p].mask.shape[1] for p, _ in rows)
@@ -390,15 +393,8 @@ class HFLM:
         ]
         later: dict[int, torch.Tensor] = {}  # request index -> log-probs of tokens 2..
         multi = sorted((r for r in rows if len(r[3]) > 1), key=lambda r: -len(r[3]))
-        if not all(p.mergeable for p in parts):  # keep each batch within one pass
-            multi.sort(key=lambda r: r[0])
-        start = 0
-        while start < len(multi):
-            end = min(start + self.batch_size, len(multi))
-            if not all(p.mergeable for p in parts):
-                end = start + sum(1 for r in multi[start:end] if r[0] == multi[start][0])
-            part_rows = multi[start:end]
-            start = end
+        for start in range(0, len(multi), self.batch_size):
+            part_rows = multi[start : start + self.batch_size]
             m = len(part_rows)
             cache, ctx_mask = self._gather_cache(parts, [(p, g) for p, g, _, _ in part_rows])
             cwidth = max(len(c) for *_, c in part_rows) - 1
