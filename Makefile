@@ -8,7 +8,7 @@ TORCH   ?= torch==2.13.0
 DATA    ?= $(abspath ../shared/data)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test test-slow lint clean
+.PHONY: setup system-deps demo test test-slow test-gpu lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: setup system-deps
 
 test-slow: setup
 	SMOLLAB_DATA_DIR=$${SMOLLAB_DATA_DIR:-$(DATA)} $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+# The opt-in CUDA tests, on a GPU machine: run with a Python whose torch is a CUDA build and
+# which has smollab's dependencies (not the CPU venv above), e.g. `make test-gpu PY=python3`.
+test-gpu:
+	SMOLLAB_DATA_DIR=$${SMOLLAB_DATA_DIR:-$(DATA)} PYTHONPATH=src $(PY) -m pytest -q -m gpu tests/gpu $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

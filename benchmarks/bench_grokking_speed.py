@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=2 python benchmarks/bench_grokking_speed.py --threads 2 --compile
     # quick check: python benchmarks/bench_grokking_speed.py --steps 200 --ref-steps 100
+    # on a GPU: python benchmarks/bench_grokking_speed.py --device cuda
 
 Times smollab's grokking trainer (``smollab.train.grokking``: tensors on the device, fused SDPA,
 last-position-only last layer, whole-validation-set evaluation, fused AdamW; optionally
@@ -61,23 +62,23 @@ class RefModel(nn.Module):
         self.head = nn.Linear(d, n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T)
-        h = self.tok(x) + self.pos(torch.arange(x.shape[1]))
+        h = self.tok(x) + self.pos(torch.arange(x.shape[1], device=x.device))
         return self.head(self.body(h.transpose(0, 1)))[-1]
 
 
-def reference_ms_per_step(task, steps: int, seed: int = 0) -> float:
+def reference_ms_per_step(task, steps: int, seed: int = 0, device: str = "cpu") -> float:
     torch.manual_seed(seed)
-    toks = torch.from_numpy(task.tokens())
-    labels = torch.from_numpy(task.labels())
+    toks = torch.from_numpy(task.tokens()).to(device)
+    labels = torch.from_numpy(task.labels()).to(device)
     split = task.split(seed)
     tx, ty = toks[split.train], labels[split.train]
     vx, vy = toks[split.val], labels[split.val]
-    model = RefModel(task.vocab_size, task.n_classes)
+    model = RefModel(task.vocab_size, task.n_classes).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.5)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(s / 50, 1))
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
-        idx = torch.randint(len(ty), (512,))
+        idx = torch.randint(len(ty), (512,), device=device)
         loss = F.cross_entropy(model(tx[idx]), ty[idx])
         opt.zero_grad()
         loss.backward()
@@ -87,14 +88,21 @@ def reference_ms_per_step(task, steps: int, seed: int = 0) -> float:
             model.eval()
             with torch.no_grad():
                 for _ in range(8):
-                    j = torch.randint(len(vy), (512,))
+                    j = torch.randint(len(vy), (512,), device=device)
                     (model(vx[j]).argmax(-1) == vy[j]).float().mean().item()
             model.train()
     return 1000 * (time.perf_counter() - t0) / steps
 
 
 def smollab_run(
-    task, steps: int, *, compile: bool, snapshots: bool, precision: str, shared: bool = True
+    task,
+    steps: int,
+    *,
+    compile: bool,
+    snapshots: bool,
+    precision: str,
+    shared: bool = True,
+    device: str = "cpu",
 ) -> dict:
     torch.manual_seed(0)
     model = build_small_model(
@@ -107,6 +115,7 @@ def smollab_run(
         shared_prefix=shared,
         checkpoint_every=steps,
         snapshot_steps="auto" if snapshots else "none",
+        device=device,
     )
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
@@ -143,6 +152,7 @@ def main() -> None:
         help="every run without the shared-prefix forward (static shapes, e.g. for --compile)",
     )
     ap.add_argument("--no-snapshots", action="store_true", help="skip the snapshot run")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (both harnesses)")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -151,16 +161,25 @@ def main() -> None:
         "threads": a.threads,
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
+        "device": a.device,
+        "gpu": torch.cuda.get_device_name(0) if a.device.startswith("cuda") else None,
         "load_average_1min_start": round(os.getloadavg()[0], 2),
     }
     if a.ref_steps:
-        res["reference_ms_per_step"] = round(reference_ms_per_step(task, a.ref_steps), 2)
+        ref = reference_ms_per_step(task, a.ref_steps, device=a.device)
+        res["reference_ms_per_step"] = round(ref, 2)
         print("reference ms/step", res["reference_ms_per_step"], flush=True)
     runs = []
     if a.no_shared_prefix_too:
         runs.append(
             smollab_run(
-                task, a.steps, compile=False, snapshots=False, precision="fp32", shared=False
+                task,
+                a.steps,
+                compile=False,
+                snapshots=False,
+                precision="fp32",
+                shared=False,
+                device=a.device,
             )
         )
         print(runs[-1], flush=True)
@@ -174,6 +193,7 @@ def main() -> None:
                     snapshots=False,
                     precision=prec,
                     shared=not a.no_shared_prefix,
+                    device=a.device,
                 )
             )
             print(runs[-1], flush=True)
@@ -187,6 +207,7 @@ def main() -> None:
                 snapshots=True,
                 precision=best_plain["precision"],
                 shared=best_plain["shared_prefix"],
+                device=a.device,
             )
         )
         print(runs[-1], flush=True)

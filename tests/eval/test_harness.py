@@ -45,6 +45,7 @@ def test_prompts_longer_than_the_window_are_cut_and_counted(small, tmp_path):
     assert res["tasks"]["hellaswag"]["truncated"] == 0
     assert all(r["truncated"] for r in _lines(tmp_path / "samples_gsm8k.jsonl"))
     assert res["context_window"] == 64
+    assert res["device"] == "cpu" and isinstance(res["environment"]["cuda_available"], bool)
     assert json.loads((tmp_path / "results.json").read_text())["tasks"].keys() == {
         "hellaswag",
         "gsm8k",

@@ -115,6 +115,44 @@ def test_continuations_of_several_context_passes_share_batches(gpt2_bpe, monkeyp
 
 
 @needs_tok
+def test_continuation_batches_take_more_rows_within_the_position_budget(gpt2_bpe):
+    """A continuation forward takes up to CONT_ROWS x batch_size rows, and never more
+    positions than a context forward (batch_size x context width); results are unchanged."""
+    from smollab.eval.lm import CONT_ROWS
+
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=2)
+    shapes: list[tuple[str, int, int]] = []
+
+    def record(_mod, args, kwargs):
+        kind = "cont" if kwargs.get("past_key_values") is not None else "ctx"
+        shapes.append((kind, *kwargs["input_ids"].shape))
+
+    handle = gpt2_bpe.model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        got = lm.loglikelihood(MANY)
+    finally:
+        handle.remove()
+    ctx_width = max(w for kind, _, w in shapes if kind == "ctx")
+    cont = [(m, w) for kind, m, w in shapes if kind == "cont"]
+    assert max(m for m, _ in cont) > lm.batch_size  # more rows than a context pass
+    assert all(m <= CONT_ROWS * lm.batch_size for m, _ in cont)
+    assert all(m * w <= lm.batch_size * ctx_width or m == 1 for m, w in cont)
+    for r, g in zip(MANY, got, strict=True):
+        lp, greedy, n = reference_ll(lm, r.context, r.continuation)
+        assert g.logprob == pytest.approx(lp, abs=1e-4)
+        assert (g.is_greedy, g.n_tokens) == (greedy, n)
+
+
+@needs_tok
+def test_encode_many_is_encode_of_each(gpt2_bpe):
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer)
+    texts = ["a b c", "", " leading space", "<|endoftext|>starts with the BOS", "x" * 50]
+    assert lm.encode_many(texts) == [lm.encode(t) for t in texts]
+    pairs = [("a b ", "c"), ("", "empty"), ("a b ", "d"), ("q:", " 4")]
+    assert lm._encode_pairs(pairs) == [lm._encode_pair(c, x) for c, x in pairs]
+
+
+@needs_tok
 def test_trailing_space_moves_to_continuation(gpt2_bpe):
     lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer)
     ctx, cont = lm._encode_pair("a b ", "c")

@@ -139,6 +139,8 @@ def run_eval(
         "model": loaded.source,
         "model_info": loaded.info,
         "context_window": lm.max_length,
+        # where the model ran (the environment only says whether CUDA is present)
+        "device": str(lm.device) if isinstance(lm, HFLM) else "api",
         "environment": environment(),
         "tasks": {},
     }

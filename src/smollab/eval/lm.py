@@ -21,7 +21,10 @@
 Speed (see ``benchmarks/bench_eval_parity.py``): requests are sorted by length and batched;
 requests that share a context (the endings of a multiple-choice item) run the context once and
 reuse its KV cache for all continuations, which are sorted by length across up to
-``CONTEXT_PASSES`` context batches so that their own batches carry little padding; on a float32
+``CONTEXT_PASSES`` context batches so that their own batches carry little padding (a batch of
+continuations takes up to ``CONT_ROWS`` x ``batch_size`` rows but no more positions than a batch
+of contexts; each continuation token's log-probability and greedy flag are reduced where the
+model runs, so a GPU is not stalled by per-request copies); tokenisation is batched; on a float32
 CPU model the linear layers run oneDNN's packed kernels (:mod:`smollab.models.cpu_kernels`);
 generation is
 :func:`smollab.eval.generate.greedy_generate` (batched, shared-prefix cache, finished rows
@@ -160,6 +163,11 @@ def model_window(model: Any, tokenizer: Any, default: int = 2048) -> int:
 CONTEXT_PASSES = 8
 #: ... unless their KV caches reach this many bytes first
 KV_BUDGET = 1 << 30
+#: a continuation forward takes up to this many times ``batch_size`` rows, as long as it holds
+#: no more positions than a context forward (``batch_size`` x the context width): continuations
+#: are short, so this means fewer forwards (what a GPU's time goes to) with no larger logits
+#: than lm-eval's own forward at the same batch size
+CONT_ROWS = 4
 
 
 @dataclass
@@ -248,23 +256,49 @@ class HFLM:
 
     # ------------------------------------------------------------------ loglikelihood
 
+    def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of each text, in one batched tokenizer call per special-token mode."""
+        bos = getattr(self.tokenizer, "bos_token", None)
+        out: list[list[int]] = [[] for _ in texts]
+        for special in (True, False):
+            idx = [i for i, t in enumerate(texts) if (not (bos and t.startswith(bos))) == special]
+            if idx:
+                enc = self.tokenizer([texts[i] for i in idx], add_special_tokens=special)
+                for i, ids in zip(idx, enc.input_ids, strict=True):
+                    out[i] = list(ids)
+        return out
+
+    def _encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        """(context tokens, continuation tokens) of each (context, continuation), as lm-eval's
+        ``_encode_pair``; each distinct context is encoded once."""
+        moved = []
+        for context, continuation in pairs:
+            n_spaces = len(context) - len(context.rstrip())
+            if n_spaces:
+                continuation = context[-n_spaces:] + continuation
+                context = context[:-n_spaces]
+            moved.append((context, continuation))
+        contexts = list(dict.fromkeys(c for c, _ in moved if c))
+        ctx_ids = dict(zip(contexts, self.encode_many(contexts), strict=True))
+        wholes = self.encode_many([c + x if c else x for c, x in moved])
+        out = []
+        for (context, _), whole in zip(moved, wholes, strict=True):
+            if not context:
+                out.append(([self.eos_id], whole))
+            else:
+                ctx = ctx_ids[context]
+                out.append((ctx, whole[len(ctx) :]))
+        return out
+
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            continuation = context[-n_spaces:] + continuation
-            context = context[:-n_spaces]
-        if not context:
-            return [self.eos_id], self.encode(continuation)
-        whole = self.encode(context + continuation)
-        ctx = self.encode(context)
-        return ctx, whole[len(ctx) :]
+        return self._encode_pairs([(context, continuation)])[0]
 
     def _loglikelihood(self, requests, progress) -> list[Loglikelihood]:
         # group requests by context: each context runs once, its cache serves every ending
         groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
         window = self.max_length
-        for i, r in enumerate(requests):
-            ctx, cont = self._encode_pair(r.context, r.continuation)
+        pairs = self._encode_pairs([(r.context, r.continuation) for r in requests])
+        for i, (r, (ctx, cont)) in enumerate(zip(requests, pairs, strict=True)):
             if not cont:
                 raise ConfigError(
                     f"Request {i}: the continuation {r.continuation!r} encodes to no tokens; "
@@ -345,85 +379,103 @@ class HFLM:
             kv_bytes=kv_bytes,
         )
 
-    def _gather_cache(self, parts: list[_Contexts], rows: list[tuple[int, int]]) -> tuple:
-        """The KV cache and attention mask for continuation rows ``rows`` = (part, context row):
-        each context's cache right-aligned (left-padded) to the widest among them."""
-        if len(parts) == 1:  # any cache type (unmergeable ones always come alone)
-            sel = torch.tensor([g for _, g in rows], device=self.device)
-            return _select_cache(parts[0].cache, sel), parts[0].mask[sel]
+    @staticmethod
+    def _merge(parts: list[_Contexts]) -> _Contexts:
+        """Several context passes as one: each pass's cache and mask left-padded to the widest
+        and stacked (an unmergeable cache always comes alone and is returned as it is). The
+        passes' own caches are released layer by layer, so the copy costs little extra memory."""
+        if len(parts) == 1:
+            return parts[0]
         from transformers.cache_utils import DynamicCache
 
-        width = max(parts[p].mask.shape[1] for p, _ in rows)
-        by_part: dict[int, tuple[list[int], list[int]]] = {}
-        for r, (p, g) in enumerate(rows):
-            dst, src = by_part.setdefault(p, ([], []))
-            dst.append(r)
-            src.append(g)
-        index = {
-            p: (torch.tensor(dst, device=self.device), torch.tensor(src, device=self.device))
-            for p, (dst, src) in by_part.items()
-        }
-        m = len(rows)
-        mask = torch.zeros((m, width), dtype=torch.long, device=self.device)
-        for p, (dst_t, src_t) in index.items():
-            mask[dst_t, width - parts[p].mask.shape[1] :] = parts[p].mask[src_t]
+        width = max(p.mask.shape[1] for p in parts)
+
+        def padded(t: torch.Tensor, dim: int) -> torch.Tensor:
+            extra = width - t.shape[dim]
+            if not extra:
+                return t
+            pad = [0, 0] * (t.dim() - 1 - dim) + [extra, 0]
+            return torch.nn.functional.pad(t, pad)
+
         data = []
-        for li in range(len(parts[rows[0][0]].cache.layers)):
-            kv = []
-            for attr in ("keys", "values"):
-                ref = getattr(parts[rows[0][0]].cache.layers[li], attr)
-                t = ref.new_zeros((m, ref.shape[1], width, ref.shape[3]))
-                for p, (dst_t, src_t) in index.items():
-                    part = getattr(parts[p].cache.layers[li], attr)
-                    t[dst_t, :, width - part.shape[2] :] = part[src_t]
-                kv.append(t)
-            data.append((kv[0], kv[1]))
-        return DynamicCache(ddp_cache_data=data), mask
+        for li in range(len(parts[0].cache.layers)):
+            layers = [p.cache.layers[li] for p in parts]
+            data.append(
+                (
+                    torch.cat([padded(x.keys, 2) for x in layers]),
+                    torch.cat([padded(x.values, 2) for x in layers]),
+                )
+            )
+            for x in layers:
+                x.keys = x.values = None
+        return _Contexts(
+            members=[m for p in parts for m in p.members],
+            cache=DynamicCache(ddp_cache_data=data),
+            mask=torch.cat([padded(p.mask, 1) for p in parts]),
+            last_pos=torch.cat([p.last_pos for p in parts]),
+            first_logp=torch.cat([p.first_logp for p in parts]),
+            truncated=[t for p in parts for t in p.truncated],
+            mergeable=True,
+            kv_bytes=sum(p.kv_bytes for p in parts),
+        )
 
     @torch.inference_mode()
     def _score_continuations(self, parts: list[_Contexts], out, progress) -> None:
-        """Score the continuations of the contexts in ``parts``: sorted by length into
-        batches of ``batch_size`` rows (little padding), each row on a copy of its context's
-        KV cache."""
-        rows = [
-            (p, g, i, cont)
-            for p, part in enumerate(parts)
-            for g, members in enumerate(part.members)
-            for i, cont in members
-        ]
-        later: dict[int, torch.Tensor] = {}  # request index -> log-probs of tokens 2..
-        multi = sorted((r for r in rows if len(r[3]) > 1), key=lambda r: -len(r[3]))
-        for start in range(0, len(multi), self.batch_size):
-            part_rows = multi[start : start + self.batch_size]
+        """Score the continuations of the contexts in ``parts`` (merged into one): sorted by
+        length into batches (see ``CONT_ROWS``; little padding), each row on a copy of its
+        context's KV cache. Per-token log-probabilities and greedy flags are reduced on the
+        device, so only a few numbers per row leave it."""
+        ctxs = self._merge(parts)
+        rows = [(g, i, cont) for g, members in enumerate(ctxs.members) for i, cont in members]
+        dev = ctxs.first_logp.device
+        # the first continuation token: from the context pass, for every row at once
+        g_t = torch.tensor([g for g, _, _ in rows], device=dev)
+        t0 = torch.tensor([c[0] for _, _, c in rows], device=dev)
+        first_lp = ctxs.first_logp[g_t, t0]
+        first_greedy = ctxs.first_logp.argmax(-1)[g_t] == t0
+        total = dict(zip((i for _, i, _ in rows), first_lp.tolist(), strict=True))
+        greedy = dict(zip((i for _, i, _ in rows), first_greedy.tolist(), strict=True))
+        # the other tokens: one forward per batch of rows over copies of their contexts' caches
+        multi = sorted((r for r in rows if len(r[2]) > 1), key=lambda r: -len(r[2]))
+        positions = self.batch_size * ctxs.mask.shape[1]
+        start = 0
+        while start < len(multi):
+            cwidth = len(multi[start][2]) - 1  # the longest row of the batch
+            m = max(1, min(CONT_ROWS * self.batch_size, positions // cwidth))
+            part_rows = multi[start : start + m]
+            start += m
             m = len(part_rows)
-            cache, ctx_mask = self._gather_cache(parts, [(p, g) for p, g, _, _ in part_rows])
-            cwidth = max(len(c) for *_, c in part_rows) - 1
+            sel = torch.tensor([g for g, _, _ in part_rows], device=self.device)
+            cache, ctx_mask = _select_cache(ctxs.cache, sel), ctxs.mask[sel]
             cids = torch.full((m, cwidth), self.pad_id, dtype=torch.long)
+            target = torch.zeros((m, cwidth), dtype=torch.long)
             cmask = torch.zeros((m, cwidth), dtype=torch.long)
-            for r, (*_, c) in enumerate(part_rows):
+            for r, (_, _, c) in enumerate(part_rows):
                 cids[r, : len(c) - 1] = torch.tensor(c[:-1])
+                target[r, : len(c) - 1] = torch.tensor(c[1:])
                 cmask[r, : len(c) - 1] = 1
             cids, cmask = cids.to(self.device), cmask.to(self.device)
-            last = torch.stack([parts[p].last_pos[g] for p, g, _, _ in part_rows])
-            cpos = last[:, None] + 1 + torch.arange(cwidth, device=self.device)[None, :]
-            res = self.model(
+            target = target.to(self.device)
+            cpos = ctxs.last_pos[sel][:, None] + 1 + torch.arange(cwidth, device=self.device)
+            logits = self.model(
                 input_ids=cids,
                 attention_mask=torch.cat([ctx_mask, cmask], dim=1),
                 position_ids=cpos,
                 past_key_values=cache,
                 use_cache=True,
-            )
-            logp = torch.log_softmax(res.logits.float(), dim=-1)
-            for r, (_, _, i, c) in enumerate(part_rows):
-                later[i] = logp[r, : len(c) - 1]
-        for p, g, i, cont in rows:
-            lp = parts[p].first_logp[g][None, :]
-            if i in later:
-                lp = torch.cat([lp, later[i]])
-            target = torch.tensor(cont, device=lp.device)
-            total = lp.gather(1, target[:, None]).sum().item()
-            greedy = bool((lp.argmax(-1) == target).all().item())
-            out[i] = Loglikelihood(total, greedy, len(cont), parts[p].truncated[g])
+            ).logits.float()
+            # log_softmax at the target tokens only: the target logit minus the logsumexp
+            lp = logits.gather(-1, target[..., None])[..., 0] - torch.logsumexp(logits, -1)
+            ok = logits.argmax(-1) == target
+            valid = cmask.bool()
+            sums = lp.masked_fill(~valid, 0.0).sum(1).tolist()
+            alls = (ok | ~valid).all(1).tolist()
+            del logits, lp, ok, cache
+            for (_, i, _), lp_sum, all_ok in zip(part_rows, sums, alls, strict=True):
+                total[i] += lp_sum
+                greedy[i] = greedy[i] and all_ok
+        for g, i, cont in rows:
+            out[i] = Loglikelihood(total[i], bool(greedy[i]), len(cont), ctxs.truncated[g])
         if progress:
             progress(len(rows))
 
