@@ -116,11 +116,14 @@ def test_continuations_of_several_context_passes_share_batches(gpt2_bpe, monkeyp
 
 @needs_tok
 def test_continuation_batches_take_more_rows_within_the_position_budget(gpt2_bpe):
-    """A continuation forward takes up to CONT_ROWS x batch_size rows, and never more
-    positions than a context forward (batch_size x context width); results are unchanged."""
+    """On an accelerator a continuation forward takes up to CONT_ROWS x batch_size rows (on
+    the CPU batch_size), never more positions than a context forward (batch_size x context
+    width); results are unchanged."""
     from smollab.eval.lm import CONT_ROWS
 
     lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=2)
+    assert lm.cont_rows == 1  # a CPU model
+    lm.cont_rows = CONT_ROWS  # what a GPU model gets
     shapes: list[tuple[str, int, int]] = []
 
     def record(_mod, args, kwargs):

@@ -91,7 +91,9 @@ class GrokTrainSpec(BaseModel):
     shared_prefix: bool = Field(
         True,
         description="compute the positions before the second operand (x and the operator) "
-        "once per distinct x in a batch: the same function, about half the work",
+        "once per distinct x in a batch: the same function, about half the work on a CPU. On "
+        "a GPU set it to false: finding the distinct x makes the host wait for the device "
+        "every step (an H100 ran 1.8x slower with it, BENCHMARKS.md)",
     )
     precision: Literal["fp32", "bf16"] = Field(
         "fp32",
