@@ -116,9 +116,9 @@ def test_continuations_of_several_context_passes_share_batches(gpt2_bpe, monkeyp
 
 @needs_tok
 def test_continuation_batches_take_more_rows_within_the_position_budget(gpt2_bpe):
-    """On an accelerator a continuation forward takes up to CONT_ROWS x batch_size rows (on
-    the CPU batch_size), never more positions than a context forward (batch_size x context
-    width); results are unchanged."""
+    """On an accelerator a continuation forward takes more than batch_size rows (up to
+    CONT_ROWS x) only while they hold no more positions than a context forward (batch_size x
+    context width); on the CPU it takes batch_size rows. Results are unchanged."""
     from smollab.eval.lm import CONT_ROWS
 
     lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=2)
@@ -139,11 +139,19 @@ def test_continuation_batches_take_more_rows_within_the_position_budget(gpt2_bpe
     cont = [(m, w) for kind, m, w in shapes if kind == "cont"]
     assert max(m for m, _ in cont) > lm.batch_size  # more rows than a context pass
     assert all(m <= CONT_ROWS * lm.batch_size for m, _ in cont)
-    assert all(m * w <= lm.batch_size * ctx_width or m == 1 for m, w in cont)
+    assert all(m * w <= lm.batch_size * ctx_width or m <= lm.batch_size for m, w in cont)
     for r, g in zip(MANY, got, strict=True):
         lp, greedy, n = reference_ll(lm, r.context, r.continuation)
         assert g.logprob == pytest.approx(lp, abs=1e-4)
         assert (g.is_greedy, g.n_tokens) == (greedy, n)
+    # empty contexts (one EOS token) with long continuations still take batch_size rows
+    lm.cont_rows, shapes[:] = 1, []
+    handle = gpt2_bpe.model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        lm.loglikelihood([LoglikelihoodRequest("", f" word{k}" * 6) for k in range(7)])
+    finally:
+        handle.remove()
+    assert [m for kind, m, _ in shapes if kind == "cont"] == [2, 2, 2, 1]
 
 
 @needs_tok

@@ -163,11 +163,11 @@ def model_window(model: Any, tokenizer: Any, default: int = 2048) -> int:
 CONTEXT_PASSES = 8
 #: ... unless their KV caches reach this many bytes first
 KV_BUDGET = 1 << 30
-#: on an accelerator, a continuation forward takes up to this many times ``batch_size`` rows,
-#: as long as it holds no more positions than a context forward (``batch_size`` x the context
-#: width): continuations are short, so this means fewer forwards (what a GPU's time goes to)
-#: with no larger logits than lm-eval's own forward at the same batch size. On the CPU the
-#: factor is 1: there the larger batches measured about 5% slower (HellaSwag, SmolLM2, 1 thread)
+#: on an accelerator, a continuation forward takes more than ``batch_size`` rows (up to this
+#: many times) as long as it holds no more positions than a context forward (``batch_size`` x
+#: the context width): continuations are short, so this means fewer forwards (what a GPU's time
+#: goes to) with no larger logits than lm-eval's own forward at the same batch size. On the CPU
+#: the factor is 1: there the larger batches measured about 5% slower (HellaSwag, SmolLM2)
 CONT_ROWS = 4
 
 
@@ -443,7 +443,8 @@ class HFLM:
         start = 0
         while start < len(multi):
             cwidth = len(multi[start][2]) - 1  # the longest row of the batch
-            m = max(1, min(self.cont_rows * self.batch_size, positions // cwidth))
+            # batch_size rows, or more (up to cont_rows x) while they fit a context pass's size
+            m = min(self.cont_rows * self.batch_size, max(self.batch_size, positions // cwidth))
             part_rows = multi[start : start + m]
             start += m
             m = len(part_rows)
