@@ -16,6 +16,10 @@ completion and both extracted answers; every mismatch is listed. Speed: items/s 
 same items, batch size and threads, model loading excluded. Bar: ours >= 3x lm-eval's items/s
 on HellaSwag; zero prediction mismatches.
 
+On a GPU pass ``--device cuda`` and, as ``--lm-eval-python``, a Python with lm-eval and a CUDA
+torch (``python3`` there, with lm-eval installed into it); the speed-up is then the ratio of wall
+seconds, each harness's first-call CUDA warm-up included.
+
 Long runs can be split: ``--start S`` evaluates only items [S, limit) of a ``--limit`` run (every
 prompt is built as in that run, so the few-shot draws are the same), ``--lm-eval-procs K`` splits
 lm-eval's items over K processes and ``--parallel`` runs them beside ours. Wall-clock speeds are
