@@ -133,12 +133,23 @@ def cached_requests(
     return [result_type(**hits[k]) if result_type else hits[k] for k in keys]
 
 
-def _select_cache(cache: Any, sel: torch.Tensor) -> Any:
-    """A new cache holding rows ``sel`` (repeats allowed) of ``cache``, which stays intact."""
-    from transformers.cache_utils import DynamicCache, DynamicLayer
+def _plain_layers(cache: Any) -> list[Any] | None:
+    """The layers of a plain ``DynamicCache`` (whole key/value tensors, rows free to select and
+    stack), or None for sliding-window and other cache types."""
+    from transformers.cache_utils import DynamicLayer
 
     layers = getattr(cache, "layers", None)
     if layers and all(type(x) is DynamicLayer for x in layers):
+        return list(layers)
+    return None
+
+
+def _select_cache(cache: Any, sel: torch.Tensor) -> Any:
+    """A new cache holding rows ``sel`` (repeats allowed) of ``cache``, which stays intact."""
+    from transformers.cache_utils import DynamicCache
+
+    layers = _plain_layers(cache)
+    if layers:
         return DynamicCache(ddp_cache_data=[(x.keys[sel], x.values[sel]) for x in layers])
     other = copy.deepcopy(cache)  # sliding-window and other cache types
     other.batch_select_indices(sel)
@@ -365,11 +376,9 @@ class HFLM:
             input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **self._last
         )
         cache = res.past_key_values
-        layers = getattr(cache, "layers", None) or []
-        from transformers.cache_utils import DynamicLayer
-
-        mergeable = bool(layers) and all(type(x) is DynamicLayer for x in layers)
-        kv_bytes = sum(x.keys.nbytes + x.values.nbytes for x in layers) if mergeable else 0
+        layers = _plain_layers(cache)
+        mergeable = layers is not None
+        kv_bytes = sum(x.keys.nbytes + x.values.nbytes for x in layers or [])
         return _Contexts(
             members=[m for _, m in batch],
             cache=cache,
@@ -450,15 +459,15 @@ class HFLM:
             m = len(part_rows)
             sel = torch.tensor([g for g, _, _ in part_rows], device=self.device)
             cache, ctx_mask = _select_cache(ctxs.cache, sel), ctxs.mask[sel]
-            cids = torch.full((m, cwidth), self.pad_id, dtype=torch.long)
-            target = torch.zeros((m, cwidth), dtype=torch.long)
-            cmask = torch.zeros((m, cwidth), dtype=torch.long)
-            for r, (_, _, c) in enumerate(part_rows):
-                cids[r, : len(c) - 1] = torch.tensor(c[:-1])
-                target[r, : len(c) - 1] = torch.tensor(c[1:])
-                cmask[r, : len(c) - 1] = 1
-            cids, cmask = cids.to(self.device), cmask.to(self.device)
-            target = target.to(self.device)
+            # each row's continuation, right-padded: the model reads tokens 1..n-1 of it and
+            # scores tokens 2..n (the padding sits after a row's last input, masked)
+            conts = torch.tensor(
+                [c + [self.pad_id] * (cwidth + 1 - len(c)) for _, _, c in part_rows],
+                device=self.device,
+            )
+            cids, target = conts[:, :-1], conts[:, 1:]
+            lens = torch.tensor([len(c) - 1 for _, _, c in part_rows], device=self.device)
+            cmask = (torch.arange(cwidth, device=self.device) < lens[:, None]).long()
             cpos = ctxs.last_pos[sel][:, None] + 1 + torch.arange(cwidth, device=self.device)
             logits = self.model(
                 input_ids=cids,
