@@ -51,6 +51,13 @@ def test_unknown_task_lists_valid_tasks(cli):
     assert "Unknown task 'hellaswg'" in msg and "gsm8k" in msg and "hellaswag" in msg
 
 
+def test_unknown_device_is_a_clear_error(cli):
+    msg = assert_clean_error(
+        cli("eval", *MODEL, "--task", "arith_probe", "--device", "gpu"), code=2
+    )
+    assert "device='gpu' is not a device name" in msg and "'cuda'" in msg
+
+
 def test_missing_data_file(cli, tmp_path):
     (tmp_path / "hellaswag").mkdir()
     msg = assert_clean_error(

@@ -119,3 +119,15 @@ def test_unknown_hub_model_offline_says_how_to_fix() -> None:
 def test_tokenizer_option_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="'bpe-nonexistent'"):
         load_model("scratch:gpt2", tokenizer="bpe-nonexistent", config=TINY_CONFIG)
+
+
+def test_device_names_are_checked_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smollab.models import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="'gpu' is not a device name.*'cuda'"):
+        load_model("scratch:gpt2", tokenizer="char", config=dict(TINY_CONFIG), device="gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="no CUDA device is available.*Use 'cpu'"):
+        load_model("scratch:gpt2", tokenizer="char", config=dict(TINY_CONFIG), device="cuda")

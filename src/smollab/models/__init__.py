@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smollab.models.loader import LoadedModel, load_model, resolve_source
+from smollab.models.loader import LoadedModel, load_model, resolve_device, resolve_source
 from smollab.models.small import SMALL_MODELS, build_small_model
 from smollab.models.tokenizers import char_tokenizer
 
@@ -12,5 +12,6 @@ __all__ = [
     "build_small_model",
     "char_tokenizer",
     "load_model",
+    "resolve_device",
     "resolve_source",
 ]

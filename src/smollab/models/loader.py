@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smollab.errors import ModelLoadError
+from smollab.errors import ConfigError, ModelLoadError
 from smollab.paths import smollab_home
 
 EMBEDDED = {
@@ -120,6 +120,36 @@ def resolve_source(source: str) -> tuple[str, Path | str]:
     return "hub", source
 
 
+def resolve_device(name: str) -> Any:
+    """The ``torch.device`` for ``name``: 'cpu', 'cuda', 'cuda:N', 'mps', or 'auto' (CUDA when
+    present, else the CPU). A ConfigError for a device this machine does not have or a name
+    PyTorch does not know."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"device={name!r} is not a device name. Use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'."
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        why = "has no CUDA support" if torch.version.cuda is None else "finds no GPU"
+        raise ConfigError(
+            f"device={name!r} but no CUDA device is available (this PyTorch "
+            f"{torch.__version__} {why}). Use 'cpu'."
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s). "
+            "Use 'cuda:0' up to the last one."
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name!r} but MPS is not available here. Use 'cpu'.")
+    return dev
+
+
 def check_source(source: str) -> None:
     """Fail fast (before any run starts) on a model source that cannot be loaded."""
     kind, loc = resolve_source(source)
@@ -207,6 +237,8 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    target = resolve_device(device)  # before any loading: a bad device fails at once
+
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     kind, loc = resolve_source(source)
     info: dict[str, Any] = {"kind": kind, "location": str(loc)}
@@ -241,7 +273,7 @@ def load_model(
             raise ModelLoadError(f"Could not load model from {loc}: {e}") from None
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-    model.to(device)
+    model.to(target)
     model.eval()
     info["n_params"] = sum(p.numel() for p in model.parameters())
     info["model_type"] = model.config.model_type

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from smollab.errors import ConfigError, DataError
 from smollab.io import append_jsonl, atomic_write_json, read_json, read_jsonl, write_jsonl
+from smollab.models.loader import resolve_device
 from smollab.tasks.modular import ModularTask, Split
 
 ACC_BAR = 0.99
@@ -154,14 +155,6 @@ def check_points(spec: GrokTrainSpec, task: ModularTask, where: str) -> None:
             f"{where}: tsne_points={spec.tsne_points} but task {task.name!r} has only "
             f"{task.n_pairs} pairs. Ask for at most {task.n_pairs} points."
         )
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but no CUDA device is available. Use 'cpu'.")
-    return torch.device(name)
 
 
 class GrokTrainer:
