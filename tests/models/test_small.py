@@ -82,6 +82,13 @@ def test_shared_prefix_is_the_same_function(norm: str, n_layer: int) -> None:
     want = full_forward(m, tokens)
     torch.testing.assert_close(m(tokens, shared_prefix=2), want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(m(tokens, shared_prefix=1), want, rtol=1e-5, atol=1e-5)
+    # prefixes found once for a larger set (as the grokking trainer does), then indexed
+    uniq, inv = m.prefix_index(torch.cat([tokens, tokens.flip(0)]), 2)
+    assert len(uniq) == len(torch.unique(tokens[:, :2], dim=0))
+    got = m(tokens, shared_prefix=2, prefixes=(uniq, inv[: len(tokens)]))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # a batch too small for the per-token table of the first block's in-projection
+    torch.testing.assert_close(m(tokens[:3], shared_prefix=2), want[:3], rtol=1e-5, atol=1e-5)
     # gradients agree too (training uses this path)
     g1 = torch.autograd.grad(m(tokens, shared_prefix=2).square().sum(), list(m.parameters()))
     g2 = torch.autograd.grad(want.square().sum(), list(m.parameters()))

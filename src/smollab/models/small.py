@@ -12,7 +12,7 @@ Representation hooks: ``model.embed`` (embedding output), ``model.layers[i]`` (b
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -101,36 +101,71 @@ class Block(nn.Module):
         return t.view(b, n, self.n_head, d // self.n_head).transpose(1, 2)
 
     def forward_split(
-        self, p: torch.Tensor, s: torch.Tensor, inv: torch.Tensor, last_only: bool = False
+        self,
+        p: torch.Tensor,
+        s: torch.Tensor,
+        inv: torch.Tensor,
+        last_only: bool = False,
+        qkv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The block on a sequence split into a shared prefix and a per-row suffix.
 
         ``p`` (U, P, D) holds the distinct prefixes, ``inv`` (B,) maps each row to its prefix,
         ``s`` (B, S, D) the rest. Causal attention makes a prefix position depend on the prefix
         alone, so it is computed once per distinct prefix; suffix queries attend to the gathered
-        prefix keys and values. Returns the new ``(p, s)`` (``p`` is None with ``last_only``,
-        and ``s`` is then the last position only).
+        prefix keys and values. ``qkv``: the in-projections of ``p`` and ``s`` when the caller
+        has them already (the first block's, from a per-token table). Returns the new
+        ``(p, s)`` (``p`` is None with ``last_only``, and ``s`` is then the last position only).
         """
         d = s.shape[2]
-        qp, kp, vp = (self._heads(t) for t in self.qkv(p if self.post else self.ln1(p)).split(d, 2))
-        qs, ks, vs = (self._heads(t) for t in self.qkv(s if self.post else self.ln1(s)).split(d, 2))
-        k = torch.cat([kp[inv], ks], dim=2)
-        v = torch.cat([vp[inv], vs], dim=2)
         n_pre, n_suf = p.shape[1], s.shape[1]
         first = n_suf - 1 if last_only else 0
-        # query j of the suffix sees every prefix key and suffix keys 0..j: no mask needed
-        atts = [
-            F.scaled_dot_product_attention(
-                qs[:, :, j : j + 1], k[:, :, : n_pre + j + 1], v[:, :, : n_pre + j + 1]
+        if qkv is not None:
+            qkv_p, qkv_s = qkv
+            qp, kp, vp = (self._heads(t) for t in qkv_p.split(d, 2))
+            qs, ks, vs = (self._heads(t) for t in qkv_s.split(d, 2))
+            qs = qs[:, :, first:]
+        elif last_only:
+            # only the last query is read: the other positions need keys and values alone
+            w, b = self.qkv.weight, self.qkv.bias
+            a_p = p if self.post else self.ln1(p)
+            a_s = s if self.post else self.ln1(s)
+            kp, vp = (self._heads(t) for t in F.linear(a_p, w[d:], b[d:]).split(d, 2))
+            ks, vs = (self._heads(t) for t in F.linear(a_s, w[d:], b[d:]).split(d, 2))
+            qs = self._heads(F.linear(a_s[:, first:], w[:d], b[:d]))
+            qp = None
+        else:
+            qp, kp, vp = (
+                self._heads(t) for t in self.qkv(p if self.post else self.ln1(p)).split(d, 2)
             )
-            for j in range(first, n_suf)
-        ]
-        att_s = torch.cat(atts, dim=2).transpose(1, 2).flatten(2)
+            qs, ks, vs = (
+                self._heads(t) for t in self.qkv(s if self.post else self.ln1(s)).split(d, 2)
+            )
+        k = torch.cat([kp.index_select(0, inv), ks], dim=2)
+        v = torch.cat([vp.index_select(0, inv), vs], dim=2)
+        att_s = _small_attention(qs, k, v, n_pre + first).transpose(1, 2).flatten(2)
         s_out = self._out(s[:, first:], self.proj(att_s))
         if last_only:
             return None, s_out
-        att_p = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)
+        assert qp is not None
+        att_p = _small_attention(qp, kp, vp, 0)
         return self._out(p, self.proj(att_p.transpose(1, 2).flatten(2))), s_out
+
+
+def _small_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q0: int) -> torch.Tensor:
+    """Causal attention of queries at positions ``q0, q0+1, ...`` over keys ``0..T-1``.
+
+    ``q`` (B, H, Q, dh), ``k`` and ``v`` (B, H, T, dh). Written out with broadcasting: at these
+    sizes (a few positions, B*H in the thousands) it is several times faster on a CPU than the
+    fused kernel (``scaled_dot_product_attention``), and one graph for ``torch.compile``.
+    """
+    n_q, t = q.shape[2], k.shape[2]
+    scores = (q.unsqueeze(3) * k.unsqueeze(2)).sum(-1) * q.shape[-1] ** -0.5  # (B, H, Q, T)
+    if q0 + n_q < t or n_q > 1:
+        q_pos = torch.arange(q0, q0 + n_q, device=q.device)
+        hidden = torch.arange(t, device=q.device)[None, :] > q_pos[:, None]
+        scores = scores.masked_fill(hidden, float("-inf"))
+    return (scores.softmax(-1).unsqueeze(-1) * v.unsqueeze(2)).sum(3)
 
 
 class Decoder(nn.Module):
@@ -152,13 +187,20 @@ class Decoder(nn.Module):
                 nn.init.zeros_(blk.qkv.bias)
                 nn.init.zeros_(blk.proj.bias)
 
-    def forward(self, tokens: torch.Tensor, shared_prefix: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        shared_prefix: int = 0,
+        prefixes: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Logits at the last position. ``shared_prefix=P`` computes the first P positions once
-        per distinct prefix in the batch (:meth:`Block.forward_split`): the same function, with
-        less work when prefixes repeat (``x op`` in ``x op y =``: 97 distinct rows in a batch of
-        512). Forward hooks on the blocks fire only without it."""
+        per distinct prefix (:meth:`Block.forward_split`): the same function, with less work
+        when prefixes repeat (``x op`` in ``x op y =``: 97 distinct rows in a batch of 512).
+        ``prefixes``: ``(distinct prefixes (U, P), each row's index into them (B,))`` from
+        :meth:`prefix_index`, computed once for a whole dataset; without it they are found in
+        this batch. Forward hooks on the blocks fire only without ``shared_prefix``."""
         if shared_prefix:
-            return self._forward_split(tokens, shared_prefix)
+            return self._forward_split(tokens, shared_prefix, prefixes)
         pos = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.embed(self.tok(tokens) + self.pos(pos))
         last = len(self.layers) - 1
@@ -166,22 +208,47 @@ class Decoder(nn.Module):
             x = layer(x, last_only=i == last)
         return self.head(self.ln_f(x[:, -1]))
 
-    def _forward_split(self, tokens: torch.Tensor, n_pre: int) -> torch.Tensor:
-        pos = self.pos(torch.arange(tokens.shape[1], device=tokens.device))
-        # distinct prefixes via one integer key per row (1-D unique is far faster than dim=0)
+    def prefix_index(self, tokens: torch.Tensor, n_pre: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The distinct ``n_pre``-token prefixes of ``tokens`` (U, n_pre), sorted, and each row's
+        index into them (B,)."""
         v = self.tok.num_embeddings
-        if v**n_pre < 2**62:
+        if v**n_pre < 2**62:  # one integer key per row: 1-D unique is far faster than dim=0
             weights = v ** torch.arange(n_pre, device=tokens.device)
             keys, inv = torch.unique((tokens[:, :n_pre] * weights).sum(1), return_inverse=True)
-            uniq = (keys[:, None] // weights) % v
-        else:  # keys would overflow int64
-            uniq, inv = torch.unique(tokens[:, :n_pre], dim=0, return_inverse=True)
-        p: torch.Tensor | None = self.tok(uniq) + pos[:n_pre]
-        s = self.tok(tokens[:, n_pre:]) + pos[n_pre:]
+            return (keys[:, None] // weights) % v, inv
+        uniq, inv = torch.unique(tokens[:, :n_pre], dim=0, return_inverse=True)
+        return uniq, inv
+
+    def _forward_split(
+        self,
+        tokens: torch.Tensor,
+        n_pre: int,
+        prefixes: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        uniq, inv = prefixes if prefixes is not None else self.prefix_index(tokens, n_pre)
+        (b, t), u, d = tokens.shape, uniq.shape[0], self.config.d_model
+        n_suf = t - n_pre
+        # the input of every position is token + position embedding: one row per (token,
+        # position) of a (vocab x positions) table
+        table = (self.tok.weight[:, None] + self.pos.weight[None, :t]).flatten(0, 1)
+        ar = torch.arange(t, device=tokens.device)
+        ip = (uniq * t + ar[:n_pre]).flatten()
+        is_ = (tokens[:, n_pre:] * t + ar[n_pre:]).flatten()
+        p: torch.Tensor | None = table.index_select(0, ip).view(u, n_pre, d)
+        s = table.index_select(0, is_).view(b, n_suf, d)
+        qkv: tuple[torch.Tensor, torch.Tensor] | None = None
+        first = cast(Block, self.layers[0])
+        if len(table) <= u * n_pre + b * n_suf:
+            # so the first block's in-projection is a table too, when that is less work
+            proj = first.qkv(table if first.post else first.ln1(table))
+            qkv = (
+                proj.index_select(0, ip).view(u, n_pre, 3 * d),
+                proj.index_select(0, is_).view(b, n_suf, 3 * d),
+            )
         last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(cast(list[Block], list(self.layers))):
             assert p is not None
-            p, s = layer.forward_split(p, s, inv, last_only=i == last)
+            p, s = layer.forward_split(p, s, inv, last_only=i == last, qkv=qkv if i == 0 else None)
         return self.head(self.ln_f(s[:, -1]))
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:

@@ -88,13 +88,18 @@ class GrokTrainSpec(BaseModel):
     tsne_points: int | None = Field(
         None, ge=5, description="t-SNE of this many snapshot points (off when unset)"
     )
-    compile: bool = Field(False, description="torch.compile the model (pays on long runs)")
+    compile: bool = Field(
+        False,
+        description="torch.compile the model: one static graph for training and one for "
+        "evaluation; about 45 s of compilation on a CPU the first time (cached afterwards), "
+        "so it pays on long runs and on every run after the first (BENCHMARKS.md)",
+    )
     shared_prefix: bool = Field(
         True,
         description="compute the positions before the second operand (x and the operator) "
-        "once per distinct x in a batch: the same function, about half the work on a CPU. On "
-        "a GPU set it to false: finding the distinct x makes the host wait for the device "
-        "every step (an H100 ran 1.8x slower with it, BENCHMARKS.md)",
+        "once per distinct x, and the first block's in-projection once per (token, position): "
+        "the same function, about half the work on a CPU. The distinct prefixes are found once "
+        "for the whole task, so a step does not wait on the host (BENCHMARKS.md)",
     )
     precision: Literal["fp32", "bf16"] = Field(
         "fp32",
@@ -183,6 +188,12 @@ class GrokTrainer:
         va = torch.from_numpy(self.split.val).to(dev)
         self.train_x, self.train_y = toks[tr], labels[tr]
         self.val_x, self.val_y = toks[va], labels[va]
+        # positions 0..1 (x, op) repeat across pairs: computed once per distinct prefix, found
+        # once for the whole task (static shapes: no search per batch, no host-device sync)
+        self.prefixes: torch.Tensor | None = None
+        if spec.shared_prefix and hasattr(model, "prefix_index"):
+            self.prefixes, inv = model.prefix_index(toks, 2)
+            self.train_inv, self.val_inv = inv[tr], inv[va]
         self.all_x, self.all_y = toks, labels
         self.gen = torch.Generator(device=dev)
         self.gen.manual_seed(seed)
@@ -195,9 +206,8 @@ class GrokTrainer:
             "train_time_s": 0.0,
             "snapshot_time_s": 0.0,
         }
-        self._fwd = torch.compile(model) if spec.compile else model
-        # positions 0..1 (x, op) repeat across a batch: computed once per distinct x
-        self._fwd_kw = {"shared_prefix": 2} if spec.shared_prefix else {}
+        # one static graph per batch shape (training, evaluation)
+        self._fwd = torch.compile(model, dynamic=False) if spec.compile else model
         self.snapshot_ids = self._snapshot_ids()
 
     # ------------------------------------------------------------------ set-up
@@ -297,7 +307,8 @@ class GrokTrainer:
     def evaluate(self) -> tuple[float, float]:
         self.model.eval()
         with self._autocast():
-            logits = self._fwd(self.val_x, **self._fwd_kw).float()
+            logits = self._forward(self.val_x, self.val_inv if self.prefixes is not None else None)
+            logits = logits.float()
         loss = F.cross_entropy(logits, self.val_y).item()
         acc = (logits.argmax(-1) == self.val_y).float().mean().item()
         self.model.train()
@@ -380,7 +391,8 @@ class GrokTrainer:
             idx = torch.randint(n_train, (bs,), generator=self.gen, device=self.device)
             x, y = self.train_x[idx], self.train_y[idx]
             with self._autocast():
-                logits = self._fwd(x, **self._fwd_kw).float()
+                inv = self.train_inv[idx] if self.prefixes is not None else None
+                logits = self._forward(x, inv).float()
             loss = F.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -428,6 +440,11 @@ class GrokTrainer:
             torch._foreach_mul_(self.grad_ema, a)
             torch._foreach_add_(self.grad_ema, grads, alpha=1.0 - a)
         torch._foreach_add_(grads, self.grad_ema, alpha=self.spec.grokfast_lamb)
+
+    def _forward(self, x: torch.Tensor, inv: torch.Tensor | None) -> torch.Tensor:
+        if inv is None:
+            return self._fwd(x)
+        return self._fwd(x, shared_prefix=2, prefixes=(self.prefixes, inv))
 
     def _autocast(self) -> Any:
         return torch.autocast(
