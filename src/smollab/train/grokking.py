@@ -30,7 +30,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -192,7 +192,7 @@ class GrokTrainer:
         # once for the whole task (static shapes: no search per batch, no host-device sync)
         self.prefixes: torch.Tensor | None = None
         if spec.shared_prefix and hasattr(model, "prefix_index"):
-            self.prefixes, inv = model.prefix_index(toks, 2)
+            self.prefixes, inv = cast(Any, model).prefix_index(toks, 2)
             self.train_inv, self.val_inv = inv[tr], inv[va]
         self.all_x, self.all_y = toks, labels
         self.gen = torch.Generator(device=dev)
@@ -230,11 +230,13 @@ class GrokTrainer:
     def _optimizer(self) -> torch.optim.Optimizer:
         groups_by_part = getattr(self.model, "param_groups", None)
         parts = groups_by_part() if groups_by_part else {"layers": list(self.model.parameters())}
+        lr_mult: dict[str, float] = {str(k): v for k, v in self.spec.lr_mult.items()}
+        wd_mult: dict[str, float] = {str(k): v for k, v in self.spec.wd_mult.items()}
         groups = [
             {
                 "params": ps,
-                "lr": self.spec.lr * self.spec.lr_mult.get(name, 1.0),
-                "weight_decay": self.spec.weight_decay * self.spec.wd_mult.get(name, 1.0),
+                "lr": self.spec.lr * lr_mult.get(name, 1.0),
+                "weight_decay": self.spec.weight_decay * wd_mult.get(name, 1.0),
                 "name": name,
             }
             for name, ps in parts.items()
@@ -301,7 +303,9 @@ class GrokTrainer:
     # ------------------------------------------------------------------ evaluation
     def weight_norm(self) -> float:
         with torch.no_grad():
-            return float(torch.sqrt(sum((p.float() ** 2).sum() for p in self.model.parameters())))
+            zero = torch.zeros((), device=self.device)
+            squares = sum(((p.float() ** 2).sum() for p in self.model.parameters()), zero)
+            return float(torch.sqrt(squares))
 
     @torch.inference_mode()
     def evaluate(self) -> tuple[float, float]:
@@ -318,10 +322,10 @@ class GrokTrainer:
     def snapshot(self, val_acc: float | None) -> Path:
         """Save the last-position representations of the snapshot pairs at this step."""
         t0 = time.perf_counter()
-        self.model.eval()
+        model: Any = self.model  # a Decoder: embed, layers and tok are its hook points
+        model.eval()
         acts: dict[str, torch.Tensor] = {}
-        mods = {"embed": self.model.embed, "first": self.model.layers[0]}
-        mods["last"] = self.model.layers[-1]
+        mods = {"embed": model.embed, "first": model.layers[0], "last": model.layers[-1]}
 
         def keep(name: str, out: torch.Tensor) -> None:
             # blocks: the last position (where the answer is read); embeddings: the whole input
@@ -341,20 +345,20 @@ class GrokTrainer:
                 h.remove()
         self.model.train()
         is_train = np.isin(self.snapshot_ids, self.split.train)
-        emb = self.model.tok.weight[: self.task.n_classes].detach().float().cpu().numpy()
+        emb = model.tok.weight[: self.task.n_classes].detach().float().cpu().numpy()
         path = self.run_dir / "snapshots" / f"step_{self.step:06d}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
-        np.savez_compressed(
-            tmp,
-            step=self.step,
-            val_acc=np.nan if val_acc is None else val_acc,
-            ids=self.snapshot_ids,
-            labels=self.all_y[ids].cpu().numpy(),
-            is_train=is_train,
-            token_embeddings=emb,
+        arrays: dict[str, Any] = {
+            "step": self.step,
+            "val_acc": np.nan if val_acc is None else val_acc,
+            "ids": self.snapshot_ids,
+            "labels": self.all_y[ids].cpu().numpy(),
+            "is_train": is_train,
+            "token_embeddings": emb,
             **{k: v.numpy().astype(np.float32) for k, v in acts.items()},
-        )
+        }
+        np.savez_compressed(tmp, **arrays)
         os.replace(tmp, path)
         self.state["snapshot_time_s"] += time.perf_counter() - t0
         return path
@@ -431,8 +435,7 @@ class GrokTrainer:
     def _grokfast_filter(self) -> None:
         """Grokfast-EMA: keep an EMA of the gradients (started at the first gradient, as the
         authors' ``gradfilter_ema``) and add ``lamb`` times it to each gradient."""
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        grads = [p.grad for p in params]
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         a = float(self.spec.grokfast_alpha or 0.0)
         if self.grad_ema is None:
             self.grad_ema = [g.detach().clone() for g in grads]
