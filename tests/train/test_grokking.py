@@ -181,3 +181,29 @@ def test_grokfast_left_out_of_the_hash_when_off() -> None:
     assert on["grokfast_alpha"] == 0.98 and on["grokfast_lamb"] == 2.0
     with pytest.raises(ValidationError):
         GrokTrainSpec(grokfast_alpha=1.5)
+
+
+def test_shared_prefix_trains_the_same_model(tmp_path: Path) -> None:
+    """The shared-prefix forward (prefixes found once per task, a per-token first projection)
+    is the same function as the plain one: the two runs differ by rounding only."""
+    a = make(tmp_path / "a", shared_prefix=True)
+    assert a.prefixes is not None and len(a.prefixes) == 7  # x op: one prefix per x
+    a.fit()
+    make(tmp_path / "b", shared_prefix=False).fit()
+    ra = read_jsonl(tmp_path / "a" / "metrics.jsonl")
+    rb = read_jsonl(tmp_path / "b" / "metrics.jsonl")
+    for x, y in zip(ra, rb, strict=True):
+        for key in ("train_loss", "val_loss", "weight_norm"):
+            assert y[key] == pytest.approx(x[key], rel=1e-4), (x["step"], key)
+
+
+@pytest.mark.parametrize("shared_prefix", [True, False])
+def test_bf16_autocast_on_cpu_learns(tmp_path: Path, shared_prefix: bool) -> None:
+    # p = 5: a 12-pair training set, memorised within 200 steps (as in fp32)
+    spec = {"steps": 200, "batch_size": 32, "precision": "bf16", "shared_prefix": shared_prefix}
+    summary = make(tmp_path, p=5, **spec).fit()
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in rows)
+    assert rows[-1]["train_loss"] < 0.05 * rows[0]["train_loss"]
+    assert rows[-1]["train_acc"] >= 0.99 and summary["n_train"] == 12
+    assert summary["memorisation_step"] is not None
