@@ -156,8 +156,9 @@ def _small_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q0: int)
     """Causal attention of queries at positions ``q0, q0+1, ...`` over keys ``0..T-1``.
 
     ``q`` (B, H, Q, dh), ``k`` and ``v`` (B, H, T, dh). Written out with broadcasting: at these
-    sizes (a few positions, B*H in the thousands) it is several times faster on a CPU than the
-    fused kernel (``scaled_dot_product_attention``), and one graph for ``torch.compile``.
+    sizes (a few positions, B*H in the thousands) one call here is cheaper on a CPU than a
+    ``scaled_dot_product_attention`` call per query position (part of the 1.13-1.18x of
+    commit 6c3b5c9, BENCHMARKS.md), and it is one graph for ``torch.compile``.
     """
     n_q, t = q.shape[2], k.shape[2]
     scores = (q.unsqueeze(3) * k.unsqueeze(2)).sum(-1) * q.shape[-1] ** -0.5  # (B, H, Q, T)
