@@ -100,6 +100,10 @@ class Block(nn.Module):
         b, n, d = t.shape
         return t.view(b, n, self.n_head, d // self.n_head).transpose(1, 2)
 
+    def _split_heads(self, t: torch.Tensor, d: int) -> list[torch.Tensor]:
+        """A concatenated projection (B, N, k*d) as k tensors (B, H, N, d/H)."""
+        return [self._heads(x) for x in t.split(d, 2)]
+
     def forward_split(
         self,
         p: torch.Tensor,
@@ -120,27 +124,23 @@ class Block(nn.Module):
         d = s.shape[2]
         n_pre, n_suf = p.shape[1], s.shape[1]
         first = n_suf - 1 if last_only else 0
+        qp: torch.Tensor | None
         if qkv is not None:
-            qkv_p, qkv_s = qkv
-            qp, kp, vp = (self._heads(t) for t in qkv_p.split(d, 2))
-            qs, ks, vs = (self._heads(t) for t in qkv_s.split(d, 2))
+            qp, kp, vp = self._split_heads(qkv[0], d)
+            qs, ks, vs = self._split_heads(qkv[1], d)
             qs = qs[:, :, first:]
         elif last_only:
             # only the last query is read: the other positions need keys and values alone
             w, b = self.qkv.weight, self.qkv.bias
             a_p = p if self.post else self.ln1(p)
             a_s = s if self.post else self.ln1(s)
-            kp, vp = (self._heads(t) for t in F.linear(a_p, w[d:], b[d:]).split(d, 2))
-            ks, vs = (self._heads(t) for t in F.linear(a_s, w[d:], b[d:]).split(d, 2))
+            kp, vp = self._split_heads(F.linear(a_p, w[d:], b[d:]), d)
+            ks, vs = self._split_heads(F.linear(a_s, w[d:], b[d:]), d)
             qs = self._heads(F.linear(a_s[:, first:], w[:d], b[:d]))
             qp = None
         else:
-            qp, kp, vp = (
-                self._heads(t) for t in self.qkv(p if self.post else self.ln1(p)).split(d, 2)
-            )
-            qs, ks, vs = (
-                self._heads(t) for t in self.qkv(s if self.post else self.ln1(s)).split(d, 2)
-            )
+            qp, kp, vp = self._split_heads(self.qkv(p if self.post else self.ln1(p)), d)
+            qs, ks, vs = self._split_heads(self.qkv(s if self.post else self.ln1(s)), d)
         k = torch.cat([kp.index_select(0, inv), ks], dim=2)
         v = torch.cat([vp.index_select(0, inv), vs], dim=2)
         att_s = _small_attention(qs, k, v, n_pre + first).transpose(1, 2).flatten(2)

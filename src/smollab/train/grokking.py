@@ -191,6 +191,8 @@ class GrokTrainer:
         # positions 0..1 (x, op) repeat across pairs: computed once per distinct prefix, found
         # once for the whole task (static shapes: no search per batch, no host-device sync)
         self.prefixes: torch.Tensor | None = None
+        self.train_inv: torch.Tensor | None = None  # each pair's index into the prefixes
+        self.val_inv: torch.Tensor | None = None
         if spec.shared_prefix and hasattr(model, "prefix_index"):
             self.prefixes, inv = cast(Any, model).prefix_index(toks, 2)
             self.train_inv, self.val_inv = inv[tr], inv[va]
@@ -311,8 +313,7 @@ class GrokTrainer:
     def evaluate(self) -> tuple[float, float]:
         self.model.eval()
         with self._autocast():
-            logits = self._forward(self.val_x, self.val_inv if self.prefixes is not None else None)
-            logits = logits.float()
+            logits = self._forward(self.val_x, self.val_inv).float()
         loss = F.cross_entropy(logits, self.val_y).item()
         acc = (logits.argmax(-1) == self.val_y).float().mean().item()
         self.model.train()
@@ -395,7 +396,7 @@ class GrokTrainer:
             idx = torch.randint(n_train, (bs,), generator=self.gen, device=self.device)
             x, y = self.train_x[idx], self.train_y[idx]
             with self._autocast():
-                inv = self.train_inv[idx] if self.prefixes is not None else None
+                inv = None if self.train_inv is None else self.train_inv[idx]
                 logits = self._forward(x, inv).float()
             loss = F.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
@@ -445,6 +446,7 @@ class GrokTrainer:
         torch._foreach_add_(grads, self.grad_ema, alpha=self.spec.grokfast_lamb)
 
     def _forward(self, x: torch.Tensor, inv: torch.Tensor | None) -> torch.Tensor:
+        """Logits of ``x``; with ``inv`` (rows' prefix indices) through the shared prefix."""
         if inv is None:
             return self._fwd(x)
         return self._fwd(x, shared_prefix=2, prefixes=(self.prefixes, inv))
