@@ -31,8 +31,8 @@ def handle_errors(fn: F) -> F:
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             err_console.print(
-                "[bold yellow]interrupted:[/] finished runs and the last training checkpoints "
-                "are kept; run the same command again to resume."
+                "[bold yellow]interrupted:[/] what finished is kept (runs, evaluated items, "
+                "the last training checkpoints); run the same command again to resume."
             )
             sys.exit(130)
 

@@ -54,6 +54,16 @@ def eval_cmd(
             help="code tasks: run tests without bubblewrap where user namespaces are missing",
         ),
     ] = False,
+    procs: Annotated[
+        int,
+        typer.Option(
+            "--procs",
+            min=1,
+            help="worker processes, each with its own copy of the model: on CUDA one GPU "
+            "each, round robin; on a CPU they share its threads (on 2 cores no faster than "
+            "one process)",
+        ),
+    ] = 1,
     cache: Annotated[
         bool, typer.Option("--cache/--no-cache", help="reuse cached request results")
     ] = True,
@@ -71,6 +81,7 @@ def eval_cmd(
     their tests in the sandbox; --samples N gives pass@k; the _chat variants are for instruct
     and API models, scored on the reply's fenced code).
     Items finished before an interruption are kept; the same command resumes.
+    --procs N splits the items over N processes (the results are those of one process).
 
     API models (generation tasks only; keys from ANTHROPIC_API_KEY / OPENAI_API_KEY):
     --model anthropic:MODEL or openai:MODEL [--base-url URL]; --batch-size is then the number
@@ -83,6 +94,7 @@ def eval_cmd(
 
     from smollab.errors import ConfigError
     from smollab.eval.harness import default_out_dir, make_tasks, run_eval, summary_rows
+    from smollab.eval.parallel import check_procs
     from smollab.eval.provider_lm import (
         API_CONCURRENCY,
         check_tasks,
@@ -108,6 +120,7 @@ def eval_cmd(
     tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)
     api = is_api_source(model)
     batch_size = batch_size or (API_CONCURRENCY if api else 32)
+    check_procs(procs, api=api, device=device)
     if api:
         check_tasks(model, tasks)
     elif base_url:
@@ -119,7 +132,8 @@ def eval_cmd(
     api_lm = make_provider_lm(model, base_url=base_url, concurrency=batch_size) if api else None
     for t in tasks:
         t.docs()  # load (and check) every dataset before the model
-    loaded: Any = api_lm or load_model(model, tokenizer=tokenizer, device=device, dtype=dtype)
+    load_args = {"source": model, "tokenizer": tokenizer, "device": device, "dtype": dtype}
+    loaded: Any = api_lm or load_model(**load_args)
     out_dir = out or default_out_dir(model)
     with Progress(
         TextColumn("{task.description}"),
@@ -137,7 +151,14 @@ def eval_cmd(
                 progress.advance(bars[e["task"]], e["n"])
 
         results = run_eval(
-            loaded, tasks, out_dir, batch_size=batch_size, use_cache=cache, on_event=on_event
+            loaded,
+            tasks,
+            out_dir,
+            batch_size=batch_size,
+            use_cache=cache,
+            on_event=on_event,
+            procs=procs,
+            load_args=load_args,
         )
     table = Table(title=f"{model} (95% intervals)")
     for col in ("task", "metric", "estimate [interval]", "n"):

@@ -109,13 +109,24 @@ def run_eval(
     batch_size: int = 32,
     use_cache: bool = True,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    procs: int = 1,
+    load_args: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``loaded`` (a :class:`~smollab.models.LoadedModel`, or an API model as a
     :class:`~smollab.eval.provider_lm.ProviderLM`) on ``tasks``; write and return the results
-    dict (see module docstring for the folder layout)."""
+    dict (see module docstring for the folder layout).
+
+    ``procs > 1`` computes the items in that many worker processes
+    (:mod:`smollab.eval.parallel`), each loading the model from ``load_args`` (the arguments of
+    :func:`~smollab.models.load_model`) with ``threads`` intra-op threads (default: this
+    process's threads shared among them); ``loaded`` is then used for the bookkeeping only."""
+    import contextlib
+
     from smollab.eval.lm import HFLM, RequestCache
+    from smollab.eval.parallel import ProcPool, check_procs, default_threads, merge_parts
     from smollab.eval.provider_lm import ProviderLM, check_tasks
-    from smollab.eval.runner import run_task, summarize
+    from smollab.eval.runner import run_task, samples_key, summarize
     from smollab.paths import smollab_home
     from smollab.study.env import environment
 
@@ -144,31 +155,64 @@ def run_eval(
         "environment": environment(),
         "tasks": {},
     }
+    check_procs(procs, api=isinstance(lm, ProviderLM), device=str(results["device"]))
+    pool: Any = contextlib.nullcontext()
+    if procs > 1:
+        if load_args is None:
+            raise ValueError("run_eval(procs > 1) needs load_args to load the model in workers")
+        pool = ProcPool(
+            load_args,
+            procs,
+            threads=threads or default_threads(procs),
+            batch_size=batch_size,
+            use_cache=use_cache,
+        )
     path = out_dir / "results.json"
     try:
-        for task in tasks:
-            docs = task.docs()
-            emit({"event": "task", "task": task.name, "total": len(docs)})
-            t0 = time.perf_counter()
+        with pool:
+            for task in tasks:
+                docs = task.docs()
+                emit({"event": "task", "task": task.name, "total": len(docs)})
+                t0 = time.perf_counter()
 
-            def progress(n: int, t: str = task.name) -> None:
-                emit({"event": "items", "task": t, "n": n})
+                def progress(n: int, t: str = task.name) -> None:
+                    emit({"event": "items", "task": t, "n": n})
 
-            records, compute_s = run_task(lm, task, out_dir, progress=progress)
-            summary = summarize(task, records)
-            wall = time.perf_counter() - t0
-            results["tasks"][task.name] = {
-                "task": task.config.task,
-                "config": task.describe(),
-                **summary,
-                "seconds": round(wall, 3),
-                "compute_seconds": round(compute_s, 3),
-                "items_per_second": round(len(records) / compute_s, 3) if compute_s else None,
-                "samples": f"samples_{task.name}.jsonl",
-            }
-            if isinstance(lm, ProviderLM):
-                results["model_info"] = lm.info  # calls, tokens and cost so far
-            atomic_write_json(path, results)
+                # also merges the parts an interrupted `--procs` run left
+                done = merge_parts(
+                    out_dir / f"samples_{task.name}.jsonl", samples_key(lm.model_key, task)
+                )
+                n_new = sum(d["id"] not in done for d in docs)
+                par = pool.compute(task, lm.model_key, out_dir, progress) if procs > 1 else None
+                records, compute_s = run_task(lm, task, out_dir, progress=None if par else progress)
+                if par:  # every item was computed by the workers
+                    compute_s, busy = par["compute_seconds"], par["seconds"]
+                else:
+                    busy = compute_s
+                summary = summarize(task, records)
+                wall = time.perf_counter() - t0
+                results["tasks"][task.name] = {
+                    "task": task.config.task,
+                    "config": task.describe(),
+                    **summary,
+                    "seconds": round(wall, 3),
+                    # summed over the worker processes with --procs
+                    "compute_seconds": round(compute_s, 3),
+                    "procs": procs,
+                    # items computed in this call (not resumed) per second of computing
+                    # (with --procs: of the workers' wall time, their start excluded)
+                    "items_per_second": round(n_new / busy, 3) if n_new and busy else None,
+                    "samples": f"samples_{task.name}.jsonl",
+                }
+                if isinstance(lm, ProviderLM):
+                    results["model_info"] = lm.info  # calls, tokens and cost so far
+                if procs > 1:  # worker start and model loading: in no task's seconds
+                    results["workers"] = {
+                        "procs": procs,
+                        "threads_per_proc": pool.threads,
+                        "start_seconds": pool.start_seconds and round(pool.start_seconds, 3),
+                    }
+                atomic_write_json(path, results)
     finally:
         if cache is not None:
             cache.close()

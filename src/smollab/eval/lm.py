@@ -64,14 +64,16 @@ __all__ = [
 class RequestCache:
     """A persistent request -> result map (SQLite), keyed by sha256 of model key + request.
 
-    Safe to share between the threads of one process; a crash loses at most the last batch.
+    Safe to share between the threads of one process, and between processes (``smollab eval
+    --procs``: SQLite locks the file; a writer waits up to a minute); a crash loses at most the
+    last batch.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         self._db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT)")
         self._db.commit()
 

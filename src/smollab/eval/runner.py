@@ -37,8 +37,8 @@ def _resume(samples: Path, key: str) -> dict[str, dict[str, Any]]:
     """Records already computed for this (model, task config); a file written for another model
     or config is set aside (renamed ``*.stale``), never mixed in."""
     meta = samples.with_suffix(".meta.json")
-    if samples.exists() and meta.exists() and read_json(meta).get("key") == key:
-        return {r["id"]: r for r in read_jsonl(samples)}
+    if meta.exists() and read_json(meta).get("key") == key:
+        return {r["id"]: r for r in read_jsonl(samples)} if samples.exists() else {}
     for p in (samples, meta):
         if p.exists():
             os.replace(p, p.with_name(p.name + ".stale"))

@@ -1,0 +1,167 @@
+"""``smollab eval --procs N``: the results of one process, and nothing lost when a worker dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smollab.eval.harness import make_task, model_key, run_eval
+from smollab.eval.parallel import PARTS, merge_parts
+from smollab.eval.runner import samples_key
+from smollab.io import append_jsonl, read_jsonl
+from tests.cli.test_cli import assert_clean_error
+from tests.conftest import REPO, cli_env, smollab_cmd
+
+SHARED = Path("/work/shared/data")
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+LOAD = {
+    "source": "scratch:gpt2",
+    "tokenizer": str(SHARED / "gpt2-tokenizer"),
+    "config": {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 128},
+    "seed": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def small() -> Any:
+    from smollab.models import load_model
+
+    return load_model(**LOAD)
+
+
+def _plant_part(out: Path, task: str, key: str, name: str, recs: list[dict[str, Any]]) -> None:
+    part = out / PARTS / task / name
+    part.mkdir(parents=True)
+    (part / f"samples_{task}.meta.json").write_text(json.dumps({"key": key}) + "\n")
+    for r in recs:
+        append_jsonl(part / f"samples_{task}.jsonl", r)
+
+
+def test_merge_parts_takes_the_matching_parts_once_and_removes_them(tmp_path):
+    samples = tmp_path / "samples_t.jsonl"
+    assert merge_parts(samples, "k") == {}  # a fresh folder: the key is written, nothing done
+    append_jsonl(samples, {"id": "0", "acc": 1.0})
+    _plant_part(tmp_path, "t", "k", "a", [{"id": "0", "acc": 0.0}, {"id": "1", "acc": 0.0}])
+    _plant_part(tmp_path, "t", "k", "b", [{"id": "2", "acc": 1.0}])
+    _plant_part(tmp_path, "t", "other", "c", [{"id": "3", "acc": 1.0}])  # another model
+    done = merge_parts(samples, "k")
+    assert sorted(done) == ["0", "1", "2"]
+    assert done["0"]["acc"] == 1.0  # the record already in the samples file is kept
+    assert [r["id"] for r in read_jsonl(samples)] == ["0", "1", "2"]
+    assert not (tmp_path / PARTS).exists()
+
+
+def test_procs_give_the_results_of_one_process(small, tmp_path):
+    def tasks() -> list[Any]:
+        return [
+            make_task("hellaswag", limit=10, data_dir=str(SHARED)),
+            make_task("arith_probe", limit=6, data_dir=str(SHARED)),
+        ]
+
+    one = run_eval(small, tasks(), tmp_path / "one", batch_size=4, use_cache=False)
+    two = run_eval(
+        small, tasks(), tmp_path / "two", batch_size=4, use_cache=False, procs=2, load_args=LOAD
+    )
+    assert two["workers"]["procs"] == 2 and two["workers"]["start_seconds"] > 0
+    for name in ("hellaswag", "arith_probe"):
+        a, b = one["tasks"][name], two["tasks"][name]
+        assert a["metrics"] == b["metrics"] and a["n"] == b["n"]
+        assert b["procs"] == 2 and b["items_per_second"] > 0
+        ra = {r["id"]: r for r in read_jsonl(tmp_path / "one" / f"samples_{name}.jsonl")}
+        rb = {r["id"]: r for r in read_jsonl(tmp_path / "two" / f"samples_{name}.jsonl")}
+        assert ra.keys() == rb.keys() and len(rb) == a["n"]  # every item once
+        for i, r in ra.items():
+            assert {k: v for k, v in r.items() if k != "logprobs"} == {
+                k: v for k, v in rb[i].items() if k != "logprobs"
+            }
+            assert r.get("logprobs", []) == pytest.approx(rb[i].get("logprobs", []), abs=1e-4)
+    assert not (tmp_path / "two" / PARTS).exists()
+
+
+def test_parts_left_by_a_stopped_run_are_used_not_recomputed(small, tmp_path):
+    task = make_task("hellaswag", limit=4, data_dir=str(SHARED))
+    key = samples_key(model_key(small), task)
+    # what a killed `--procs 2` run left: items 1 and 3, marked so the test can tell them apart
+    left = [{"id": i, "label": 0, "acc": 1.0, "acc_norm": 1.0, "mark": 1} for i in ("1", "3")]
+    _plant_part(tmp_path, "hellaswag", key, "9-0", left)
+    res = run_eval(small, [task], tmp_path, batch_size=4, use_cache=False)
+    recs = {r["id"]: r for r in read_jsonl(tmp_path / "samples_hellaswag.jsonl")}
+    assert sorted(recs) == ["0", "1", "2", "3"]
+    assert recs["1"].get("mark") == 1 and recs["3"].get("mark") == 1 and "mark" not in recs["0"]
+    assert res["tasks"]["hellaswag"]["n"] == 4
+    assert not (tmp_path / PARTS).exists()
+
+
+def test_procs_with_an_api_model_is_a_clear_error(cli):
+    msg = assert_clean_error(
+        cli("eval", "--model", "openai:gpt-4o-mini", "--task", "gsm8k_chat", "--procs", "2"),
+        code=2,
+    )
+    assert "--procs 2 is for local models" in msg and "--batch-size" in msg
+
+
+def _workers(parent: int) -> list[int]:
+    """The pool workers among ``parent``'s children (not multiprocessing's resource tracker)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (d / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in cmd:
+            pids.append(int(d.name))
+    return pids
+
+
+def _count(p: Path) -> int:
+    try:
+        return p.read_bytes().count(b"\n")
+    except OSError:
+        return 0
+
+
+def test_a_killed_worker_keeps_the_finished_items_and_the_run_resumes(tmp_path):
+    home, out = tmp_path / "home", tmp_path / "ev"
+    args = ["eval", "--model", "scratch:gpt2", "--tokenizer", str(SHARED / "gpt2-tokenizer"),
+            "--task", "hellaswag", "--limit", "700", "--data-dir", str(SHARED),
+            "--out", str(out), "--procs", "2", "--no-cache"]  # fmt: skip
+    env = {**cli_env(home), "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen(
+        smollab_cmd(*args), env=env, cwd=REPO, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    parts = out / PARTS / "hellaswag"
+    t0 = time.monotonic()
+    # each worker scores its items 256 at a time: kill one once a chunk is written
+    while max((_count(p) for p in parts.glob("*/samples_hellaswag.jsonl")), default=0) < 256:
+        if proc.poll() is not None or time.monotonic() - t0 > 240:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("the run ended before a worker finished a chunk:\n" + proc.stderr.read())
+        time.sleep(0.05)
+    workers = _workers(proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=240)
+    msg = assert_clean_error(subprocess.CompletedProcess(args, proc.returncode, stdout, stderr), 1)
+    assert "worker process of `--procs 2` died" in msg and "run the same command again" in msg
+    kept = read_jsonl(out / "samples_hellaswag.jsonl")
+    assert len(kept) >= 256 and len({r["id"] for r in kept}) == len(kept)
+    assert not parts.exists()
+    # the same command again: only the rest is computed
+    again = subprocess.run(smollab_cmd(*args), env=env, cwd=REPO, text=True, capture_output=True,
+                           timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    res = json.loads((out / "results.json").read_text())["tasks"]["hellaswag"]
+    recs = read_jsonl(out / "samples_hellaswag.jsonl")
+    assert res["n"] == 700 and len(recs) == 700 and len({r["id"] for r in recs}) == 700
+    assert {r["id"]: r for r in recs}.keys() >= {r["id"] for r in kept}
