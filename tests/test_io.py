@@ -45,6 +45,14 @@ def test_failed_write_keeps_old_file_and_no_temp(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json"]
 
 
+def test_atomic_writes_get_the_mode_open_gives(tmp_path: Path) -> None:
+    # results shared with a lab: not the private 0600 of a temp file
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    p = atomic_write_json(tmp_path / "results.json", {"a": 1})
+    assert p.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
 def test_atomic_write_text_round_trip(tmp_path: Path) -> None:
     p = atomic_write_text(tmp_path / "t.txt", "héllo\n")
     assert p.read_text(encoding="utf-8") == "héllo\n"
