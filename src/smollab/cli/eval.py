@@ -132,7 +132,12 @@ def eval_cmd(
     api_lm = make_provider_lm(model, base_url=base_url, concurrency=batch_size) if api else None
     for t in tasks:
         t.docs()  # load (and check) every dataset before the model
-    load_args = {"source": model, "tokenizer": tokenizer, "device": device, "dtype": dtype}
+    load_args: dict[str, Any] = {
+        "source": model,
+        "tokenizer": tokenizer,
+        "device": device,
+        "dtype": dtype,
+    }
     loaded: Any = api_lm or load_model(**load_args)
     out_dir = out or default_out_dir(model)
     with Progress(
