@@ -182,6 +182,23 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def find_processes(match: Any) -> list[int]:
+    """PIDs of the live processes for which ``match(parent pid, command-line args)`` is true
+    (Linux ``/proc``; args as bytes)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if match(ppid, cmd):
+            pids.append(int(d.name))
+    return pids
+
+
 def smollab_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "smollab.cli.main", *map(str, args)]
 

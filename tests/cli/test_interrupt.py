@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from smollab.io import read_json, read_jsonl
-from tests.conftest import REPO, cli_env, one_line, run_cli, smollab_cmd
+from tests.conftest import REPO, cli_env, find_processes, one_line, run_cli, smollab_cmd
 
 STEPS = 300
 SPEC = f"""\
@@ -131,17 +131,11 @@ def wait_for(cond: Any, proc: subprocess.Popen[str], timeout: float = 120) -> No
 
 def workers_of(out: Path) -> list[int]:
     """PIDs of worker processes running a run under ``out`` (they live in their own session)."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"smollab.study.worker" in cmd and any(str(out).encode() in c for c in cmd):
-            pids.append(int(d.name))
-    return pids
+    return find_processes(
+        lambda _ppid, cmd: (
+            b"smollab.study.worker" in cmd and any(str(out).encode() in c for c in cmd)
+        )
+    )
 
 
 def wait_workers_gone(out: Path, timeout: float = 30) -> None:

@@ -17,7 +17,7 @@ from smollab.eval.parallel import PARTS, merge_parts
 from smollab.eval.runner import samples_key
 from smollab.io import append_jsonl, read_jsonl
 from tests.cli.test_cli import assert_clean_error
-from tests.conftest import REPO, cli_env, smollab_cmd
+from tests.conftest import REPO, cli_env, find_processes, smollab_cmd
 
 SHARED = Path("/work/shared/data")
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
@@ -109,18 +109,7 @@ def test_procs_with_an_api_model_is_a_clear_error(cli):
 
 def _workers(parent: int) -> list[int]:
     """The pool workers among ``parent``'s children (not multiprocessing's resource tracker)."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmd = (d / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == parent and b"spawn_main" in cmd:
-            pids.append(int(d.name))
-    return pids
+    return find_processes(lambda ppid, cmd: ppid == parent and any(b"spawn_main" in c for c in cmd))
 
 
 def _count(p: Path) -> int:

@@ -178,12 +178,17 @@ def run_eval(
                 def progress(n: int, t: str = task.name) -> None:
                     emit({"event": "items", "task": t, "n": n})
 
+                samples = out_dir / f"samples_{task.name}.jsonl"
+                key = samples_key(lm.model_key, task)
                 # also merges the parts an interrupted `--procs` run left
-                done = merge_parts(
-                    out_dir / f"samples_{task.name}.jsonl", samples_key(lm.model_key, task)
-                )
-                n_new = sum(d["id"] not in done for d in docs)
-                par = pool.compute(task, lm.model_key, out_dir, progress) if procs > 1 else None
+                done = merge_parts(samples, key)
+                todo = [d["id"] for d in docs if d["id"] not in done]
+                n_new = len(todo)
+                par = None
+                if procs > 1 and todo:
+                    if len(todo) < len(docs):
+                        progress(len(docs) - len(todo))
+                    par = pool.compute(task, todo, samples, key, progress)
                 records, compute_s = run_task(lm, task, out_dir, progress=None if par else progress)
                 if par:  # every item was computed by the workers
                     compute_s, busy = par["compute_seconds"], par["seconds"]

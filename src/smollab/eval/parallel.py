@@ -136,26 +136,17 @@ class ProcPool:
     def compute(
         self,
         task: BenchTask,
-        model_key: str,
-        out_dir: Path,
+        todo: list[Any],
+        samples: Path,
+        key: str,
         progress: Callable[[int], None] | None = None,
-    ) -> dict[str, Any]:
-        """Compute every item of ``task`` not yet in ``out_dir``'s samples file, merged into it.
+    ) -> dict[str, float]:
+        """Compute the items ``todo`` (ids) of ``task`` and merge them into ``samples`` (the
+        task's samples file for the samples key ``key``).
 
-        Returns ``{"procs", "seconds" (wall), "compute_seconds" (summed over the workers),
-        "computed" (items)}``. A worker's failure raises after the finished items are merged.
+        Returns ``{"seconds" (wall), "compute_seconds" (summed over the workers)}``. A
+        worker's failure raises after the finished items are merged.
         """
-        from smollab.eval.runner import samples_key
-
-        samples = out_dir / f"samples_{task.name}.jsonl"
-        key = samples_key(model_key, task)
-        done = merge_parts(samples, key)
-        todo = [d["id"] for d in task.docs() if d["id"] not in done]
-        if progress and len(done):
-            progress(sum(1 for d in task.docs() if d["id"] in done))
-        stats: dict[str, Any] = {"procs": self.procs, "computed": len(todo)}
-        if not todo:
-            return {**stats, "seconds": 0.0, "compute_seconds": 0.0}
         self._start()
         parts = _parts_dir(samples)
         cfg = task.config.model_dump(mode="json")
@@ -175,11 +166,7 @@ class ProcPool:
             stop.set()
             relay.join()
             merge_parts(samples, key)
-        return {
-            **stats,
-            "seconds": time.perf_counter() - t0,
-            "compute_seconds": sum(secs),
-        }
+        return {"seconds": time.perf_counter() - t0, "compute_seconds": sum(secs)}
 
     def _relay(
         self, name: str, progress: Callable[[int], None] | None, stop: threading.Event
