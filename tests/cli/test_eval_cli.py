@@ -118,3 +118,14 @@ def test_samples_option_on_tasks_that_take_none(cli):
         "mbpp_chat, mbpp_sanitized"
     )
     assert want in msg
+
+
+def test_threads_option_sets_and_records_the_threads(cli, tmp_path):
+    out = tmp_path / "ev"
+    proc = cli("eval", *MODEL, "--task", "arith_probe", "--limit", "2", "--threads", "1",
+               "--out", out, "--no-cache")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert res["workers"] == {"procs": 1, "threads_per_proc": 1, "start_seconds": None}
+    bad = cli("eval", *MODEL, "--task", "arith_probe", "--threads", "0")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

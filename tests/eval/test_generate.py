@@ -134,3 +134,63 @@ def test_fewshot_examples_are_not_test_items() -> None:
     test_pairs = {(e.question["a"], e.question["b"]) for e in task.test_set()}
     assert not {(s.question["a"], s.question["b"]) for s in shots} & test_pairs
     assert fewshot_examples(task, PROMPT_FORMATS.get("plain")) == []
+
+
+def _kv(rows: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, 3, n, 4, generator=g), torch.randn(rows, 3, n, 4, generator=g)
+
+
+@pytest.mark.parametrize("capacity", [0, 5, 64])
+def test_growing_layer_holds_what_dynamic_layer_holds(capacity: int) -> None:
+    """The preallocated cache layer returns the same keys and values as transformers'
+    DynamicLayer through prefill, decoding, overflowing its capacity (0 and 5 force the buffers
+    to grow), dropping rows, selecting rows out of order, repeating rows and cropping."""
+    from transformers.cache_utils import DynamicLayer
+
+    from smollab.eval.generate import GrowingLayer
+
+    ref, got = DynamicLayer(), GrowingLayer(capacity)
+
+    def same() -> None:
+        assert got.get_seq_length() == ref.get_seq_length()
+        assert torch.equal(got.keys, ref.keys) and torch.equal(got.values, ref.values)
+
+    def update(k: torch.Tensor, v: torch.Tensor) -> None:
+        rk, rv = ref.update(k, v)
+        gk, gv = got.update(k, v)
+        assert torch.equal(gk, rk) and torch.equal(gv, rv)
+        same()
+
+    update(*_kv(1, 4, 0))  # a shared prefix, then repeated for 6 rows
+    for layer in (ref, got):
+        layer.batch_repeat_interleave(6)
+    same()
+    update(*_kv(6, 3, 1))  # the rows' own prompt tokens
+    for step in range(8):  # decoding, one position at a time
+        update(*_kv(6 if step < 3 else 4 if step < 6 else 2, 1, 10 + step))
+        if step == 2:  # rows 1 and 4 finish
+            for layer in (ref, got):
+                layer.batch_select_indices(torch.tensor([0, 2, 3, 5]))
+            same()
+        if step == 5:  # any other selection (reordered, repeated) copies
+            for layer in (ref, got):
+                layer.batch_select_indices(torch.tensor([3, 0]))
+            same()
+    for layer in (ref, got):
+        layer.crop(-3)
+    same()
+    update(*_kv(2, 2, 99))
+
+
+def test_new_cache_uses_growing_layers() -> None:
+    from smollab.eval.generate import GrowingLayer, new_cache
+
+    lm = tiny_lm("llama")
+    cache = new_cache(lm.model, 32)
+    assert cache is not None
+    out = lm.model(input_ids=torch.tensor([[1, 2, 3]]), past_key_values=cache, use_cache=True)
+    layers = out.past_key_values.layers
+    assert layers and all(isinstance(x, GrowingLayer) for x in layers)
+    assert layers[0].get_seq_length() == 3 and layers[0]._k.shape[2] == 32
+    assert new_cache(object(), 8) is None  # no config: the model makes its own cache

@@ -64,6 +64,15 @@ def eval_cmd(
             "one process)",
         ),
     ] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="CPU threads per process (default: PyTorch's, one per core; with --procs N, "
+            "that shared among the N workers)",
+        ),
+    ] = None,
     cache: Annotated[
         bool, typer.Option("--cache/--no-cache", help="reuse cached request results")
     ] = True,
@@ -138,6 +147,10 @@ def eval_cmd(
         "device": device,
         "dtype": dtype,
     }
+    if threads and not api and procs == 1:
+        import torch
+
+        torch.set_num_threads(threads)
     loaded: Any = api_lm or load_model(**load_args)
     out_dir = out or default_out_dir(model)
     with Progress(
@@ -164,6 +177,7 @@ def eval_cmd(
             on_event=on_event,
             procs=procs,
             load_args=load_args,
+            threads=threads,
         )
     table = Table(title=f"{model} (95% intervals)")
     for col in ("task", "metric", "estimate [interval]", "n"):

@@ -6,10 +6,12 @@ by length and batched with left padding; position ids follow the attention mask,
 decodes exactly as it would alone. Finished rows are dropped from the batch (and from the cache)
 so that one long answer does not make the whole batch pay.
 
-Two things keep the work per batch down (see ``benchmarks/bench_generate.py``): the tokens that
+Three things keep the work per batch down (see ``benchmarks/bench_generate.py``): the tokens that
 every prompt of a batch starts with (``Q: What is``, few-shot examples, a chat system prompt) are
-run once and their KV cache is shared by all rows; and the output projection is applied to the
-last position only (``logits_to_keep=1``), not to every prompt token.
+run once and their KV cache is shared by all rows; the output projection is applied to the
+last position only (``logits_to_keep=1``), not to every prompt token; and the KV cache is
+allocated once per batch for the prompt plus ``max_new_tokens`` (:class:`GrowingLayer`), where
+transformers' ``DynamicCache`` copies the whole cache into a new tensor at every decoded token.
 """
 
 from __future__ import annotations
@@ -19,6 +21,115 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from transformers.cache_utils import DynamicCache, DynamicLayer
+
+
+class GrowingLayer(DynamicLayer):
+    """A ``DynamicLayer`` whose keys and values live in buffers allocated for ``capacity``
+    positions: ``update`` writes the new positions in place and ``keys`` / ``values`` are views
+    of the filled part, so decoding a token copies one position, not the whole cache (the
+    buffers double if a batch outgrows them). The values attention reads are the same tensors
+    as with ``DynamicLayer``, so the outputs are identical."""
+
+    def __init__(self, capacity: int = 0) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self.length = 0
+        self._k: torch.Tensor | None = None
+        self._v: torch.Tensor | None = None
+
+    def _views(self) -> None:
+        assert self._k is not None and self._v is not None
+        self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
+
+    def _alloc(self, like: torch.Tensor, rows: int, capacity: int) -> torch.Tensor:
+        b, h, _, d = like.shape
+        return like.new_empty((rows, h, capacity, d))
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n, new = self.length, key_states.shape[-2]
+        if self._k is None or n + new > self._k.shape[2]:
+            cap = max(self.capacity, n + new, 2 * (self._k.shape[2] if self._k is not None else 0))
+            k = self._alloc(key_states, key_states.shape[0], cap)
+            v = self._alloc(value_states, value_states.shape[0], cap)
+            if self._k is not None and self._v is not None and n:
+                k[:, :, :n] = self._k[:, :, :n]
+                v[:, :, :n] = self._v[:, :, :n]
+            self._k, self._v = k, v
+        assert self._v is not None
+        self._k[:, :, n : n + new] = key_states
+        self._v[:, :, n : n + new] = value_states
+        self.length = n + new
+        self._views()
+        return self._k[:, :, : self.length], self._v[:, :, : self.length]
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:  # transformers' contract: only negative counts
+            raise ValueError("GrowingLayer.crop takes a negative number of tokens to remove.")
+        if tokens_to_remove and self._k is not None:
+            self.length = max(0, self.length + tokens_to_remove)
+            self._views()
+
+    def reset(self) -> None:
+        self.length = 0
+        self._k = self._v = None
+        super().reset()
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self._k is None or self._v is None or not self.length:
+            return
+        n = self.length
+        k = self._alloc(self._k, self._k.shape[0] * repeats, self._k.shape[2])
+        v = self._alloc(self._v, self._v.shape[0] * repeats, self._v.shape[2])
+        k[:, :, :n] = self._k[:, :, :n].repeat_interleave(repeats, dim=0)
+        v[:, :, :n] = self._v[:, :, :n].repeat_interleave(repeats, dim=0)
+        self._k, self._v = k, v
+        self._views()
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows ``indices``. Rows kept in their order (the finished rows dropped, as
+        generation does) move up within the same buffers; any other selection copies."""
+        if self._k is None or self._v is None or not self.length:
+            return
+        n, idx = self.length, indices.tolist()
+        if all(b >= a for a, b in zip(idx, idx[1:], strict=False)) and len(set(idx)) == len(idx):
+            # ascending: row idx[i] >= i, so each source is read before anything overwrites it
+            for i, r in enumerate(idx):
+                if r != i:
+                    self._k[i, :, :n] = self._k[r, :, :n]
+                    self._v[i, :, :n] = self._v[r, :, :n]
+            self._k, self._v = self._k[: len(idx)], self._v[: len(idx)]
+        else:
+            self._k, self._v = self._k[indices], self._v[indices]
+        self._views()
+
+
+def new_cache(model: Any, capacity: int) -> DynamicCache | None:
+    """A ``DynamicCache`` for ``model`` whose full-attention layers are :class:`GrowingLayer` of
+    ``capacity`` positions (sliding-window and other special layers stay as transformers makes
+    them); ``None`` (transformers' default cache) for a model without a config to read."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "get_text_config"):
+        return None
+    try:
+        cache = DynamicCache(config=config)
+    except Exception:  # an unusual config: leave the cache to the model
+        return None
+    if cache.layers:
+        cache.layers = [
+            GrowingLayer(capacity) if type(layer) is DynamicLayer else layer
+            for layer in cache.layers
+        ]
+    else:
+        cache.layer_class_to_replicate = lambda: GrowingLayer(capacity)  # type: ignore[assignment]
+    return cache
 
 
 def _encode(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
@@ -146,10 +257,12 @@ def _generate_batch(
     last = last or {}
     # the shared prefix: one row through the model, its cache repeated for every row
     p = _common_prefix_len(seqs) if n > 1 else 0
-    cache = None
+    cache = new_cache(model, max(len(s) for s in seqs) + max_new_tokens)
     if p:
         prefix = torch.tensor([seqs[0][:p]], dtype=torch.long, device=device)
-        cache = model(input_ids=prefix, use_cache=True, **last).past_key_values
+        cache = model(
+            input_ids=prefix, past_key_values=cache, use_cache=True, **last
+        ).past_key_values
         cache.batch_repeat_interleave(n)
         seqs = [s[p:] for s in seqs]
     width = max(len(s) for s in seqs)

@@ -123,6 +123,8 @@ def run_eval(
     process's threads shared among them); ``loaded`` is then used for the bookkeeping only."""
     import contextlib
 
+    import torch
+
     from smollab.eval.lm import HFLM, RequestCache
     from smollab.eval.parallel import ProcPool, check_procs, default_threads, merge_parts
     from smollab.eval.provider_lm import ProviderLM, check_tasks
@@ -216,6 +218,12 @@ def run_eval(
                         "procs": procs,
                         "threads_per_proc": pool.threads,
                         "start_seconds": pool.start_seconds and round(pool.start_seconds, 3),
+                    }
+                elif isinstance(lm, HFLM):
+                    results["workers"] = {
+                        "procs": 1,
+                        "threads_per_proc": torch.get_num_threads(),
+                        "start_seconds": None,
                     }
                 atomic_write_json(path, results)
     finally:

@@ -28,8 +28,8 @@ where the model runs, so a GPU is not stalled by per-request copies); tokenisati
 on a float32 CPU model the linear layers run oneDNN's packed kernels
 (:mod:`smollab.models.cpu_kernels`); generation is
 :func:`smollab.eval.generate.greedy_generate` (batched, shared-prefix cache, finished rows
-dropped). Results are cached in an optional :class:`RequestCache` keyed by a hash of (model
-fingerprint, request).
+dropped, the KV cache allocated once per batch). Results are cached in an optional
+:class:`RequestCache` keyed by a hash of (model fingerprint, request).
 """
 
 from __future__ import annotations
