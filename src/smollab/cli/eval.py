@@ -69,8 +69,8 @@ def eval_cmd(
         typer.Option(
             "--threads",
             min=1,
-            help="CPU threads per process (default: PyTorch's, one per core; with --procs N, "
-            "that shared among the N workers)",
+            help="CPU threads per process (default: PyTorch's, one per core, shared among "
+            "the workers with --procs)",
         ),
     ] = None,
     cache: Annotated[

@@ -42,9 +42,10 @@ class GrowingLayer(DynamicLayer):
         assert self._k is not None and self._v is not None
         self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
 
-    def _alloc(self, like: torch.Tensor, rows: int, capacity: int) -> torch.Tensor:
-        b, h, _, d = like.shape
-        return like.new_empty((rows, h, capacity, d))
+    @staticmethod
+    def _alloc(like: torch.Tensor, rows: int, capacity: int) -> torch.Tensor:
+        _, heads, _, dim = like.shape
+        return like.new_empty((rows, heads, capacity, dim))
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
