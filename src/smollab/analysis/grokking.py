@@ -28,9 +28,10 @@ def _curve(run_dir: Path) -> dict[str, list[float]]:
 def _mean_over_seeds(series: list[list[float | None]]) -> dict[str, list[float | None]]:
     """Mean and SEM at each index across seeds (indices all seeds have; None where none)."""
     n = min(len(s) for s in series)
-    mean, sem = [], []
+    mean: list[float | None] = []
+    sem: list[float | None] = []
     for i in range(n):
-        vals = [s[i] for s in series if s[i] is not None]
+        vals = [v for v in (s[i] for s in series) if v is not None]
         if not vals:
             mean.append(None)
             sem.append(None)
@@ -79,6 +80,7 @@ def _pca_panels(rep: dict[str, Any], mem: int | None, gen: int | None) -> list[d
 
 def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path], session: str):
     from smollab.tasks import build_task, validate_task_config
+    from smollab.tasks.modular import ModularTask
     from smollab.train.grokking import GrokTrainSpec
 
     out: dict[str, Any] = {
@@ -98,6 +100,8 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
     }
     for t in spec.tasks:
         task = build_task(validate_task_config(t))
+        # check_spec accepted only grokking tasks for a grok study
+        assert isinstance(task, ModularTask)
         out["tasks"][task.name] = {
             "task": task.config.task,
             "p": task.config.p if task.operation != "permutation" else None,

@@ -92,10 +92,10 @@ def aggregate(
     for r in records:
         by_cond.setdefault(r["condition"], []).append(r)
     preds: dict[tuple[str, str], list[list[dict[str, Any]]]] = {}
-    for cond, recs in by_cond.items():
+    for cname, recs in by_cond.items():
         recs.sort(key=lambda r: r["seed"])
         for t in tasks:
-            preds[(cond, t.name)] = [
+            preds[(cname, t.name)] = [
                 read_jsonl(run_dirs[r["hash"]] / r["predictions"][t.name]) for r in recs
             ]
     out: dict[str, Any] = {
@@ -123,7 +123,9 @@ def aggregate(
             "error_types": list(t.error_types),
         }
     for m in spec.models:
-        info = next((r["model_info"] for r in records if r["model_name"] == m.name), {})
+        info: dict[str, Any] = next(
+            (r["model_info"] for r in records if r["model_name"] == m.name), {}
+        )
         out["models"][m.name] = {
             "source": m.source,
             **{k: info.get(k) for k in ("n_params", "model_type")},

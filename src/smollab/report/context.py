@@ -231,7 +231,7 @@ def _em(results: dict[str, Any], cond: str, task: str, stratum: str) -> tuple[Ph
     where, entry = _stratum_block(results["conditions"][cond], task, stratum)
     key = f"conditions.{cond}.tasks.{task}.{where}.exact_match"
     iv = entry.get("exact_match")
-    est = (iv or {}).get("estimate")
+    est: Any = (iv or {}).get("estimate")  # a JSON number, None or missing
     return interval(key, iv), float("nan") if is_missing(est) else float(est)
 
 

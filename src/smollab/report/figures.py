@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
@@ -23,6 +23,9 @@ from matplotlib.ticker import PercentFormatter
 
 from smollab.io import atomic_write_bytes
 from smollab.report.fmt import is_missing
+
+if TYPE_CHECKING:  # matplotlib.typing.RcKeyType is newer than the oldest matplotlib supported
+    from matplotlib.typing import RcKeyType
 
 #: Okabe-Ito (colour-blind safe), then tab10 for more conditions; cycled beyond that.
 PALETTE = [
@@ -39,7 +42,7 @@ ERROR_COLORS = {
     "multi_digit": "#D55E00",
 }
 
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 10,
     "axes.titlesize": 11,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import jinja2
 from markupsafe import Markup, escape
@@ -134,7 +134,20 @@ def html_env() -> jinja2.Environment:
     return _environment(finalize, autoescape=True)
 
 
-def _environment(finalize: Any, *, autoescape: bool, **delimiters: str) -> jinja2.Environment:
+class _Delimiters(TypedDict, total=False):
+    """Jinja's delimiter settings (the LaTeX renderer replaces the defaults)."""
+
+    block_start_string: str
+    block_end_string: str
+    variable_start_string: str
+    variable_end_string: str
+    comment_start_string: str
+    comment_end_string: str
+
+
+def _environment(
+    finalize: Any, *, autoescape: bool, **delimiters: Unpack[_Delimiters]
+) -> jinja2.Environment:
     """The one Jinja set-up shared by the LaTeX, Markdown and HTML renderers."""
     env = jinja2.Environment(
         loader=_loader(),

@@ -37,7 +37,7 @@ def git_commit(path: Path | None = None) -> str | None:
 def environment() -> dict[str, Any]:
     import torch
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for p in PACKAGES:
         try:
             versions[p] = metadata.version(p)

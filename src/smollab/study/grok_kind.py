@@ -86,14 +86,15 @@ class GrokKind(RunKind):
         from smollab.models import SMALL_MODELS
         from smollab.study.spec import format_validation_error
         from smollab.tasks import build_task, validate_task_config
-        from smollab.tasks.modular import FAMILY
+        from smollab.tasks.modular import ModularTask
         from smollab.train.grokking import check_points
 
-        tasks = []
+        tasks: list[ModularTask] = []
         for i, t in enumerate(spec.tasks):
             where = f"{source}: tasks[{i}]"
             task = build_task(validate_task_config(t, where=where))
-            if getattr(task, "family", None) != FAMILY:
+            # ModularTask is the only class of the grokking task family (modular.FAMILY)
+            if not isinstance(task, ModularTask):
                 raise ConfigError(
                     f"{where}: task {t.get('task')!r} is not a grokking task; a study with "
                     "kind = 'grok' takes grok.x_plus_y, grok.x_minus_y, grok.x_div_y or "
@@ -120,8 +121,8 @@ class GrokKind(RunKind):
                     "(steps, lr, weight_decay, ...), not [conditions.train]."
                 )
             ts = train_spec(c.config, f"{where}.config")
-            for task in tasks:
-                check_points(ts, task, f"{where}.config")
+            for mtask in tasks:
+                check_points(ts, mtask, f"{where}.config")
 
     def expand(self, spec: Any) -> list[Any]:
         from smollab.study.runspec import RunSpec, check_distinct
@@ -151,10 +152,12 @@ class GrokKind(RunKind):
 
     def prepare_session(self, spec: Any, session_dir: Path) -> list[str]:
         from smollab.tasks import build_task, validate_task_config
+        from smollab.tasks.modular import ModularTask
 
-        out = []
+        out: list[str] = []
         for t in spec.tasks:
             task = build_task(validate_task_config(t))
+            assert isinstance(task, ModularTask)  # check_spec accepted only grokking tasks
             atomic_write_json(
                 session_dir / "data" / f"{task.name}_task.json",
                 {**task.config.model_dump(), "n_pairs": task.n_pairs, "n_classes": task.n_classes},
@@ -183,6 +186,7 @@ class GrokKind(RunKind):
         from smollab.models import build_small_model
         from smollab.study.worker import begin_run
         from smollab.tasks import build_task, validate_task_config
+        from smollab.tasks.modular import ModularTask
         from smollab.train.grokking import GrokTrainer
 
         t_start = time.perf_counter()
@@ -190,6 +194,7 @@ class GrokKind(RunKind):
         ts = train_spec(spec.config)
         env = begin_run(run_dir, spec.seed, ts.threads, ("torch", "split", "batches"))
         task = build_task(validate_task_config(spec.tasks[0]))
+        assert isinstance(task, ModularTask)  # check_spec accepted only grokking tasks
         model = build_small_model(
             _arch(spec.model.source, "model"),
             spec.model.config,

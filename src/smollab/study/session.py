@@ -173,8 +173,8 @@ def run_study(
     results = kind.aggregate(spec, records, hash_dirs, session.name)
     rd = d / "results"
     atomic_write_json(rd / "results.json", results)
-    for fname, sub in kind.result_files(results).items():
-        atomic_write_json(rd / fname, sub)
+    for fname, part in kind.result_files(results).items():
+        atomic_write_json(rd / fname, part)
     if notes:
         atomic_write_text(d / "critiques.txt", kind.critique(results))
     session.log("analysis_done")

@@ -164,17 +164,19 @@ class ConditionSpec(_Strict):
 class EvalSpec(_Strict):
     """``[eval]``: how every condition is evaluated."""
 
-    batch_size: int = Field(64, ge=1)
-    max_new_tokens: int | None = Field(None, ge=1, description="default: longest target + 2")
+    batch_size: int = Field(default=64, ge=1)
+    max_new_tokens: int | None = Field(
+        default=None, ge=1, description="default: longest target + 2"
+    )
 
 
 class ExecutionSpec(_Strict):
     """``[execution]``: how runs are scheduled. Not part of a run's content hash; the thread
     count a run used is recorded in its ``env.json``."""
 
-    workers: int = Field(1, ge=1, description="runs executed at once (--workers overrides)")
+    workers: int = Field(default=1, ge=1, description="runs executed at once (--workers overrides)")
     threads_per_worker: int | None = Field(
-        None, ge=1, description="torch threads per run (default: all cores / workers)"
+        default=None, ge=1, description="torch threads per run (default: all cores / workers)"
     )
 
 

@@ -119,6 +119,7 @@ class ArithmeticConfig(TaskConfig):
 class ArithmeticTask(Task):
     """Exact-match arithmetic with per-digit accuracy and an error taxonomy."""
 
+    config: ArithmeticConfig
     item_metrics = ("digit_accuracy",)
     error_types = (
         "correct",

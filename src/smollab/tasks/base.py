@@ -56,6 +56,7 @@ class Task(ABC):
     """A generative task. Subclasses define examples, formats and scoring."""
 
     name: str
+    config: TaskConfig
     #: metric names reported per stratum, besides ``exact_match``
     item_metrics: tuple[str, ...] = ()
     #: error categories reported by the error taxonomy, in display order
@@ -70,7 +71,9 @@ class Task(ABC):
         """The held-out items, deterministic given the task config."""
 
     @abstractmethod
-    def train_examples(self, n: int, seed: int, weights: dict[str, float] | None) -> list[Example]:
+    def train_examples(
+        self, n: int, seed: int, weights: dict[str, float] | None = None
+    ) -> list[Example]:
         """``n`` training items, deterministic given ``seed``, disjoint from the test set."""
 
     @abstractmethod

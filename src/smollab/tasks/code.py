@@ -254,7 +254,7 @@ class CodeTask(BenchTask):
 
 
 class HumanEvalTask(CodeTask):
-    stop = HUMANEVAL_STOP
+    stop: tuple[str, ...] = HUMANEVAL_STOP
     strip_prompt = True
     version = 2  # 2: the prompt stripped (samples of version 1 are not resumed into it)
 
@@ -284,7 +284,7 @@ class HumanEvalUnstrippedTask(HumanEvalTask):
 
 
 class MBPPTask(CodeTask):
-    stop = MBPP_STOP
+    stop: tuple[str, ...] = MBPP_STOP
     sanitized = False
 
     def load_docs(self) -> list[dict[str, Any]]:

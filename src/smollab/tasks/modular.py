@@ -119,8 +119,8 @@ class ModularTask:
                 for j, b in enumerate(perms)
             ]
             return np.asarray(rows, np.int64)
-        x, y = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-        x, y = x.ravel(), y.ravel()
+        gx, gy = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+        x, y = gx.ravel(), gy.ravel()
         if self.operation == "x_plus_y":
             ans = (x + y) % p
         elif self.operation == "x_minus_y":

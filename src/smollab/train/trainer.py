@@ -291,7 +291,8 @@ class Trainer:
                 targets = "all-linear"
             cfg = LoraConfig(
                 r=spec.lora_r,
-                lora_alpha=spec.lora_alpha,
+                # peft annotates lora_alpha as int; its scaling lora_alpha / r takes a float too
+                lora_alpha=spec.lora_alpha,  # type: ignore[arg-type]
                 lora_dropout=spec.lora_dropout,
                 target_modules=targets,
                 task_type="CAUSAL_LM",
