@@ -94,6 +94,18 @@ def test_unknown_hub_model_offline(cli: Any, tmp_path: Path, tiny_spec_text: str
     assert "--local-dir" in msg  # says how to get it and point at a local dir
 
 
+def test_api_model_as_a_study_model(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
+    """An API model named as a study's model is a clear error before any run (it was the hub
+    client's validation traceback)."""
+    text = tiny_spec_text.replace('source = "scratch:gpt2"', 'source = "openai:gpt-4o-mini"')
+    spec = tmp_path / "api.toml"
+    spec.write_text(text)
+    proc = cli("study", spec, "--out", tmp_path / "out", "--no-pdf", timeout=180)
+    msg = assert_clean_error(proc, 2)
+    assert "'openai:gpt-4o-mini' is an API model" in msg and "smollab eval" in msg
+    assert not list((tmp_path / "out").rglob("record.json"))
+
+
 @pytest.mark.parametrize("how", ["file_as_dir", "file_as_out"])
 def test_unwritable_out(cli: Any, tmp_path: Path, tiny_spec_text: str, how: str) -> None:
     spec = tmp_path / "tiny.toml"

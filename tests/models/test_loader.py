@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -131,3 +132,21 @@ def test_device_names_are_checked_before_loading(monkeypatch: pytest.MonkeyPatch
     assert resolve_device("auto") == torch.device("cpu")
     with pytest.raises(ConfigError, match="no CUDA device is available.*Use 'cpu'"):
         load_model("scratch:gpt2", tokenizer="char", config=dict(TINY_CONFIG), device="cuda")
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("openai:gpt-4o-mini", "is an API model"),
+        ("anthropic:claude-x", "smollab eval --model anthropic:claude-x"),
+        ("org/name/extra", "not an embedded model"),
+        ("bad name!", "Check the spelling"),
+    ],
+)
+def test_unloadable_sources_are_clear_errors(source: str, says: str) -> None:
+    """Sources that are neither paths nor hub ids fail in resolve_source with a ModelLoadError
+    (before: the hub client's validation error escaped as a traceback)."""
+    with pytest.raises(ModelLoadError, match=re.escape(says)):
+        resolve_source(source)
+    with pytest.raises(ModelLoadError, match=re.escape(repr(source))):
+        load_model(source)

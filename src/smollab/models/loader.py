@@ -117,7 +117,34 @@ def resolve_source(source: str) -> tuple[str, Path | str]:
         return "dir", p
     if source.startswith((".", "/", "~")):
         raise ModelLoadError(f"Model path {source} does not exist. Check the path.")
+    _check_hub_id(source)
     return "hub", source
+
+
+def _check_hub_id(source: str) -> None:
+    """A ModelLoadError for a source that is none of the loadable kinds: an API model (which has
+    no weights to load) or a string the hub cannot name."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    from smollab.eval.provider_lm import is_api_source
+
+    if is_api_source(source):
+        raise ModelLoadError(
+            f"Model {source!r} is an API model: it has no weights to load, so it cannot be a "
+            "study's model, be fine-tuned or run locally. API models evaluate the generation "
+            f"tasks through `smollab eval --model {source} --task TASK` and can drive the "
+            f"research agent (`--agent {source}`). Give the study a local model: the embedded "
+            "'smollm2-135m', a model directory, a .gguf file or a Hugging Face hub id."
+        )
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        raise ModelLoadError(
+            f"Model source {source!r} is not an embedded model ({', '.join(EMBEDDED)}), an "
+            "existing path, a .gguf file, 'scratch:ARCH' or a Hugging Face hub id ('owner/name' "
+            "of letters, digits, '-', '_' and '.'). Check the spelling."
+        ) from None
 
 
 def resolve_device(name: str) -> Any:
