@@ -94,15 +94,18 @@ def test_unknown_hub_model_offline(cli: Any, tmp_path: Path, tiny_spec_text: str
     assert "--local-dir" in msg  # says how to get it and point at a local dir
 
 
-def test_api_model_as_a_study_model(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
-    """An API model named as a study's model is a clear error before any run (it was the hub
-    client's validation traceback)."""
+def test_api_model_trained_in_a_study(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
+    """A study that would fine-tune an API model is a clear error before any run (it was the hub
+    client's validation traceback), and so is one without the API key."""
     text = tiny_spec_text.replace('source = "scratch:gpt2"', 'source = "openai:gpt-4o-mini"')
     spec = tmp_path / "api.toml"
     spec.write_text(text)
     proc = cli("study", spec, "--out", tmp_path / "out", "--no-pdf", timeout=180)
     msg = assert_clean_error(proc, 2)
-    assert "'openai:gpt-4o-mini' is an API model" in msg and "smollab eval" in msg
+    assert "an API model (openai:gpt-4o-mini)" in msg and "[conditions.train]" in msg
+    spec.write_text(text.split('[[conditions]]\nname = "ft"')[0])  # the baseline only
+    proc = cli("study", spec, "--out", tmp_path / "out", "--no-pdf", timeout=180)
+    assert "OPENAI_API_KEY is not set" in assert_clean_error(proc, 2)
     assert not list((tmp_path / "out").rglob("record.json"))
 
 

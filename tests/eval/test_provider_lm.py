@@ -12,7 +12,7 @@ import pytest
 from smollab.eval.provider_lm import ProviderLM, make_provider_lm
 from smollab.tasks.requests import GenerateRequest
 from tests.cli.test_cli import assert_clean_error
-from tests.providers.wire import WIRE, Replay
+from tests.providers.wire import WIRE, Replay, chat_completion
 
 pytest.importorskip("openai")
 pytest.importorskip("anthropic")
@@ -22,25 +22,6 @@ SHARED = Path("/work/shared/data")
 def _gsm8k_golds(n: int) -> dict[str, str]:
     rows = [json.loads(x) for x in (SHARED / "gsm8k" / "test.jsonl").read_text().splitlines()]
     return {r["question"]: r["answer"].split("####")[-1].strip() for r in rows[:n]}
-
-
-def _chat_completion(text: str) -> str:
-    return json.dumps(
-        {
-            "id": "chatcmpl-loop",
-            "object": "chat.completion",
-            "created": 0,
-            "model": "local",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-        }
-    )
 
 
 @pytest.fixture
@@ -60,7 +41,7 @@ def test_gsm8k_chat_through_an_openai_compatible_server(cli: Any, server: Replay
         q = next(q for q in golds if q in msg)
         answer = "99999" if q == first_question else golds[q]  # one wrong answer
         # the text after the stop string must be cut off before scoring
-        return 200, _chat_completion(f"Working.\n#### {answer}\n\nQuestion: more #### 7")
+        return 200, chat_completion(f"Working.\n#### {answer}\n\nQuestion: more #### 7")
 
     server.respond = respond
     out = tmp_path / "ev"
@@ -176,7 +157,7 @@ def test_a_rate_limit_mid_run_keeps_the_paid_calls(cli: Any, server: Replay, tmp
         q = next(q for q in golds if q in msg)
         if q == limited and state["limit"]:
             return 429, (WIRE / "openai_429.json").read_text()
-        return 200, _chat_completion(f"#### {golds[q]}")
+        return 200, chat_completion(f"#### {golds[q]}")
 
     server.respond = respond
     out = tmp_path / "ev"
@@ -213,7 +194,7 @@ def test_humaneval_chat_through_an_api_model(cli: Any, server: Replay, tmp_path:
         code = p["prompt"] + p["canonical_solution"]
         if name == "truncate_number":  # HumanEval/2: a wrong function
             code = "def truncate_number(number):\n    return 0.5\n"
-        return 200, _chat_completion(f"Here you go:\n\n```python\n{code}```\n\nHope it helps.")
+        return 200, chat_completion(f"Here you go:\n\n```python\n{code}```\n\nHope it helps.")
 
     server.respond = respond
     out = tmp_path / "ev"

@@ -18,6 +18,26 @@ from typing import Any
 WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"
 
 
+def chat_completion(text: str) -> str:
+    """An OpenAI chat-completion response body whose reply is ``text`` (100 / 20 tokens)."""
+    return json.dumps(
+        {
+            "id": "chatcmpl-loop",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "local",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+        }
+    )
+
+
 class Replay:
     def __init__(self) -> None:
         self.queue: list[tuple[int, str]] = []

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -27,7 +28,8 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SmollabError as e:
-            err_console.print(f"[bold red]error:[/] {e.render()}", highlight=False)
+            # escaped: messages name spec tables such as [conditions.train], not rich markup
+            err_console.print(f"[bold red]error:[/] {escape(e.render())}", highlight=False)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             err_console.print(

@@ -10,6 +10,20 @@ from smollab.eval.generate import greedy_generate
 from smollab.tasks import Example, PromptFormat, Task
 
 FEWSHOT_SEED = 4242
+#: the token budget of an API model's reply on an exact-match task (its tokens are not ours to
+#: count: a reply such as "7 * 8 = 56" fits, the answer is parsed from the first line)
+API_MAX_NEW_TOKENS = 64
+
+
+class _ApiChat:
+    """Stands in for a tokenizer when the prompt goes to an API model: a chat-template format
+    gets the user message itself, and the provider applies the model's own template."""
+
+    chat_template = "the API model's own"
+    eos_token = ""
+
+    def apply_chat_template(self, messages: list[dict[str, str]], **_: Any) -> str:
+        return messages[-1]["content"]
 
 
 def fewshot_examples(task: Task, fmt: PromptFormat) -> list[Example]:
@@ -28,21 +42,41 @@ def evaluate_items(
     max_new_tokens: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One record per item: prompt, target, completion, prediction, correct, metrics, error."""
+    """One record per item: prompt, target, completion, prediction, correct, metrics, error.
+
+    ``model`` is a local model (greedy batched decoding) or an API model
+    (:class:`~smollab.eval.provider_lm.ProviderLM`, ``tokenizer`` None): each prompt is then one
+    call, as the user message, greedy where the API takes a temperature; a chat-template format
+    sends the question itself (the provider applies its own template), and the token budget is
+    ``max_new_tokens`` or :data:`API_MAX_NEW_TOKENS`."""
+    from smollab.eval.provider_lm import ProviderLM
+
+    api = isinstance(model, ProviderLM)
+    if api:
+        tokenizer = _ApiChat()
     shots = fewshot_examples(task, fmt)
     prompts = [fmt.prompt(ex, tokenizer, shots) for ex in items]
     if max_new_tokens is None:
-        longest = max(len(tokenizer(fmt.target(ex, tokenizer)).input_ids) for ex in items)
-        max_new_tokens = longest + 2
-    completions = greedy_generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=max_new_tokens,
-        stop=("\n",),
-        batch_size=batch_size,
-        progress=progress,
-    )
+        if api:
+            max_new_tokens = API_MAX_NEW_TOKENS
+        else:
+            longest = max(len(tokenizer(fmt.target(ex, tokenizer)).input_ids) for ex in items)
+            max_new_tokens = longest + 2
+    if api:
+        from smollab.tasks.requests import GenerateRequest
+
+        requests = [GenerateRequest(p, stop=("\n",), max_tokens=max_new_tokens) for p in prompts]
+        completions = model.generate(requests, progress)
+    else:
+        completions = greedy_generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            stop=("\n",),
+            batch_size=batch_size,
+            progress=progress,
+        )
     records = []
     for ex, prompt, completion in zip(items, prompts, completions, strict=True):
         pred = fmt.parse(completion)

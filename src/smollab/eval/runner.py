@@ -17,12 +17,15 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from smollab.analysis.stats import bootstrap_interval, wilson_interval
 from smollab.eval.lm import HFLM, GenerateRequest, LoglikelihoodRequest
 from smollab.io import append_jsonl, read_json, read_jsonl
 from smollab.tasks.bench import BenchTask
+
+if TYPE_CHECKING:
+    from smollab.eval.provider_lm import ProviderLM
 
 CHUNK = 256
 
@@ -48,7 +51,7 @@ def _resume(samples: Path, key: str) -> dict[str, dict[str, Any]]:
 
 
 def run_task(
-    lm: HFLM,
+    lm: HFLM | ProviderLM,
     task: BenchTask,
     out_dir: Path,
     *,

@@ -131,11 +131,12 @@ def _check_hub_id(source: str) -> None:
 
     if is_api_source(source):
         raise ModelLoadError(
-            f"Model {source!r} is an API model: it has no weights to load, so it cannot be a "
-            "study's model, be fine-tuned or run locally. API models evaluate the generation "
-            f"tasks through `smollab eval --model {source} --task TASK` and can drive the "
-            f"research agent (`--agent {source}`). Give the study a local model: the embedded "
-            "'smollm2-135m', a model directory, a .gguf file or a Hugging Face hub id."
+            f"Model {source!r} is an API model: it has no weights to load, so it cannot be "
+            "loaded or fine-tuned here. API models answer generation tasks through "
+            f"`smollab eval --model {source} --task TASK` or as an untrained condition of a "
+            f"study, and can drive the research agent (`--agent {source}`). Where weights are "
+            "needed, use a local model: the embedded 'smollm2-135m', a model directory, a .gguf "
+            "file or a Hugging Face hub id."
         )
     try:
         validate_repo_id(source)

@@ -40,7 +40,12 @@ class LMKind(RunKind):
         from smollab.tasks import build_task, validate_task_config
 
         for m in spec.models:
-            check_source(m.source)
+            if m.is_api:  # its SDK and key (or server), before any run
+                from smollab.eval.provider_lm import make_provider_lm
+
+                make_provider_lm(m.source, base_url=m.base_url)
+            else:
+                check_source(m.source)
         tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
         for t in tasks:
             write_jsonl(

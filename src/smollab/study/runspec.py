@@ -38,6 +38,8 @@ class RunSpec(BaseModel):
     def content(self) -> dict[str, Any]:
         d = self.model_dump(mode="json", exclude={"study", "condition", "model_name"})
         d["model"].pop("name", None)
+        if d["model"].get("base_url") is None:
+            d["model"].pop("base_url", None)
         # fields added after the first studies are hashed only when set, so that the hashes of
         # language-model runs stay what they were
         if d["kind"] == "lm":

@@ -96,6 +96,19 @@ class ModelSpec(_Strict):
     config: dict[str, Any] = Field(
         default_factory=dict, description="scratch models: overrides such as n_layer, n_embd"
     )
+    base_url: str | None = Field(
+        None,
+        description="API models ('openai:MODEL'): an OpenAI-compatible server (vLLM, Ollama, "
+        "llama.cpp) instead of the OpenAI API",
+    )
+
+    @property
+    def is_api(self) -> bool:
+        """An API model (``anthropic:MODEL`` / ``openai:MODEL``): evaluated through its
+        provider, never loaded or trained."""
+        from smollab.eval.provider_lm import is_api_source
+
+        return is_api_source(self.source)
 
 
 class TrainSpec(_Strict):
@@ -304,6 +317,7 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
         validate_task_config(t, where=f"{source}: tasks[{i}]") for i, t in enumerate(spec.tasks)
     ]
     _check_trained_tasks(spec, configs, source)
+    _check_api_models(spec, configs, source)
     strata = {c.id: set(getattr(c, "strata", []) or []) | {"overall"} for c in configs}
     for key in spec.study.targets:
         task, stratum = key.split("/")
@@ -331,6 +345,45 @@ def _check_trained_tasks(spec: StudySpec, configs: list[Any], source: str) -> No
                 f"benchmark that is only evaluated. Set conditions[{i}].train.task to a "
                 f"trainable task ({', '.join(trainable) or 'add one, e.g. arith.mul'})."
             )
+
+
+def _check_api_models(spec: StudySpec, configs: list[Any], source: str) -> None:
+    """An API model is only evaluated, on tasks it can answer by generating text."""
+    from smollab.tasks import build_task
+
+    for i, m in enumerate(spec.models):
+        if m.base_url is not None and not m.base_url.strip():
+            raise ConfigError(f"{source}: field 'models[{i}].base_url' is empty; remove it.")
+        if m.base_url and not (m.is_api and m.source.startswith("openai:")):
+            raise ConfigError(
+                f"{source}: field 'models[{i}].base_url' is for API models named "
+                f"'openai:MODEL' (an OpenAI-compatible server); model {m.name!r} has source "
+                f"{m.source!r}. Remove base_url, or set source = 'openai:MODEL'."
+            )
+    api = {m.name for m in spec.models if m.is_api}
+    if not api:
+        return
+    for i, c in enumerate(spec.conditions):
+        m = spec.model_for(c)
+        if m.name in api and c.train is not None:
+            raise ConfigError(
+                f"{source}: conditions[{i}] ({c.name!r}) trains model {m.name!r}, an API model "
+                f"({m.source}), which has no weights here to fine-tune. Remove "
+                f"[conditions.train] to evaluate it as a baseline, or train a local model."
+            )
+    loglik = [
+        c.id
+        for c in configs
+        if getattr(build_task(c), "request_type", "generate") == "loglikelihood"
+    ]
+    if loglik:
+        raise ConfigError(
+            f"{source}: task(s) {', '.join(loglik)} score log-probabilities of given "
+            f"continuations, which the API model(s) {', '.join(sorted(api))} cannot return. "
+            "Evaluate them in a study of local models only, or drop them from this study "
+            "(API models answer generation tasks: arith.*, gsm8k, gsm8k_chat, humaneval_chat, "
+            "mbpp_chat, ...)."
+        )
 
 
 def _check_formats(spec: StudySpec, source: str) -> None:

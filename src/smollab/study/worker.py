@@ -101,6 +101,8 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
     fmt = PROMPT_FORMATS.get(spec.format)
     tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
     emit({"event": "stage", "stage": "load", "label": spec.label})
+    if spec.model.is_api:  # the spec checks refuse training and loglikelihood tasks for it
+        return _execute_api_run(run_dir, spec, emit, tasks, fmt, record_path, t_start, started, env)
     lm = load_model(
         spec.model.source,
         tokenizer=spec.model.tokenizer,
@@ -193,6 +195,23 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
             )
             write_jsonl(pred_path, recs)
         evals[task.name] = accuracy_by_stratum(recs)
+    return _finish_record(
+        record_path, spec, emit, tasks, evals, lm.info, train_summary, t_start, started, env
+    )
+
+
+def _finish_record(
+    record_path: Path,
+    spec: RunSpec,
+    emit: Progress,
+    tasks: list[Any],
+    evals: dict[str, dict[str, float]],
+    model_info: dict[str, Any],
+    train_summary: dict[str, Any] | None,
+    t_start: float,
+    started: str,
+    env: dict[str, Any],
+) -> dict[str, Any]:
     record = {
         "hash": spec.hash,
         "status": "done",
@@ -203,7 +222,7 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
         "started": started,
         "finished": _now(),
         "wall_s_last_attempt": round(time.perf_counter() - t_start, 3),
-        "model_info": lm.info,
+        "model_info": model_info,
         "train": train_summary,
         "eval": evals,
         "predictions": {t.name: f"predictions/{t.name}.jsonl" for t in tasks},
@@ -213,6 +232,66 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
     atomic_write_json(record_path, record)
     emit({"event": "done", "label": spec.label, "hash": spec.hash})
     return record
+
+
+def _execute_api_run(
+    run_dir: Path,
+    spec: RunSpec,
+    emit: Progress,
+    tasks: list[Any],
+    fmt: Any,
+    record_path: Path,
+    t_start: float,
+    started: str,
+    env: dict[str, Any],
+) -> dict[str, Any]:
+    """Evaluate an API model (a baseline) on every task through its provider. Replies go
+    through the request cache, so a resumed or repeated run pays only for calls not yet made;
+    items of a benchmark task are kept as they finish, as for local models."""
+    from smollab.eval import accuracy_by_stratum, evaluate_items
+    from smollab.eval.lm import RequestCache
+    from smollab.eval.provider_lm import make_provider_lm
+    from smollab.eval.runner import run_task
+    from smollab.io import read_jsonl
+    from smollab.paths import smollab_home
+    from smollab.tasks import BenchTask
+
+    cache = RequestCache(smollab_home() / "eval_cache.sqlite")
+    try:
+        lm = make_provider_lm(spec.model.source, base_url=spec.model.base_url, cache=cache)
+        evals: dict[str, dict[str, float]] = {}
+        for task in tasks:
+            pred_path = run_dir / "predictions" / f"{task.name}.jsonl"
+            total = len(task.docs()) if isinstance(task, BenchTask) else len(task.test_set())
+            emit({"event": "stage", "stage": "eval", "label": spec.label, "task": task.name,
+                  "total": total})  # fmt: skip
+
+            def progress(n: int) -> None:
+                emit({"event": "eval_items", "n": n, "label": spec.label})
+
+            if pred_path.exists():
+                recs = read_jsonl(pred_path)
+            elif isinstance(task, BenchTask):
+                samples = run_dir / "predictions" / "samples"
+                records, _ = run_task(lm, task, samples, progress=progress)
+                recs = [task.study_record(r) for r in records]
+                write_jsonl(pred_path, recs)
+            else:
+                recs = evaluate_items(
+                    lm,
+                    None,
+                    task,
+                    fmt,
+                    task.test_set(),
+                    max_new_tokens=spec.eval.max_new_tokens,
+                    progress=progress,
+                )
+                write_jsonl(pred_path, recs)
+            evals[task.name] = accuracy_by_stratum(recs)
+        info = {**lm.info, "model_type": f"API model ({lm.info['api']})", "n_params": None}
+    finally:
+        cache.close()
+    return _finish_record(record_path, spec, emit, tasks, evals, info, None, t_start, started, env)
 
 
 def _evaluate_bench(lm: Any, task: Any, run_dir: Path, spec: RunSpec, emit: Any) -> list[Any]:

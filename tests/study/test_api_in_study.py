@@ -1,0 +1,157 @@
+"""API models as study conditions: evaluated (never trained) through their provider, with the
+real openai SDK against a loopback OpenAI-compatible server, analysed like local models."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smollab.errors import ConfigError
+from smollab.io import read_json, read_jsonl
+from smollab.study.executor import InlineExecutor
+from smollab.study.session import run_study
+from smollab.study.spec import loads_spec
+from tests.providers.wire import Replay, chat_completion
+
+pytest.importorskip("openai")
+SHARED = Path("/work/shared/data")
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+
+
+LOCAL = """
+[[models]]
+name = "tiny"
+source = "scratch:gpt2"
+tokenizer = "char"
+config = { n_layer = 1, n_head = 2, n_embd = 32, block_size = 64 }
+"""
+ADD = """
+[[tasks]]
+id = "add"
+task = "arith.add"
+strata = ["1x1"]
+n_test = 6
+"""
+GSM = f"""
+[[tasks]]
+id = "gsm"
+task = "gsm8k_chat"
+limit = 2
+data_dir = "{SHARED}"
+"""
+
+
+def spec_text(url: str, extra: str = "", *, local: bool = True, tasks: str = ADD) -> str:
+    """Two baselines (a local model, compact format; the API model, chat format), or the API
+    model alone."""
+    head = '[study]\nname = "api"\nseeds = [0]\n' + (LOCAL if local else "")
+    served = f'\n[[models]]\nname = "served"\nsource = "openai:local"\nbase_url = "{url}"\n'
+    conds = (
+        '\n[[conditions]]\nname = "local"\nmodel = "tiny"\nformat = "compact"\n' if local else ""
+    )
+    conds += '\n[[conditions]]\nname = "api"\nmodel = "served"\nformat = "chat"\n'
+    return head + served + tasks + conds + extra
+
+
+@pytest.fixture
+def server() -> Any:
+    golds = [json.loads(x) for x in (SHARED / "gsm8k" / "test.jsonl").read_text().splitlines()]
+    gold = {r["question"]: r["answer"].split("####")[-1].strip() for r in golds[:2]}
+    first = next(iter(gold))
+
+    def respond(body: dict[str, Any]) -> tuple[int, str]:
+        msg = body["messages"][-1]["content"]
+        m = re.fullmatch(r"What is (\d+) \+ (\d+)\?", msg)
+        if m:  # arithmetic: right unless the sum is even; the reply's second line is cut
+            a, b = int(m.group(1)), int(m.group(2))
+            ans = a + b if (a + b) % 2 else a + b + 1
+            return 200, chat_completion(f"The answer is {ans}.\nAnything else?")
+        q = next(q for q in gold if q in msg)
+        return 200, chat_completion(f"So.\n#### {'0' if q == first else gold[q]}")
+
+    r = Replay()
+    r.respond = respond
+    yield r
+    r.close()
+
+
+def _run(text: str, root: Path) -> dict[str, Any]:
+    run_study(loads_spec(text), text, out_root=root, session_name="s",
+              executor=InlineExecutor(), pdf=False)  # fmt: skip
+    return read_json(root / "s" / "results" / "results_baseline.json")
+
+
+def _api_run(root: Path) -> Path:
+    return next(d for d in (root / "s" / "runs").iterdir()
+                if read_json(d / "record.json")["condition"] == "api")  # fmt: skip
+
+
+def test_api_model_is_evaluated_beside_a_local_model(tmp_path: Path, server: Replay, report_ready):
+    url = server.url + "/v1"
+    text = spec_text(url)
+    results = _run(text, tmp_path)
+    assert set(results["conditions"]) == {"local", "api"}
+    run = _api_run(tmp_path)
+    preds = read_jsonl(run / "predictions" / "add.jsonl")
+    sums = [int(p["target"]) for p in preds]
+    assert results["conditions"]["api"]["tasks"]["add"]["overall"]["exact_match"][
+        "estimate"
+    ] == pytest.approx(sum(s % 2 for s in sums) / 6)
+    assert all("\n" not in p["completion"] for p in preds)  # cut at the newline
+    info = read_json(run / "record.json")["model_info"]
+    assert info["calls"] == 6 and info["model_type"] == "API model (openai)"
+    assert info["base_url"] == url and info["input_tokens"] == 600
+    # the wire: the question itself as the one user message (the chat format), greedy
+    bodies = [r["body"] for r in server.requests]
+    assert all(re.fullmatch(r"What is \d+ \+ \d+\?", b["messages"][0]["content"]) for b in bodies)
+    assert all(len(b["messages"]) == 1 for b in bodies)
+    assert all(b["temperature"] == 0.0 and b["max_tokens"] == 64 for b in bodies)
+    # running the study again reuses the finished runs: no call is made twice
+    _run(text, tmp_path)
+    assert len(server.requests) == 6
+
+
+def test_api_model_on_a_benchmark_task(tmp_path: Path, server: Replay, report_ready):
+    results = _run(spec_text(server.url + "/v1", local=False, tasks=GSM), tmp_path)
+    gsm = results["conditions"]["api"]["tasks"]["gsm"]
+    assert gsm["overall"]["n_items"] == 2
+    assert gsm["overall"]["exact_match"]["estimate"] == pytest.approx(0.5)
+    samples = read_jsonl(_api_run(tmp_path) / "predictions" / "samples" / "samples_gsm.jsonl")
+    assert sorted(s["strict_match"] for s in samples) == [0.0, 1.0]
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ("[conditions.train]\nsteps = 1\n", r"trains model 'served', an API model"),
+        (
+            '\n[[tasks]]\nid = "hs"\ntask = "hellaswag"\nlimit = 2\n',
+            r"hs score log-probabilities.*cannot return",
+        ),  # fmt: skip
+    ],
+)
+def test_what_an_api_model_cannot_do_is_refused(extra: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        loads_spec(spec_text("http://127.0.0.1:9/v1", extra))
+
+
+def test_base_url_is_for_openai_models_only() -> None:
+    text = spec_text("http://127.0.0.1:9/v1").replace(
+        'tokenizer = "char"', 'tokenizer = "char"\nbase_url = "http://x/v1"'
+    )
+    with pytest.raises(ConfigError, match=r"'models\[0\].base_url' is for API models"):
+        loads_spec(text)
+
+
+def test_local_run_hashes_do_not_change() -> None:
+    """base_url is hashed only when set: the runs of local models keep the hashes they had."""
+    from smollab.study.runspec import expand_lm
+
+    runs = {r.condition: r for r in expand_lm(loads_spec(spec_text("http://127.0.0.1:9/v1")))}
+    assert "base_url" not in runs["local"].content()["model"]
+    assert runs["api"].content()["model"]["base_url"] == "http://127.0.0.1:9/v1"
