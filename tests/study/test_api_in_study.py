@@ -53,7 +53,7 @@ def spec_text(url: str, extra: str = "", *, local: bool = True, tasks: str = ADD
     conds = (
         '\n[[conditions]]\nname = "local"\nmodel = "tiny"\nformat = "compact"\n' if local else ""
     )
-    conds += '\n[[conditions]]\nname = "api"\nmodel = "served"\nformat = "chat"\n'
+    conds += '\n[[conditions]]\nname = "api"\nmodel = "served"\nformat = "chat_answer"\n'
     return head + served + tasks + conds + extra
 
 
@@ -65,11 +65,11 @@ def server() -> Any:
 
     def respond(body: dict[str, Any]) -> tuple[int, str]:
         msg = body["messages"][-1]["content"]
-        m = re.fullmatch(r"What is (\d+) \+ (\d+)\?", msg)
+        m = re.fullmatch(r"What is (\d+) \+ (\d+)\? Reply with the number only\.", msg)
         if m:  # arithmetic: right unless the sum is even; the reply's second line is cut
             a, b = int(m.group(1)), int(m.group(2))
             ans = a + b if (a + b) % 2 else a + b + 1
-            return 200, chat_completion(f"The answer is {ans}.\nAnything else?")
+            return 200, chat_completion(f"{a} + {b} = {ans}\nAnything else?")
         q = next(q for q in gold if q in msg)
         return 200, chat_completion(f"So.\n#### {'0' if q == first else gold[q]}")
 
@@ -105,9 +105,10 @@ def test_api_model_is_evaluated_beside_a_local_model(tmp_path: Path, server: Rep
     info = read_json(run / "record.json")["model_info"]
     assert info["calls"] == 6 and info["model_type"] == "API model (openai)"
     assert info["base_url"] == url and info["input_tokens"] == 600
-    # the wire: the question itself as the one user message (the chat format), greedy
+    # the wire: the question itself as the one user message (the chat_answer format), greedy
     bodies = [r["body"] for r in server.requests]
-    assert all(re.fullmatch(r"What is \d+ \+ \d+\?", b["messages"][0]["content"]) for b in bodies)
+    asked = [b["messages"][0]["content"] for b in bodies]
+    assert all(re.fullmatch(r"What is \d+ \+ \d+\? Reply with the number only\.", q) for q in asked)
     assert all(len(b["messages"]) == 1 for b in bodies)
     assert all(b["temperature"] == 0.0 and b["max_tokens"] == 64 for b in bodies)
     # running the study again reuses the finished runs: no call is made twice

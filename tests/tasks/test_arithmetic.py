@@ -248,6 +248,20 @@ def test_chat_format_with_template() -> None:
     assert fmt.parse("The answer is 56.") == "56"
 
 
+def test_chat_answer_format_asks_for_the_number_and_reads_the_last_one() -> None:
+    fmt = PROMPT_FORMATS.get("chat_answer")
+    tok = char_tokenizer()
+    tok.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+    e = ex(7, 8)
+    assert fmt.prompt(e, tok) == "<user>What is 7 * 8? Reply with the number only."
+    for reply in ("56", "The answer is 56.", "7 * 8 = 56", "7 * 8 = 56\nSo 6 is wrong."):
+        assert fmt.parse(reply) == "56", reply
+    assert fmt.parse("-3 - 4 = -7") == "-7" and fmt.parse("I cannot say.") is None
+    assert fmt.parse(fmt.target(e, tok)) == e.answer
+    with pytest.raises(ConfigError, match="chat template"):
+        fmt.prompt(e, None)
+
+
 def test_unknown_prompt_format_lists_valid() -> None:
     with pytest.raises(ConfigError) as e:
         PROMPT_FORMATS.get("fancy")

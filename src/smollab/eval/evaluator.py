@@ -12,7 +12,7 @@ from smollab.tasks import Example, PromptFormat, Task
 FEWSHOT_SEED = 4242
 #: the token budget of an API model's reply on an exact-match task (its tokens are not ours to
 #: count: a short sentence fits; the reply is cut at its first newline and the format's parser
-#: reads what is left, e.g. the first integer for 'chat')
+#: reads what is left, e.g. the last integer for 'chat_answer')
 API_MAX_NEW_TOKENS = 64
 
 

@@ -341,6 +341,24 @@ def _chat_target(q: dict[str, Any], ans: str, tok: Any) -> str:
     return f"{ans}{eos}\n"
 
 
+def _chat_answer_prompt(q: dict[str, Any], tok: Any, shots: list[Example]) -> str:
+    if tok is None or getattr(tok, "chat_template", None) is None:
+        raise ConfigError(
+            "Prompt format 'chat_answer' needs a model whose tokenizer has a chat template (or "
+            "an API model); this model has none. Use format = 'plain' or 'fewshot' instead."
+        )
+    question = f"What is {q['a']} {_sym(q)} {q['b']}? Reply with the number only."
+    msgs = [{"role": "user", "content": question}]
+    return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+
+def _last_int(text: str) -> str | None:
+    """The last integer of the first line: "56", "The answer is 56." and "7 * 8 = 56" all give
+    56 (a reply that restates the question puts the answer last)."""
+    found = _INT.findall(text.split("\n", 1)[0])
+    return found[-1].lstrip("+") if found else None
+
+
 def _fewshot_prompt(q: dict[str, Any], tok: Any, shots: list[Example]) -> str:
     lines = [f"{_plain_prompt(s.question)} {s.answer}" for s in shots]
     return "\n".join([*lines, _plain_prompt(q)])
@@ -378,6 +396,11 @@ PROMPT_FORMATS.register("compact_pp")(
 )
 PROMPT_FORMATS.register("chat")(
     PromptFormat("chat", _chat_prompt, _chat_target, _first_int, uses_chat_template=True)
+)
+PROMPT_FORMATS.register("chat_answer")(
+    PromptFormat(
+        "chat_answer", _chat_answer_prompt, _chat_target, _last_int, uses_chat_template=True
+    )
 )
 
 
