@@ -66,7 +66,8 @@ class GrowingLayer(DynamicLayer):
         self._v[:, :, n : n + new] = value_states
         self.length = n + new
         self._views()
-        return self._k[:, :, : self.length], self._v[:, :, : self.length]
+        assert self.keys is not None and self.values is not None
+        return self.keys, self.values
 
     def get_seq_length(self) -> int:
         return self.length

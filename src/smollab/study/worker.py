@@ -85,8 +85,10 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
     """A language-model run: load, fine-tune when the condition trains, evaluate every task."""
 
     from smollab.eval import accuracy_by_stratum, evaluate_items
+    from smollab.eval.harness import model_key
+    from smollab.eval.lm import HFLM
     from smollab.models import load_model
-    from smollab.tasks import PROMPT_FORMATS, BenchTask, build_task, validate_task_config
+    from smollab.tasks import PROMPT_FORMATS, build_task, validate_task_config
     from smollab.train import Trainer
 
     record_path = run_dir / "record.json"
@@ -162,39 +164,10 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
             train_summary = read_json(run_dir / "train_summary.json")
             lm.model = trainer.model
     lm.model.eval()
-    evals: dict[str, dict[str, float]] = {}
-    for task in tasks:
-        pred_path = run_dir / "predictions" / f"{task.name}.jsonl"
-        if pred_path.exists():
-            from smollab.io import read_jsonl
-
-            recs = read_jsonl(pred_path)
-        elif isinstance(task, BenchTask):
-            recs = _evaluate_bench(lm, task, run_dir, spec, emit)
-            write_jsonl(pred_path, recs)
-        else:
-            items = task.test_set()
-            emit(
-                {
-                    "event": "stage",
-                    "stage": "eval",
-                    "label": spec.label,
-                    "task": task.name,
-                    "total": len(items),
-                }
-            )
-            recs = evaluate_items(
-                lm.model,
-                lm.tokenizer,
-                task,
-                fmt,
-                items,
-                batch_size=spec.eval.batch_size,
-                max_new_tokens=spec.eval.max_new_tokens,
-                progress=lambda n: emit({"event": "eval_items", "n": n, "label": spec.label}),
-            )
-            write_jsonl(pred_path, recs)
-        evals[task.name] = accuracy_by_stratum(recs)
+    bench_lm = HFLM(
+        lm.model, lm.tokenizer, batch_size=spec.eval.batch_size, model_key=model_key(lm)
+    )
+    evals = _evaluate_tasks(run_dir, spec, emit, tasks, fmt, lm.model, lm.tokenizer, bench_lm)
     return _finish_record(
         record_path, spec, emit, tasks, evals, lm.info, train_summary, t_start, started, env
     )
@@ -248,70 +221,70 @@ def _execute_api_run(
     """Evaluate an API model (a baseline) on every task through its provider. Replies go
     through the request cache, so a resumed or repeated run pays only for calls not yet made;
     items of a benchmark task are kept as they finish, as for local models."""
-    from smollab.eval import accuracy_by_stratum, evaluate_items
     from smollab.eval.lm import RequestCache
     from smollab.eval.provider_lm import make_provider_lm
-    from smollab.eval.runner import run_task
-    from smollab.io import read_jsonl
     from smollab.paths import smollab_home
-    from smollab.tasks import BenchTask
 
     cache = RequestCache(smollab_home() / "eval_cache.sqlite")
     try:
         lm = make_provider_lm(spec.model.source, base_url=spec.model.base_url, cache=cache)
-        evals: dict[str, dict[str, float]] = {}
-        for task in tasks:
-            pred_path = run_dir / "predictions" / f"{task.name}.jsonl"
-            total = len(task.docs()) if isinstance(task, BenchTask) else len(task.test_set())
-            emit({"event": "stage", "stage": "eval", "label": spec.label, "task": task.name,
-                  "total": total})  # fmt: skip
-
-            def progress(n: int) -> None:
-                emit({"event": "eval_items", "n": n, "label": spec.label})
-
-            if pred_path.exists():
-                recs = read_jsonl(pred_path)
-            elif isinstance(task, BenchTask):
-                samples = run_dir / "predictions" / "samples"
-                records, _ = run_task(lm, task, samples, progress=progress)
-                recs = [task.study_record(r) for r in records]
-                write_jsonl(pred_path, recs)
-            else:
-                recs = evaluate_items(
-                    lm,
-                    None,
-                    task,
-                    fmt,
-                    task.test_set(),
-                    max_new_tokens=spec.eval.max_new_tokens,
-                    progress=progress,
-                )
-                write_jsonl(pred_path, recs)
-            evals[task.name] = accuracy_by_stratum(recs)
+        evals = _evaluate_tasks(run_dir, spec, emit, tasks, fmt, lm, None, lm)
         info = {**lm.info, "model_type": f"API model ({lm.info['api']})", "n_params": None}
     finally:
         cache.close()
     return _finish_record(record_path, spec, emit, tasks, evals, info, None, t_start, started, env)
 
 
-def _evaluate_bench(lm: Any, task: Any, run_dir: Path, spec: RunSpec, emit: Any) -> list[Any]:
-    """A benchmark task (hellaswag, gsm8k, humaneval, ...) through the LM interface; its
-    per-item samples go to ``predictions/samples/`` as they finish (resumable)."""
-    from smollab.eval.harness import model_key
-    from smollab.eval.lm import HFLM
+def _evaluate_tasks(
+    run_dir: Path,
+    spec: RunSpec,
+    emit: Progress,
+    tasks: list[Any],
+    fmt: Any,
+    model: Any,
+    tokenizer: Any,
+    bench_lm: Any,
+) -> dict[str, dict[str, float]]:
+    """Evaluate every task not yet in ``predictions/``: exact-match tasks through
+    :func:`~smollab.eval.evaluate_items` (``model``: a local model or an API model), benchmark
+    tasks through the LM interface ``bench_lm``, their per-item samples kept in
+    ``predictions/samples/`` as they finish (resumable). Returns accuracy by stratum per task."""
+    from smollab.eval import accuracy_by_stratum, evaluate_items
     from smollab.eval.runner import run_task
+    from smollab.io import read_jsonl
+    from smollab.tasks import BenchTask
 
-    docs = task.docs()
-    emit({"event": "stage", "stage": "eval", "label": spec.label, "task": task.name,
-          "total": len(docs)})  # fmt: skip
-    hf = HFLM(lm.model, lm.tokenizer, batch_size=spec.eval.batch_size, model_key=model_key(lm))
-    records, _ = run_task(
-        hf,
-        task,
-        run_dir / "predictions" / "samples",
-        progress=lambda n: emit({"event": "eval_items", "n": n, "label": spec.label}),
-    )
-    return [task.study_record(r) for r in records]
+    def progress(n: int) -> None:
+        emit({"event": "eval_items", "n": n, "label": spec.label})
+
+    evals: dict[str, dict[str, float]] = {}
+    for task in tasks:
+        pred_path = run_dir / "predictions" / f"{task.name}.jsonl"
+        if pred_path.exists():
+            recs = read_jsonl(pred_path)
+        else:
+            bench = isinstance(task, BenchTask)
+            items = task.docs() if bench else task.test_set()
+            emit({"event": "stage", "stage": "eval", "label": spec.label, "task": task.name,
+                  "total": len(items)})  # fmt: skip
+            if bench:
+                samples = run_dir / "predictions" / "samples"
+                records, _ = run_task(bench_lm, task, samples, progress=progress)
+                recs = [task.study_record(r) for r in records]
+            else:
+                recs = evaluate_items(
+                    model,
+                    tokenizer,
+                    task,
+                    fmt,
+                    items,
+                    batch_size=spec.eval.batch_size,
+                    max_new_tokens=spec.eval.max_new_tokens,
+                    progress=progress,
+                )
+            write_jsonl(pred_path, recs)
+        evals[task.name] = accuracy_by_stratum(recs)
+    return evals
 
 
 def _monitor_items(task: Any, per_stratum: int) -> list[Any]:
