@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from smollab.agent import Agent, Limits
+from smollab.providers import make_provider
+from smollab.study.problem import load_problem
 from tests.conftest import TINY_SPEC
 
 PROBLEM = (
@@ -59,3 +62,26 @@ def tiny_script(spec_text: str = TINY_SPEC) -> list[dict[str, Any]]:
 def write_script(path: Path, replies: list[dict[str, Any]]) -> Path:
     path.write_text(json.dumps(replies))
     return path
+
+
+def scripted_agent(
+    tmp: Path,
+    replies: list[dict[str, Any]] | Path,
+    *,
+    name: str = "s",
+    limits: Limits | None = None,
+    **kw: Any,
+) -> Agent:
+    """An Agent on :data:`PROBLEM` (written to ``tmp/problem.md``) whose model is scripted:
+    ``replies``, or a script file already written."""
+    prob = tmp / "problem.md"
+    prob.write_text(PROBLEM)
+    script = replies if isinstance(replies, Path) else write_script(tmp / "s.json", replies)
+    return Agent(
+        load_problem(prob),
+        make_provider(f"scripted:{script}"),
+        out_root=tmp / "out",
+        session_name=name,
+        limits=limits or Limits(pdf=False),
+        **kw,
+    )

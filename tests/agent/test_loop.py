@@ -11,22 +11,17 @@ import pytest
 
 from smollab.agent import Agent, Limits
 from smollab.io import read_json, read_jsonl
-from smollab.providers import make_provider
 from smollab.study.executor import InlineExecutor
-from smollab.study.problem import load_problem
-from tests.agent.scripts import PROBLEM, tiny_script, write_script
+from tests.agent.scripts import scripted_agent, tiny_script, write_script
 
 FAKE_KEY = "sk-ant-FAKEKEY0123456789abcdefSECRET"
 
 
 def run_session(tmp: Path, name: str, script: Path, **kw: Any) -> tuple[Agent, Any]:
-    prob = tmp / "problem.md"
-    prob.write_text(PROBLEM)
-    agent = Agent(
-        load_problem(prob),
-        make_provider(f"scripted:{script}"),
-        out_root=tmp / "out",
-        session_name=name,
+    agent = scripted_agent(
+        tmp,
+        script,
+        name=name,
         limits=Limits(max_iterations=2, pdf=False),
         executor=InlineExecutor(),
         **kw,

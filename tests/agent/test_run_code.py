@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from smollab.agent import Agent, Limits
+from smollab.agent import Agent
 from smollab.agent.tools import dispatch
-from smollab.providers import make_provider
-from smollab.study.problem import load_problem
-from tests.agent.scripts import PROBLEM, write_script
+from tests.agent.scripts import scripted_agent
 
 sandbox = pytest.importorskip("smollab.sandbox")
 
@@ -23,16 +21,7 @@ def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Agent:
     if reason is not None:
         pytest.skip(f"sandbox unavailable here: {reason}")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-inside-sandbox-0000000000")
-    prob = tmp_path / "p.md"
-    prob.write_text(PROBLEM)
-    a = Agent(
-        load_problem(prob),
-        make_provider(f"scripted:{write_script(tmp_path / 's.json', [])}"),
-        out_root=tmp_path / "out",
-        session_name="rc",
-        limits=Limits(pdf=False),
-        sandbox_limits=sandbox.Limits(timeout_s=3),
-    )
+    a = scripted_agent(tmp_path, [], name="rc", sandbox_limits=sandbox.Limits(timeout_s=3))
     (a.dir / "code").mkdir(parents=True)
     return a
 

@@ -16,27 +16,18 @@ from smollab.errors import ConfigError
 from smollab.io import read_json, read_jsonl
 from smollab.providers import make_provider
 from smollab.study.problem import load_problem
-from tests.agent.scripts import PROBLEM, write_script
+from tests.agent.scripts import PROBLEM, scripted_agent, write_script
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "results_sample.json"
 REF = "{{conditions.finetune_full.tasks.mul.overall.exact_match.estimate|pct}}"
 
 
 def _agent(tmp: Path, replies: list[dict[str, Any]], pdf: bool = True) -> Agent:
-    prob = tmp / "problem.md"
-    prob.write_text(PROBLEM)
-    script = write_script(tmp / "s.json", replies)
-    a = Agent(
-        load_problem(prob),
-        make_provider(f"scripted:{script}"),
-        out_root=tmp / "out",
-        session_name="w",
-        limits=Limits(pdf=pdf),
-    )
+    a = scripted_agent(tmp, replies, name="w", limits=Limits(pdf=pdf))
     d = a.dir
     (d / "results").mkdir(parents=True)
     shutil.copyfile(FIXTURE, d / "results" / "results.json")
-    (d / "study.toml").write_text(load_problem(prob).protocol_text)
+    (d / "study.toml").write_text(load_problem(tmp / "problem.md").protocol_text)
     return a
 
 

@@ -218,3 +218,46 @@ def test_api_models_default_to_fewer_calls_in_flight(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     lm = make_provider_lm("openai:local", base_url="http://127.0.0.1:9/v1")
     assert lm.batch_size == API_CONCURRENCY == 8
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+def test_eval_budget_is_checked_before_the_first_call(
+    cli: Any, server: Replay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A priced model ('openai:gpt-5-mini', served by the loopback server through the SDK's
+    OPENAI_BASE_URL): the worst case of the calls not cached is printed and checked against
+    --budget-usd before any call."""
+    golds = _gsm8k_golds(2)
+    server.respond = lambda body: (200, chat_completion("#### " + next(
+        a for q, a in golds.items() if q in body["messages"][-1]["content"])))  # fmt: skip
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000")
+    out = tmp_path / "ev"
+    args = ("eval", "--model", "openai:gpt-5-mini", "--task", "gsm8k_chat", "--limit", "2",
+            "--data-dir", SHARED, "--out", out)  # fmt: skip
+    msg = assert_clean_error(cli(*args, "--budget-usd", "0.0001"), code=4)
+    assert "could cost up to $0.00" in msg and "No call was made" in msg and "--limit" in msg
+    assert server.requests == []
+    proc = cli(*args, "--budget-usd", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "openai:gpt-5-mini: 2 of 2 calls not cached, at most $0.00" in proc.stdout
+    assert len(server.requests) == 2
+    res = json.loads((out / "results.json").read_text())
+    bound = res["api_bound"]
+    assert (bound["calls"], bound["uncached_calls"], bound["budget_usd"]) == (2, 2, 1.0)
+    # 256 output tokens per call at most, at $2 per million: the bound covers them
+    assert 2 * 256 * 2.0 / 1e6 < bound["worst_case_usd"] < 0.01
+    assert 0 < res["model_info"]["cost_usd"] < bound["worst_case_usd"]
+    # done now: a budget of 0 is enough to run it again (in another folder: from the request
+    # cache), and nothing is sent
+    proc = cli(*args[:-1], tmp_path / "again", "--budget-usd", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert "openai:gpt-5-mini: no call to make (2 answered from the cache)" in proc.stdout
+    assert len(server.requests) == 2
+
+
+def test_a_budget_for_a_local_model_is_refused(cli: Any) -> None:
+    msg = assert_clean_error(
+        cli("eval", "--model", "smollm2-135m", "--task", "gsm8k", "--budget-usd", "1"), code=2
+    )
+    assert "--budget-usd" in msg and "local model" in msg

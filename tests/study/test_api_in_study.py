@@ -156,3 +156,74 @@ def test_local_run_hashes_do_not_change() -> None:
     runs = {r.condition: r for r in expand_lm(loads_spec(spec_text("http://127.0.0.1:9/v1")))}
     assert "base_url" not in runs["local"].content()["model"]
     assert runs["api"].content()["model"]["base_url"] == "http://127.0.0.1:9/v1"
+
+
+def _priced(url: str, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> str:
+    """The API model as 'openai:gpt-5-mini' (listed in prices.toml), served by the loopback
+    server through the SDK's OPENAI_BASE_URL."""
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000")
+    return spec_text(url, **kw).replace(
+        f'source = "openai:local"\nbase_url = "{url}"', 'source = "openai:gpt-5-mini"'
+    )
+
+
+def test_a_study_over_its_budget_makes_no_call(
+    tmp_path: Path, server: Replay, monkeypatch: pytest.MonkeyPatch, report_ready
+) -> None:
+    from smollab.providers.ledger import BudgetExceeded, price_for, worst_case_usd
+
+    text = _priced(server.url + "/v1", monkeypatch)
+    events: list[dict[str, Any]] = []
+
+    def run(budget: float | None) -> None:
+        run_study(loads_spec(text), text, out_root=tmp_path, session_name="s",
+                  executor=InlineExecutor(), pdf=False, on_event=events.append,
+                  budget_usd=budget)  # fmt: skip
+
+    # 6 questions, 64 output tokens each at most: the bound is the ledger's worst case per call
+    price = price_for("openai", "gpt-5-mini")
+    prompts = [f"What is {a} + {b}? Reply with the number only." for a in range(1, 10)
+               for b in range(1, 10)]  # fmt: skip
+    per_call = [worst_case_usd(len(p), 64, price) or 0.0 for p in prompts]
+    with pytest.raises(BudgetExceeded, match=r"could cost up to \$0\.000[0-9]+.*No call was made"):
+        run(min(per_call) * 5)  # less than 6 calls can cost
+    assert server.requests == []
+    assert not list((tmp_path / "s" / "runs").glob("*/record.json"))  # no run started
+    bound = next(e for e in events if e["event"] == "api_bound")["text"]
+    assert bound.startswith("openai:gpt-5-mini: 6 of 6 calls not cached, at most $")
+    worst = float(bound.rsplit("$", 1)[1])
+    assert min(per_call) * 6 <= worst + 1e-4 and worst <= max(per_call) * 6 + 1e-4
+    # enough budget: the runs go ahead and the API model's 6 calls are made
+    run(worst * 1.01)
+    assert len(server.requests) == 6
+    info = read_json(_api_run(tmp_path) / "record.json")["model_info"]
+    assert info["cost_usd"] == pytest.approx(
+        (info["input_tokens"] * price.input + info["output_tokens"] * price.output) / 1e6
+    )
+    assert info["cost_usd"] < worst  # the bound held
+    # a finished study costs nothing more: any budget, even 0, lets it be re-run
+    run(0.0)
+    assert len(server.requests) == 6
+
+
+def test_a_budget_needs_a_price(tmp_path: Path, server: Replay) -> None:
+    text = spec_text(server.url + "/v1")  # a --base-url server: never priced
+    with pytest.raises(ConfigError, match=r"cannot be enforced for this study.*openai:local"):
+        run_study(loads_spec(text), text, out_root=tmp_path, session_name="s",
+                  executor=InlineExecutor(), pdf=False, budget_usd=1.0)  # fmt: skip
+    assert server.requests == []
+
+
+def test_an_agents_study_runs_no_api_model(tmp_path: Path) -> None:
+    """An agent's study would spend outside the session's --budget-usd: refused, to the agent."""
+    from smollab.agent.tools import dispatch
+    from tests.agent.scripts import scripted_agent
+
+    agent = scripted_agent(tmp_path, [])
+    agent.dir.mkdir(parents=True, exist_ok=True)
+    (agent.dir / "study.toml").write_text(spec_text("http://127.0.0.1:9/v1"))
+    r = dispatch(agent, "run_study", {"path": "study.toml"})
+    assert not r.ok
+    assert "API models (openai:local)" in r.content and "smollab study SPEC" in r.content
+    assert not (agent.dir / "runs").exists()

@@ -396,6 +396,14 @@ class Agent:
         text = path.read_text(encoding="utf-8")
         rel = path.relative_to(self.dir.resolve()).as_posix()
         spec = loads_spec(text, rel)
+        api = [m.source for m in spec.models if m.is_api]
+        if api:
+            raise ConfigError(
+                f"{rel}: the study names API models ({', '.join(api)}), whose calls would not "
+                "count against this session's budget, so an agent's study does not run them. "
+                "Use local models here; to compare with an API model, run the spec with "
+                "`smollab study SPEC --budget-usd B` outside the agent."
+            )
         if rel != "study.toml":
             self.state.write_text("study.toml", text)
         t0 = time.perf_counter()

@@ -20,7 +20,13 @@ AgentOpt = Annotated[
 ]
 MaxItOpt = Annotated[int, typer.Option("--max-iterations", min=1, help="agent iterations at most")]
 BudgetOpt = Annotated[
-    float | None, typer.Option("--budget-usd", min=0, help="hard LLM budget in USD")
+    float | None,
+    typer.Option(
+        "--budget-usd",
+        min=0,
+        help="hard budget in USD for model calls (the agent's; an API model's in a study or "
+        "evaluation, checked against their worst case before the first call)",
+    ),
 ]
 StartOpt = Annotated[
     int | None,

@@ -91,6 +91,8 @@ class StudyProgress:
             self.progress.advance(self.bars[f"{label}/eval"], e["n"])
         elif ev == "resumed":
             console.print(f"  [yellow]resumed {label} from step {e['step']}[/]")
+        elif ev == "api_bound":
+            console.print(f"  API calls: {escape(e['text'])}")
 
 
 def results_table(results: dict[str, Any]) -> Table:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from smollab.cli.agent import BudgetOpt
 from smollab.cli.common import console, handle_errors, print_paths
 
 
@@ -82,6 +83,7 @@ def eval_cmd(
             "--base-url", help="openai:MODEL on an OpenAI-compatible server (vLLM, Ollama)"
         ),
     ] = None,
+    budget_usd: BudgetOpt = None,
 ) -> None:
     """Evaluate a model on benchmark tasks: results JSON with intervals, per-item samples.
 
@@ -94,10 +96,12 @@ def eval_cmd(
 
     API models (generation tasks only; keys from ANTHROPIC_API_KEY / OPENAI_API_KEY):
     --model anthropic:MODEL or openai:MODEL [--base-url URL]; --batch-size is then the number
-    of calls in flight (default 8).
+    of calls in flight (default 8). Before the first call the worst case of the calls not yet
+    cached is printed; --budget-usd B refuses the run (exit 4, no call made) if it exceeds B.
 
     Example: smollab eval --model smollm2-135m --task hellaswag --task gsm8k --limit 100
     """
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -132,6 +136,11 @@ def eval_cmd(
     check_procs(procs, api=api, device=device)
     if api:
         check_tasks(model, tasks)
+    elif budget_usd is not None:
+        raise ConfigError(
+            f"--budget-usd limits what API calls cost; {model!r} is a local model, which makes "
+            "none. Drop --budget-usd."
+        )
     elif base_url:
         raise ConfigError(
             f"--base-url is for API models (openai:MODEL on a compatible server); {model!r} is "
@@ -163,7 +172,9 @@ def eval_cmd(
         bars: dict[str, Any] = {}
 
         def on_event(e: dict[str, Any]) -> None:
-            if e["event"] == "task":
+            if e["event"] == "api_bound":
+                console.print(f"API calls: {escape(e['text'])}")
+            elif e["event"] == "task":
                 bars[e["task"]] = progress.add_task(e["task"], total=e["total"])
             elif e["event"] == "items":
                 progress.advance(bars[e["task"]], e["n"])
@@ -178,6 +189,7 @@ def eval_cmd(
             procs=procs,
             load_args=load_args,
             threads=threads,
+            budget_usd=budget_usd,
         )
     table = Table(title=f"{model} (95% intervals)")
     for col in ("task", "metric", "estimate [interval]", "n"):

@@ -34,7 +34,9 @@ DataOpt = Annotated[
 ]
 
 
-def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> None:
+def _execute(
+    spec, spec_text, out, session_name, problem_text, workers, pdf, budget_usd=None
+) -> None:
     from smollab.report import tex_available
     from smollab.study.executor import LocalProcessExecutor
     from smollab.study.session import run_study
@@ -65,6 +67,7 @@ def _execute(spec, spec_text, out, session_name, problem_text, workers, pdf) -> 
             executor=executor,
             on_event=progress,
             pdf=pdf,
+            budget_usd=budget_usd,
         )
     if "summary" in res.results:  # study kinds other than 'lm' summarise themselves
         for line in res.results["summary"]:
@@ -97,15 +100,20 @@ def study(
     session_name: SessionOpt = None,
     workers: WorkersOpt = None,
     pdf: PdfOpt = True,
+    budget_usd: BudgetOpt = None,
 ) -> None:
     """Run a declared study: conditions x seeds x tasks, then results, figures and paper.
+
+    A study with API models ([[models]] source = 'openai:MODEL' / 'anthropic:MODEL') prints the
+    worst case of their calls not yet cached before any run; --budget-usd B refuses it (exit 4,
+    nothing run) if that exceeds B.
 
     Example: smollab study studies/multiplication.toml --session-name mul-long
     """
     from smollab.study.spec import load_spec
 
     spec = load_spec(spec_path)
-    _execute(spec, spec_path.read_text(), out, session_name, None, workers, pdf)
+    _execute(spec, spec_path.read_text(), out, session_name, None, workers, pdf, budget_usd)
 
 
 @handle_errors
@@ -151,4 +159,4 @@ def run(
 
     p = load_problem(problem)
     console.print(f"[bold]{p.title}[/] (reference protocol, no LLM configured)")
-    _execute(p.spec, p.protocol_text, out, session_name, p.text, workers, pdf)
+    _execute(p.spec, p.protocol_text, out, session_name, p.text, workers, pdf, budget_usd)

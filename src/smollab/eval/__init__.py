@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smollab.eval.evaluator import accuracy_by_stratum, evaluate_items
+from smollab.eval.evaluator import accuracy_by_stratum, api_requests, evaluate_items
 from smollab.eval.generate import greedy_generate, sequential_generate
 from smollab.eval.lm import (
     HFLM,
@@ -19,6 +19,7 @@ __all__ = [
     "LoglikelihoodRequest",
     "RequestCache",
     "accuracy_by_stratum",
+    "api_requests",
     "evaluate_items",
     "greedy_generate",
     "sequential_generate",

@@ -8,6 +8,7 @@ from typing import Any
 
 from smollab.eval.generate import greedy_generate
 from smollab.tasks import Example, PromptFormat, Task
+from smollab.tasks.requests import GenerateRequest
 
 FEWSHOT_SEED = 4242
 #: the token budget of an API model's reply on an exact-match task (its tokens are not ours to
@@ -32,6 +33,20 @@ def fewshot_examples(task: Task, fmt: PromptFormat) -> list[Example]:
     return task.train_examples(fmt.n_shots, seed=FEWSHOT_SEED) if fmt.n_shots else []
 
 
+def api_requests(
+    task: Task, fmt: PromptFormat, items: Sequence[Example], max_new_tokens: int | None = None
+) -> list[GenerateRequest]:
+    """The calls :func:`evaluate_items` makes for an API model: one per item, its prompt as the
+    user message, cut at the first newline, ``max_new_tokens`` or :data:`API_MAX_NEW_TOKENS`."""
+    tokenizer = _ApiChat()
+    shots = fewshot_examples(task, fmt)
+    budget = API_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens
+    return [
+        GenerateRequest(fmt.prompt(ex, tokenizer, shots), stop=("\n",), max_tokens=budget)
+        for ex in items
+    ]
+
+
 def evaluate_items(
     model: Any,
     tokenizer: Any,
@@ -52,23 +67,16 @@ def evaluate_items(
     ``max_new_tokens`` or :data:`API_MAX_NEW_TOKENS`."""
     from smollab.eval.provider_lm import ProviderLM
 
-    api = isinstance(model, ProviderLM)
-    if api:
-        tokenizer = _ApiChat()
-    shots = fewshot_examples(task, fmt)
-    prompts = [fmt.prompt(ex, tokenizer, shots) for ex in items]
-    if max_new_tokens is None:
-        if api:
-            max_new_tokens = API_MAX_NEW_TOKENS
-        else:
-            longest = max(len(tokenizer(fmt.target(ex, tokenizer)).input_ids) for ex in items)
-            max_new_tokens = longest + 2
-    if api:
-        from smollab.tasks.requests import GenerateRequest
-
-        requests = [GenerateRequest(p, stop=("\n",), max_tokens=max_new_tokens) for p in prompts]
+    if isinstance(model, ProviderLM):
+        requests = api_requests(task, fmt, items, max_new_tokens)
+        prompts = [r.prompt for r in requests]
         completions = model.generate(requests, progress)
     else:
+        shots = fewshot_examples(task, fmt)
+        prompts = [fmt.prompt(ex, tokenizer, shots) for ex in items]
+        if max_new_tokens is None:
+            longest = max(len(tokenizer(fmt.target(ex, tokenizer)).input_ids) for ex in items)
+            max_new_tokens = longest + 2
         completions = greedy_generate(
             model,
             tokenizer,

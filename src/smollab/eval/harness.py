@@ -101,6 +101,31 @@ def model_key(loaded: Any) -> str:
     return h.hexdigest()[:24]
 
 
+def _api_preflight(
+    lm: Any,
+    tasks: Sequence[BenchTask],
+    out_dir: Path,
+    budget_usd: float | None,
+    results: dict[str, Any],
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    """The worst case of an API model's calls not yet made, recorded, reported and checked
+    against the budget before the first call."""
+    from smollab.eval.provider_lm import api_bound, check_api_budget
+    from smollab.eval.runner import todo_requests
+
+    reqs = [r for t in tasks for r in todo_requests(lm, t, out_dir)]
+    bound = api_bound(lm, reqs)
+    results["api_bound"] = {
+        "calls": bound.calls,
+        "uncached_calls": bound.uncached,
+        "worst_case_usd": None if bound.worst_usd is None else round(bound.worst_usd, 6),
+        "budget_usd": budget_usd,
+    }
+    emit({"event": "api_bound", "text": bound.describe()})
+    check_api_budget([bound], budget_usd, "this evaluation")
+
+
 def run_eval(
     loaded: Any,
     tasks: Sequence[BenchTask],
@@ -112,6 +137,7 @@ def run_eval(
     procs: int = 1,
     load_args: dict[str, Any] | None = None,
     threads: int | None = None,
+    budget_usd: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``loaded`` (a :class:`~smollab.models.LoadedModel`, or an API model as a
     :class:`~smollab.eval.provider_lm.ProviderLM`) on ``tasks``; write and return the results
@@ -120,7 +146,11 @@ def run_eval(
     ``procs > 1`` computes the items in that many worker processes
     (:mod:`smollab.eval.parallel`), each loading the model from ``load_args`` (the arguments of
     :func:`~smollab.models.load_model`) with ``threads`` intra-op threads (default: this
-    process's threads shared among them); ``loaded`` is then used for the bookkeeping only."""
+    process's threads shared among them); ``loaded`` is then used for the bookkeeping only.
+
+    For an API model, the worst case of the calls not yet cached is computed before any call
+    (``results["api_bound"]``, an ``api_bound`` event) and checked against ``budget_usd``
+    (:func:`~smollab.eval.provider_lm.check_api_budget`)."""
     import contextlib
 
     import torch
@@ -158,6 +188,18 @@ def run_eval(
         "tasks": {},
     }
     check_procs(procs, api=isinstance(lm, ProviderLM), device=str(results["device"]))
+    if isinstance(lm, ProviderLM):
+        try:
+            _api_preflight(lm, tasks, out_dir, budget_usd, results, emit)
+        except BaseException:
+            if cache is not None:
+                cache.close()
+            raise
+    elif budget_usd is not None:
+        raise ConfigError(
+            f"--budget-usd limits what API calls cost; {loaded.source!r} is a local model, "
+            "which makes none. Drop --budget-usd."
+        )
     pool: Any = contextlib.nullcontext()
     if procs > 1:
         if load_args is None:

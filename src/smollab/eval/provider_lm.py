@@ -27,6 +27,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from smollab.errors import ConfigError
@@ -182,3 +183,81 @@ def make_provider_lm(
     return ProviderLM(
         make_provider(source, **opts), concurrency=concurrency, cache=cache, base_url=base_url
     )
+
+
+@dataclass(frozen=True)
+class ApiBound:
+    """What the calls of one API model can cost before any is made: ``calls`` requests, of
+    which ``uncached`` are not in the request cache (only those are sent), and ``worst_usd``,
+    the most those can cost (None: the model's price is unknown)."""
+
+    source: str
+    calls: int
+    uncached: int
+    worst_usd: float | None
+
+    def __add__(self, other: ApiBound) -> ApiBound:
+        """Two sets of calls of the same model together."""
+        worst = (
+            None
+            if self.worst_usd is None or other.worst_usd is None
+            else self.worst_usd + other.worst_usd
+        )
+        return ApiBound(
+            self.source, self.calls + other.calls, self.uncached + other.uncached, worst
+        )
+
+    def describe(self) -> str:
+        if not self.uncached:
+            return f"{self.source}: no call to make ({self.calls} answered from the cache)"
+        cost = (
+            "cost unknown (no price for this model in providers/prices.toml)"
+            if self.worst_usd is None
+            else f"at most ${self.worst_usd:.4f}"
+        )
+        return f"{self.source}: {self.uncached} of {self.calls} calls not cached, {cost}"
+
+
+def api_bound(lm: ProviderLM, requests: Sequence[GenerateRequest]) -> ApiBound:
+    """The worst case of sending ``requests`` through ``lm``: every request not in its cache,
+    priced as :func:`~smollab.providers.ledger.worst_case_usd` prices an agent call (the
+    prompt's characters at 3 per token at the dearest input rate, plus ``max_tokens`` of
+    output). A hard bound: replies are cut at ``max_tokens`` and nothing else is sent."""
+    from smollab.providers.ledger import worst_case_usd
+
+    todo = list(requests)
+    if lm.cache is not None and todo:
+        keys = [RequestCache.key(lm.model_key, r) for r in todo]
+        have = lm.cache.get_many(keys)
+        todo = [r for r, k in zip(todo, keys, strict=True) if k not in have]
+    worst: float | None = 0.0
+    if todo and lm.price is None:
+        worst = None
+    elif todo:
+        worst = sum(worst_case_usd(len(r.prompt), r.max_tokens, lm.price) or 0.0 for r in todo)
+    return ApiBound(lm.source, len(requests), len(todo), worst)
+
+
+def check_api_budget(bounds: Sequence[ApiBound], budget_usd: float | None, what: str) -> None:
+    """Refuse, before any call, API calls whose worst case could pass ``budget_usd``
+    (:class:`~smollab.providers.ledger.BudgetExceeded`, exit 4), or a budget that cannot be
+    checked because a model's price is unknown (ConfigError). ``what`` names the command."""
+    from smollab.providers.ledger import PRICES_PATH, BudgetExceeded
+
+    if budget_usd is None:
+        return
+    unknown = [b.source for b in bounds if b.uncached and b.worst_usd is None]
+    if unknown:
+        raise ConfigError(
+            f"--budget-usd {budget_usd} cannot be enforced for {what}: no price is known for "
+            f"{', '.join(unknown)} in {PRICES_PATH} (a model on a --base-url server is never "
+            "priced). Add its price there, or drop --budget-usd."
+        )
+    total = sum(b.worst_usd or 0.0 for b in bounds)
+    if total > budget_usd:
+        raise BudgetExceeded(
+            f"{what.capitalize()} could cost up to ${total:.4f} in API calls, more than "
+            f"--budget-usd {budget_usd:g} ({'; '.join(b.describe() for b in bounds)}). No call "
+            "was made.",
+            hint="Raise --budget-usd, or evaluate fewer items (--limit, fewer tasks or seeds).",
+        )

@@ -50,6 +50,13 @@ def _resume(samples: Path, key: str) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def todo_requests(lm: HFLM | ProviderLM, task: BenchTask, out_dir: Path) -> list[Any]:
+    """The requests :func:`run_task` would send for the items not yet in ``out_dir``'s
+    samples (what an API model's calls are bounded by before they are made)."""
+    done = _resume(out_dir / f"samples_{task.name}.jsonl", samples_key(lm.model_key, task))
+    return [r for d in task.docs() if d["id"] not in done for r in task.requests(d)]
+
+
 def run_task(
     lm: HFLM | ProviderLM,
     task: BenchTask,

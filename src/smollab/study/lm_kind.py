@@ -53,6 +53,33 @@ class LMKind(RunKind):
             )
         return [t.name for t in tasks]
 
+    def api_bounds(self, run_dirs: list[Path]) -> list[Any]:
+        from smollab.eval.lm import RequestCache
+        from smollab.io import read_json
+        from smollab.paths import smollab_home
+        from smollab.study.runspec import RunSpec
+        from smollab.study.worker import api_run_bound
+
+        specs = []
+        for d in run_dirs:
+            raw = read_json(d / "spec.json")
+            raw.pop("hash", None)
+            spec = RunSpec(**raw)
+            if spec.model.is_api:
+                specs.append((d, spec))
+        if not specs:
+            return []
+        by_model: dict[str, Any] = {}
+        cache = RequestCache(smollab_home() / "eval_cache.sqlite")
+        try:
+            for d, spec in specs:
+                b = api_run_bound(d, spec, cache)
+                a = by_model.get(b.source)
+                by_model[b.source] = b if a is None else a + b  # a model's runs together
+        finally:
+            cache.close()
+        return list(by_model.values())
+
     def link_data(self, session_dir: Path, spec: Any, runs: list[Any]) -> None:
         from smollab.study.session import _link_train_data
 

@@ -79,11 +79,13 @@ def run_study(
     on_event: OnEvent | None = None,
     pdf: bool = True,
     notes: bool = True,
+    budget_usd: float | None = None,
 ) -> SessionResult:
     """Run every run of ``spec`` into a session folder and write results, figures and paper.
 
     ``notes=False`` leaves ``plans.txt`` and ``critiques.txt`` alone: the research agent owns
-    them when it drives the study.
+    them when it drives the study. Before any run starts, the worst case of the API-model calls
+    still to make is reported (``api_bound`` events) and checked against ``budget_usd``.
     """
     from smollab.study.kinds import get_kind
 
@@ -145,6 +147,16 @@ def run_study(
     for j in jobs:
         if j not in todo:
             emit({"event": "reused", "label": j.label})
+    bounds = kind.api_bounds([j.run_dir for j in todo]) if todo else []
+    if bounds:
+        from dataclasses import asdict
+
+        from smollab.eval.provider_lm import check_api_budget
+
+        for b in bounds:
+            emit({"event": "api_bound", "text": b.describe()})
+        session.log("api_bound", bounds=[asdict(b) for b in bounds], budget_usd=budget_usd)
+        check_api_budget(bounds, budget_usd, "this study")
     session.state("runs", total=len(jobs), reused=len(jobs) - len(todo))
     session.log("runs_start", todo=len(todo), reused=len(jobs) - len(todo))
     outcomes = (executor or LocalProcessExecutor()).run(todo, emit) if todo else []

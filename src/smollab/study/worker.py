@@ -235,6 +235,28 @@ def _execute_api_run(
     return _finish_record(record_path, spec, emit, tasks, evals, info, None, t_start, started, env)
 
 
+def api_run_bound(run_dir: Path, spec: RunSpec, cache: Any) -> Any:
+    """The worst case of the calls an API run has still to make (an
+    :class:`~smollab.eval.provider_lm.ApiBound`): the requests of every task not yet in
+    ``predictions/``, as :func:`_evaluate_tasks` would send them, less those in ``cache``."""
+    from smollab.eval import api_requests
+    from smollab.eval.provider_lm import api_bound, make_provider_lm
+    from smollab.eval.runner import todo_requests
+    from smollab.tasks import PROMPT_FORMATS, BenchTask, build_task, validate_task_config
+
+    lm = make_provider_lm(spec.model.source, base_url=spec.model.base_url, cache=cache)
+    fmt = PROMPT_FORMATS.get(spec.format)
+    requests: list[Any] = []
+    for task in (build_task(validate_task_config(t)) for t in spec.tasks):
+        if (run_dir / "predictions" / f"{task.name}.jsonl").exists():
+            continue
+        if isinstance(task, BenchTask):
+            requests += todo_requests(lm, task, run_dir / "predictions" / "samples")
+        else:
+            requests += api_requests(task, fmt, task.test_set(), spec.eval.max_new_tokens)
+    return api_bound(lm, requests)
+
+
 def _evaluate_tasks(
     run_dir: Path,
     spec: RunSpec,
