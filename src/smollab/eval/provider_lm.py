@@ -221,8 +221,9 @@ class ApiBound:
 def api_bound(lm: ProviderLM, requests: Sequence[GenerateRequest]) -> ApiBound:
     """The worst case of sending ``requests`` through ``lm``: every request not in its cache,
     priced as :func:`~smollab.providers.ledger.worst_case_usd` prices an agent call (the
-    prompt's characters at 3 per token at the dearest input rate, plus ``max_tokens`` of
-    output). A hard bound: replies are cut at ``max_tokens`` and nothing else is sent."""
+    prompt's characters at 3 per token, more tokens than English or code take, at the dearest
+    input rate, plus ``max_tokens`` of output, where the server stops every reply); nothing
+    but these requests is sent."""
     from smollab.providers.ledger import worst_case_usd
 
     todo = list(requests)
