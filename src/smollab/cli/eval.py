@@ -110,6 +110,7 @@ def eval_cmd(
     from smollab.eval.parallel import check_procs
     from smollab.eval.provider_lm import (
         API_CONCURRENCY,
+        check_budget_target,
         check_tasks,
         is_api_source,
         make_provider_lm,
@@ -134,13 +135,9 @@ def eval_cmd(
     api = is_api_source(model)
     batch_size = batch_size or (API_CONCURRENCY if api else 32)
     check_procs(procs, api=api, device=device)
+    check_budget_target(model, budget_usd)
     if api:
         check_tasks(model, tasks)
-    elif budget_usd is not None:
-        raise ConfigError(
-            f"--budget-usd limits what API calls cost; {model!r} is a local model, which makes "
-            "none. Drop --budget-usd."
-        )
     elif base_url:
         raise ConfigError(
             f"--base-url is for API models (openai:MODEL on a compatible server); {model!r} is "

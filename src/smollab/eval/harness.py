@@ -157,11 +157,12 @@ def run_eval(
 
     from smollab.eval.lm import HFLM, RequestCache
     from smollab.eval.parallel import ProcPool, check_procs, default_threads, merge_parts
-    from smollab.eval.provider_lm import ProviderLM, check_tasks
+    from smollab.eval.provider_lm import ProviderLM, check_budget_target, check_tasks
     from smollab.eval.runner import run_task, samples_key, summarize
     from smollab.paths import smollab_home
     from smollab.study.env import environment
 
+    check_budget_target(loaded.source, budget_usd)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = RequestCache(smollab_home() / "eval_cache.sqlite") if use_cache else None
     lm: Any
@@ -195,11 +196,6 @@ def run_eval(
             if cache is not None:
                 cache.close()
             raise
-    elif budget_usd is not None:
-        raise ConfigError(
-            f"--budget-usd limits what API calls cost; {loaded.source!r} is a local model, "
-            "which makes none. Drop --budget-usd."
-        )
     pool: Any = contextlib.nullcontext()
     if procs > 1:
         if load_args is None:

@@ -239,6 +239,15 @@ def api_bound(lm: ProviderLM, requests: Sequence[GenerateRequest]) -> ApiBound:
     return ApiBound(lm.source, len(requests), len(todo), worst)
 
 
+def check_budget_target(source: str, budget_usd: float | None) -> None:
+    """A budget is for API calls: refuse one given with a local model (which makes none)."""
+    if budget_usd is not None and not is_api_source(source):
+        raise ConfigError(
+            f"--budget-usd limits what API calls cost; {source!r} is a local model, which "
+            "makes none. Drop --budget-usd."
+        )
+
+
 def check_api_budget(bounds: Sequence[ApiBound], budget_usd: float | None, what: str) -> None:
     """Refuse, before any call, API calls whose worst case could pass ``budget_usd``
     (:class:`~smollab.providers.ledger.BudgetExceeded`, exit 4), or a budget that cannot be

@@ -55,18 +55,10 @@ class LMKind(RunKind):
 
     def api_bounds(self, run_dirs: list[Path]) -> list[Any]:
         from smollab.eval.lm import RequestCache
-        from smollab.io import read_json
         from smollab.paths import smollab_home
-        from smollab.study.runspec import RunSpec
-        from smollab.study.worker import api_run_bound
+        from smollab.study.worker import api_run_bound, load_run_spec
 
-        specs = []
-        for d in run_dirs:
-            raw = read_json(d / "spec.json")
-            raw.pop("hash", None)
-            spec = RunSpec(**raw)
-            if spec.model.is_api:
-                specs.append((d, spec))
+        specs = [(d, s) for d in run_dirs if (s := load_run_spec(d)).model.is_api]
         if not specs:
             return []
         by_model: dict[str, Any] = {}

@@ -55,10 +55,15 @@ def execute_run(run_dir: Path, progress: Progress | None = None) -> dict[str, An
     record_path = run_dir / "record.json"
     if record_path.exists():
         return read_json(record_path)
+    spec = load_run_spec(run_dir)
+    return get_kind(spec.kind).execute(run_dir, spec, emit)
+
+
+def load_run_spec(run_dir: Path) -> RunSpec:
+    """The spec a run folder was prepared with (``spec.json``)."""
     raw = read_json(run_dir / "spec.json")
     raw.pop("hash", None)
-    spec = RunSpec(**raw)
-    return get_kind(spec.kind).execute(run_dir, spec, emit)
+    return RunSpec(**raw)
 
 
 def begin_run(
