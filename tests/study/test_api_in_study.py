@@ -227,3 +227,51 @@ def test_an_agents_study_runs_no_api_model(tmp_path: Path) -> None:
     assert not r.ok
     assert "API models (openai:local)" in r.content and "smollab study SPEC" in r.content
     assert not (agent.dir / "runs").exists()
+
+
+def test_estimate_prices_a_study_without_a_key_or_a_call(
+    tmp_path: Path, server: Replay, monkeypatch: pytest.MonkeyPatch, cli, report_ready
+) -> None:
+    """`smollab estimate SPEC.toml` gives the bound `smollab study --budget-usd` enforces, before
+    any key is set or call made; runs already done are free."""
+    from tests.conftest import one_line
+
+    text = _priced(server.url + "/v1", monkeypatch)
+    spec = tmp_path / "api.toml"
+    spec.write_text(text)
+    out = tmp_path / "o"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    r = cli("estimate", spec, "--out", out)
+    said = one_line(r.stdout)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"openai:gpt-5-mini[ │]+6[ │]+6[ │]+\$(0\.\d{6})", said)
+    assert m, said
+    worst = float(m.group(1))
+    assert worst > 0 and "--budget-usd B` refuses to start if this is above B" in said
+    assert server.requests == [] and not out.exists()
+    # the study checks the same bound: just under it is refused, just over it runs
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000")
+    r = cli("study", spec, "--out", out, "--no-pdf", "--budget-usd", f"{worst * 0.99:.6f}")
+    assert r.returncode == 4 and f"could cost up to ${worst:.6f}" in one_line(r.stderr)
+    assert server.requests == []
+    r = cli("study", spec, "--out", out, "--no-pdf", "--budget-usd", f"{worst * 1.01:.6f}")
+    assert r.returncode == 0, r.stderr
+    assert len(server.requests) == 6
+    r = cli("estimate", spec, "--out", out)
+    assert r.returncode == 0 and "no API call is left to make" in one_line(r.stdout)
+
+
+def test_estimate_of_a_local_study_and_bad_flags(tmp_path: Path, cli) -> None:
+    from tests.conftest import one_line
+
+    spec = tmp_path / "local.toml"
+    spec.write_text(
+        '[study]\nname = "loc"\nseeds = [0]\n' + LOCAL + ADD
+        + '\n[[conditions]]\nname = "b"\nmodel = "tiny"\nformat = "compact"\n'
+    )  # fmt: skip
+    r = cli("estimate", spec)
+    assert r.returncode == 0 and "names no API model" in one_line(r.stdout)
+    r = cli("estimate", spec, "--agent", "openai:gpt-5-mini")
+    err = one_line(r.stderr)
+    assert r.returncode == 2 and "is a study spec" in err and "Drop --agent" in err
+    assert "Traceback" not in r.stderr

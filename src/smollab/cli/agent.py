@@ -194,24 +194,57 @@ def resume(
     )
 
 
+DEFAULT_ESTIMATE_AGENT = "anthropic:claude-sonnet-5-5"
+
+
 @handle_errors
 def estimate(
-    problem: Annotated[Path, typer.Argument(help="problem file (Markdown)", metavar="PROBLEM")],
+    target: Annotated[
+        Path,
+        typer.Argument(help="problem file (Markdown) or study spec (TOML)", metavar="PROBLEM|SPEC"),
+    ],
     agent: Annotated[
-        str, typer.Option("--agent", help="provider:model to price")
-    ] = "anthropic:claude-sonnet-5-5",
+        str | None,
+        typer.Option("--agent", help=f"provider:model to price (default {DEFAULT_ESTIMATE_AGENT})"),
+    ] = None,
     max_iterations: MaxItOpt = 5,
     code: CodeOpt = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="root folder of sessions (runs already done are free)")
+    ] = Path("outputs"),
+    session_name: Annotated[
+        str | None,
+        typer.Option("--session-name", help="session folder name (default: the study name)"),
+    ] = None,
 ) -> None:
-    """Estimate what an agent session will cost, before anything is spent.
+    """Estimate what a session will cost, before anything is spent.
+
+    For a problem file: the research agent's calls (--agent), and the API-model calls of its
+    reference protocol if it names any. For a study spec (TOML): the worst case of its
+    API-model calls not yet made (runs done in --out and replies in the request cache are
+    free), the bound that `smollab study SPEC --budget-usd B` enforces. Makes no call and
+    needs no API key.
 
     Example: smollab estimate problems/multiplication.md --agent anthropic:claude-sonnet-5-5
     """
+    if target.suffix == ".toml":
+        if agent is not None:
+            raise ConfigError(
+                f"--agent prices a research agent working on a problem file; {target} is a study "
+                "spec, whose API calls are priced from its own [[models]]. Drop --agent."
+            )
+        from smollab.study.spec import load_spec
+
+        spec = load_spec(target)
+        _print_study_bound(spec, out / (session_name or spec.study.name), f"smollab study {target}")
+        return
+
     from smollab.agent.estimate import estimate as est
     from smollab.providers import parse_agent
     from smollab.study.problem import load_problem
 
-    p = load_problem(problem)
+    agent = agent or DEFAULT_ESTIMATE_AGENT
+    p = load_problem(target)
     prov, model = parse_agent(agent)
     e = est(p, prov, model, max_iterations, code)
     t = Table(title=f"Cost estimate: {agent}, {max_iterations} iterations")
@@ -236,4 +269,46 @@ def estimate(
             f"With prompt caching the prefix is written once and read by the other "
             f"{e.calls - 1} calls at the cache-read price: {'fits' if fits else 'does not fit'} "
             f"in $1. Pass --budget-usd to make the bound hard."
+        )
+    if any(m.is_api for m in p.spec.models):
+        console.print(f"Without --agent, `smollab run {target}` runs the reference protocol:")
+        _print_study_bound(
+            p.spec, out / (session_name or p.spec.study.name), f"smollab run {target}"
+        )
+
+
+def _print_study_bound(spec: Any, session_dir: Path, command: str) -> None:
+    """The worst case of a study's API calls still to make (see ``pending_api_bounds``)."""
+    from smollab.eval.provider_lm import usd
+    from smollab.study.session import pending_api_bounds
+
+    if not any(m.is_api for m in spec.models):
+        console.print(
+            f"Study {spec.study.name} names no API model: its runs make no API call (cost $0)."
+        )
+        return
+    bounds = pending_api_bounds(spec, session_dir)
+    t = Table(title=f"API calls of study {spec.study.name} (worst case, before any call)")
+    for col in ("model", "calls", "not cached", "worst case"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for b in bounds:
+        unpriced = b.worst_usd is None and b.uncached
+        worst = "unknown price" if unpriced else usd(b.worst_usd or 0.0)
+        t.add_row(b.source, str(b.calls), str(b.uncached), worst)
+    if bounds:
+        console.print(t)
+    else:
+        console.print(f"Every run of {session_dir} is done: no API call is left to make.")
+    if any(b.uncached and b.worst_usd is None for b in bounds):
+        console.print(
+            "A model without a price (every --base-url server, or a model missing from "
+            "providers/prices.toml) cannot be bounded in dollars, so --budget-usd cannot be "
+            "enforced for it."
+        )
+    elif bounds:
+        total = sum(b.worst_usd or 0.0 for b in bounds)
+        console.print(
+            f"At most {usd(total)}: each prompt's characters at 3 per token at the dearest input "
+            f"rate, plus every request's full max_tokens of output. `{command} --budget-usd B` "
+            "refuses to start if this is above B."
         )

@@ -73,16 +73,15 @@ class ProviderLM:
         cache: RequestCache | None = None,
         base_url: str | None = None,
     ) -> None:
-        from smollab.providers.ledger import price_for
-
         self.provider = provider
         self.source = f"{provider.name}:{provider.model}"
         self.base_url = base_url
         self.batch_size = concurrency  # the runner writes results every 2 batches
         self.cache = cache
-        self.model_key = self.source + (f"@{base_url}" if base_url else "")
+        target = ApiTarget.of(self.source, base_url, cache)
+        self.model_key = target.model_key
         self.max_length = None
-        self.price = price_for(provider.name, provider.model) if not base_url else None
+        self.price = target.price
         self._lock = threading.Lock()
         self.calls = 0
         self.usage: dict[str, int | None] = {"input_tokens": 0, "output_tokens": 0}
@@ -185,6 +184,34 @@ def make_provider_lm(
     )
 
 
+def usd(x: float) -> str:
+    """Dollars with the digits a bound of a few calls needs ($0.000771, $1.2345)."""
+    return f"${x:.4f}" if x >= 0.01 else f"${x:.6f}"
+
+
+@dataclass(frozen=True)
+class ApiTarget:
+    """What bounding an API model's calls needs, without its SDK or key: its request-cache key
+    (``model_key``, as :class:`ProviderLM` keys its replies), its price (None where unknown:
+    every ``base_url`` server) and the cache. ``smollab estimate SPEC.toml`` prices a study
+    through it before any key is set."""
+
+    source: str
+    model_key: str
+    price: Any
+    cache: RequestCache | None
+
+    @classmethod
+    def of(cls, source: str, base_url: str | None, cache: RequestCache | None) -> ApiTarget:
+        from smollab.providers import parse_agent
+        from smollab.providers.ledger import price_for
+
+        name, model = parse_agent(source)
+        source = f"{name}:{model}"
+        key = source + (f"@{base_url}" if base_url else "")
+        return cls(source, key, None if base_url else price_for(name, model), cache)
+
+
 @dataclass(frozen=True)
 class ApiBound:
     """What the calls of one API model can cost before any is made: ``calls`` requests, of
@@ -213,12 +240,12 @@ class ApiBound:
         cost = (
             "cost unknown (no price for this model in providers/prices.toml)"
             if self.worst_usd is None
-            else f"at most ${self.worst_usd:.4f}"
+            else f"at most {usd(self.worst_usd)}"
         )
         return f"{self.source}: {self.uncached} of {self.calls} calls not cached, {cost}"
 
 
-def api_bound(lm: ProviderLM, requests: Sequence[GenerateRequest]) -> ApiBound:
+def api_bound(lm: ProviderLM | ApiTarget, requests: Sequence[GenerateRequest]) -> ApiBound:
     """The worst case of sending ``requests`` through ``lm``: every request not in its cache,
     priced as :func:`~smollab.providers.ledger.worst_case_usd` prices an agent call (the
     prompt's characters at 3 per token, more tokens than English or code take, at the dearest
@@ -266,7 +293,7 @@ def check_api_budget(bounds: Sequence[ApiBound], budget_usd: float | None, what:
     total = sum(b.worst_usd or 0.0 for b in bounds)
     if total > budget_usd:
         raise BudgetExceeded(
-            f"{what.capitalize()} could cost up to ${total:.4f} in API calls, more than "
+            f"{what.capitalize()} could cost up to {usd(total)} in API calls, more than "
             f"--budget-usd {budget_usd:g} ({'; '.join(b.describe() for b in bounds)}). No call "
             "was made.",
             hint="Raise --budget-usd, or evaluate fewer items (--limit, fewer tasks or seeds).",

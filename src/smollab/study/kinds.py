@@ -50,9 +50,10 @@ class RunKind(ABC):
     def prepare_session(self, spec: StudySpec, session_dir: Path) -> list[str]:
         """Check sources and write ``data/``; returns the task names for the plan."""
 
-    def api_bounds(self, run_dirs: list[Path]) -> list[Any]:
-        """For the runs still to do, the worst case of their API-model calls, one
-        :class:`~smollab.eval.provider_lm.ApiBound` per API model (default: none)."""
+    def api_bounds(self, runs: list[tuple[Path, RunSpec]]) -> list[Any]:
+        """For the runs still to do (run folder, which need not exist yet, and spec), the worst
+        case of their API-model calls, one :class:`~smollab.eval.provider_lm.ApiBound` per API
+        model (default: none)."""
         return []
 
     def link_data(self, session_dir: Path, spec: StudySpec, runs: list[RunSpec]) -> None:

@@ -53,12 +53,12 @@ class LMKind(RunKind):
             )
         return [t.name for t in tasks]
 
-    def api_bounds(self, run_dirs: list[Path]) -> list[Any]:
+    def api_bounds(self, runs: list[tuple[Path, Any]]) -> list[Any]:
         from smollab.eval.lm import RequestCache
         from smollab.paths import smollab_home
-        from smollab.study.worker import api_run_bound, load_run_spec
+        from smollab.study.worker import api_run_bound
 
-        specs = [(d, s) for d in run_dirs if (s := load_run_spec(d)).model.is_api]
+        specs = [(d, s) for d, s in runs if s.model.is_api]
         if not specs:
             return []
         by_model: dict[str, Any] = {}

@@ -68,6 +68,24 @@ class Session:
         )
 
 
+def pending_api_bounds(
+    spec: StudySpec, session_dir: Path, runs: list[Any] | None = None
+) -> list[Any]:
+    """The worst case of the API-model calls ``spec``'s runs have still to make in
+    ``session_dir`` (which need not exist): one :class:`~smollab.eval.provider_lm.ApiBound` per
+    API model, over the runs without a ``record.json``, less the predictions they already wrote
+    and the replies in the request cache. Makes no call and needs no API key."""
+    from smollab.study.kinds import get_kind
+
+    runs = expand(spec) if runs is None else runs
+    todo = [
+        (session_dir / "runs" / r.hash, r)
+        for r in runs
+        if not (session_dir / "runs" / r.hash / "record.json").exists()
+    ]
+    return get_kind(spec.study.kind).api_bounds(todo) if todo else []
+
+
 def run_study(
     spec: StudySpec,
     spec_text: str,
@@ -147,7 +165,7 @@ def run_study(
     for j in jobs:
         if j not in todo:
             emit({"event": "reused", "label": j.label})
-    bounds = kind.api_bounds([j.run_dir for j in todo]) if todo else []
+    bounds = pending_api_bounds(spec, d, runs)
     if bounds:
         from dataclasses import asdict
 

@@ -243,13 +243,14 @@ def _execute_api_run(
 def api_run_bound(run_dir: Path, spec: RunSpec, cache: Any) -> Any:
     """The worst case of the calls an API run has still to make (an
     :class:`~smollab.eval.provider_lm.ApiBound`): the requests of every task not yet in
-    ``predictions/``, as :func:`_evaluate_tasks` would send them, less those in ``cache``."""
+    ``predictions/``, as :func:`_evaluate_tasks` would send them, less those in ``cache``.
+    ``run_dir`` need not exist (a run not started has every call still to make)."""
     from smollab.eval import api_requests
-    from smollab.eval.provider_lm import api_bound, make_provider_lm
+    from smollab.eval.provider_lm import ApiTarget, api_bound
     from smollab.eval.runner import todo_requests
     from smollab.tasks import PROMPT_FORMATS, BenchTask, build_task, validate_task_config
 
-    lm = make_provider_lm(spec.model.source, base_url=spec.model.base_url, cache=cache)
+    lm = ApiTarget.of(spec.model.source, spec.model.base_url, cache)  # no SDK or key needed
     fmt = PROMPT_FORMATS.get(spec.format)
     requests: list[Any] = []
     for task in (build_task(validate_task_config(t)) for t in spec.tasks):
