@@ -275,3 +275,18 @@ def test_estimate_of_a_local_study_and_bad_flags(tmp_path: Path, cli) -> None:
     err = one_line(r.stderr)
     assert r.returncode == 2 and "is a study spec" in err and "Drop --agent" in err
     assert "Traceback" not in r.stderr
+
+
+def test_the_bound_of_a_benchmark_task_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bounding a run not started reads its samples if any and writes no file or folder."""
+    from smollab.study.session import pending_api_bounds
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    text = _priced("http://127.0.0.1:9/v1", monkeypatch, local=False, tasks=GSM)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    [b] = pending_api_bounds(loads_spec(text), tmp_path / "s")
+    assert (b.source, b.calls, b.uncached) == ("openai:gpt-5-mini", 2, 2)
+    assert b.worst_usd is not None and b.worst_usd > 0
+    assert list(tmp_path.iterdir()) == []

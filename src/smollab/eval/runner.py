@@ -36,12 +36,22 @@ def samples_key(model_key: str, task: BenchTask) -> str:
     return hashlib.sha256(json.dumps([model_key, cfg], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _resume(samples: Path, key: str) -> dict[str, dict[str, Any]]:
-    """Records already computed for this (model, task config); a file written for another model
-    or config is set aside (renamed ``*.stale``), never mixed in."""
+def _done(samples: Path, key: str) -> dict[str, dict[str, Any]] | None:
+    """Records already computed for this (model, task config), read only; None when ``samples``
+    was written for another model or config (or has no meta file)."""
     meta = samples.with_suffix(".meta.json")
     if meta.exists() and read_json(meta).get("key") == key:
         return {r["id"]: r for r in read_jsonl(samples)} if samples.exists() else {}
+    return None
+
+
+def _resume(samples: Path, key: str) -> dict[str, dict[str, Any]]:
+    """Records already computed for this (model, task config); a file written for another model
+    or config is set aside (renamed ``*.stale``), never mixed in."""
+    done = _done(samples, key)
+    if done is not None:
+        return done
+    meta = samples.with_suffix(".meta.json")
     for p in (samples, meta):
         if p.exists():
             os.replace(p, p.with_name(p.name + ".stale"))
@@ -52,8 +62,9 @@ def _resume(samples: Path, key: str) -> dict[str, dict[str, Any]]:
 
 def todo_requests(lm: HFLM | ProviderLM, task: BenchTask, out_dir: Path) -> list[Any]:
     """The requests :func:`run_task` would send for the items not yet in ``out_dir``'s
-    samples (what an API model's calls are bounded by before they are made)."""
-    done = _resume(out_dir / f"samples_{task.name}.jsonl", samples_key(lm.model_key, task))
+    samples (what an API model's calls are bounded by before they are made). Writes nothing:
+    ``out_dir`` need not exist."""
+    done = _done(out_dir / f"samples_{task.name}.jsonl", samples_key(lm.model_key, task)) or {}
     return [r for d in task.docs() if d["id"] not in done for r in task.requests(d)]
 
 
