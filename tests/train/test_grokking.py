@@ -183,6 +183,34 @@ def test_grokfast_left_out_of_the_hash_when_off() -> None:
         GrokTrainSpec(grokfast_alpha=1.5)
 
 
+def test_cosine_schedule_decays_after_the_warm_up(tmp_path: Path) -> None:
+    import math
+
+    make(tmp_path / "c", lr_schedule="cosine", min_lr_ratio=0.1).fit()
+    lrs = {r["step"]: r["lr"] for r in read_jsonl(tmp_path / "c" / "metrics.jsonl")}
+    # the lr logged at step s is the one its last update used (update s - 1; warm-up 5, 40 steps)
+    assert lrs[5] == pytest.approx(3e-3 * 4 / 5)  # still warming up
+    for s in range(10, 41, 5):
+        done = (s - 1 - 5) / 35
+        assert lrs[s] == pytest.approx(3e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))))
+    assert 3e-4 < lrs[40] < lrs[20] < lrs[10] < 3e-3
+    make(tmp_path / "k").fit()
+    flat = [r["lr"] for r in read_jsonl(tmp_path / "k" / "metrics.jsonl")][1:]
+    assert flat == [pytest.approx(3e-3)] * 7  # after the warm-up, constant (as the template)
+
+
+def test_lr_schedule_left_out_of_the_hash_when_constant() -> None:
+    from smollab.study.grok_kind import hashed_config
+
+    off = hashed_config(GrokTrainSpec())
+    assert "lr_schedule" not in off and "min_lr_ratio" not in off
+    on = hashed_config(GrokTrainSpec(lr_schedule="cosine"))
+    assert on["lr_schedule"] == "cosine" and on["min_lr_ratio"] == 0.0
+    for bad in ({"lr_schedule": "linear"}, {"min_lr_ratio": 1.5}):
+        with pytest.raises(ValidationError):
+            GrokTrainSpec(**bad)
+
+
 def test_shared_prefix_trains_the_same_model(tmp_path: Path) -> None:
     """The shared-prefix forward (prefixes found once per task, a per-token first projection)
     is the same function as the plain one: the two runs differ by rounding only."""

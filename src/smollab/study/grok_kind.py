@@ -47,12 +47,15 @@ def _now() -> str:
 
 def hashed_config(ts: Any) -> dict[str, Any]:
     """A condition's resolved training config as the run spec records and hashes it. The
-    Grokfast fields, added after the first grokking studies, are left out while the filter is
-    off, so that earlier runs keep their content hashes (and folders)."""
+    Grokfast and learning-rate-schedule fields, added after the first grokking studies, are
+    left out while off, so that earlier runs keep their content hashes (and folders)."""
     d = ts.model_dump(mode="json")
     if d.get("grokfast_alpha") is None:
         d.pop("grokfast_alpha", None)
         d.pop("grokfast_lamb", None)
+    if d.get("lr_schedule") == "constant":
+        d.pop("lr_schedule", None)
+        d.pop("min_lr_ratio", None)
     return d
 
 

@@ -26,6 +26,7 @@ the same metrics rows, so it reaches exactly the final metrics of an uninterrupt
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -59,6 +60,14 @@ class GrokTrainSpec(BaseModel):
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = Field(0.5, ge=0)
     warmup_steps: int = Field(50, ge=0, description="linear warm-up from 0 (as the template)")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="after the warm-up: 'constant' (as the template) or 'cosine', decaying to "
+        "min_lr_ratio * lr at `steps` (the planned steps: stop_after_99 does not change it)",
+    )
+    min_lr_ratio: float = Field(
+        0.0, ge=0, le=1, description="the cosine schedule's last learning rate, as a share of lr"
+    )
     batch_size: int = Field(512, ge=1)
     lr_mult: dict[Literal["embed", "layers", "head"], float] = Field(
         default_factory=dict, description="per-part learning-rate multipliers"
@@ -259,8 +268,12 @@ class GrokTrainer:
         return np.sort(rng.choice(self.task.n_pairs, size=n, replace=False))
 
     def _set_lr(self, update: int) -> None:
-        w = self.spec.warmup_steps
+        w, spec = self.spec.warmup_steps, self.spec
         factor = min(update / w, 1.0) if w else 1.0
+        if spec.lr_schedule == "cosine" and update > w:
+            done = min(1.0, (update - w) / max(1, spec.steps - w))
+            r = spec.min_lr_ratio
+            factor = r + (1 - r) * 0.5 * (1 + math.cos(math.pi * done))
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
 
