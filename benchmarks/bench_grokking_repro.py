@@ -85,6 +85,41 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def after_99(run_dir: Path) -> dict[str, Any]:
+    """How validation accuracy behaves once it first reaches 99%, from the run's curve: its
+    lowest value after, the share of evaluations at or above 99% from the first crossing on (and
+    over the last 1,000 steps), how many separate stretches fell below 99% and below 50%, and
+    the step from which it held at or above 99% to the run's end (None: below at the end)."""
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    rows = [r for r in rows if "val_acc" in r]
+    first = next((i for i, r in enumerate(rows) if r["val_acc"] >= 0.99), None)
+    if first is None:
+        return {"reached": False, "final_val_acc": rows[-1]["val_acc"] if rows else None}
+    tail = rows[first:]
+    below = [i for i, r in enumerate(tail) if r["val_acc"] < 0.99]
+    held = None if below and below[-1] == len(tail) - 1 else tail[below[-1] + 1 if below else 0]
+
+    def episodes(level: float) -> int:  # separate stretches of evaluations below ``level``
+        flags = [r["val_acc"] < level for r in tail]
+        return sum(1 for i, f in enumerate(flags) if f and (i == 0 or not flags[i - 1]))
+
+    last_k = [r for r in tail if r["step"] > rows[-1]["step"] - 1000]
+    return {
+        "reached": True,
+        "first_99": tail[0]["step"],
+        "min_val_acc_after": round(min(r["val_acc"] for r in tail), 4),
+        "share_evals_at_99_after": round(1 - len(below) / len(tail), 4),
+        "held_99_from": None if held is None else held["step"],
+        "episodes_below_99": episodes(0.99),
+        "episodes_below_50": episodes(0.5),
+        "share_at_99_last_1000_steps": round(
+            sum(r["val_acc"] >= 0.99 for r in last_k) / max(1, len(last_k)), 4
+        ),
+        "last_step": rows[-1]["step"],
+        "final_val_acc": round(rows[-1]["val_acc"], 4),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--problem", type=Path, default=ROOT / "problems/grokking_representations.md")
@@ -172,6 +207,9 @@ def main() -> None:
             "published_best_variant": best,
             "memorisation_median": t["memorisation_step"]["median"],
             "ms_per_step": [r["ms_per_step"] for r in t["runs"]],
+            "after_99": {
+                str(r["seed"]): after_99(res.session_dir / "runs" / r["hash"]) for r in t["runs"]
+            },
         }
         all_in = g["n_reached"] == g["n"]
         if not a.set and tname in MODULAR:
