@@ -206,9 +206,11 @@ def test_lr_schedule_left_out_of_the_hash_when_constant() -> None:
     assert "lr_schedule" not in off and "min_lr_ratio" not in off
     on = hashed_config(GrokTrainSpec(lr_schedule="cosine"))
     assert on["lr_schedule"] == "cosine" and on["min_lr_ratio"] == 0.0
-    for bad in ({"lr_schedule": "linear"}, {"min_lr_ratio": 1.5}):
+    for bad in ({"lr_schedule": "linear"}, {"lr_schedule": "cosine", "min_lr_ratio": 1.5}):
         with pytest.raises(ValidationError):
             GrokTrainSpec(**bad)
+    with pytest.raises(ValidationError, match='no effect with a constant.*lr_schedule = "cosine"'):
+        GrokTrainSpec(min_lr_ratio=0.1)  # would be silently ignored
 
 
 def test_shared_prefix_trains_the_same_model(tmp_path: Path) -> None:

@@ -118,6 +118,16 @@ class GrokTrainSpec(BaseModel):
     device: str = Field("cpu", description="'cpu', 'cuda' or 'auto'")
     threads: int | None = Field(None, ge=1)
 
+    @field_validator("min_lr_ratio")
+    @classmethod
+    def _min_lr_needs_cosine(cls, v: float, info: ValidationInfo) -> float:
+        if v and info.data.get("lr_schedule") != "cosine":
+            raise ValueError(
+                f"min_lr_ratio = {v} has no effect with a constant learning rate: add "
+                'lr_schedule = "cosine", or drop min_lr_ratio'
+            )
+        return v
+
     @field_validator("lr_mult", "wd_mult")
     @classmethod
     def _pos(cls, v: dict[str, float]) -> dict[str, float]:
