@@ -25,7 +25,7 @@ from smollab.io import append_jsonl, read_json, read_jsonl
 from smollab.tasks.bench import BenchTask
 
 if TYPE_CHECKING:
-    from smollab.eval.provider_lm import ProviderLM
+    from smollab.eval.provider_lm import ApiTarget, ProviderLM
 
 CHUNK = 256
 
@@ -60,7 +60,7 @@ def _resume(samples: Path, key: str) -> dict[str, dict[str, Any]]:
     return {}
 
 
-def todo_requests(lm: HFLM | ProviderLM, task: BenchTask, out_dir: Path) -> list[Any]:
+def todo_requests(lm: HFLM | ProviderLM | ApiTarget, task: BenchTask, out_dir: Path) -> list[Any]:
     """The requests :func:`run_task` would send for the items not yet in ``out_dir``'s
     samples (what an API model's calls are bounded by before they are made). Writes nothing:
     ``out_dir`` need not exist."""
