@@ -13,7 +13,7 @@ import pytest
 from smollab.errors import ConfigError
 from smollab.io import read_json, read_jsonl
 from smollab.study.executor import InlineExecutor
-from smollab.study.session import run_study
+from smollab.study.session import pending_api_bounds, run_study
 from smollab.study.spec import loads_spec
 from tests.providers.wire import Replay, chat_completion
 
@@ -215,18 +215,111 @@ def test_a_budget_needs_a_price(tmp_path: Path, server: Replay) -> None:
     assert server.requests == []
 
 
-def test_an_agents_study_runs_no_api_model(tmp_path: Path) -> None:
-    """An agent's study would spend outside the session's --budget-usd: refused, to the agent."""
-    from smollab.agent.tools import dispatch
+def _agent(tmp_path: Path, budget: float | None) -> Any:
+    from smollab.agent.loop import Limits
     from tests.agent.scripts import scripted_agent
 
-    agent = scripted_agent(tmp_path, [])
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    agent = scripted_agent(
+        tmp_path, [], limits=Limits(pdf=False, budget_usd=budget), executor=InlineExecutor()
+    )
     agent.dir.mkdir(parents=True, exist_ok=True)
-    (agent.dir / "study.toml").write_text(spec_text("http://127.0.0.1:9/v1"))
+    return agent
+
+
+def test_an_agents_study_calls_api_models_within_the_session_budget(
+    tmp_path: Path, server: Replay, monkeypatch: pytest.MonkeyPatch, report_ready
+) -> None:
+    """The API calls of an agent's study count against the session's --budget-usd: a study
+    whose worst case does not fit in what is left is refused to the agent before any call; one
+    that fits runs, and what its runs recorded is charged to the ledger (metrics.json)."""
+    from smollab.agent.tools import dispatch
+    from smollab.providers.ledger import BudgetExceeded, Ledger
+
+    text = _priced(server.url + "/v1", monkeypatch)
+    bounds = pending_api_bounds(loads_spec(text), tmp_path / "none")
+    worst = bounds[0].worst_usd
+    assert worst and bounds[0].uncached == 6
+    # the agent's own calls have spent all but half the bound: refused, nothing run
+    agent = _agent(tmp_path / "a", budget=1.0)
+    agent.ledger.record_study(iteration=0, study="earlier.toml", models=[], calls=1,
+                              cost_usd=1.0 - worst / 2, worst_case_usd=None)  # fmt: skip
+    (agent.dir / "study.toml").write_text(text)
     r = dispatch(agent, "run_study", {"path": "study.toml"})
-    assert not r.ok
-    assert "API models (openai:local)" in r.content and "smollab study SPEC" in r.content
-    assert not (agent.dir / "runs").exists()
+    assert not r.ok and "No call was made" in r.content
+    assert "left of this session's --budget-usd 1" in r.content
+    assert server.requests == [] and not list(agent.dir.glob("runs/*/record.json"))
+    # the same study as the fallback run (the model ran none): the session stops on the budget,
+    # with the agent's study.toml kept (it is valid, not replaced by the protocol)
+    with pytest.raises(BudgetExceeded):
+        agent._fallback_run(1)
+    assert (agent.dir / "study.toml").read_text() == text and server.requests == []
+    # enough left: the study runs, the 6 calls are made and charged at their recorded cost
+    agent = _agent(tmp_path / "b", budget=worst * 1.01)
+    (agent.dir / "study.toml").write_text(text)
+    r = dispatch(agent, "run_study", {"path": "study.toml"})
+    assert r.ok, r.content
+    assert len(server.requests) == 6
+    info = read_json(_api_run(tmp_path / "b" / "out") / "record.json")["model_info"]
+    [rec] = agent.ledger.studies
+    assert rec.calls == 6 and rec.models == ["openai:gpt-5-mini"]
+    assert rec.cost_usd == pytest.approx(info["cost_usd"]) and rec.worst_case_usd == worst
+    assert agent.ledger.budget_spent == pytest.approx(info["cost_usd"])
+    llm = read_json(agent.dir / "metrics.json")["llm"]
+    assert llm["study_api_cost_usd"] == pytest.approx(info["cost_usd"])
+    assert llm["budget_spent_usd"] == pytest.approx(info["cost_usd"], abs=1e-6)
+    from smollab.cli.agent import _study_api_line
+
+    line = _study_api_line(llm)
+    assert line.startswith("; API models in its studies: 6 calls, cost $0.0")
+    assert line.endswith("of the budget used")
+    # resume restores the charge; the same study again is free (its runs are reused)
+    restored = Ledger("scripted", "x", worst * 1.01)
+    restored.restore(read_json(agent.dir / "metrics.json"))
+    assert restored.budget_spent == pytest.approx(agent.ledger.budget_spent)
+    assert dispatch(agent, "run_study", {"path": "study.toml"}).ok
+    assert len(server.requests) == 6 and len(agent.ledger.studies) == 1
+
+
+def test_an_agents_failed_api_study_is_charged_its_bound(
+    tmp_path: Path, server: Replay, monkeypatch: pytest.MonkeyPatch, report_ready
+) -> None:
+    """A run that fails part-way leaves its cost unknown: the budget is charged the worst case
+    checked before the study, so it stays a hard bound."""
+    from smollab.agent.tools import dispatch
+
+    text = _priced(server.url + "/v1", monkeypatch)
+    worst = pending_api_bounds(loads_spec(text), tmp_path / "none")[0].worst_usd
+    server.respond = lambda body: (400, '{"error": {"message": "bad request", "type": "x"}}')
+    agent = _agent(tmp_path, budget=1.0)
+    (agent.dir / "study.toml").write_text(text)
+    r = dispatch(agent, "run_study", {"path": "study.toml"})
+    assert not r.ok and "runs failed" in r.content
+    assert server.requests  # calls were attempted
+    [rec] = agent.ledger.studies
+    assert rec.cost_usd is None and rec.worst_case_usd == worst
+    assert agent.ledger.budget_spent == pytest.approx(worst)
+    assert read_json(agent.dir / "metrics.json")["llm"]["study_api_cost_usd"] is None
+
+
+def test_an_agents_study_with_an_unpriced_api_model(tmp_path: Path, server: Replay) -> None:
+    """A --base-url server has no price: under a budget its calls cannot be bounded, so the
+    study is refused; without one it runs and its cost is recorded as unknown."""
+    from smollab.agent.tools import dispatch
+
+    text = spec_text(server.url + "/v1")
+    agent = _agent(tmp_path / "a", budget=1.0)
+    (agent.dir / "study.toml").write_text(text)
+    r = dispatch(agent, "run_study", {"path": "study.toml"})
+    assert not r.ok and "openai:local, whose price is unknown" in r.content
+    assert server.requests == []
+    agent = _agent(tmp_path / "b", budget=None)
+    (agent.dir / "study.toml").write_text(text)
+    assert dispatch(agent, "run_study", {"path": "study.toml"}).ok
+    assert len(server.requests) == 6
+    [rec] = agent.ledger.studies
+    assert rec.calls == 6 and rec.cost_usd is None and rec.worst_case_usd == 0.0
+    assert read_json(agent.dir / "metrics.json")["llm"]["study_api_cost_usd"] is None
 
 
 def test_estimate_prices_a_study_without_a_key_or_a_call(

@@ -13,7 +13,7 @@ import logging
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -396,37 +396,45 @@ class Agent:
         text = path.read_text(encoding="utf-8")
         rel = path.relative_to(self.dir.resolve()).as_posix()
         spec = loads_spec(text, rel)
-        api = [m.source for m in spec.models if m.is_api]
+        api = sorted({m.source for m in spec.models if m.is_api})
+        worst = None
         if api:
-            raise ConfigError(
-                f"{rel}: the study names API models ({', '.join(api)}), whose calls would not "
-                "count against this session's budget, so an agent's study does not run them. "
-                "Use local models here; to compare with an API model, run the spec with "
-                "`smollab study SPEC --budget-usd B` outside the agent."
-            )
+            # the study's API calls count against this session's budget: their worst case
+            # must fit in what is left of it before any is made
+            from smollab.study.session import pending_api_bounds
+
+            worst = self.ledger.before_study(pending_api_bounds(spec, self.dir), rel)
         if rel != "study.toml":
             self.state.write_text("study.toml", text)
         t0 = time.perf_counter()
         self.emit({"event": "agent_study", "study": spec.study.name})
-        res = run_study(
-            spec,
-            text,
-            out_root=self.out_root,
-            session_name=self.name,
-            problem_text=self.problem.text,
-            executor=self.executor
-            or LocalProcessExecutor(
-                workers=self.limits.workers or spec.execution.workers,
-                threads_per_worker=None
-                if self.limits.workers
-                else spec.execution.threads_per_worker,
-            ),
-            on_event=self.emit,
-            pdf=False,
-            notes=False,
-        )
-        self.study_s += time.perf_counter() - t0
         it = self.state.session_info().get("iteration", 0)
+        try:
+            res = run_study(
+                spec,
+                text,
+                out_root=self.out_root,
+                session_name=self.name,
+                problem_text=self.problem.text,
+                executor=self.executor
+                or LocalProcessExecutor(
+                    workers=self.limits.workers or spec.execution.workers,
+                    threads_per_worker=None
+                    if self.limits.workers
+                    else spec.execution.threads_per_worker,
+                ),
+                on_event=self.emit,
+                pdf=False,
+                notes=False,
+            )
+        except BaseException:
+            if worst:  # what ran is not known here: charge the bound
+                self._charge_study(it, rel, api, worst, None)
+            raise
+        finally:
+            self.study_s += time.perf_counter() - t0
+        if worst is not None:
+            self._charge_study(it, rel, api, worst, res.outcomes)
         hist = self.dir / "results" / f"iteration-{it}"
         hist.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.dir / "results" / "results.json", hist / "results.json")
@@ -434,6 +442,31 @@ class Agent:
         # run_study marks its own stages in session.json; put the agent's back
         self.state.set_stage(it, "act", status="running")
         return "The study ran. Results:\n" + summarize(res.results)
+
+    def _charge_study(
+        self, it: int, rel: str, api: list[str], worst: float, outcomes: list[Any] | None
+    ) -> None:
+        """Charge the ledger for a study's API calls and save ``metrics.json``: the calls and
+        cost the runs it executed recorded (``model_info``), or, where a run failed, a cost is
+        unknown or the study did not finish (``outcomes`` None), the worst case checked before
+        it started."""
+        calls, cost = 0, None if outcomes is None else 0.0
+        for o in outcomes or []:
+            rp = o.job.run_dir / "record.json"
+            info = read_json(rp).get("model_info", {}) if o.ok and rp.exists() else None
+            if info is None:
+                cost = None
+            elif "api" in info:
+                calls += int(info.get("calls") or 0)
+                known = info.get("cost_usd")
+                cost = None if known is None or cost is None else cost + float(known)
+        if not worst and not calls:
+            return
+        rec = self.ledger.record_study(
+            iteration=it, study=rel, models=api, calls=calls, cost_usd=cost, worst_case_usd=worst
+        )
+        self.state.log("study_api_charged", **asdict(rec))
+        self._save_metrics()
 
     def _fallback_run(self, it: int) -> None:
         """No study has run yet and the model did not run one: run the current study.toml
@@ -446,6 +479,8 @@ class Agent:
         try:
             summary = self.run_study_file(self.dir / "study.toml")
             ok = True
+        except BudgetExceeded:  # a valid study whose API calls do not fit: the session stops
+            raise
         except SmollabError as e:
             spec = self.problem.protocol_text
             self.state.write_text("study.toml", spec)

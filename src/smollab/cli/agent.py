@@ -134,8 +134,24 @@ def run_agent(
         f"{'verified' if res.claims_ok else 'NOT verified (prose withheld)'}; "
         f"{llm.get('calls', 0)} calls, cost "
         + (f"${cost:.4f}" if cost is not None else "unknown (price or tokens not reported)")
+        + _study_api_line(llm)
     )
     print_paths([res.session_dir, *([res.paper_pdf] if res.paper_pdf else [])])
+
+
+def _study_api_line(llm: dict[str, Any]) -> str:
+    """``; API models in its studies: ...`` for a session whose studies called API models."""
+    studies = llm.get("study_api_calls") or []
+    if not studies:
+        return ""
+    cost = llm.get("study_api_cost_usd")
+    calls = sum(s.get("calls", 0) for s in studies)
+    spent = llm.get("budget_spent_usd")
+    return (
+        f"; API models in its studies: {calls} calls, cost "
+        + (f"${cost:.4f}" if cost is not None else "unknown (charged at the worst case)")
+        + (f"; ${spent:.4f} of the budget used" if llm.get("budget_usd") is not None else "")
+    )
 
 
 def _save_launch(out: Path, name: str, launch: dict[str, Any]) -> None:
@@ -271,7 +287,10 @@ def estimate(
             f"in $1. Pass --budget-usd to make the bound hard."
         )
     if any(m.is_api for m in p.spec.models):
-        console.print(f"Without --agent, `smollab run {target}` runs the reference protocol:")
+        console.print(
+            f"The reference protocol names API models (`smollab run {target}` runs it; an "
+            "agent's studies call API models within the session's --budget-usd):"
+        )
         _print_study_bound(
             p.spec, out / (session_name or p.spec.study.name), f"smollab run {target}"
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -108,11 +109,27 @@ class CallRecord:
     worst_case_usd: float | None
 
 
+@dataclass
+class StudyRecord:
+    """The API-model calls of one study an agent ran: ``cost_usd`` from the runs' own records
+    when every one of them knows it, else None, in which case the budget is charged
+    ``worst_case_usd``, the bound checked before the study started."""
+
+    iteration: int
+    study: str
+    models: list[str]
+    calls: int
+    cost_usd: float | None
+    worst_case_usd: float | None
+
+
 class Ledger:
     """Running totals of a session's calls, restorable from ``metrics.json``.
 
     ``budget_spent`` is what the budget is checked against: known costs, plus the worst case
-    of each call whose cost is unknown.
+    of each call whose cost is unknown. The API-model calls of the studies an agent runs
+    (``studies``) count against the same budget: :meth:`before_study` checks their bound
+    before any of them is made, :meth:`record_study` charges them after.
     """
 
     def __init__(self, provider: str, model: str, budget_usd: float | None = None) -> None:
@@ -121,6 +138,7 @@ class Ledger:
         self.budget_usd = budget_usd
         self.price = price_for(provider, model)
         self.calls: list[CallRecord] = []
+        self.studies: list[StudyRecord] = []
 
     def check_budget_configured(self) -> None:
         if self.budget_usd is not None and self.price is None:
@@ -133,13 +151,58 @@ class Ledger:
 
     @property
     def spent_known(self) -> float:
-        return sum(c.cost_usd for c in self.calls if c.cost_usd is not None)
+        costs = [c.cost_usd for c in self.calls] + [s.cost_usd for s in self.studies]
+        return sum(c for c in costs if c is not None)
 
     @property
     def budget_spent(self) -> float:
-        return sum(
-            c.cost_usd if c.cost_usd is not None else (c.worst_case_usd or 0.0) for c in self.calls
-        )
+        charged = [(c.cost_usd, c.worst_case_usd) for c in self.calls]
+        charged += [(s.cost_usd, s.worst_case_usd) for s in self.studies]
+        return sum(cost if cost is not None else (worst or 0.0) for cost, worst in charged)
+
+    def before_study(self, bounds: Sequence[Any], study: str) -> float:
+        """Check that the worst case of a study's API calls still to make (``bounds``, one
+        :class:`~smollab.eval.provider_lm.ApiBound` per API model) fits in what is left of the
+        budget; return that worst case (0 when the price of a model is unknown and there is no
+        budget to check). Raises :class:`BudgetExceeded` when it does not fit and ConfigError
+        when a model's price is unknown under a budget; no call is made either way."""
+        from smollab.eval.provider_lm import usd
+
+        todo = [b for b in bounds if b.uncached]
+        if self.budget_usd is not None:
+            unknown = [b.source for b in todo if b.worst_usd is None]
+            if unknown:
+                raise ConfigError(
+                    f"Study {study} names {', '.join(unknown)}, whose price is unknown (a model "
+                    f"on a base_url server is never priced; others are listed in {PRICES_PATH}), "
+                    f"so its calls cannot be kept within this session's --budget-usd "
+                    f"{self.budget_usd:g}. Use local or priced models in the study."
+                )
+        worst = sum(b.worst_usd or 0.0 for b in todo)
+        left = None if self.budget_usd is None else self.budget_usd - self.budget_spent
+        if left is not None and worst > left:
+            raise BudgetExceeded(
+                f"Study {study} could cost up to {usd(worst)} in API calls "
+                f"({'; '.join(b.describe() for b in todo)}), more than the {usd(max(left, 0.0))} "
+                f"left of this session's --budget-usd {self.budget_usd:g}. No call was made.",
+                hint="Evaluate fewer items or seeds with the API model, or resume the session "
+                "with a larger --budget-usd.",
+            )
+        return worst
+
+    def record_study(
+        self,
+        *,
+        iteration: int,
+        study: str,
+        models: list[str],
+        calls: int,
+        cost_usd: float | None,
+        worst_case_usd: float | None,
+    ) -> StudyRecord:
+        rec = StudyRecord(iteration, study, models, calls, cost_usd, worst_case_usd)
+        self.studies.append(rec)
+        return rec
 
     def before_call(self, input_chars: int, max_tokens: int) -> float | None:
         """Raise :class:`BudgetExceeded` if this call's worst case would pass the budget;
@@ -198,14 +261,21 @@ class Ledger:
             "cache_write_tokens": total("cache_write_tokens"),
             "cache_read_tokens": total("cache_read_tokens"),
             "cost_usd": None if len(known) < len(costs) else round(sum(known), 6),
-            "cost_usd_known_part": round(self.spent_known, 6),
+            "cost_usd_known_part": round(sum(known), 6),
+            "study_api_cost_usd": self._study_cost(),
             "budget_usd": self.budget_usd,
             "budget_spent_usd": round(self.budget_spent, 6),
             "price": asdict(self.price) if self.price else None,
             "prices_as_of": as_of,
             "by_stage": self._by_stage(),
             "call_log": [asdict(c) for c in self.calls],
+            "study_api_calls": [asdict(s) for s in self.studies],
         }
+
+    def _study_cost(self) -> float | None:
+        """What the studies' API calls cost (None if any cost is unknown)."""
+        costs = [s.cost_usd for s in self.studies]
+        return None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 6)
 
     def _by_stage(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -218,5 +288,8 @@ class Ledger:
 
     def restore(self, metrics: dict[str, Any]) -> None:
         """Reload the calls of an earlier process (resume) from ``metrics.json``."""
-        for c in (metrics.get("llm") or {}).get("call_log", []):
+        llm = metrics.get("llm") or {}
+        for c in llm.get("call_log", []):
             self.calls.append(CallRecord(**c))
+        for s in llm.get("study_api_calls", []):
+            self.studies.append(StudyRecord(**s))
