@@ -244,3 +244,62 @@ def test_save_final_writes_checkpoint_and_summary(tmp_path: Path, add_task: Any)
     tr.write_train_data(tmp_path / "train_data.jsonl")
     rows = read_jsonl(tmp_path / "train_data.jsonl")
     assert [r["question"] for r in rows] == [e.question for e in tr.train_examples]
+
+
+# ---------------------------------------------------------------- attention in float32
+
+
+def test_attention_runs_in_float32_under_cpu_autocast() -> None:
+    """Under bf16 autocast on the CPU, the training attention computes SDPA in float32 (whose
+    CPU backward is faster at short lengths) and hands autocast's dtype on; past the length
+    limit, and outside autocast, it is the model's own SDPA."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from smollab.train.trainer import FP32_ATTENTION_MAX_LEN, _attention
+
+    attn = tiny_lm("llama").model.model.layers[0].self_attn
+    g = torch.Generator().manual_seed(0)
+    heads, kv, dim = attn.config.num_attention_heads, attn.config.num_key_value_heads, attn.head_dim
+
+    def qkv(t: int) -> tuple[torch.Tensor, ...]:
+        return tuple(
+            torch.randn(2, h, t, dim, generator=g) for h in (heads, kv, kv)
+        )  # fp32, as after the rotary embedding
+
+    q, k, v = qkv(12)
+    exact, _ = sdpa_attention_forward(attn, q, k, v, None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = _attention(attn, q, k, v, None)
+        plain, _ = sdpa_attention_forward(attn, q, k, v, None)
+    assert out.dtype == plain.dtype == torch.bfloat16
+    assert torch.equal(out, exact.to(torch.bfloat16))
+    assert not torch.equal(plain, out)  # bf16 arithmetic would round differently
+    # past the limit: the model's own SDPA, as before
+    q, k, v = qkv(FP32_ATTENTION_MAX_LEN + 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(_attention(attn, q, k, v, None)[0],
+                           sdpa_attention_forward(attn, q, k, v, None)[0])  # fmt: skip
+    # without autocast, float32 inputs are left alone
+    assert torch.equal(
+        _attention(attn, q, k, v, None)[0], sdpa_attention_forward(attn, q, k, v, None)[0]
+    )
+
+
+def test_trainer_swaps_the_float32_attention_in_for_training_only(
+    tmp_path: Path, add_task: Any
+) -> None:
+    tr = Trainer(tiny_lm("llama", seed=0), spec(bf16_autocast=True, steps=2), tmp_path,
+                 task=add_task, fmt=COMPACT, seed=0)  # fmt: skip
+    tr.setup()
+    layers = tr.model.model.layers
+
+    def impls() -> list[str]:
+        return [layer.self_attn.config._attn_implementation for layer in layers]
+
+    assert set(impls()) == {"sdpa"}
+    tr._training_modules()
+    assert impls() == ["smollab_fp32_attention"] * (len(layers) - 1) + ["smollab_loss_queries"]
+    tr._original_modules()
+    assert set(impls()) == {"sdpa"}
+    tr.fit()  # trains with them, and leaves the model as it was
+    assert set(impls()) == {"sdpa"} and all(math.isfinite(x) for x in losses(tmp_path))

@@ -14,7 +14,9 @@ Speed (``benchmarks/bench_scratch_train.py`` measures it): the sequences become 
 ``setup``; rows are right-padded, so under the causal mask no real token sees a pad and SDPA runs
 its ``is_causal`` kernel; the loss positions are gathered with a fixed-length index, and in the
 last decoder layer the attention (its queries), the attention output projection and the MLP
-also run at those positions only; tanh-approximate GELUs are computed as the identical
+also run at those positions only; under bf16 autocast on the CPU the attention of sequences up
+to 256 tokens runs in float32 (whose flash-attention backward is several times faster there than
+bf16's); tanh-approximate GELUs are computed as the identical
 ``x * sigmoid(2u)`` while training; AdamW is fused; ``metrics.jsonl`` is fsynced at checkpoints,
 not every step.
 ``compile=True`` (or ``SMOLLAB_COMPILE=1``) also compiles every decoder layer with
@@ -105,6 +107,36 @@ _LAST_LAYER = {
 _LOSS_QUERIES = "smollab_loss_queries"
 
 
+_FP32_ATTENTION = "smollab_fp32_attention"
+#: under bf16 autocast on the CPU, attention over sequences up to this many tokens runs in
+#: float32: PyTorch's CPU flash-attention backward is several times slower in bf16 than in fp32
+#: at these lengths, and bf16 is faster only from about 1,024 tokens
+#: (``benchmarks/bench_train_attention.py``; figures in BENCHMARKS.md)
+FP32_ATTENTION_MAX_LEN = 256
+
+
+def _attention(
+    module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: Any, **kw: Any
+) -> tuple[torch.Tensor, Any]:
+    """SDPA on the CPU under autocast (which would run it in bf16) or on bf16 inputs: in float32
+    up to :data:`FP32_ATTENTION_MAX_LEN` keys, the output in the dtype autocast would have given
+    it; otherwise the model's own SDPA."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    cpu = query.device.type == "cpu"
+    autocast = cpu and torch.is_autocast_enabled("cpu")
+    low = torch.get_autocast_dtype("cpu") if autocast else query.dtype
+    if not cpu or low == torch.float32 or key.shape[2] > FP32_ATTENTION_MAX_LEN:
+        return sdpa_attention_forward(module, query, key, value, mask, **kw)
+    if isinstance(mask, torch.Tensor) and mask.is_floating_point():
+        mask = mask.float()
+    with torch.autocast("cpu", enabled=False):
+        out, weights = sdpa_attention_forward(
+            module, query.float(), key.float(), value.float(), mask, **kw
+        )
+    return out.to(low), weights
+
+
 def _loss_query_attention(
     module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: Any, **kw: Any
 ) -> tuple[torch.Tensor, Any]:
@@ -115,16 +147,14 @@ def _loss_query_attention(
     mask other than the plain causal one, it is plain SDPA. Outputs at other positions are
     zero: the hooks of :class:`_AtLossPositions` never read them.
     """
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     g: _GatherPositions | None = getattr(module.config, "_smollab_gather", None)
     index, scatter = (g.query_index, g.query_scatter) if g is not None else (None, None)
     if g is None or index is None or scatter is None or mask is not None:
         # not in a training step, or a mask beyond plain causal (e.g. a sliding window)
-        return sdpa_attention_forward(module, query, key, value, mask, **kw)
+        return _attention(module, query, key, value, mask, **kw)
     b, h, t, d = query.shape
     q = query.gather(2, index[:, None, :, None].expand(b, h, -1, d))
-    out, weights = sdpa_attention_forward(module, q, key, value, g.query_mask, **kw)
+    out, weights = _attention(module, q, key, value, g.query_mask, **kw)
     full = out.new_zeros(b, t + 1, *out.shape[2:])  # [rows, width + spare, heads, dim]
     full = full.scatter(1, scatter[:, :, None, None].expand_as(out), out)
     return full[:, :t], weights
@@ -440,6 +470,18 @@ class Trainer:
             own._attn_implementation_internal = _LOSS_QUERIES
             own._smollab_gather = self.hook
             self._swaps.append((attn, "config", config, own))
+            # the other layers: SDPA in float32 under bf16 autocast on the CPU (_attention)
+            AttentionInterface.register(_FP32_ATTENTION, _attention)
+            others: dict[int, Any] = {}
+            for layer in layers[:-1]:
+                a = layer.get_submodule(arch[0])
+                cfg = getattr(a, "config", None)
+                if cfg is None or cfg._attn_implementation != "sdpa":
+                    continue
+                if id(cfg) not in others:
+                    others[id(cfg)] = copy.copy(cfg)
+                    others[id(cfg)]._attn_implementation_internal = _FP32_ATTENTION
+                self._swaps.append((a, "config", cfg, others[id(cfg)]))
         return True
 
     def _training_modules(self) -> None:
