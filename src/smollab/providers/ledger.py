@@ -150,11 +150,6 @@ class Ledger:
             )
 
     @property
-    def spent_known(self) -> float:
-        costs = [c.cost_usd for c in self.calls] + [s.cost_usd for s in self.studies]
-        return sum(c for c in costs if c is not None)
-
-    @property
     def budget_spent(self) -> float:
         charged = [(c.cost_usd, c.worst_case_usd) for c in self.calls]
         charged += [(s.cost_usd, s.worst_case_usd) for s in self.studies]

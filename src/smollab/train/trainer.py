@@ -447,7 +447,9 @@ class Trainer:
 
     def _hook_last_layer(self) -> bool:
         """Run the last layer's attention (queries), output projection and MLP at loss
-        positions only, for the model types in ``_LAST_LAYER``; False where not applicable."""
+        positions only, and the other layers' attention through :func:`_attention` (float32
+        under bf16 autocast on the CPU), for the model types in ``_LAST_LAYER``; False where not
+        applicable."""
         arch = _LAST_LAYER.get(self.lm.model.config.model_type)
         layers = self._decoder_layers()
         if not arch or not layers:
