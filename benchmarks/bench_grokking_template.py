@@ -3,6 +3,9 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_grokking_template.py --tasks x_plus_y \\
         --seeds 0 1 2 3 4 5 --workers 1
     # quick check of the script: --tasks x_plus_y --seeds 0 --steps 40
+    # pool earlier result files and compare with smollab's runs (several files per name):
+    python benchmarks/bench_grokking_template.py --from A.json B.json --tag pooled \\
+        --compare mha=benchmarks/results/grokking_repro_mha.json,OTHER.json
 
 The published baseline numbers (2363 / 4720 / 4200 steps to 99% validation accuracy) come from a
 plain-PyTorch template run with 3 seeds. This script runs that protocol as the template does it,
@@ -129,7 +132,20 @@ def summarise(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return out
 
 
-def compare(ours: list[float | None], template: list[int | None], path: str) -> dict[str, Any]:
+def three_seed_medians_passing(vals: list[float], bar: float | None) -> str | None:
+    """How many of the 3-seed subsets of ``vals`` have a median at or below ``bar``."""
+    if bar is None or len(vals) < 3:
+        return None
+    from itertools import combinations
+
+    subsets = list(combinations(vals, 3))
+    passing = sum(statistics.median(c) <= bar for c in subsets)
+    return f"{passing}/{len(subsets)}"
+
+
+def compare(
+    ours: list[float | None], template: list[int | None], path: str, bar: float | None = None
+) -> dict[str, Any]:
     """smollab's per-seed steps against the template's (both on the whole validation set)."""
     from scipy.stats import mannwhitneyu
 
@@ -139,9 +155,13 @@ def compare(ours: list[float | None], template: list[int | None], path: str) -> 
         "result_file": path,
         "per_seed": ours,
         "median": statistics.median(a) if a else None,
+        "mean": round(statistics.fmean(a), 1) if a else None,
         "range": [min(a), max(a)] if a else None,
+        "three_seed_medians_at_or_below_published": three_seed_medians_passing(a, bar),
         "template_median": statistics.median(b) if b else None,
+        "template_mean": round(statistics.fmean(b), 1) if b else None,
         "template_range": [min(b), max(b)] if b else None,
+        "template_three_seed_medians_at_or_below_published": three_seed_medians_passing(b, bar),
     }
     if len(a) >= 2 and len(b) >= 2:
         out["mann_whitney_p"] = round(float(mannwhitneyu(a, b, alternative="two-sided").pvalue), 4)
@@ -178,22 +198,34 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="NAME=RESULT.json",
-        help="bench_grokking_repro.py results to set beside the template's runs",
+        help="bench_grokking_repro.py results to set beside the template's runs; "
+        "NAME=A.json,B.json pools the seeds of several files",
     )
     ap.add_argument(
         "--from",
-        dest="from_file",
+        dest="from_files",
         type=Path,
+        nargs="+",
         default=None,
-        help="summarise the runs of an earlier result file instead of running",
+        help="summarise the runs of earlier result files instead of running (several files are "
+        "pooled; the result goes to the --tag file, or without --tag back into the one file given)",
     )
     a = ap.parse_args()
-    if a.from_file:
-        res: dict[str, Any] = json.loads(a.from_file.read_text())
-        runs = res["runs"]
+    if a.from_files:
+        res: dict[str, Any] = json.loads(a.from_files[0].read_text())
+        runs = list(res["runs"])
+        for f in a.from_files[1:]:
+            runs += json.loads(f.read_text())["runs"]
+        res["runs"] = runs
+        if len(a.from_files) > 1:
+            res["pooled_from"] = [str(f) for f in a.from_files]
         res["tasks"] = {}
         a.tasks = list(dict.fromkeys(r["task"] for r in runs))
-        out = a.from_file
+        out = (
+            OUT.with_name(f"grokking_template{'_' + a.tag if a.tag else ''}.json")
+            if len(a.from_files) > 1 or a.tag
+            else a.from_files[0]
+        )
     else:
         t0 = time.perf_counter()
         runs = run_all(a)
@@ -216,12 +248,16 @@ def main() -> None:
         }
         print(t, json.dumps(res["tasks"][t]), flush=True)
         for spec in a.compare:
-            name, _, path = spec.partition("=")
-            ours = json.loads(Path(path).read_text())["tasks"].get(t)
-            if ours is None:
+            name, _, paths = spec.partition("=")
+            per_seed: list[float | None] = []
+            for path in paths.split(","):
+                ours = json.loads(Path(path).read_text())["tasks"].get(t)
+                if ours is not None:
+                    per_seed += ours["step_val_acc_99"]
+            if not per_seed:
                 continue
             res["tasks"][t].setdefault("smollab", {})[name] = compare(
-                ours["step_val_acc_99"], res["tasks"][t]["full_val"]["per_seed"], path
+                per_seed, res["tasks"][t]["full_val"]["per_seed"], paths, PUBLISHED.get(t)
             )
             print(f"  vs {name}:", json.dumps(res["tasks"][t]["smollab"][name]), flush=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
