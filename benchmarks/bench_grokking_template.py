@@ -147,7 +147,9 @@ def compare(
     ours: list[float | None], template: list[int | None], path: str, bar: float | None = None
 ) -> dict[str, Any]:
     """smollab's per-seed steps against the template's (both on the whole validation set)."""
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import mannwhitneyu, ttest_ind
+
+    from smollab.analysis import shift_interval
 
     a = [float(x) for x in ours if x is not None]
     b = [float(x) for x in template if x is not None]
@@ -165,6 +167,9 @@ def compare(
     }
     if len(a) >= 2 and len(b) >= 2:
         out["mann_whitney_p"] = round(float(mannwhitneyu(a, b, alternative="two-sided").pvalue), 4)
+        out["welch_t_p"] = round(float(ttest_ind(a, b, equal_var=False).pvalue), 4)
+        # Hodges-Lehmann shift (ours - template) with its distribution-free 95% interval
+        out["shift_vs_template"] = shift_interval(a, b).to_dict()
     return out
 
 

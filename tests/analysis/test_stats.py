@@ -23,6 +23,7 @@ from smollab.analysis import (
     mcnemar,
     mean_sem,
     paired_bootstrap_diff,
+    shift_interval,
     t_interval,
     verdict,
     wilson_interval,
@@ -362,3 +363,89 @@ def test_holm_validation() -> None:
 def test_verdict(low: float, high: float, higher_is_better: bool, expected: str) -> None:
     iv = Interval((low + high) / 2, low, high, 0.95, "t")
     assert verdict(iv, higher_is_better=higher_is_better) == expected
+
+
+# --------------------------------------------------------------------------- shift_interval
+
+
+def _brute_force_u_cdf(m: int, n: int) -> np.ndarray:
+    """P(U <= u) by listing every placement of the m a-values among the m + n ranks."""
+    from itertools import combinations
+
+    counts = np.zeros(m * n + 1)
+    for a_ranks in combinations(range(m + n), m):
+        b_ranks = [r for r in range(m + n) if r not in a_ranks]
+        counts[sum(ra > rb for ra in a_ranks for rb in b_ranks)] += 1
+    return np.cumsum(counts) / counts.sum()
+
+
+@pytest.mark.parametrize(("m", "n"), [(1, 1), (3, 5), (4, 4), (6, 7)])
+def test_shift_null_distribution_matches_enumeration(m: int, n: int) -> None:
+    from smollab.analysis.stats import _mwu_null_cdf
+
+    np.testing.assert_allclose(_mwu_null_cdf(m, n), _brute_force_u_cdf(m, n), atol=1e-12)
+
+
+def test_shift_null_distribution_matches_scipy_exact_p() -> None:
+    from smollab.analysis.stats import _mwu_null_cdf
+
+    cdf = _mwu_null_cdf(12, 12)
+    # a pair of samples with U = u: the a-values take ranks so that exactly u pairs a > b
+    for u in (0, 20, 37, 38, 72):
+        a = np.arange(12, dtype=float) * 10.0
+        b = np.arange(12, dtype=float) * 10.0 + 205.0  # every b above every a: U = 0
+        # move a-values up past the smallest b-values until exactly u pairs have a > b
+        left = u
+        for i in range(11, -1, -1):
+            step = min(left, 12)
+            a[i] = b[step - 1] + 1.0 if step else a[i]
+            left -= step
+        p = sps.mannwhitneyu(a, b, alternative="less", method="exact")
+        assert p.statistic == u
+        assert cdf[u] == pytest.approx(p.pvalue, abs=1e-12)
+
+
+def test_shift_known_values_and_symmetry() -> None:
+    a = [2730, 1520, 2790, 2800, 2760, 2300, 2870, 2860, 3050, 2700, 1590, 2690]
+    b = [2380, 1980, 2350, 2410, 2630, 2760, 2680, 2450, 3350, 2120, 2170, 3030]
+    iv = shift_interval(a, b)
+    diffs = sorted(x - y for x in a for y in b)
+    # c = 37 for 12 and 12 at 95% (the tabulated critical value of U)
+    assert (iv.estimate, iv.low, iv.high) == (175.0, diffs[37], diffs[144 - 38])
+    assert iv.method == "hodges-lehmann-exact" and iv.level == 0.95
+    back = shift_interval(b, a)
+    assert (back.estimate, back.low, back.high) == (-175.0, -iv.high, -iv.low)
+    # a pure shift is recovered exactly
+    x = np.array([1.0, 4.0, 2.5, 8.0, 3.0])
+    exact = shift_interval(x + 100.0, x)
+    assert exact.estimate == 100.0 and exact.contains(100.0)
+
+
+def test_shift_interval_coverage_by_simulation() -> None:
+    rng = np.random.default_rng(0)
+    hits = sum(
+        shift_interval(rng.normal(1.0, 1.0, 8), rng.normal(0.0, 1.0, 9)).contains(1.0)
+        for _ in range(1000)
+    )
+    # exact method: coverage at least 95% for continuous data (binomial sd here ~0.7 points)
+    assert 0.93 <= hits / 1000 <= 0.98
+
+
+def test_shift_normal_approximation_and_small_samples() -> None:
+    from smollab.analysis.stats import _mwu_null_cdf
+
+    rng = np.random.default_rng(1)
+    big = shift_interval(rng.normal(0.5, 1.0, 60), rng.normal(0.0, 1.0, 60))
+    assert big.method == "hodges-lehmann-normal" and big.low < big.estimate < big.high
+    # the normal c sits within one of the exact c at these sizes
+    c_exact = int(np.nonzero(_mwu_null_cdf(60, 60) <= 0.025)[0][-1])
+    c_normal = math.floor(1800 - 1.959963984540054 * math.sqrt(3600 * 121 / 12) - 0.5)
+    assert abs(c_exact - c_normal) <= 1
+    tiny = shift_interval([1.0, 2.0], [3.0, 4.0])
+    assert tiny.estimate == -2.0 and tiny.low == -math.inf and tiny.high == math.inf
+    with pytest.raises(ValueError, match="non-empty"):
+        shift_interval([], [1.0])
+    with pytest.raises(ValueError, match="finite"):
+        shift_interval([1.0, math.nan], [1.0])
+    with pytest.raises(ValueError):
+        shift_interval([1.0], [2.0], level=1.5)
