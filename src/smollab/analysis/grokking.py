@@ -3,17 +3,26 @@
 Per condition and task: ``step_val_acc_99``, the memorisation step and the gap summarised over
 seeds with :func:`smollab.analysis.stats.describe_steps` (unreached seeds stay unreached: they
 are never averaged in), final validation accuracy with :func:`describe_seeds`; the learning
-curves; and the representation metrics over time (the mean over seeds at each snapshot step,
-with its standard error).
+curves; the representation metrics over time (the mean over seeds at each snapshot step,
+with its standard error); and each condition's ``step_val_acc_99`` against the first
+condition's (``comparisons``: the Hodges-Lehmann shift with its distribution-free interval,
+:func:`smollab.analysis.stats.shift_interval`, and :func:`~smollab.analysis.stats.verdict`).
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from smollab.analysis.stats import describe_seeds, describe_steps, mean_sem
+from smollab.analysis.stats import (
+    describe_seeds,
+    describe_steps,
+    mean_sem,
+    shift_interval,
+    verdict,
+)
 from smollab.io import read_json, read_jsonl
 
 SCHEMA = "smollab.grok_results/1"
@@ -172,8 +181,63 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
                 f"median step {med}"
             )
         out["conditions"][cond.name] = block
+    out["comparisons"] = _comparisons(out)
     out["notes"] = _notes(out)
     return out
+
+
+def _comparisons(out: dict[str, Any], level: float = 0.95) -> list[dict[str, Any]]:
+    """Each condition's ``step_val_acc_99`` against the first condition's, task by task.
+
+    ``shift`` is the Hodges-Lehmann estimate of (condition - reference) steps with its
+    distribution-free interval (unbounded ends are ``None``: too few seeds to bound them);
+    ``verdict`` is :func:`verdict` with fewer steps better. Seeds that never reached 99% are
+    censored, not numbers, so a pair with any of them is ``"not computed"``.
+    """
+    names = list(out["conditions"])
+    comps: list[dict[str, Any]] = []
+    for cname in names[1:]:
+        ref = names[0]
+        for tname, t in out["conditions"][cname]["tasks"].items():
+            r = out["conditions"][ref]["tasks"].get(tname)
+            if r is None:
+                continue
+            a, b = t["step_val_acc_99"], r["step_val_acc_99"]
+            comp: dict[str, Any] = {
+                "condition": cname,
+                "reference": ref,
+                "task": tname,
+                "metric": "step_val_acc_99",
+                "n": a["n"],
+                "n_reference": b["n"],
+                "median_ratio": None,
+                "shift": None,
+                "verdict": "not computed",
+                "reason": None,
+            }
+            if a["n_reached"] < a["n"] or b["n_reached"] < b["n"]:
+                comp["reason"] = (
+                    "some seeds never reached 99% validation accuracy; their steps are censored "
+                    "(later than the run), so no shift is estimated"
+                )
+                comps.append(comp)
+                continue
+            iv = shift_interval(a["values"], b["values"], level=level)
+            comp["median_ratio"] = a["median"] / b["median"] if b["median"] else None
+            comp["shift"] = {
+                **iv.to_dict(),
+                "low": iv.low if math.isfinite(iv.low) else None,
+                "high": iv.high if math.isfinite(iv.high) else None,
+            }
+            comp["verdict"] = verdict(iv, higher_is_better=False)
+            if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+                comp["reason"] = (
+                    f"{a['n']} against {b['n']} seeds cannot bound a {level:.0%} rank-based "
+                    "interval (with 3 and 3 the smallest two-sided p-value is 0.10); 4 or more "
+                    "seeds per condition can"
+                )
+            comps.append(comp)
+    return comps
 
 
 def _notes(out: dict[str, Any]) -> list[str]:
@@ -208,6 +272,12 @@ def critique(results: dict[str, Any]) -> str:
                     f"- {cname} / {tname}: the training set was not memorised in every "
                     "seed (train accuracy < 99%): the model or budget may be too small."
                 )
+    for comp in results.get("comparisons", []):
+        if comp["reason"]:
+            lines.append(
+                f"- {comp['condition']} vs {comp['reference']} on {comp['task']}: "
+                f"{comp['verdict']}: {comp['reason']}."
+            )
     lines += [f"- {n}" for n in results.get("notes", [])]
     if len(lines) == 2:
         lines.append("- No problems found.")

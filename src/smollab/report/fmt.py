@@ -83,6 +83,16 @@ def rate(x: Any) -> str:
     return NA if is_missing(x) else f"{float(x):.0f}"
 
 
+def signed(x: Any) -> str:
+    """A signed whole number (a difference of steps): ``-175.0`` -> ``"-175"``."""
+    return NA if is_missing(x) else f"{float(x):+.0f}"
+
+
+def ratio(x: Any) -> str:
+    """A ratio with two decimals and a times sign: ``0.5432`` -> ``"0.54x"``."""
+    return NA if is_missing(x) else f"{float(x):.2f}x"
+
+
 #: Formatter by name, as used by :class:`smollab.report.context.Num`.
 FORMATTERS = {
     "pct": pct,
@@ -96,4 +106,6 @@ FORMATTERS = {
     "short": short,
     "seconds": seconds,
     "rate": rate,
+    "signed": signed,
+    "ratio": ratio,
 }
