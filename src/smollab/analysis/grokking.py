@@ -195,9 +195,9 @@ def _comparisons(out: dict[str, Any], level: float = 0.95) -> list[dict[str, Any
     censored, not numbers, so a pair with any of them is ``"not computed"``.
     """
     names = list(out["conditions"])
+    ref = names[0] if names else None
     comps: list[dict[str, Any]] = []
     for cname in names[1:]:
-        ref = names[0]
         for tname, t in out["conditions"][cname]["tasks"].items():
             r = out["conditions"][ref]["tasks"].get(tname)
             if r is None:
@@ -231,10 +231,11 @@ def _comparisons(out: dict[str, Any], level: float = 0.95) -> list[dict[str, Any
             }
             comp["verdict"] = verdict(iv, higher_is_better=False)
             if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+                p_min = 2 / math.comb(a["n"] + b["n"], a["n"])
                 comp["reason"] = (
                     f"{a['n']} against {b['n']} seeds cannot bound a {level:.0%} rank-based "
-                    "interval (with 3 and 3 the smallest two-sided p-value is 0.10); 4 or more "
-                    "seeds per condition can"
+                    f"interval (the smallest two-sided p-value they can give is {p_min:.2f}); "
+                    "4 or more seeds per condition can"
                 )
             comps.append(comp)
     return comps

@@ -100,20 +100,33 @@ def counted(num: Num, noun: str) -> Phrase:
     return phrase(num, " ", noun if num.value == 1 else noun + "s")
 
 
-def interval(key: str, iv: dict[str, Any] | None, kind: str = "pct") -> Phrase:
+def interval(
+    key: str,
+    iv: dict[str, Any] | None,
+    kind: str = "pct",
+    bound_kind: str = "pct_bare",
+    open_end: str | None = None,
+) -> Phrase:
     """``63.5% [56.2, 70.1]`` (``pct``) or ``+55.0 pp [48.3, 62.0]`` (``pp``); ``n/a`` if missing.
 
-    ``key`` is the interval's path; its numbers are ``key.estimate``, ``key.low``, ``key.high``.
+    ``key`` is the interval's path; its numbers are ``key.estimate``, ``key.low``, ``key.high``,
+    the bounds printed with ``bound_kind``. A missing bound drops the brackets, unless
+    ``open_end`` is given: then it prints in the bound's place (``-175 [unbounded, +450]``).
     """
     iv = iv or {}
     est = Num(f"{key}.estimate", iv.get("estimate"), kind)
     if is_missing(est.value):
         return Phrase((NA,))
-    low, high = iv.get("low"), iv.get("high")
-    if is_missing(low) or is_missing(high):
-        return Phrase((est,))
-    low_n, high_n = Num(f"{key}.low", low, "pct_bare"), Num(f"{key}.high", high, "pct_bare")
-    return Phrase((est, " [", low_n, ", ", high_n, "]"))
+    bounds: list[Any] = []
+    for side in ("low", "high"):
+        v = iv.get(side)
+        if is_missing(v):
+            if open_end is None:
+                return Phrase((est,))
+            bounds.append(open_end)
+        else:
+            bounds.append(Num(f"{key}.{side}", v, bound_kind))
+    return Phrase((est, " [", bounds[0], ", ", bounds[1], "]"))
 
 
 def seed_summary(key: str, desc: dict[str, Any] | None, kind: str) -> Phrase:

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
 from smollab.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from smollab.report.context import Num, phrase  # noqa: E402
+from smollab.report.context import Num, interval  # noqa: E402
 from smollab.report.pdf import build_pdf  # noqa: E402
 from smollab.report.render import NumberLog, html_env, md_env, tex_env  # noqa: E402
 
@@ -241,40 +241,22 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
                 else None,
             }
             rep_rows.append(row)
-    comp_rows = []
-    for i, comp in enumerate(results.get("comparisons", [])):
-        key = f"comparisons.{i}"
-        shift = comp.get("shift")
-        if shift is None:
-            shift_text: Any = "–"
-        else:
-
-            def bound(side: str, shift: dict[str, Any] = shift, key: str = key) -> Any:
-                v = shift.get(side)
-                return "unbounded" if v is None else Num(f"{key}.shift.{side}", v, "signed")
-
-            shift_text = phrase(
-                Num(f"{key}.shift.estimate", shift["estimate"], "signed"),
-                " [",
-                bound("low"),
-                ", ",
-                bound("high"),
-                "]",
-            )
-        comp_rows.append(
-            {
-                "condition": comp["condition"],
-                "task": comp["task"],
-                "seeds": f"{comp['n']} vs {comp['n_reference']}",
-                "ratio": Num(f"{key}.median_ratio", comp["median_ratio"], "ratio")
-                if comp["median_ratio"] is not None
-                else "–",
-                "shift": shift_text,
-                "verdict": comp["verdict"],
-                "reason": comp["reason"] or "",
-            }
-        )
-    reference = next(iter(results["conditions"]), None)
+    comps = results.get("comparisons", [])
+    comp_rows = [
+        {
+            "condition": comp["condition"],
+            "task": comp["task"],
+            "seeds": f"{comp['n']} vs {comp['n_reference']}",
+            "ratio": Num(f"comparisons.{i}.median_ratio", comp["median_ratio"], "ratio"),
+            "shift": interval(
+                f"comparisons.{i}.shift", comp["shift"], "signed", "signed", open_end="unbounded"
+            ),
+            "verdict": comp["verdict"],
+            "reason": comp["reason"] or "",
+        }
+        for i, comp in enumerate(comps)
+    ]
+    reference = comps[0]["reference"] if comps else None
     return {
         "comp_rows": comp_rows,
         "reference": reference,
