@@ -86,6 +86,17 @@ def test_too_few_seeds_and_unreached_seeds_are_said_not_hidden() -> None:
     assert "fast vs ref on mul: not computed" in text
 
 
+def test_a_named_reference_is_compared_with_every_other_condition() -> None:
+    out = _results({"ref": {"add": REF}, "fast": {"add": FAST}, "slow": {"add": REF[::-1]}})
+    comps = _comparisons(out, "fast")
+    assert [(c["condition"], c["reference"]) for c in comps] == [
+        ("ref", "fast"),
+        ("slow", "fast"),
+    ]
+    assert comps[0]["shift"]["estimate"] == shift_interval(REF, FAST).estimate > 0
+    assert comps[0]["verdict"] == "degradation"  # more steps than the reference
+
+
 def test_one_condition_has_no_comparisons() -> None:
     assert _comparisons(_results({"ref": {"add": REF}})) == []
 
@@ -111,3 +122,6 @@ def test_report_tables_print_the_shift_from_the_results() -> None:
     assert "tab:shift" in tex
     assert log.numbers["comparisons.0.shift.estimate"]["value"] == iv.estimate
     assert log.numbers["comparisons.0.median_ratio"]["text"] == "0.42x"
+    # a negative shift is printed with a minus sign, not a hyphen
+    assert f"\\ensuremath{{-}}{abs(iv.estimate):.0f}" in tex
+    assert f"-{abs(iv.estimate):.0f}" not in tex

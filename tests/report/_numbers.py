@@ -49,7 +49,8 @@ def strip_non_claims(tex: str) -> str:
         while j < len(body) and body[j] in "{[(":  # all argument groups of the command
             j = _skip_group(body, j)
         i = j
-    return _LENGTH.sub(" ", "".join(out))
+    # a printed sign is \ensuremath{-} (smollab.report.render); read it back as "-"
+    return _LENGTH.sub(" ", "".join(out)).replace(r"\ensuremath{-}", "-")
 
 
 def printed_numbers(tex: str) -> list[str]:

@@ -91,6 +91,14 @@ def test_bad_specs(kw: dict, match: str) -> None:
         loads_spec(spec_text(**kw), "s.toml")
 
 
+def test_reference_condition_must_exist() -> None:
+    text = spec_text().replace("seeds = [0, 1]", 'seeds = [0, 1]\nreference = "fast"')
+    with pytest.raises(ConfigError, match=r"study.reference names condition 'fast'.*\['ref'\]"):
+        loads_spec(text, "s.toml")
+    ok = text + '\n[[conditions]]\nname = "fast"\n[conditions.config]\nsteps = 30\n'
+    assert loads_spec(ok, "s.toml").study.reference == "fast"
+
+
 def test_division_by_a_composite_modulus_is_refused() -> None:
     text = spec_text().replace('task = "grok.x_plus_y"\np = 7', 'task = "grok.x_div_y"\np = 9')
     with pytest.raises(ConfigError, match="prime"):
@@ -178,4 +186,13 @@ def test_lm_study_refuses_a_kind_config() -> None:
     text = (REPO / "studies" / "multiplication.toml").read_text()
     text = text.replace('name = "baseline"', 'name = "baseline"\nconfig = { steps = 3 }', 1)
     with pytest.raises(ConfigError, match="conditions\\[0\\].config"):
+        loads_spec(text, "m.toml")
+
+
+def test_lm_study_refuses_a_reference_condition() -> None:
+    from tests.conftest import REPO
+
+    text = (REPO / "studies" / "multiplication.toml").read_text()
+    text = text.replace("[study]", '[study]\nreference = "baseline"', 1)
+    with pytest.raises(ConfigError, match="'study.reference' is for grokking studies"):
         loads_spec(text, "m.toml")

@@ -4,8 +4,9 @@ Per condition and task: ``step_val_acc_99``, the memorisation step and the gap s
 seeds with :func:`smollab.analysis.stats.describe_steps` (unreached seeds stay unreached: they
 are never averaged in), final validation accuracy with :func:`describe_seeds`; the learning
 curves; the representation metrics over time (the mean over seeds at each snapshot step,
-with its standard error); and each condition's ``step_val_acc_99`` against the first
-condition's (``comparisons``: the Hodges-Lehmann shift with its distribution-free interval,
+with its standard error); and each condition's ``step_val_acc_99`` against the reference
+condition's (``[study] reference``, by default the first condition; ``comparisons``: the
+Hodges-Lehmann shift with its distribution-free interval,
 :func:`smollab.analysis.stats.shift_interval`, and :func:`~smollab.analysis.stats.verdict`).
 """
 
@@ -181,13 +182,17 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
                 f"median step {med}"
             )
         out["conditions"][cond.name] = block
-    out["comparisons"] = _comparisons(out)
+    out["reference"] = spec.study.reference or spec.conditions[0].name
+    out["comparisons"] = _comparisons(out, out["reference"])
     out["notes"] = _notes(out)
     return out
 
 
-def _comparisons(out: dict[str, Any], level: float = 0.95) -> list[dict[str, Any]]:
-    """Each condition's ``step_val_acc_99`` against the first condition's, task by task.
+def _comparisons(
+    out: dict[str, Any], reference: str | None = None, level: float = 0.95
+) -> list[dict[str, Any]]:
+    """Each condition's ``step_val_acc_99`` against the reference condition's (default: the
+    first), task by task, in the study's condition order.
 
     ``shift`` is the Hodges-Lehmann estimate of (condition - reference) steps with its
     distribution-free interval (unbounded ends are ``None``: too few seeds to bound them);
@@ -195,9 +200,11 @@ def _comparisons(out: dict[str, Any], level: float = 0.95) -> list[dict[str, Any
     censored, not numbers, so a pair with any of them is ``"not computed"``.
     """
     names = list(out["conditions"])
-    ref = names[0] if names else None
+    if not names:
+        return []
+    ref = reference if reference is not None else names[0]
     comps: list[dict[str, Any]] = []
-    for cname in names[1:]:
+    for cname in (n for n in names if n != ref):
         for tname, t in out["conditions"][cname]["tasks"].items():
             r = out["conditions"][ref]["tasks"].get(tname)
             if r is None:

@@ -5,7 +5,8 @@ and :class:`Phrase`. Each environment's ``finalize`` turns them into its own mar
 write ``\\VAR{c.name}`` / ``{{ c.name }}`` and never escape or format anything by hand:
 
 * LaTeX: text is escaped, identifiers become ``\\texttt{..}``, and every printed :class:`Num` is
-  recorded in a :class:`NumberLog` (which becomes ``paper/numbers.json``).
+  recorded in a :class:`NumberLog` (which becomes ``paper/numbers.json``); a number's sign is
+  printed as a minus (``\\ensuremath{-}``), not a hyphen.
 * Markdown: identifiers become code spans; ``|`` is escaped so table cells stay cells.
 * HTML: autoescaped; identifiers become ``<code>``.
 
@@ -46,6 +47,8 @@ _LATEX_SPECIAL = {
     "×": r"\ensuremath{\times}",
 }
 _LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
+# a sign before a number (not a range's dash): printed as a minus, not a hyphen
+_MINUS_RE = re.compile(r"(?<![\w.])-(?=\d)")
 
 
 def latex_escape(text: Any) -> str:
@@ -83,7 +86,7 @@ def tex_env(log: NumberLog) -> jinja2.Environment:
         for part in _parts(value):
             if isinstance(part, Num):
                 log.add(part)
-                out.append(latex_escape(part.text))
+                out.append(_MINUS_RE.sub(r"\\ensuremath{-}", latex_escape(part.text)))
             elif isinstance(part, Ident):
                 out.append(r"\texttt{" + latex_escape(part) + "}")
             else:

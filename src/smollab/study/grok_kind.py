@@ -8,6 +8,7 @@ GrokTrainer` (resumable), then analyses its representation snapshots
     name = "grokking"
     kind = "grok"
     seeds = [0, 1, 2]
+    reference = "reference"        # compared with every other condition (default: the first)
 
     [[models]]
     name = "decoder"

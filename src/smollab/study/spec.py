@@ -63,6 +63,11 @@ class StudyMeta(_Strict):
         description="success criteria: 'task/stratum' -> minimum exact match of the best "
         "trained condition; the report states which are met",
     )
+    reference: str | None = Field(
+        None,
+        description="grokking studies: the condition every other condition is compared with "
+        "(default: the first condition)",
+    )
 
     @field_validator("targets")
     @classmethod
@@ -212,6 +217,11 @@ class StudySpec(_Strict):
         task_ids = [t.get("id") for t in self.tasks]
         if len(set(task_ids)) != len(task_ids):
             raise ValueError(f"task ids must be distinct, got {task_ids}")
+        if self.study.reference is not None and self.study.reference not in cnames:
+            raise ValueError(
+                f"study.reference names condition {self.study.reference!r}; the conditions are "
+                f"{cnames}"
+            )
         for c in self.conditions:
             if c.model is not None and c.model not in names:
                 raise ValueError(
@@ -318,6 +328,12 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
     ]
     _check_trained_tasks(spec, configs, source)
     _check_api_models(spec, configs, source)
+    if spec.study.reference is not None:
+        raise ConfigError(
+            f"{source}: field 'study.reference' is for grokking studies (kind = 'grok'). A "
+            "language-model study compares every trained condition with every baseline "
+            "condition (one without [conditions.train]). Remove study.reference."
+        )
     strata = {c.id: set(getattr(c, "strata", []) or []) | {"overall"} for c in configs}
     for key in spec.study.targets:
         task, stratum = key.split("/")
