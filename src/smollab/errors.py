@@ -47,6 +47,11 @@ class DataError(SmollabError):
     exit_code = 2
 
 
+class CorruptFile(DataError, ValueError):
+    """A JSON file that smollab reads is not valid JSON (cut short, or edited by hand). It is
+    also a ``ValueError``, so code that treats an unreadable file as absent keeps doing so."""
+
+
 class RunFailed(SmollabError):
     """A run failed; its folder keeps the log and whatever finished."""
 

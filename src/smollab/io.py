@@ -92,8 +92,19 @@ def append_jsonl(path: str | os.PathLike[str], row: Any) -> None:
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """Read a JSON file; one that is not valid JSON raises :class:`~smollab.errors.CorruptFile`
+    naming it (a ``ValueError`` too)."""
+    from smollab.errors import CorruptFile
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptFile(
+            f"{path} is not valid JSON ({e}): it was cut short or edited.",
+            hint="Restore it, or delete it and run again the command that writes it "
+            "(finished runs are found again by their content hash and reused).",
+        ) from None
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:

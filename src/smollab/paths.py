@@ -9,9 +9,27 @@ from platformdirs import user_cache_dir
 
 
 def smollab_home() -> Path:
-    """The user cache (converted models): ``$SMOLLAB_HOME``, default ``$XDG_CACHE_HOME/smollab``."""
+    """The user cache (converted models, the evaluation cache): ``$SMOLLAB_HOME``, default
+    ``$XDG_CACHE_HOME/smollab``; created if missing (a :class:`ConfigError` names it when it
+    cannot be)."""
+    from smollab.errors import ConfigError
+
     env = os.environ.get("SMOLLAB_HOME")
     path = Path(env).expanduser() if env else Path(user_cache_dir("smollab"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = "SMOLLAB_HOME" if env else "The default cache folder (XDG_CACHE_HOME/smollab)"
+        raise ConfigError(
+            f"{what} {str(path)!r} cannot be used as smollab's cache folder: "
+            f"{e.strerror or e}. Point SMOLLAB_HOME at a writable folder (it is created if "
+            "missing), e.g. `export SMOLLAB_HOME=~/.cache/smollab`."
+        ) from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(
+            f"smollab's cache folder {str(path)!r} (SMOLLAB_HOME) is not writable. Point "
+            "SMOLLAB_HOME at a writable folder."
+        )
     return path
 
 

@@ -87,12 +87,25 @@ def test_non_utf8_file_is_a_clean_error(cli: Any, tmp_path: Path) -> None:
     assert "not UTF-8" in msg
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--timeout", "0"), ("--memory-mb", "-5")])
-def test_bad_limit_names_the_flag(cli: Any, tmp_path: Path, flag: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("flag", "value", "allowed"),
+    [
+        ("--timeout", "0", "must be above 0"),
+        ("--timeout", "nan", "must be above 0 and at most 86400"),
+        ("--timeout", "inf", "at most 86400 seconds"),
+        ("--timeout", "1e300", "at most 86400 seconds"),
+        ("--cpu", "99999999999999999999", "at most 86400 seconds"),
+        ("--memory-mb", "-5", "must be at least 64"),
+        ("--memory-mb", "99999999999999", "at most 1048576 MB"),
+    ],
+)
+def test_bad_limit_names_the_flag(
+    cli: Any, tmp_path: Path, flag: str, value: str, allowed: str
+) -> None:
     prog = tmp_path / "ok.py"
     prog.write_text("pass\n")
     msg = assert_clean_error(cli("sandbox", "run", prog, flag, value), 2)
-    assert flag in msg and "must be above 0" in msg
+    assert flag in msg and allowed in msg
 
 
 def _run_without_bwrap(home: Path, *args: Any) -> subprocess.CompletedProcess[str]:

@@ -144,6 +144,28 @@ def test_session_reuses_and_resumes_runs(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(res2.outcomes) == 1  # the other run was reused
 
 
+def test_a_changed_spec_moves_the_previous_outputs_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smollab.study.grok_kind import GrokKind
+
+    monkeypatch.setattr(GrokKind, "report", lambda self, d, pdf: (None, None))
+    text = spec_text(steps=20, snaps="[0, 20]")
+    d = _run(text, tmp_path).session_dir
+    old_results = (d / "results" / "results.json").read_text()
+    (d / "report.md").write_text("the report a user read")
+    assert _run(text, tmp_path).outcomes == [] and not (d / "previous").exists()  # same spec
+    changed = text.replace("lr = 3e-3", "lr = 2e-3")
+    res = _run(changed, tmp_path)
+    (kept,) = (d / "previous").iterdir()
+    assert (kept / "study.toml").read_text() == text
+    assert (kept / "results" / "results.json").read_text() == old_results
+    assert (kept / "report.md").read_text() == "the report a user read"
+    assert (d / "study.toml").read_text() == changed and len(res.outcomes) == 2
+    log = (d / "session_log.jsonl").read_text()
+    assert '"spec_changed"' in log and f"previous/{kept.name}" in log
+
+
 @pytest.mark.slow  # ~15 s: two runs, representation analysis, all figures, then the CLI report
 def test_session_end_to_end_with_report(tmp_path: Path, cli: Any) -> None:
     text = spec_text()

@@ -652,6 +652,9 @@ class Agent:
 
 
 def check_session_dir(out_root: Path, name: str, *, resume: bool) -> Path:
+    from smollab.study.session import check_session_name
+
+    check_session_name(name)
     d = Path(out_root) / name
     if not resume and (d / "transcript.jsonl").exists():
         raise ConfigError(

@@ -170,7 +170,9 @@ def resume(
     ] = None,
     budget_usd: BudgetOpt = None,
     start_iteration: StartOpt = None,
-    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf")] = True,
+    pdf: Annotated[
+        bool, typer.Option("--pdf/--no-pdf", help="build paper.pdf when TeX is present")
+    ] = True,
 ) -> None:
     """Continue an agent session after a crash, a budget stop or an interrupt.
 

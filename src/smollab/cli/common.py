@@ -93,6 +93,12 @@ class StudyProgress:
             console.print(f"  [yellow]resumed {label} from step {e['step']}[/]")
         elif ev == "api_bound":
             console.print(f"  API calls: {escape(e['text'])}")
+        elif ev == "spec_changed":
+            console.print(
+                "  [yellow]this session last ran another spec: its study.toml, results, "
+                f"figures, paper and report were moved to {escape(e['archived'])}; "
+                "runs whose content is unchanged are reused[/]"
+            )
 
 
 def results_table(results: dict[str, Any]) -> Table:

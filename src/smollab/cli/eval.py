@@ -46,7 +46,7 @@ def eval_cmd(
     tokenizer: Annotated[
         str | None, typer.Option("--tokenizer", help="tokenizer dir for scratch: models")
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda, mps")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N, mps or auto")] = "cpu",
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or bfloat16")] = "float32",
     unsafe_sandbox: Annotated[
         bool,
@@ -116,7 +116,12 @@ def eval_cmd(
         make_provider_lm,
     )
     from smollab.models import load_model
+    from smollab.models.loader import check_dtype
+    from smollab.study.session import check_writable
 
+    check_dtype(dtype, where="--dtype")
+    out_dir = out or default_out_dir(model)
+    check_writable(out_dir, flag="--out")  # before any data or model is loaded
     opts: dict[str, Any] = {
         "limit": limit,
         "num_fewshot": num_fewshot,
@@ -158,7 +163,6 @@ def eval_cmd(
 
         torch.set_num_threads(threads)
     loaded: Any = api_lm or load_model(**load_args)
-    out_dir = out or default_out_dir(model)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

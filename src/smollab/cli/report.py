@@ -14,9 +14,13 @@ from smollab.errors import ConfigError
 
 @handle_errors
 def report(
-    session: Annotated[Path, typer.Argument(help="session folder, or a name under --out")],
+    session: Annotated[
+        Path, typer.Argument(help="session folder, or a name under --out", metavar="SESSION")
+    ],
     out: Annotated[Path, typer.Option("--out", help="root folder of sessions")] = Path("outputs"),
-    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf")] = True,
+    pdf: Annotated[
+        bool, typer.Option("--pdf/--no-pdf", help="build paper.pdf when TeX is present")
+    ] = True,
 ) -> None:
     """Rebuild figures, report.md, report.html and the paper from a session's results.
 
@@ -25,6 +29,11 @@ def report(
     from smollab.report import build_report
 
     d = session if session.exists() else out / session
+    if not d.is_dir():
+        raise ConfigError(
+            f"No session folder {session} (nor {out / session}). List sessions with "
+            "`smollab sessions --out DIR`, and pass a session folder or its name under --out."
+        )
     if not (d / "results" / "results.json").exists():
         raise ConfigError(
             f"{d} has no results/results.json: it is not a finished session. List sessions with "
@@ -52,15 +61,22 @@ def sessions(
 
     Example: smollab sessions --out outputs
     """
+    from smollab.errors import CorruptFile
     from smollab.io import read_json
 
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder of sessions. Pass the folder.")
     table = Table(title=f"Sessions in {out}")
     for col in ("session", "stage", "updated", "runs", "report"):
         table.add_column(col)
     found = sorted(out.glob("*/session.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for sj in found:
-        s = read_json(sj)
         d = sj.parent
+        try:
+            s = read_json(sj)
+        except CorruptFile:
+            table.add_row(d.name, "unreadable session.json", "?", "?", "?")
+            continue
         n_runs = sum(1 for _ in (d / "runs").glob("*/record.json"))
         table.add_row(
             d.name,
@@ -70,8 +86,9 @@ def sessions(
             "yes" if (d / "report.md").exists() else "no",
         )
     if not found:
+        where = "" if out.is_dir() else " (the folder does not exist)"
         console.print(
-            f"No sessions in {out}. Start one with `smollab run problems/multiplication.md`."
+            f"No sessions in {out}{where}. Start one with `smollab run problems/multiplication.md`."
         )
         return
     console.print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,18 +13,18 @@ import typer
 from smollab.cli.common import console, handle_errors
 from smollab.errors import ConfigError
 
+MAX_SECONDS = 86_400
+MAX_MEMORY_MB = 1 << 20
+
 app = typer.Typer(
     help="Run Python files in the code sandbox (bubblewrap, no network, no $HOME, rlimits).",
     no_args_is_help=True,
 )
 
 
-def _read_source(path: Path, what: str) -> str:
+def _read_source(path: Path, what: str, hint: str) -> str:
     if not path.is_file():
-        raise ConfigError(
-            f"{what} {path} does not exist or is not a file.",
-            hint="Pass the path of a Python source file, e.g. `smollab sandbox run solution.py`.",
-        )
+        raise ConfigError(f"{what} {path} does not exist or is not a file.", hint=hint)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -32,9 +33,11 @@ def _read_source(path: Path, what: str) -> str:
         ) from None
 
 
-def _positive(value: float, flag: str) -> None:
-    if value <= 0:
-        raise ConfigError(f"{flag} {value:g} is invalid.", hint=f"{flag} must be above 0.")
+def _in_range(value: float, flag: str, low: float, high: float, allowed: str) -> None:
+    """``low < value <= high`` (a finite number), else a :class:`ConfigError` naming ``flag``."""
+    if not (math.isfinite(value) and low < value <= high):
+        shown = value if isinstance(value, int) else f"{value:g}"
+        raise ConfigError(f"{flag} {shown} is invalid.", hint=f"{flag} must be {allowed}.")
 
 
 @app.command("run")
@@ -65,11 +68,22 @@ def run(
     """
     from smollab.sandbox import Limits, Sandbox
 
-    source = _read_source(file, "Program")
-    feed = _read_source(stdin, "--stdin file") if stdin is not None else ""
-    _positive(timeout, "--timeout")
-    _positive(cpu, "--cpu")
-    _positive(memory_mb, "--memory-mb")
+    source = _read_source(
+        file,
+        "Program",
+        "Pass the path of a Python source file, e.g. `smollab sandbox run solution.py`.",
+    )
+    feed = (
+        _read_source(stdin, "--stdin file", "Pass the path of a text file to feed the program.")
+        if stdin is not None
+        else ""
+    )
+    day = f"above 0 and at most {MAX_SECONDS} seconds (one day)"
+    _in_range(timeout, "--timeout", 0, MAX_SECONDS, day)
+    _in_range(cpu, "--cpu", 0, MAX_SECONDS, day)
+    # with less address space the Python interpreter itself cannot start
+    mem = f"at least 64 and at most {MAX_MEMORY_MB} MB (1 TiB); Python itself needs about 50 MB"
+    _in_range(memory_mb, "--memory-mb", 63, MAX_MEMORY_MB, mem)
     sandbox = Sandbox(Limits(timeout_s=timeout, cpu_s=cpu, memory_mb=memory_mb), unsafe=unsafe)
     verdict = sandbox.run(source, stdin=feed)
     out = verdict.to_json()

@@ -34,6 +34,23 @@ DataOpt = Annotated[
 ]
 
 
+def _use_data_dir(data_dir: Path | None) -> None:
+    """--data-dir for a study's runs: they read it from SMOLLAB_DATA_DIR (worker processes
+    inherit it)."""
+    import os
+
+    from smollab.errors import ConfigError
+
+    if data_dir is None:
+        return
+    if not data_dir.is_dir():
+        raise ConfigError(
+            f"--data-dir {data_dir} does not exist or is not a folder. Pass the folder holding "
+            "the benchmark data (e.g. shared/data)."
+        )
+    os.environ["SMOLLAB_DATA_DIR"] = str(data_dir.resolve())
+
+
 def _execute(
     spec, spec_text, out, session_name, problem_text, workers, pdf, budget_usd=None
 ) -> None:
@@ -101,11 +118,12 @@ def study(
     workers: WorkersOpt = None,
     pdf: PdfOpt = True,
     budget_usd: BudgetOpt = None,
+    data_dir: DataOpt = None,
 ) -> None:
     """Run a declared study: conditions x seeds x tasks, then results, figures and paper.
 
-    A study with API models ([[models]] source = 'openai:MODEL' / 'anthropic:MODEL') prints the
-    worst case of their calls not yet cached before any run; --budget-usd B refuses it (exit 4,
+    A study with API models (source 'openai:MODEL' or 'anthropic:MODEL') prints the worst
+    case of their calls not yet cached before any run; --budget-usd B refuses it (exit 4,
     nothing run) if that exceeds B.
 
     Example: smollab study studies/multiplication.toml --session-name mul-long
@@ -113,6 +131,7 @@ def study(
     from smollab.study.spec import load_spec
 
     spec = load_spec(spec_path)
+    _use_data_dir(data_dir)
     _execute(spec, spec_path.read_text(), out, session_name, None, workers, pdf, budget_usd)
 
 
@@ -130,6 +149,7 @@ def run(
     code: CodeOpt = None,
     base_url: BaseUrlOpt = None,
     max_output_tokens: MaxOutOpt = None,
+    data_dir: DataOpt = None,
 ) -> None:
     """Run a whole study from a research question.
 
@@ -138,8 +158,24 @@ def run(
 
     Example: smollab run problems/multiplication.md --agent anthropic:claude-sonnet-5-5
     """
+    from smollab.errors import ConfigError
     from smollab.study.problem import load_problem
 
+    _use_data_dir(data_dir)
+    agent_only = {
+        "--start-iteration": start_iteration,
+        "--code": code,
+        "--base-url": base_url,
+        "--max-output-tokens": max_output_tokens,
+    }
+    given = [flag for flag, v in agent_only.items() if v is not None]
+    if agent is None and given:
+        raise ConfigError(
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the research agent "
+            "and would be ignored: without --agent the problem's reference protocol runs "
+            "offline. Add --agent PROVIDER:MODEL, or drop "
+            f"{'it' if len(given) == 1 else 'them'}."
+        )
     if agent is not None:
         run_agent(
             problem,

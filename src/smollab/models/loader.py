@@ -252,6 +252,17 @@ def load_tokenizer(name: str | None) -> Any:
     return tok
 
 
+DTYPES = ("float32", "bfloat16")
+
+
+def check_dtype(dtype: str, where: str = "dtype") -> None:
+    if dtype not in DTYPES:
+        raise ConfigError(
+            f"{where} {dtype!r} is not a supported dtype; use one of {list(DTYPES)} (float32 "
+            "unless you accept bfloat16's rounding of log-probabilities for speed)."
+        )
+
+
 def load_model(
     source: str,
     *,
@@ -267,6 +278,7 @@ def load_model(
 
     target = resolve_device(device)  # before any loading: a bad device fails at once
 
+    check_dtype(dtype)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     kind, loc = resolve_source(source)
     info: dict[str, Any] = {"kind": kind, "location": str(loc)}

@@ -30,7 +30,8 @@ def map_error(e: Exception, where: str) -> Exception:
         e,
         where,
         key_hint="Check ANTHROPIC_API_KEY and try again.",
-        reach_hint="Check the network, then `smollab resume SESSION`.",
+        reach_hint="Check the network, then run the same command again (an agent session: "
+        "`smollab resume SESSION`).",
     )
 
 

@@ -49,7 +49,8 @@ def map_sdk_error(
     if isinstance(e, sdk.RateLimitError):
         return RateLimited(
             f"{where}: rate limit or quota exceeded (HTTP 429) after retries.",
-            hint="Wait, or raise the quota, then `smollab resume SESSION`.",
+            hint="Wait, or raise the quota, then run the same command again (an agent session: "
+            "`smollab resume SESSION`); finished work is kept.",
         )
     if isinstance(e, sdk.NotFoundError):
         return ProviderError(f"{where}: not found (HTTP 404): the model name is probably wrong.")
@@ -59,7 +60,8 @@ def map_sdk_error(
         if status and status >= 500:
             return Outage(
                 f"{where}: the server failed (HTTP {status}) after retries.",
-                hint="Try again later with `smollab resume SESSION`.",
+                hint="Try again later: run the same command again (an agent session: "
+                "`smollab resume SESSION`); finished work is kept.",
             )
         return ProviderError(f"{where}: request rejected (HTTP {status}): {_error_message(e)}")
     return e

@@ -53,7 +53,8 @@ def map_error(e: Exception, where: str) -> Exception:
         e,
         where,
         key_hint="Check the key in the environment variable and try again.",
-        reach_hint="Check the network or --base-url, then `smollab resume SESSION`.",
+        reach_hint="Check the network or --base-url, then run the same command again (an agent "
+        "session: `smollab resume SESSION`).",
     )
 
 

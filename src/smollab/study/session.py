@@ -7,6 +7,7 @@ finishes the rest (training resumes from its last checkpoint).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +38,14 @@ class SessionResult:
     written: list[Path] = field(default_factory=list)
 
 
-def check_writable(out_root: Path) -> None:
+def check_writable(out_root: Path, flag: str = "--out DIR") -> None:
+    """Create ``out_root`` if needed and check a file can be written there (a
+    :class:`ConfigError` naming it and ``flag`` otherwise)."""
+    if out_root.exists() and not out_root.is_dir():
+        raise ConfigError(
+            f"The output directory {out_root} is not writable: it is a file. Pass a folder "
+            f"with {flag}."
+        )
     try:
         out_root.mkdir(parents=True, exist_ok=True)
         probe = out_root / f".write-test-{os.getpid()}"
@@ -46,8 +54,40 @@ def check_writable(out_root: Path) -> None:
     except OSError as e:
         raise ConfigError(
             f"The output directory {out_root} is not writable ({e.strerror}). Pass a writable "
-            "directory with --out DIR."
+            f"directory with {flag}."
         ) from None
+
+
+SESSION_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def check_session_name(name: str) -> None:
+    """A session is one folder directly under ``--out``: no path separators, not ``.``/``..``."""
+    if not SESSION_NAME.match(name) or set(name) == {"."}:
+        raise ConfigError(
+            f"Session name {name!r} is not a folder name: use letters, digits, '_', '-' and "
+            "'.' only (one folder directly under --out), e.g. --session-name mult-lr3e-4."
+        )
+
+
+# what a session's spec produced; runs are content-hashed and stay (unchanged ones are reused)
+SPEC_OUTPUTS = ("study.toml", "results", "figures", "paper", "report.md", "report.html")
+
+
+def archive_changed_spec(session_dir: Path, spec_text: str) -> Path | None:
+    """If ``session_dir`` last ran another spec, move that spec and what it produced
+    (:data:`SPEC_OUTPUTS`) to ``previous/<time>/`` and return that folder; else None. Nothing a
+    user read is overwritten by a study they changed."""
+    old = session_dir / "study.toml"
+    if not old.is_file() or old.read_text(encoding="utf-8") == spec_text:
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    dest = session_dir / "previous" / stamp
+    dest.mkdir(parents=True)
+    for name in SPEC_OUTPUTS:
+        if (session_dir / name).exists():
+            os.replace(session_dir / name, dest / name)
+    return dest
 
 
 class Session:
@@ -110,8 +150,13 @@ def run_study(
     kind = get_kind(spec.study.kind)
     emit = on_event or (lambda e: None)
     check_writable(out_root)
+    check_session_name(session_name or spec.study.name)
     session = Session(out_root, session_name or spec.study.name)
     d = session.dir
+    kept = archive_changed_spec(d, spec_text)
+    if kept is not None:
+        session.log("spec_changed", archived=kept.relative_to(d).as_posix())
+        emit({"event": "spec_changed", "archived": str(kept)})
     for sub in ("data", "runs", "results", "figures", "paper"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     store = Store(out_root)

@@ -35,11 +35,14 @@ from __future__ import annotations
 import difflib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smollab.errors import ConfigError
+
+# a seed is a whole number in numpy's range (true/false and 1.0 are refused, not read as ints)
+Seed = Annotated[int, Field(strict=True, ge=0, le=2**32 - 1)]
 
 
 class _Strict(BaseModel):
@@ -57,7 +60,7 @@ class StudyMeta(_Strict):
         description="what the study runs: 'lm' (language models on generative tasks) or "
         "'grok' (small models from scratch on the grokking tasks); see smollab.study.kinds",
     )
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     targets: dict[str, float] = Field(
         default_factory=dict,
         description="success criteria: 'task/stratum' -> minimum exact match of the best "
@@ -83,7 +86,7 @@ class StudyMeta(_Strict):
     @classmethod
     def _distinct(cls, v: list[int]) -> list[int]:
         if len(set(v)) != len(v):
-            raise ValueError(f"seeds must be distinct, got {v}")
+            raise ValueError("seeds must be distinct (a repeated seed is the same run)")
         return v
 
 
@@ -167,12 +170,21 @@ class ConditionSpec(_Strict):
     model: str | None = Field(None, description="model name (default: the first model)")
     format: str = Field("plain", description="prompt format for training and evaluation")
     train: TrainSpec | None = Field(None, description="absent: a baseline (evaluation only)")
-    seeds: list[int] | None = Field(None, description="default: [study].seeds when trained")
+    seeds: list[Seed] | None = Field(
+        None, min_length=1, description="default: [study].seeds when trained"
+    )
     config: dict[str, Any] | None = Field(
         None,
         description="the run settings of a study kind other than 'lm' (e.g. kind = 'grok': "
         "steps, lr, weight_decay, ...); validated by that kind",
     )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError("seeds must be distinct (a repeated seed is the same run)")
+        return v
 
     @property
     def is_baseline(self) -> bool:

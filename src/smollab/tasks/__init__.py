@@ -37,7 +37,8 @@ def validate_task_config(raw: dict[str, Any], where: str = "[[tasks]]") -> TaskC
     """Validate one ``[[tasks]]`` table against its task's own config class."""
     name = raw.get("task")
     if not isinstance(name, str):
-        raise ConfigError(f"{where}: field 'task' is missing; name a task, one of {TASKS.names()}.")
+        what = "is missing" if name is None else f"is {name!r}, not a task name (a string)"
+        raise ConfigError(f"{where}: field 'task' {what}; name a task, one of {TASKS.names()}.")
     config_cls, _ = TASKS.get(name, where=f"{where}.task")
     try:
         return config_cls(**raw)

@@ -87,7 +87,10 @@ class ArithmeticConfig(TaskConfig):
     @classmethod
     def _valid_strata(cls, v: list[str]) -> list[str]:
         for s in v:
-            parse_stratum(s)
+            try:
+                parse_stratum(s)
+            except ConfigError as e:  # a ValueError, so the error names the file and field
+                raise ValueError(e.message) from None
         if len(set(v)) != len(v):
             raise ValueError(f"strata must be distinct, got {v}")
         return v

@@ -145,7 +145,8 @@ def load_records(
     root = _data_dir(data_dir)
     if root is not None and not root.is_dir():
         raise DataError(
-            f"Data dir {root} does not exist. Pass --data-dir or set SMOLLAB_DATA_DIR to the "
+            f"Data dir {root} does not exist or is not a folder. Pass --data-dir or set "
+            "SMOLLAB_DATA_DIR to the "
             "folder holding the benchmark data (e.g. shared/data)."
         )
     path = locate(folder, files, data_dir)

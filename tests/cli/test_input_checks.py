@@ -1,0 +1,149 @@
+"""Bad input found in a review of the CLI: each is one clear paragraph, a non-zero exit, no
+traceback, and nothing already written is lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smollab.errors import ConfigError, CorruptFile
+from smollab.io import read_json
+from tests.cli.test_cli import assert_clean_error
+from tests.cli.test_eval_cli import MODEL
+from tests.conftest import one_line, run_cli
+
+
+def _session(root: Path, name: str = "s") -> Path:
+    d = root / name
+    (d / "results").mkdir(parents=True)
+    (d / "session.json").write_text(json.dumps({"name": name, "stage": "done"}))
+    return d
+
+
+def test_read_json_names_a_corrupt_file(tmp_path: Path) -> None:
+    p = tmp_path / "cut.json"
+    p.write_text('{"schema": "smollab.results/1", "tas')
+    with pytest.raises(CorruptFile, match="cut.json is not valid JSON") as e:
+        read_json(p)
+    assert isinstance(e.value, ValueError)  # callers that treat it as unreadable still do
+
+
+def test_report_on_a_cut_results_file(cli: Any, tmp_path: Path) -> None:
+    d = _session(tmp_path)
+    (d / "results" / "results.json").write_text('{"schema": "smollab.res')
+    msg = assert_clean_error(cli("report", d, "--no-pdf"), 2)
+    assert "results.json is not valid JSON" in msg and "run again" in msg
+
+
+def test_report_on_a_missing_folder(cli: Any, tmp_path: Path) -> None:
+    msg = assert_clean_error(cli("report", "nope", "--out", tmp_path, "--no-pdf"), 2)
+    assert "No session folder nope" in msg and "smollab sessions" in msg
+
+
+def test_sessions_lists_a_corrupt_session_instead_of_failing(cli: Any, tmp_path: Path) -> None:
+    _session(tmp_path, "good")
+    bad = _session(tmp_path, "bad")
+    (bad / "session.json").write_text("{bad")
+    proc = cli("sessions", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = one_line(proc.stdout)
+    assert "good" in out and "bad" in out and "unreadable session.json" in out
+
+
+def test_sessions_on_a_folder_that_does_not_exist(cli: Any, tmp_path: Path) -> None:
+    proc = cli("sessions", "--out", tmp_path / "nope")
+    assert proc.returncode == 0, proc.stderr
+    assert "(the folder does not exist)" in one_line(proc.stdout)
+
+
+def test_unusable_smollab_home(tmp_path: Path) -> None:
+    blocker = tmp_path / "home-is-a-file"
+    blocker.write_text("x")
+    args = ["eval", *MODEL, "--task", "arith_probe", "--limit", "1", "--out", tmp_path / "o"]
+    proc = run_cli(*map(str, args), home=blocker / "sub")
+    msg = assert_clean_error(proc, 2)
+    assert "SMOLLAB_HOME" in msg and "writable folder" in msg
+    assert blocker.read_text() == "x"
+
+
+def test_eval_out_that_is_a_file_fails_before_loading(cli: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("mine")
+    msg = assert_clean_error(
+        cli("eval", *MODEL, "--task", "arith_probe", "--limit", "1", "--out", blocker), 2
+    )
+    assert str(blocker) in msg and "is a file" in msg and "--out" in msg
+    assert blocker.read_text() == "mine"
+
+
+def test_eval_unknown_dtype(cli: Any) -> None:
+    msg = assert_clean_error(
+        cli("eval", *MODEL, "--task", "arith_probe", "--limit", "1", "--dtype", "float8"), 2
+    )
+    assert "--dtype 'float8'" in msg and "bfloat16" in msg
+
+
+@pytest.mark.parametrize(
+    ("seeds", "match"),
+    [("[]", "at least 1 item"), ("[1, 1]", "seeds must be distinct"), ("[true]", "integer")],
+)
+def test_condition_seeds_are_checked(tiny_spec_text: str, seeds: str, match: str) -> None:
+    from smollab.study.spec import loads_spec
+
+    text = tiny_spec_text.replace('name = "ft"', f'name = "ft"\nseeds = {seeds}', 1)
+    assert text != tiny_spec_text
+    with pytest.raises(ConfigError, match=match):
+        loads_spec(text, "s.toml")
+
+
+def test_session_name_must_be_one_folder(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(tiny_spec_text)
+    for name in ("../escaped", "a/b", ".."):
+        proc = cli("study", spec, "--out", tmp_path / "out", "--session-name", name, "--no-pdf")
+        assert f"Session name {name!r} is not a folder name" in assert_clean_error(proc, 2)
+    assert not (tmp_path / "escaped").exists() and not list(tmp_path.rglob("record.json"))
+
+
+def test_agent_options_without_an_agent_are_refused(cli: Any, tmp_path: Path) -> None:
+    from tests.conftest import REPO
+
+    proc = cli(
+        "run", REPO / "problems" / "multiplication.md", "--out", tmp_path,
+        "--code", tmp_path, "--max-output-tokens", "20",
+    )  # fmt: skip
+    msg = assert_clean_error(proc, 2)
+    assert "--code, --max-output-tokens are for the research agent" in msg and "--agent" in msg
+    assert not list(tmp_path.rglob("record.json"))
+
+
+def test_study_data_dir_must_exist(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(tiny_spec_text)
+    proc = cli("study", spec, "--out", tmp_path / "out", "--data-dir", tmp_path / "nodata")
+    msg = assert_clean_error(proc, 2)
+    assert "--data-dir" in msg and "nodata" in msg and "not a folder" in msg
+
+
+STRATA = 'strata = ["1x1", "1x2", "2x2", "3x3"]'
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        (STRATA, 'strata = ["9x9x"]', "field 'strata': Stratum '9x9x'"),
+        (STRATA, 'strata = ["0x1"]', "field 'strata': Stratum '0x1'"),
+        ('task = "arith.mul"', "task = 5", "field 'task' is 5, not a task name"),
+    ],
+)
+def test_task_field_errors_name_the_file_and_field(old: str, new: str, match: str) -> None:
+    from smollab.study.spec import loads_spec
+    from tests.conftest import REPO
+
+    text = (REPO / "studies" / "multiplication.toml").read_text()
+    assert old in text
+    with pytest.raises(ConfigError, match=rf"^m\.toml: tasks\[0\]: {match}"):
+        loads_spec(text.replace(old, new, 1), "m.toml")
