@@ -144,10 +144,7 @@ def load_results(path: Path) -> dict[str, Any]:
     """Read and sanity-check ``results.json`` (raises :class:`DataError` naming the problem)."""
     if not path.is_file():
         raise DataError(f"No results file at {path}.", hint="Run the study (or analysis) first.")
-    try:
-        results = read_json(path)
-    except ValueError as e:
-        raise DataError(f"{path} is not valid JSON: {e}.") from e
+    results = read_json(path)  # a cut file raises CorruptFile (a DataError) naming it
     if not isinstance(results, dict) or results.get("schema") != SCHEMA:
         found = results.get("schema") if isinstance(results, dict) else type(results).__name__
         raise DataError(f"{path} has schema {found!r}; the report reads {SCHEMA!r}.")
