@@ -120,8 +120,6 @@ def eval_cmd(
     from smollab.study.session import check_writable
 
     check_dtype(dtype, where="--dtype")
-    out_dir = out or default_out_dir(model)
-    check_writable(out_dir, flag="--out")  # before any data or model is loaded
     opts: dict[str, Any] = {
         "limit": limit,
         "num_fewshot": num_fewshot,
@@ -150,6 +148,8 @@ def eval_cmd(
         )
     # an API model is only a client (its key is checked here): set up before the data
     api_lm = make_provider_lm(model, base_url=base_url, concurrency=batch_size) if api else None
+    out_dir = out or default_out_dir(model)
+    check_writable(out_dir, flag="--out")  # after the option checks, before data and model
     for t in tasks:
         t.docs()  # load (and check) every dataset before the model
     load_args: dict[str, Any] = {
