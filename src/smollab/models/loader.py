@@ -279,7 +279,7 @@ def load_model(
     target = resolve_device(device)  # before any loading: a bad device fails at once
 
     check_dtype(dtype)
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    torch_dtype = getattr(torch, dtype)
     kind, loc = resolve_source(source)
     info: dict[str, Any] = {"kind": kind, "location": str(loc)}
     if kind == "scratch":

@@ -19,7 +19,7 @@ from smollab.errors import ConfigError, RunFailed
 from smollab.io import append_jsonl, atomic_write_json, atomic_write_text, read_json
 from smollab.study.executor import Executor, Job, LocalProcessExecutor, Outcome
 from smollab.study.runspec import expand
-from smollab.study.spec import StudySpec
+from smollab.study.spec import NAME_PATTERN, StudySpec
 from smollab.study.store import Store
 from smollab.study.worker import prepare_run_dir
 
@@ -58,7 +58,7 @@ def check_writable(out_root: Path, flag: str = "--out DIR") -> None:
         ) from None
 
 
-SESSION_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+SESSION_NAME = re.compile(NAME_PATTERN)
 
 
 def check_session_name(name: str) -> None:

@@ -37,12 +37,32 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from smollab.errors import ConfigError
 
-# a seed is a whole number in numpy's range (true/false and 1.0 are refused, not read as ints)
+# a folder-safe name (study, condition; sessions are checked with the same pattern)
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+def _distinct_seeds(v: list[int]) -> list[int]:
+    if len(set(v)) != len(v):
+        raise ValueError("seeds must be distinct (a repeated seed is the same run)")
+    return v
+
+
+# a seed is a whole number in numpy's range (true/false and 1.0 are refused, not read as ints);
+# a list of seeds has at least one and no repeats
 Seed = Annotated[int, Field(strict=True, ge=0, le=2**32 - 1)]
+Seeds = Annotated[list[Seed], Field(min_length=1), AfterValidator(_distinct_seeds)]
 
 
 class _Strict(BaseModel):
@@ -52,7 +72,7 @@ class _Strict(BaseModel):
 class StudyMeta(_Strict):
     """``[study]``: names and the seeds every trained condition is run with."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="session/folder-safe name")
+    name: str = Field(pattern=NAME_PATTERN, description="session/folder-safe name")
     title: str = ""
     question: str = ""
     kind: str = Field(
@@ -60,7 +80,7 @@ class StudyMeta(_Strict):
         description="what the study runs: 'lm' (language models on generative tasks) or "
         "'grok' (small models from scratch on the grokking tasks); see smollab.study.kinds",
     )
-    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
     targets: dict[str, float] = Field(
         default_factory=dict,
         description="success criteria: 'task/stratum' -> minimum exact match of the best "
@@ -80,13 +100,6 @@ class StudyMeta(_Strict):
                 raise ValueError(f"target keys are 'task/stratum', got {k!r}")
             if not 0 <= x <= 1:
                 raise ValueError(f"target {k!r} must be an accuracy in [0, 1], got {x}")
-        return v
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v):
-            raise ValueError("seeds must be distinct (a repeated seed is the same run)")
         return v
 
 
@@ -166,25 +179,16 @@ class TrainSpec(_Strict):
 class ConditionSpec(_Strict):
     """``[[conditions]]``: one arm of the study."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     model: str | None = Field(None, description="model name (default: the first model)")
     format: str = Field("plain", description="prompt format for training and evaluation")
     train: TrainSpec | None = Field(None, description="absent: a baseline (evaluation only)")
-    seeds: list[Seed] | None = Field(
-        None, min_length=1, description="default: [study].seeds when trained"
-    )
+    seeds: Seeds | None = Field(None, description="default: [study].seeds when trained")
     config: dict[str, Any] | None = Field(
         None,
         description="the run settings of a study kind other than 'lm' (e.g. kind = 'grok': "
         "steps, lr, weight_decay, ...); validated by that kind",
     )
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and len(set(v)) != len(v):
-            raise ValueError("seeds must be distinct (a repeated seed is the same run)")
-        return v
 
     @property
     def is_baseline(self) -> bool:
