@@ -303,3 +303,32 @@ def test_trainer_swaps_the_float32_attention_in_for_training_only(
     assert set(impls()) == {"sdpa"}
     tr.fit()  # trains with them, and leaves the model as it was
     assert set(impls()) == {"sdpa"} and all(math.isfinite(x) for x in losses(tmp_path))
+
+
+def test_bf16_autocast_falls_back_to_float32_without_native_bf16(
+    tmp_path: Path, add_task: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """On a CPU without native bf16 (emulated: many times slower) training runs in float32,
+    says so, and the summary records what ran."""
+    import smollab.train.trainer as trainer_mod
+
+    seen: list[bool] = []
+    loss = Trainer._loss
+
+    def spy(self: Any, batch: Any) -> Any:
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return loss(self, batch)
+
+    monkeypatch.setattr(Trainer, "_loss", spy)
+    monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: False)
+    tr = Trainer(tiny_lm("llama", seed=0), spec(bf16_autocast=True, steps=2), tmp_path,
+                 task=add_task, fmt=COMPACT, seed=0)  # fmt: skip
+    tr.setup()
+    assert tr.fit()["bf16_autocast"] is False
+    assert seen == [False, False] and "training in float32" in capsys.readouterr().out
+    monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: True)
+    seen.clear()
+    tr = Trainer(tiny_lm("llama", seed=0), spec(bf16_autocast=True, steps=2), tmp_path / "b",
+                 task=add_task, fmt=COMPACT, seed=0)  # fmt: skip
+    tr.setup()
+    assert tr.fit()["bf16_autocast"] is True and seen == [True, True]

@@ -107,6 +107,19 @@ _LAST_LAYER = {
 _LOSS_QUERIES = "smollab_loss_queries"
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast pays on ``device``: on a GPU yes; on the CPU only where oneDNN has
+    a bf16 path (AVX-512 or AMX). Without one, bf16 is emulated: on an AVX2-only EPYC a bf16
+    linear layer took 5x as long as float32, and a fine-tuning step of the demo 180 s against
+    about 3 s (``BENCHMARKS.md``)."""
+    if device.type != "cpu":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 _FP32_ATTENTION = "smollab_fp32_attention"
 #: under bf16 autocast on the CPU, attention over sequences up to this many tokens runs in
 #: float32: PyTorch's CPU flash-attention backward is several times slower in bf16 than in fp32
@@ -299,6 +312,7 @@ class Trainer:
         self.step = 0
         self.tokens_seen = 0
         self.train_seconds = 0.0
+        self.bf16: bool | None = None  # bf16 autocast as it runs (set by fit)
         if compile is None:
             compile = os.environ.get("SMOLLAB_COMPILE", "") not in ("", "0")
         self.compile = compile
@@ -610,7 +624,14 @@ class Trainer:
         spec = self.spec
         device = next(self.model.parameters()).device
         per_step = spec.batch_size * spec.grad_accum
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.bf16_autocast)
+        self.bf16 = spec.bf16_autocast and native_bf16(device)
+        if spec.bf16_autocast and not self.bf16:
+            print(
+                "bf16_autocast: this CPU has no native bf16 (AVX-512/AMX), where bf16 is "
+                "emulated and many times slower; training in float32 instead",
+                flush=True,
+            )
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
         while self.step < spec.steps:
             t0 = time.perf_counter()
             lr = lr_at(self.step, spec)
@@ -675,6 +696,8 @@ class Trainer:
             "final_loss": float(np.mean(tail)) if tail else None,
             "n_train_examples": len(self.train_examples),
             "n_trainable_params": sum(p.numel() for p in self.params),
+            # bf16_autocast as it ran: off on a CPU without native bf16 (native_bf16)
+            "bf16_autocast": self.bf16,
         }
 
     def save_final(self) -> None:
