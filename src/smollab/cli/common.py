@@ -93,6 +93,8 @@ class StudyProgress:
             console.print(f"  [yellow]resumed {label} from step {e['step']}[/]")
         elif ev == "api_bound":
             console.print(f"  API calls: {escape(e['text'])}")
+        elif ev == "warning":
+            console.print(f"  [yellow]{escape(label)}: {escape(e['text'])}[/]")
         elif ev == "spec_changed":
             console.print(
                 "  [yellow]this session last ran another spec: its study.toml, results, "

@@ -120,6 +120,11 @@ def native_bf16(device: torch.device) -> bool:
         return False
 
 
+BF16_FALLBACK = (
+    "bf16_autocast is off: this CPU has no native bf16 (AVX-512 or AMX), so bf16 would be "
+    "emulated and many times slower; training runs in float32"
+)
+
 _FP32_ATTENTION = "smollab_fp32_attention"
 #: under bf16 autocast on the CPU, attention over sequences up to this many tokens runs in
 #: float32: PyTorch's CPU flash-attention backward is several times slower in bf16 than in fp32
@@ -626,11 +631,7 @@ class Trainer:
         per_step = spec.batch_size * spec.grad_accum
         self.bf16 = spec.bf16_autocast and native_bf16(device)
         if spec.bf16_autocast and not self.bf16:
-            print(
-                "bf16_autocast: this CPU has no native bf16 (AVX-512/AMX), where bf16 is "
-                "emulated and many times slower; training in float32 instead",
-                flush=True,
-            )
+            self.progress({"event": "warning", "text": BF16_FALLBACK})
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
         while self.step < spec.steps:
             t0 = time.perf_counter()
