@@ -84,6 +84,10 @@ def test_reference_protocol_expands_to_four_tasks_times_three_seeds() -> None:
         ({"extra": "tsne_points = 60"}, "t-SNE asks for 60 points"),
         ({"p": 5, "extra": "tsne_points = 30"}, "only 25 pairs"),
         ({"extra": "learning_rate = 1"}, "unknown field"),
+        # caught when the spec is read, not when a run starts
+        ({"p": 3, "extra_task": "train_fraction = 0.01"}, r"tasks\[0\]: field 'train_fraction'"),
+        ({"extra": 'device = "tpu"'}, r"conditions\[0\].config: device='tpu' is not a device"),
+        ({"snaps": '"some"'}, r"snapshot_steps is 'auto'.*'none', or a list of steps"),
     ],
 )
 def test_bad_specs(kw: dict, match: str) -> None:

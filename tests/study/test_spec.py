@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,41 @@ def test_problem_file_with_protocol(tmp_path: Path, tiny_spec_text: str) -> None
     assert prob.title == "Can a tiny model add?"
     assert prob.spec.study.name == "tiny"
     assert prob.protocol_text == tiny_spec_text
+
+
+def test_problem_toml_error_gives_the_files_line(tmp_path: Path, tiny_spec_text: str) -> None:
+    p = tmp_path / "q.md"
+    # the block starts on line 5 of the file; the broken [study] header is its second line
+    p.write_text(f"# Q\n\ntext\n\n```toml\n{tiny_spec_text.replace('[study]', '[study')}```\n")
+    with pytest.raises(ConfigError, match=r"not valid TOML.*line 7"):
+        load_problem(p)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        ('"scratch:gpt2"', '"scratch:gpt3"', r"models\[0\].source: Unknown scratch architecture"),
+        ("n_layer = 1,", "n_layers = 1,", r"models\[0\].config: Unknown scratch-model config keys"),
+        ("n_embd = 32", "n_embd = 33", r"models\[0\].config: .*divisible by n_head"),
+        (
+            "threads = 1\n",
+            'threads = 1\nweights = { "1x1" = 1, "3x3" = 2 }\n',
+            r"conditions\[1\].train.weights' names strata \['3x3'\].*\['1x1', '1x2'\]",
+        ),
+        (
+            "threads = 1\n",
+            'threads = 1\nweights = { "1x1" = 0 }\n',
+            r"conditions\[1\].train.weights' gives every stratum .* weight 0",
+        ),
+    ],
+)
+def test_run_time_faults_are_caught_when_the_spec_is_read(
+    tiny_spec_text: str, old: str, new: str, match: str
+) -> None:
+    """These used to fail inside a run (the weights after the baseline had run)."""
+    assert old in tiny_spec_text
+    msg = bad(tiny_spec_text.replace(old, new))
+    assert re.search(match, msg), msg
 
 
 def test_problem_file_without_toml_block(tmp_path: Path) -> None:

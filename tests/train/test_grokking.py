@@ -237,3 +237,22 @@ def test_bf16_autocast_on_cpu_learns(tmp_path: Path, shared_prefix: bool) -> Non
     assert rows[-1]["train_loss"] < 0.05 * rows[0]["train_loss"]
     assert rows[-1]["train_acc"] >= 0.99 and summary["n_train"] == 12
     assert summary["memorisation_step"] is not None
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_bf16_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    """precision = "bf16" is kept as asked (it is the run's numerics), with a warning where it
+    is emulated; fp32 never warns."""
+    import smollab.train.grokking as grok_mod
+
+    monkeypatch.setattr(grok_mod, "native_bf16", lambda device: native)
+    for precision in ("bf16", "fp32"):
+        events: list[dict] = []
+        t = make(tmp_path / precision, steps=5, precision=precision)
+        t.emit = events.append
+        t.fit()
+        warnings = [e["text"] for e in events if e.get("event") == "warning"]
+        expected = precision == "bf16" and not native
+        assert warnings == ([grok_mod.BF16_EMULATED] if expected else [])

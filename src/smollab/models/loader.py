@@ -178,6 +178,21 @@ def resolve_device(name: str) -> Any:
     return dev
 
 
+def native_bf16(device: Any) -> bool:
+    """Whether bf16 autocast pays on ``device``: on a GPU yes; on the CPU only where oneDNN has
+    a bf16 path (AVX-512 or AMX). Without one, bf16 is emulated: on an AVX2-only EPYC a bf16
+    linear layer took 5x as long as float32, and a fine-tuning step of the demo 180 s against
+    about 3 s (``BENCHMARKS.md``)."""
+    import torch
+
+    if device.type != "cpu":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def check_source(source: str) -> None:
     """Fail fast (before any run starts) on a model source that cannot be loaded."""
     kind, loc = resolve_source(source)

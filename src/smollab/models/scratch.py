@@ -20,11 +20,17 @@ DEFAULTS: dict[str, Any] = {
     "block_size": 256,
     "dropout": 0.0,
 }
+ARCHS = ("gpt2", "llama")
 
 
-def scratch_config(
-    arch: str, vocab_size: int, overrides: dict[str, Any], pad_id: int, eos_id: int
-) -> PretrainedConfig:
+def check_scratch(arch: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The scratch architecture and config overrides, checked (a ConfigError naming the bad
+    value); returns the full config. Needs no tokenizer, so a study spec is checked up front."""
+    if arch not in ARCHS:
+        raise ConfigError(
+            f"Unknown scratch architecture {arch!r}; use "
+            f"{' or '.join(repr('scratch:' + a) for a in ARCHS)}."
+        )
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise ConfigError(
@@ -36,6 +42,13 @@ def scratch_config(
         raise ConfigError(
             f"Scratch model: n_embd={c['n_embd']} must be divisible by n_head={c['n_head']}."
         )
+    return c
+
+
+def scratch_config(
+    arch: str, vocab_size: int, overrides: dict[str, Any], pad_id: int, eos_id: int
+) -> PretrainedConfig:
+    c = check_scratch(arch, overrides)
     if arch == "gpt2":
         return GPT2Config(
             vocab_size=vocab_size,
@@ -65,6 +78,4 @@ def scratch_config(
             eos_token_id=eos_id,
             pad_token_id=pad_id,
         )
-    raise ConfigError(
-        f"Unknown scratch architecture {arch!r}; use 'scratch:gpt2' or 'scratch:llama'."
-    )
+    raise AssertionError(arch)  # check_scratch accepts only ARCHS

@@ -88,6 +88,7 @@ class GrokKind(RunKind):
 
     def check_spec(self, spec: Any, source: str) -> None:
         from smollab.models import SMALL_MODELS
+        from smollab.models.loader import resolve_device
         from smollab.study.spec import format_validation_error
         from smollab.tasks import build_task, validate_task_config
         from smollab.tasks.modular import ModularTask
@@ -104,6 +105,10 @@ class GrokKind(RunKind):
                     "kind = 'grok' takes grok.x_plus_y, grok.x_minus_y, grok.x_div_y or "
                     "grok.permutation."
                 )
+            try:
+                task.split(0)  # a train_fraction that leaves one side empty
+            except ConfigError as e:
+                raise ConfigError(f"{where}: field 'train_fraction': {e.message}") from None
             tasks.append(task)
         for i, m in enumerate(spec.models):
             where = f"{source}: models[{i}]"
@@ -125,6 +130,10 @@ class GrokKind(RunKind):
                     "(steps, lr, weight_decay, ...), not [conditions.train]."
                 )
             ts = train_spec(c.config, f"{where}.config")
+            try:
+                resolve_device(ts.device)
+            except ConfigError as e:
+                raise ConfigError(f"{where}.config: {e.message}") from None
             for mtask in tasks:
                 check_points(ts, mtask, f"{where}.config")
 

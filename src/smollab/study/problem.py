@@ -43,5 +43,7 @@ def load_problem(path: str | Path) -> Problem:
             "study spec (see problems/multiplication.md), or configure an LLM agent to design one."
         )
     title_m = re.search(r"^#\s+(.+)$", text, re.M)
-    spec = loads_spec(m.group(1), f"{path} (reference protocol)")
+    # blank lines for the Markdown above the block: a TOML error's line number is the file's
+    lead = "\n" * text.count("\n", 0, m.start(1))
+    spec = loads_spec(lead + m.group(1), f"{path} (reference protocol)")
     return Problem(path, text, title_m.group(1).strip() if title_m else path.stem, m.group(1), spec)

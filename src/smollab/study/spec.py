@@ -342,6 +342,7 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
     configs = [
         validate_task_config(t, where=f"{source}: tasks[{i}]") for i, t in enumerate(spec.tasks)
     ]
+    _check_scratch_models(spec, source)
     _check_trained_tasks(spec, configs, source)
     _check_api_models(spec, configs, source)
     if spec.study.reference is not None:
@@ -361,9 +362,23 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
     _check_formats(spec, source)
 
 
+def _check_scratch_models(spec: StudySpec, source: str) -> None:
+    """A from-scratch model's architecture and config, before anything runs."""
+    from smollab.models.scratch import check_scratch
+
+    for i, m in enumerate(spec.models):
+        if m.source.startswith("scratch:"):
+            try:
+                check_scratch(m.source.split(":", 1)[1], m.config)
+            except ConfigError as e:
+                field = "config" if m.config and "architecture" not in e.message else "source"
+                raise ConfigError(f"{source}: models[{i}].{field}: {e.message}") from None
+
+
 def _check_trained_tasks(spec: StudySpec, configs: list[Any], source: str) -> None:
-    """Benchmark tasks (hellaswag, gsm8k, ...) are evaluated, never trained on."""
-    from smollab.tasks import BenchConfig
+    """Benchmark tasks (hellaswag, gsm8k, ...) are evaluated, never trained on; training
+    weights name strata of the task trained on."""
+    from smollab.tasks import BenchConfig, build_task
 
     by_id = {c.id: c for c in configs}
     for i, c in enumerate(spec.conditions):
@@ -376,6 +391,23 @@ def _check_trained_tasks(spec: StudySpec, configs: list[Any], source: str) -> No
                 f"{source}: conditions[{i}] ({c.name!r}) would train on task {tid!r}, a "
                 f"benchmark that is only evaluated. Set conditions[{i}].train.task to a "
                 f"trainable task ({', '.join(trainable) or 'add one, e.g. arith.mul'})."
+            )
+        weights = c.train.weights
+        if not weights:
+            continue
+        strata = list(getattr(build_task(by_id[tid]), "strata", None) or [])
+        unknown = sorted(set(weights) - set(strata))
+        if unknown:
+            raise ConfigError(
+                f"{source}: field 'conditions[{i}].train.weights' names strata {unknown} that "
+                f"task {tid!r} does not have; its strata are {strata}. Weight those, or drop "
+                "the weights to sample every stratum alike."
+            )
+        if not any(weights.get(s, 0) > 0 for s in strata):
+            raise ConfigError(
+                f"{source}: field 'conditions[{i}].train.weights' gives every stratum of task "
+                f"{tid!r} weight 0, so there is nothing to train on. Give at least one stratum "
+                "a positive weight."
             )
 
 

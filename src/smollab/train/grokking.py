@@ -40,12 +40,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from smollab.errors import ConfigError, DataError
 from smollab.io import append_jsonl, atomic_write_json, read_json, read_jsonl, write_jsonl
-from smollab.models.loader import resolve_device
+from smollab.models.loader import native_bf16, resolve_device
 from smollab.tasks.modular import ModularTask, Split
 
 ACC_BAR = 0.99
 LAYER_NAMES = ("embed", "first", "last")
 Progress = Callable[[dict[str, Any]], None]
+
+
+BF16_EMULATED = (
+    'precision = "bf16" on a CPU without native bf16 (AVX-512 or AMX): bf16 is emulated here '
+    'and several times slower than fp32; precision = "fp32" is faster on this machine'
+)
 
 
 class GrokTrainSpec(BaseModel):
@@ -133,6 +139,16 @@ class GrokTrainSpec(BaseModel):
     def _pos(cls, v: dict[str, float]) -> dict[str, float]:
         if any(x < 0 for x in v.values()):
             raise ValueError(f"multipliers must be >= 0, got {v}")
+        return v
+
+    @field_validator("snapshot_steps", mode="before")
+    @classmethod
+    def _snapshot_kind(cls, v: Any) -> Any:
+        if isinstance(v, str) and v not in ("auto", "none"):
+            raise ValueError(
+                "snapshot_steps is 'auto' (log-spaced and linear steps), 'none', or a list of "
+                "steps such as [0, 500, 1000]"
+            )
         return v
 
     @field_validator("snapshot_steps")
@@ -401,6 +417,8 @@ class GrokTrainer:
         mpath = self.run_dir / "metrics.jsonl"
         snaps = set(spec.snapshot_schedule())
         self.model.train()
+        if spec.precision == "bf16" and not native_bf16(self.device):
+            self.emit({"event": "warning", "text": BF16_EMULATED})
         if not resumed and 0 in snaps:
             _, acc0 = self.evaluate()
             self.snapshot(acc0)

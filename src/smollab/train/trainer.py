@@ -42,6 +42,7 @@ import torch
 
 from smollab.io import atomic_write_json, dumps, read_jsonl, write_jsonl
 from smollab.models import LoadedModel
+from smollab.models.loader import native_bf16
 from smollab.study.spec import TrainSpec
 from smollab.tasks import Example, PromptFormat, Task
 from smollab.train.data import IGNORE, OutOfExamples, encode_example, pack_examples
@@ -105,19 +106,6 @@ _LAST_LAYER = {
     **{t: ("self_attn", ("self_attn.o_proj", "mlp")) for t in _LLAMA_LIKE},
 }
 _LOSS_QUERIES = "smollab_loss_queries"
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast pays on ``device``: on a GPU yes; on the CPU only where oneDNN has
-    a bf16 path (AVX-512 or AMX). Without one, bf16 is emulated: on an AVX2-only EPYC a bf16
-    linear layer took 5x as long as float32, and a fine-tuning step of the demo 180 s against
-    about 3 s (``BENCHMARKS.md``)."""
-    if device.type != "cpu":
-        return True
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 BF16_FALLBACK = (
