@@ -31,6 +31,24 @@ atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+#: The real benchmark data: SMOLLAB_DATA_DIR (as CI sets it), else ../shared/data beside the
+#: checkout. Tests that read it are skipped only when neither is there; a SMOLLAB_DATA_DIR that is
+#: set but missing stops the run (``pytest_configure``) instead of skipping them silently.
+SHARED = Path(os.environ.get("SMOLLAB_DATA_DIR") or REPO.parent / "shared" / "data").resolve()
+needs_data = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"needs the benchmark data ({SHARED}; set SMOLLAB_DATA_DIR)"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    given = os.environ.get("SMOLLAB_DATA_DIR")
+    if given and not Path(given).is_dir():
+        raise pytest.UsageError(
+            f"SMOLLAB_DATA_DIR={given} is not a folder: point it at the benchmark data (the "
+            "folder holding gsm8k/, hellaswag/, ...) or unset it."
+        )
+
+
 TINY_CONFIG = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 64}
 
 # A small but complete study: one baseline, one 4-step fine-tune, 2 seeds, 2 strata.

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from tests.cli.test_cli import assert_clean_error
+from tests.conftest import SHARED, needs_data
 
-SHARED = Path("/work/shared/data")
 TOK = SHARED / "gpt2-tokenizer"
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+pytestmark = needs_data
 MODEL = ("--model", "scratch:gpt2", "--tokenizer", str(TOK))
 
 

@@ -11,9 +11,9 @@ from smollab.errors import ConfigError
 from smollab.eval.harness import make_task, run_eval
 from smollab.eval.lm import HFLM
 from smollab.eval.runner import run_task, summarize
+from tests.conftest import SHARED, needs_data
 
-SHARED = Path("/work/shared/data")
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+pytestmark = needs_data
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -15,9 +13,10 @@ from smollab.eval.lm import (
     LoglikelihoodRequest,
     RequestCache,
 )
+from tests.conftest import SHARED, needs_data
 
-GPT2_TOK = Path("/work/shared/data/gpt2-tokenizer")
-needs_tok = pytest.mark.skipif(not GPT2_TOK.is_dir(), reason="needs shared/data/gpt2-tokenizer")
+GPT2_TOK = SHARED / "gpt2-tokenizer"
+needs_tok = needs_data
 
 
 @pytest.fixture(scope="module")

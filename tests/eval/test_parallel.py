@@ -17,10 +17,9 @@ from smollab.eval.parallel import PARTS, merge_parts
 from smollab.eval.runner import samples_key
 from smollab.io import append_jsonl, read_jsonl
 from tests.cli.test_cli import assert_clean_error
-from tests.conftest import REPO, cli_env, find_processes, smollab_cmd
+from tests.conftest import REPO, SHARED, cli_env, find_processes, needs_data, smollab_cmd
 
-SHARED = Path("/work/shared/data")
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+pytestmark = needs_data
 LOAD = {
     "source": "scratch:gpt2",
     "tokenizer": str(SHARED / "gpt2-tokenizer"),

@@ -12,11 +12,11 @@ import pytest
 from smollab.eval.provider_lm import ProviderLM, make_provider_lm
 from smollab.tasks.requests import GenerateRequest
 from tests.cli.test_cli import assert_clean_error
+from tests.conftest import SHARED, needs_data
 from tests.providers.wire import WIRE, Replay, chat_completion
 
 pytest.importorskip("openai")
 pytest.importorskip("anthropic")
-SHARED = Path("/work/shared/data")
 
 
 def _gsm8k_golds(n: int) -> dict[str, str]:
@@ -31,7 +31,7 @@ def server() -> Any:
     r.close()
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+@needs_data
 def test_gsm8k_chat_through_an_openai_compatible_server(cli: Any, server: Replay, tmp_path: Path):
     golds = _gsm8k_golds(4)
     first_question = next(iter(golds))
@@ -146,7 +146,7 @@ def test_base_url_with_a_local_model(cli: Any) -> None:
     assert "--base-url" in msg and "openai:MODEL" in msg
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+@needs_data
 def test_a_rate_limit_mid_run_keeps_the_paid_calls(cli: Any, server: Replay, tmp_path: Path):
     golds = _gsm8k_golds(4)
     limited = list(golds)[2]
@@ -178,7 +178,7 @@ def test_a_rate_limit_mid_run_keeps_the_paid_calls(cli: Any, server: Replay, tmp
     assert res["tasks"]["gsm8k_chat"]["metrics"]["strict_match"]["estimate"] == 1.0
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+@needs_data
 def test_humaneval_chat_through_an_api_model(cli: Any, server: Replay, tmp_path: Path):
     """A chat model restates the function in a fence: humaneval_chat scores that code."""
     from smollab.sandbox import load_humaneval, sandbox_status
@@ -220,7 +220,7 @@ def test_api_models_default_to_fewer_calls_in_flight(monkeypatch: pytest.MonkeyP
     assert lm.batch_size == API_CONCURRENCY == 8
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+@needs_data
 def test_eval_budget_is_checked_before_the_first_call(
     cli: Any, server: Replay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

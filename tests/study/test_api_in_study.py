@@ -15,11 +15,11 @@ from smollab.io import read_json, read_jsonl
 from smollab.study.executor import InlineExecutor
 from smollab.study.session import pending_api_bounds, run_study
 from smollab.study.spec import loads_spec
+from tests.conftest import SHARED, needs_data
 from tests.providers.wire import Replay, chat_completion
 
 pytest.importorskip("openai")
-SHARED = Path("/work/shared/data")
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+pytestmark = needs_data
 
 
 LOCAL = """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from smollab.errors import ConfigError
@@ -11,9 +9,9 @@ from smollab.io import read_json, read_jsonl
 from smollab.study.executor import InlineExecutor
 from smollab.study.session import run_study
 from smollab.study.spec import loads_spec
+from tests.conftest import SHARED, needs_data
 
-SHARED = Path("/work/shared/data")
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+pytestmark = needs_data
 
 SPEC = f"""\
 [study]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
@@ -11,9 +10,9 @@ from smollab.errors import ConfigError
 from smollab.eval.harness import bench_task_names, make_task
 from smollab.tasks.gsm8k import FLEXIBLE, INVALID, STRICT, extract, normalise
 from smollab.tasks.requests import Loglikelihood, LoglikelihoodRequest
+from tests.conftest import SHARED, needs_data
 
-SHARED = Path("/work/shared/data")
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+pytestmark = needs_data
 
 
 def test_registry_lists_benchmarks_beside_arithmetic():

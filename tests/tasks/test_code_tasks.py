@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from smollab.errors import ConfigError
 from smollab.eval.harness import make_task
 from smollab.tasks.code import HUMANEVAL_STOP, MBPP_STOP, extract_code, problem_category
+from tests.conftest import SHARED, needs_data
 
-SHARED = Path("/work/shared/data")
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+pytestmark = needs_data
 
 
 def _sandbox_ok() -> bool:

@@ -11,9 +11,7 @@ import pytest
 
 from smollab.errors import DataError
 from smollab.tasks.data import load_records, read_records
-
-SHARED = Path("/work/shared/data")
-needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason="needs shared/data")
+from tests.conftest import SHARED, needs_data
 
 ROWS = [{"question": "1+1?", "answer": "#### 2"}, {"question": "2+2?", "answer": "#### 4"}]
 
