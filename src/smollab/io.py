@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+#: a name that is also one file or folder name: a study, condition, session or task id. It
+#: starts with a letter or digit, so "." and ".." and hidden names are not names.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
 
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "to_dict"):

@@ -244,13 +244,39 @@ def test_hierarchical_validation() -> None:
 def test_paired_diff_identical_arrays() -> None:
     a = (np.random.default_rng(9).random((1, 300)) < 0.5).astype(int)
     iv = paired_bootstrap_diff(a, a.copy(), n_boot=500)
-    assert (iv.estimate, iv.low, iv.high) == (0.0, 0.0, 0.0)
+    # no item differs, so every replicate is 0; the interval is not [0, 0] (certainty) but the
+    # share of items that could differ: 1 - Wilson's lower bound for 300 of 300
+    w = 1 - wilson_interval(300, 300).low
+    assert (iv.estimate, iv.low, iv.high) == (0.0, pytest.approx(-w), pytest.approx(w))
+    assert iv.method == "paired-wilson-bound" and 0.01 < w < 0.015
     assert verdict(iv) == "no detectable difference"
+    # 0 of 12 against 0 of 12: a difference of 24 points either way is not excluded
+    z = np.zeros((1, 12), dtype=int)
+    small = paired_bootstrap_diff(z, z.copy())
+    assert small.low == pytest.approx(-0.2425, abs=1e-3) and small.high == -small.low
+    # every item flipped the same way: the bound is one-sided
+    up = paired_bootstrap_diff(z, np.ones((1, 12), dtype=int))
+    assert up.estimate == 1.0 and up.high == 1.0 and 0.5 < up.low < 0.6
     multi = (np.random.default_rng(10).random((3, 300)) < 0.5).astype(int)
     iv_m = paired_bootstrap_diff(multi, multi.copy(), n_boot=500)
     assert iv_m.estimate == 0.0 and iv_m.contains(0.0)
     assert verdict(iv_m) == "no detectable difference"
     assert iv_m.method == "paired-bootstrap-seeds-items"
+
+
+def test_verdict_needs_the_exact_test_too() -> None:
+    """4 of 12 items flipped: the percentile bootstrap's interval lies above 0, but McNemar's
+    exact p is 0.125, so there is no detectable difference."""
+    a = np.zeros((1, 12), dtype=int)
+    b = a.copy()
+    b[0, :4] = 1
+    iv = paired_bootstrap_diff(a, b)
+    assert iv.low > 0 and verdict(iv) == "improvement"  # the interval alone
+    p = mcnemar(a[0], b[0]).p_value
+    assert p == pytest.approx(0.125)
+    assert verdict(iv, p_value=p) == "no detectable difference"
+    assert verdict(iv, p_value=0.01) == "improvement"
+    assert verdict(Interval(-0.3, -0.5, -0.1, 0.95, "x"), p_value=0.01) == "degradation"
 
 
 def test_paired_diff_clear_improvement_and_pairing() -> None:

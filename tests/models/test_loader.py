@@ -74,6 +74,20 @@ def test_local_dir_round_trip(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.allclose(lm.model(ids).logits, again.model(ids).logits, atol=1e-6)
     assert again.tokenizer.decode(again.tokenizer("7*8=\n").input_ids) == "7*8=\n"
+    # config and tokenizer belong to scratch models: a saved model is not silently resized
+    with pytest.raises(ConfigError, match="config given for model .* only from-scratch"):
+        load_model(str(tmp_path), config={"n_layer": 4})
+    with pytest.raises(ConfigError, match="tokenizer given"):
+        load_model(str(tmp_path), tokenizer="char")
+
+
+def test_prompt_longer_than_the_window_is_a_clear_error() -> None:
+    from smollab.eval.generate import greedy_generate
+
+    lm = tiny_lm("gpt2")  # block_size 64
+    with pytest.raises(ConfigError, match="A prompt of 69 tokens plus max_new_tokens=4 .* 64"):
+        greedy_generate(lm.model, lm.tokenizer, ["1" * 69], max_new_tokens=4)
+    assert greedy_generate(lm.model, lm.tokenizer, ["1" * 40], max_new_tokens=4)
 
 
 def test_dir_without_config_is_model_load_error(tmp_path: Path) -> None:

@@ -143,3 +143,20 @@ def test_missing_results_is_a_clear_error(tmp_path):
     (tmp_path / "results" / "results.json").write_text('{"schema": "other/9"}')
     with pytest.raises(DataError, match="schema"):
         build_report(tmp_path, pdf=False)
+
+
+def test_trained_condition_without_a_baseline_on_its_model_is_not_called_a_null_result(tmp_path):
+    """No comparison was made: the summary says so instead of 'no detectable improvement'."""
+    import copy
+
+    from smollab.report import build_report
+    from tests.report.conftest import load_sample, make_session
+
+    results = copy.deepcopy(load_sample())
+    results["comparisons"] = []
+    paths = build_report(make_session(tmp_path, results), pdf=False)
+    for text in (paths.report_md.read_text(), paths.paper_tex.read_text()):
+        flat = " ".join(text.split())
+        assert "no trained condition was compared with a baseline" in flat
+        assert "showed a detectable improvement" not in flat
+    check_paper_numbers(tmp_path)

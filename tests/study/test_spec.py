@@ -235,12 +235,60 @@ def test_problem_toml_error_gives_the_files_line(tmp_path: Path, tiny_spec_text:
         load_problem(p)
 
 
+@pytest.mark.parametrize("task_id", ["../../escaped", "ar/add", ".hidden", ""])
+def test_task_ids_are_file_names(tiny_spec_text: str, task_id: str) -> None:
+    """Files are named after task ids: a path in one would write outside the session."""
+    msg = bad(tiny_spec_text.replace('id = "add"', f"id = {task_id!r}"))
+    assert "tasks[0].id" in msg or "tasks[0]" in msg, msg
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ("n_head = 0", r"n_head = 0: input should be greater than or equal to 1"),
+        ('n_embd = "32"', r"n_embd = '32': input should be a valid integer"),
+        ("n_layer = 1.5", r"n_layer = 1.5: input should be a valid integer"),
+        ("dropout = 1.5", r"dropout = 1.5: input should be less than 1"),
+        ("n_layer = 0", r"n_layer = 0: input should be greater"),
+    ],
+)
+def test_scratch_config_types_and_ranges(tiny_spec_text: str, config: str, match: str) -> None:
+    key = config.split(" = ")[0]
+    text = re.sub(rf"{key} = [0-9.]+", config, tiny_spec_text, count=1)
+    if text == tiny_spec_text:  # not in the tiny config: add it
+        text = tiny_spec_text.replace("config = { ", f"config = {{ {config}, ")
+    msg = bad(text)
+    assert "models[0].config" in msg and re.search(match, msg), msg
+
+
+def test_training_longer_than_a_scratch_models_window(tiny_spec_text: str) -> None:
+    msg = bad(tiny_spec_text.replace("seq_len = 64", "seq_len = 128"))
+    assert "conditions[1].train.seq_len = 128" in msg and "block_size = 64" in msg, msg
+
+
+def test_config_and_tokenizer_only_for_scratch_models(tiny_spec_text: str) -> None:
+    text = tiny_spec_text.replace('source = "scratch:gpt2"', 'source = "smollm2-135m"')
+    msg = bad(text)
+    assert "models[0]" in msg and "sets config and tokenizer" in msg, msg
+
+
+def test_conditions_differing_only_in_threads_are_one_finding(tiny_spec_text: str) -> None:
+    twin = tiny_spec_text.split("[[conditions]]")[2].split("[eval]")[0]
+    twin = twin.replace('name = "ft"', 'name = "ft_b"')
+    twin = twin.replace("threads = 1", "threads = 2")
+    twin = twin.replace("checkpoint_every = 2", "checkpoint_every = 1")
+    text = tiny_spec_text.replace("[eval]", "[[conditions]]" + twin + "[eval]")
+    with pytest.raises(ConfigError, match=r"'ft' and 'ft_b' are identical but for .*threads"):
+        expand(loads_spec(text, "s.toml"))
+
+
 @pytest.mark.parametrize(
     ("old", "new", "match"),
     [
         ('"scratch:gpt2"', '"scratch:gpt3"', r"models\[0\].source: Unknown scratch architecture"),
         ("n_layer = 1,", "n_layers = 1,", r"models\[0\].config: Unknown scratch-model config keys"),
         ("n_embd = 32", "n_embd = 33", r"models\[0\].config: .*divisible by n_head"),
+        ("n_test = 12", "n_test = 12\ndata_seed = -1", r"'data_seed'.*greater than or equal to 0"),
         (
             "threads = 1\n",
             'threads = 1\nweights = { "1x1" = 1, "3x3" = 2 }\n',

@@ -330,3 +330,91 @@ def test_training_excludes_swapped_test_pairs_in_square_strata() -> None:
     assert task.excluded_pairs("1x1") == {
         (e.question["a"], e.question["b"]) for e in task.test_set() if e.stratum == "1x1"
     }
+
+
+def _pairs(examples: list[Example]) -> set[tuple[int, int]]:
+    return {(e.question["a"], e.question["b"]) for e in examples}
+
+
+@pytest.mark.parametrize("op", ["mul", "add"])
+def test_training_excludes_swaps_of_the_transposed_strata_test_pairs(op: str) -> None:
+    # the swap of a 1x2 test item is a 2x1 pair (and the same problem): it used to be trained
+    # on, 1082 of 5000 examples here
+    task = make_task(op, strata=["1x2", "2x1"], n_test=200)
+    test = _pairs(task.test_set())
+    train = task.train_examples(5000, seed=0)
+    assert {e.stratum for e in train} == {"1x2", "2x1"}
+    assert not _pairs(train) & test
+    assert not {(b, a) for a, b in _pairs(train)} & test
+    by = {s: _pairs([e for e in task.test_set() if e.stratum == s]) for s in ("1x2", "2x1")}
+    assert task.excluded_pairs("1x2") == by["1x2"] | {(b, a) for a, b in by["2x1"]}
+    assert task.excluded_pairs("2x1") == by["2x1"] | {(b, a) for a, b in by["1x2"]}
+    # 1x3 has no 3x1 here: nothing of another stratum to exclude
+    alone = make_task(op, strata=["1x3", "2x1"], n_test=50)
+    assert alone.excluded_pairs("1x3") == _pairs(
+        [e for e in alone.test_set() if e.stratum == "1x3"]
+    )
+
+
+def test_version_is_bumped_only_where_the_training_data_changed() -> None:
+    from smollab.study.runspec import _with_version
+
+    moved = {"id": "m", "task": "arith.mul", "strata": ["1x2", "2x1", "2x2"], "n_test": 50}
+    same = {"id": "m", "task": "arith.mul", "strata": ["1x1", "1x2", "2x2", "3x3"], "n_test": 50}
+    assert make_task(**{k: v for k, v in moved.items() if k not in ("id", "task")}).version == 2
+    assert _with_version(moved)["version"] == 2
+    assert _with_version(same) == same  # hashes of runs whose data did not change stay
+
+
+# sha256 (first 16 hex) of the 5000 training examples (seed 0) as they were before the swaps of
+# other strata's test pairs were excluded: strata without a transposed pair must not change
+DEFAULT = {"strata": ["1x1", "1x2", "2x2", "3x3"], "n_test": 200, "n_test_per_stratum": {"1x1": 50}}
+STUDY_WEIGHTS = {"1x1": 1.0, "1x2": 2.0, "2x2": 5.0, "3x3": 1.0}  # studies/multiplication.toml
+
+
+@pytest.mark.parametrize(
+    ("op", "kw", "weights", "digest"),
+    [
+        ("mul", DEFAULT, STUDY_WEIGHTS, "e1492c8a8112c2f6"),
+        ("mul", DEFAULT, None, "d3c83a5e754edf35"),
+        ("add", DEFAULT, STUDY_WEIGHTS, "1b3c4fd5e2b1ab75"),
+        ("mul", {"strata": ["1x1", "2x2"], "n_test": 50}, None, "b431a96984901f30"),
+    ],
+)
+def test_training_data_of_strata_without_a_transposed_pair_is_unchanged(
+    op: str, kw: dict, weights: dict[str, float] | None, digest: str
+) -> None:
+    import hashlib
+    import json
+
+    task = make_task(op, **kw)
+    train = task.train_examples(5000, seed=0, weights=weights)
+    blob = json.dumps([e.to_dict() for e in train], sort_keys=True).encode()
+    assert hashlib.sha256(blob).hexdigest()[:16] == digest
+    assert task.version == 1
+
+
+def test_default_training_data_first_examples() -> None:
+    train = make_task("mul", **DEFAULT).train_examples(5000, seed=0, weights=STUDY_WEIGHTS)
+    got = [(e.stratum, e.question["a"], e.question["b"]) for e in train[:4]]
+    # as generated before the fix (studies/multiplication.toml's task and weights)
+    assert got == [("2x2", 12, 17), ("1x2", 0, 58), ("2x2", 65, 81), ("1x2", 2, 50)]
+
+
+def test_strata_whose_test_sets_leave_no_training_pair_are_refused() -> None:
+    # 1x2 and 2x1 have 900 pairs each; 899 test pairs in each leave every 1x2 pair either a test
+    # pair or the swap of a 2x1 test pair
+    with pytest.raises(ConfigError) as e:
+        validate_task_config(
+            {"id": "m", "task": "arith.mul", "strata": ["1x2", "2x1"], "n_test": 899}
+        )
+    msg = str(e.value)
+    assert "'1x2' has no operand pair left for training" in msg and "'2x1'" in msg
+    assert 'n_test_per_stratum = { "1x2" = 225, "2x1" = 225 }' in msg
+    # the suggested sizes train
+    task = make_task(strata=["1x2", "2x1"], n_test_per_stratum={"1x2": 225, "2x1": 225})
+    assert len(task.train_examples(50, seed=0)) == 50
+    # a stratum left with a single pair still trains (on that pair)
+    one = make_task(strata=["1x2", "2x1"], n_test=10, n_test_per_stratum={"1x2": 899})
+    train = one.train_examples(200, seed=0, weights={"1x2": 1.0})
+    assert len(_pairs(train)) == 1 and not _pairs(train) & _pairs(one.test_set())

@@ -334,3 +334,12 @@ def test_bf16_autocast_falls_back_to_float32_without_native_bf16(
                  task=add_task, fmt=COMPACT, seed=0)  # fmt: skip
     tr.setup()
     assert tr.fit()["bf16_autocast"] is True and seen == [True, True]
+
+
+def test_seq_len_beyond_the_models_window_is_refused_before_training(
+    tmp_path: Path, add_task: Any
+) -> None:
+    s = spec(seq_len=128)  # the tiny GPT-2's block_size is 64
+    with pytest.raises(ConfigError, match=r"seq_len = 128 is longer than .* window of 64"):
+        Trainer(tiny_lm("gpt2", seed=0), s, tmp_path, task=add_task, fmt=COMPACT, seed=0).setup()
+    assert not (tmp_path / "metrics.jsonl").exists()

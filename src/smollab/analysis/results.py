@@ -172,7 +172,9 @@ def _targets(spec: StudySpec, out: dict[str, Any]) -> list[dict[str, Any]]:
             tb = c["tasks"].get(task)
             if tb is None:
                 continue
-            block = tb[OVERALL] if stratum == OVERALL else tb["strata"][stratum]
+            block = tb[OVERALL] if stratum == OVERALL else tb["strata"].get(stratum)
+            if block is None:  # no item of this stratum was evaluated (a task limit)
+                continue
             if best is None or block["exact_match"]["estimate"] > best["estimate"]:
                 best_name, best = name, block["exact_match"]
         rows.append(
@@ -208,6 +210,10 @@ def _curves(run_dir: Path) -> dict[str, Any]:
     return {"train": train, "eval": ev}
 
 
+#: the level at which McNemar's test (Holm-adjusted) must reject for a detected difference
+ALPHA = 0.05
+
+
 def _comparisons(spec, out, preds, strata_ids) -> None:
     baselines = [c.name for c in spec.conditions if c.is_baseline and c.name in out["conditions"]]
     trained = [c.name for c in spec.conditions if c.train and c.name in out["conditions"]]
@@ -232,13 +238,15 @@ def _comparisons(spec, out, preds, strata_ids) -> None:
                             "diff": diff.to_dict(),
                             "mcnemar": [m.to_dict() for m in tests],
                             "p_max": max(m.p_value for m in tests),
-                            "verdict": verdict(diff),
                         }
                     )
-    if comps:
-        for c, p in zip(comps, holm_bonferroni([c["p_max"] for c in comps]), strict=True):
-            c["p_holm"] = p
+    # a difference is detected when its interval excludes 0 and McNemar's test, Holm-adjusted
+    # over every comparison of the study, rejects at 0.05
+    for c, p in zip(comps, holm_bonferroni([c["p_max"] for c in comps]), strict=True):
+        c["p_holm"] = p
+        c["verdict"] = verdict(Interval(**c["diff"]), p_value=p, alpha=ALPHA)
     out["comparisons"] = comps
+    out["alpha"] = ALPHA
 
 
 def _notes(spec, out, tasks) -> list[str]:
@@ -246,13 +254,23 @@ def _notes(spec, out, tasks) -> list[str]:
     for t in out.get("targets", []):
         em = t["exact_match"]
         if em is None:
-            notes.append(f"Target {t['key']} >= {t['target']:.0%}: no trained condition ran.")
+            notes.append(
+                f"Target {t['key']} >= {t['target']:.0%}: no trained condition has a result "
+                "for it (none ran, or no item of that stratum was evaluated)."
+            )
             continue
         verb = "met" if t["met"] else "NOT met"
         notes.append(
             f"Target {verb}: {t['key']} exact match of {t['condition']} is {em['estimate']:.1%} "
             f"[{em['low']:.1%}, {em['high']:.1%}], target {t['target']:.0%}."
         )
+    compared = {c["condition"] for c in out.get("comparisons", [])}
+    for name, c in out["conditions"].items():
+        if c["kind"] != "baseline" and name not in compared:
+            notes.append(
+                f"Condition {name} (model {c['model']}) was not compared with a baseline: no "
+                "baseline condition evaluates that model. Add one to measure what training did."
+            )
     for t in tasks:
         for s, n in out["tasks"][t.name]["n_items"].items():
             if n < 100:

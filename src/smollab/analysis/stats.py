@@ -488,6 +488,15 @@ def paired_bootstrap_diff(
         boot[start : start + m] = acc_b - acc_a
     low, high = _percentiles(boot, level)
     estimate = float(mb.mean() - ma.mean())
+    if low == high:
+        # Every replicate is the same: every item (and seed) differs by the same amount,
+        # typically none at all (0/12 against 0/12), and the percentile interval has zero
+        # width. Bound it instead: at least a Wilson-lower-bound share of items is like these,
+        # and the rest may differ by anything in [-1, 1].
+        d = estimate
+        q = 1.0 - wilson_interval(n_items, n_items, level).low
+        low, high = max(-1.0, d * (1 - q) - q), min(1.0, d * (1 - q) + q)
+        return Interval(estimate, low, high, level, "paired-wilson-bound")
     return Interval(estimate, low, high, level, "paired-bootstrap-seeds-items")
 
 
@@ -566,20 +575,33 @@ def holm_bonferroni(p_values: Sequence[float]) -> list[float]:
     return [float(x) for x in out]
 
 
-def verdict(diff: Interval, higher_is_better: bool = True) -> str:
+def verdict(
+    diff: Interval,
+    higher_is_better: bool = True,
+    p_value: float | None = None,
+    alpha: float = 0.05,
+) -> str:
     """Classify a difference interval (e.g. from :func:`paired_bootstrap_diff`).
 
     Args:
         diff: interval for a difference ``treatment - baseline``.
         higher_is_better: True if larger metric values are better (accuracy); False for
             losses/perplexity.
+        p_value: the p-value of a test of the same difference (e.g. McNemar's exact test,
+            Holm-adjusted). Given, a difference counts only if the test also rejects at
+            ``alpha``: with few discordant items a percentile bootstrap interval is too narrow
+            (4 of 12 items flipped gives an interval above 0 where McNemar's p is 0.125).
+        alpha: the test's level.
 
     Returns:
-        ``"improvement"`` if the whole interval lies strictly on the good side of 0,
-        ``"degradation"`` if it lies strictly on the bad side, else
-        ``"no detectable difference"`` (including when 0 is inside or on the boundary, and
-        when bounds are nan). The point estimate alone never yields an improvement.
+        ``"improvement"`` if the whole interval lies strictly on the good side of 0 (and the
+        test rejects, when ``p_value`` is given), ``"degradation"`` if it lies strictly on the
+        bad side (likewise), else ``"no detectable difference"`` (including when 0 is inside or
+        on the boundary, and when bounds are nan). The point estimate alone never yields an
+        improvement.
     """
+    if p_value is not None and not p_value <= alpha:
+        return "no detectable difference"
     if diff.low > 0.0:
         return "improvement" if higher_is_better else "degradation"
     if diff.high < 0.0:

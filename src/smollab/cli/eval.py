@@ -16,7 +16,8 @@ def eval_cmd(
     model: Annotated[str, typer.Option("--model", help="model source (see `smollab study`)")],
     task: Annotated[list[str], typer.Option("--task", help="benchmark task; repeat for several")],
     limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="only the first N items")
+        int | None,
+        typer.Option("--limit", min=1, help="only the first N items (arith_probe: per stratum)"),
     ] = None,
     num_fewshot: Annotated[
         int | None, typer.Option("--num-fewshot", min=0, help="few-shot examples")

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
+from smollab.errors import ConfigError
+
 
 class GrowingLayer(DynamicLayer):
     """A ``DynamicLayer`` whose keys and values live in buffers allocated for ``capacity``
@@ -185,6 +187,18 @@ def greedy_generate(
     encoded = (
         [list(x) for x in prompt_ids] if prompt_ids is not None else _encode(tokenizer, prompts)
     )
+    if encoded:
+        from smollab.eval.lm import model_window
+
+        window = model_window(model, tokenizer)
+        longest = max(len(e) for e in encoded)
+        if longest + max_new_tokens > window:
+            raise ConfigError(
+                f"A prompt of {longest} tokens plus max_new_tokens={max_new_tokens} does not "
+                f"fit the model's context window of {window} tokens. Use a shorter prompt "
+                "format (e.g. 'compact' instead of 'fewshot'), fewer tokens to generate, or a "
+                "model with a longer window (for a scratch model, a larger config.block_size)."
+            )
     # by length, then by tokens: batches get little padding and long shared prefixes
     order = sorted(range(len(prompts)), key=lambda i: (len(encoded[i]), encoded[i]))
     out: list[str] = [""] * len(prompts)

@@ -305,6 +305,13 @@ def load_model(
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
     else:
+        given = [n for n, v in (("config", config), ("tokenizer", tokenizer)) if v]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} given for model {source!r}, which brings its own: only "
+                "from-scratch models ('scratch:gpt2', 'scratch:llama') take them. Leave "
+                f"{' and '.join(given)} out."
+            )
         if kind in ("embedded", "gguf"):
             gguf = Path(loc)
             loc = _gguf_cache_dir(gguf)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from transformers import GPT2Config, LlamaConfig, PretrainedConfig
 
 from smollab.errors import ConfigError
@@ -21,6 +22,18 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
 }
 ARCHS = ("gpt2", "llama")
+
+
+class _Sizes(BaseModel):
+    """The types and ranges of :data:`DEFAULTS` (whole numbers stay whole: no 1.5 layers)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    n_layer: int = Field(ge=1)
+    n_head: int = Field(ge=1)
+    n_embd: int = Field(ge=1)
+    block_size: int = Field(ge=2)
+    dropout: float = Field(ge=0, lt=1)
 
 
 def check_scratch(arch: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +51,19 @@ def check_scratch(arch: str, overrides: dict[str, Any]) -> dict[str, Any]:
             f"{', '.join(DEFAULTS)}."
         )
     c = {**DEFAULTS, **overrides}
+    if isinstance(c["dropout"], int) and not isinstance(c["dropout"], bool):
+        c["dropout"] = float(c["dropout"])
+    try:
+        _Sizes(**c)
+    except ValidationError as e:
+        bad = "; ".join(
+            f"{'.'.join(map(str, x['loc']))} = {x['input']!r}: {x['msg'].lower()}"
+            for x in e.errors()
+        )
+        raise ConfigError(
+            f"Scratch-model config: {bad}. Layers, heads, width and block size are whole "
+            "numbers of at least 1 (block size 2); dropout is in [0, 1)."
+        ) from None
     if c["n_embd"] % c["n_head"]:
         raise ConfigError(
             f"Scratch model: n_embd={c['n_embd']} must be divisible by n_head={c['n_head']}."

@@ -405,8 +405,10 @@ def _limitations(ctx: dict[str, Any]) -> list[Phrase]:
         phrase(
             "A difference is called an improvement only when its whole ",
             ctx["level"],
-            " interval lies above zero; McNemar p-values (largest over seeds, Holm-adjusted) "
-            "are supporting evidence, not the criterion.",
+            " interval lies above zero and McNemar's test (the largest p over seeds, "
+            "Holm-adjusted over the study's comparisons) rejects at ",
+            ctx["alpha"],
+            ": with few items that change, the bootstrap interval alone is too narrow.",
         )
     )
     out.append(
@@ -442,6 +444,7 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
         "session": results.get("session") or "",
         "created": results.get("created") or "",
         "level": _first_level(results),
+        "alpha": Num("alpha", results.get("alpha", 0.05), "short"),
         "models": models,
         "conditions": conditions,
         "trained": trained,

@@ -95,14 +95,36 @@ def check_distinct(runs: list[RunSpec]) -> list[RunSpec]:
 
     seen: dict[str, RunSpec] = {}
     for r in runs:
-        if r.hash in seen and seen[r.hash].condition != r.condition:
+        key = _result_key(r)
+        if key in seen and seen[key].condition != r.condition:
+            same = (
+                "identical"
+                if seen[key].hash == r.hash
+                else (
+                    "identical but for training settings that do not change results ("
+                    + ", ".join(NOT_RESULTS)
+                    + ")"
+                )
+            )
             raise ConfigError(
-                f"Conditions {seen[r.hash].condition!r} and {r.condition!r} are identical (same "
-                "model, format, training and seed), so they would report one result as two "
+                f"Conditions {seen[key].condition!r} and {r.condition!r} are {same}: the same "
+                "model, format, training and seed, so they would report one result as two "
                 "findings. Remove one or change what distinguishes them."
             )
-        seen[r.hash] = r
+        seen[key] = r
     return runs
+
+
+#: [conditions.train] settings that change how a run goes, not what it computes (they stay in
+#: the run hash, which finished runs are found by)
+NOT_RESULTS = ("threads", "checkpoint_every")
+
+
+def _result_key(r: RunSpec) -> str:
+    d = r.content()
+    for k in NOT_RESULTS:
+        (d.get("train") or {}).pop(k, None)
+    return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
 
 def expand_lm(spec: StudySpec) -> list[RunSpec]:

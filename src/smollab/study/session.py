@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from smollab.errors import ConfigError, RunFailed
-from smollab.io import append_jsonl, atomic_write_json, atomic_write_text, read_json
+from smollab.io import NAME_PATTERN, append_jsonl, atomic_write_json, atomic_write_text, read_json
 from smollab.study.executor import Executor, Job, LocalProcessExecutor, Outcome
 from smollab.study.runspec import expand
-from smollab.study.spec import NAME_PATTERN, StudySpec
+from smollab.study.spec import StudySpec
 from smollab.study.store import Store
 from smollab.study.worker import prepare_run_dir
 
@@ -65,8 +65,9 @@ def check_session_name(name: str) -> None:
     """A session is one folder directly under ``--out``: no path separators, not ``.``/``..``."""
     if not SESSION_NAME.match(name) or set(name) == {"."}:
         raise ConfigError(
-            f"Session name {name!r} is not a folder name: use letters, digits, '_', '-' and "
-            "'.' only (one folder directly under --out), e.g. --session-name mult-lr3e-4."
+            f"Session name {name!r} is not a folder name: start with a letter or digit and use "
+            "letters, digits, '_', '-' and '.' only (one folder directly under --out), e.g. "
+            "--session-name mult-lr3e-4."
         )
 
 

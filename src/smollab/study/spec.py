@@ -48,9 +48,7 @@ from pydantic import (
 )
 
 from smollab.errors import ConfigError
-
-# a folder-safe name (study, condition; sessions are checked with the same pattern)
-NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+from smollab.io import NAME_PATTERN
 
 
 def _distinct_seeds(v: list[int]) -> list[int]:
@@ -342,9 +340,9 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
     configs = [
         validate_task_config(t, where=f"{source}: tasks[{i}]") for i, t in enumerate(spec.tasks)
     ]
-    _check_scratch_models(spec, source)
     _check_trained_tasks(spec, configs, source)
     _check_api_models(spec, configs, source)
+    _check_scratch_models(spec, source)
     if spec.study.reference is not None:
         raise ConfigError(
             f"{source}: field 'study.reference' is for grokking studies (kind = 'grok'). A "
@@ -363,16 +361,35 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
 
 
 def _check_scratch_models(spec: StudySpec, source: str) -> None:
-    """A from-scratch model's architecture and config, before anything runs."""
+    """A from-scratch model's architecture and config, and the training length it allows,
+    before anything runs; ``config`` and ``tokenizer`` only where they are used."""
     from smollab.models.scratch import check_scratch
 
     for i, m in enumerate(spec.models):
-        if m.source.startswith("scratch:"):
-            try:
-                check_scratch(m.source.split(":", 1)[1], m.config)
-            except ConfigError as e:
-                field = "config" if m.config and "architecture" not in e.message else "source"
-                raise ConfigError(f"{source}: models[{i}].{field}: {e.message}") from None
+        if not m.source.startswith("scratch:"):
+            given = [f for f in ("config", "tokenizer") if getattr(m, f)]
+            if given:
+                raise ConfigError(
+                    f"{source}: models[{i}] ({m.name!r}) sets {' and '.join(given)}, which only "
+                    f"from-scratch models use (source = 'scratch:gpt2' or 'scratch:llama'); "
+                    f"{m.source!r} brings its own. Remove {' and '.join(given)}."
+                )
+            continue
+        try:
+            full = check_scratch(m.source.split(":", 1)[1], m.config)
+        except ConfigError as e:
+            field = "config" if m.config and "architecture" not in e.message else "source"
+            raise ConfigError(f"{source}: models[{i}].{field}: {e.message}") from None
+        for j, c in enumerate(spec.conditions):
+            if c.train is None or spec.model_for(c) is not m:
+                continue
+            if c.train.seq_len > full["block_size"]:
+                raise ConfigError(
+                    f"{source}: conditions[{j}].train.seq_len = {c.train.seq_len} is longer than "
+                    f"model {m.name!r}'s context window (config.block_size = "
+                    f"{full['block_size']}). Set seq_len to at most {full['block_size']}, or "
+                    "raise block_size."
+                )
 
 
 def _check_trained_tasks(spec: StudySpec, configs: list[Any], source: str) -> None:

@@ -8,6 +8,11 @@ what lm-eval's ``arithmetic_2da`` etc. report, beside the exact-match ``arith.*`
 Strata are ``"{digits}d{op}"`` as in lm-eval (``2da`` = two-digit addition, ``3ds``, ``2dm``):
 operands drawn uniformly from ``[0, 10**digits)`` with a seeded generator (GPT-3's recipe; the
 items themselves are ours, not EleutherAI/arithmetic's files).
+
+Each stratum stands for one lm-eval task (``arithmetic_2da``, ...), and lm-eval's ``--limit N``
+takes the first N documents of each task; so does ``limit`` here: the first N items of every
+stratum (the same items as ``n_per_stratum = N``), not the first N items overall, which would
+be the first stratum's alone.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ class ArithProbeConfig(BenchConfig):
     )
     n_per_stratum: int = Field(200, ge=1)
     seed: int = 1234
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="evaluate only the first N items of each stratum (lm-eval's --limit, which "
+        "applies per arithmetic_* task), i.e. N x len(strata) items; not the first N overall",
+    )
 
     @field_validator("strata")
     @classmethod
@@ -51,14 +62,29 @@ class ArithProbeTask(BenchTask):
     request_type = "loglikelihood"
     metrics = ("acc",)
     config: ArithProbeConfig
+    #: 2: ``limit`` applies per stratum (version 1 took the first N items overall, i.e. only
+    #: the first strata); the items of a given id are unchanged
+    version = 2
+
+    def docs(self) -> list[dict[str, Any]]:
+        """The evaluated items: the first ``limit`` items of each stratum (see module
+        docstring), in stratum order."""
+        if self._docs is None:
+            n = self.config.n_per_stratum
+            self._docs = self._items(min(self.config.limit or n, n))
+        return self._docs
 
     def load_docs(self) -> list[dict[str, Any]]:
+        return self._items(self.config.n_per_stratum)
+
+    def _items(self, n: int) -> list[dict[str, Any]]:
+        """The first ``n`` items of each stratum (a stratum's items do not depend on ``n``)."""
         docs = []
         for s in self.config.strata:
             digits, op = _parse(s)
             word, fn = OPS[op]
             rng = random.Random(f"{self.config.seed}:{s}")
-            for j in range(self.config.n_per_stratum):
+            for j in range(n):
                 a, b = rng.randrange(10**digits), rng.randrange(10**digits)
                 docs.append(
                     {

@@ -2,8 +2,10 @@
 
 A stratum ``"AxB"`` pairs an A-digit first operand with a B-digit second operand (1-digit
 operands are 0..9, d-digit operands are 10**(d-1)..10**d-1). The test set of each stratum is a
-seeded sample of operand pairs; training examples never use a test pair, nor its swap (b, a)
-where the stratum is big enough to afford that (see :meth:`ArithmeticTask.excluded_pairs`).
+seeded sample of operand pairs; training examples never use a test pair, nor, the operations
+being commutative, the swap (b, a) of a test pair: of the same stratum where the stratum is big
+enough to afford that (square strata but 1x1), and always of the transposed stratum (the swap of
+a ``1x2`` test item is a ``2x1`` pair; see :meth:`ArithmeticTask.excluded_pairs`).
 
 Prompt formats (``PROMPT_FORMATS``) decide how an example becomes text:
 
@@ -41,6 +43,9 @@ OPS: dict[str, tuple[str, str, Callable[[int, int], int]]] = {
     "mul": ("*", "times", lambda a, b: a * b),
     "add": ("+", "plus", lambda a, b: a + b),
 }
+#: ops with f(a, b) == f(b, a): the swap of a test pair is the same item to a model, so training
+#: must not use it (see :meth:`ArithmeticTask.excluded_pairs`)
+COMMUTATIVE = frozenset({"mul", "add"})
 
 _STRATUM = re.compile(r"^(-?\d+)x(-?\d+)$")
 MAX_DIGITS = 9
@@ -73,6 +78,27 @@ def stratum_size(s: str) -> int:
     return (ha - la + 1) * (hb - lb + 1)
 
 
+def sample_test_pairs(stratum: str, n: int, data_seed: int) -> list[tuple[int, int]]:
+    """The ``n`` test operand pairs of ``stratum``: a seeded sample that depends on the data seed
+    and the stratum only, not on the other strata."""
+    da, db = parse_stratum(stratum)
+    (la, ha), (lb, hb) = operand_range(da), operand_range(db)
+    n_b = hb - lb + 1
+    size = (ha - la + 1) * n_b
+    rng = np.random.default_rng([data_seed, da, db, 7])
+    flat = rng.choice(size, size=n, replace=False)
+    return [(la + int(i) // n_b, lb + int(i) % n_b) for i in flat]
+
+
+def transposed_stratum(s: str, strata: list[str]) -> str | None:
+    """The stratum of ``strata`` holding the swaps of ``s``'s pairs (``"2x1"`` for ``"1x2"``), for
+    a non-square ``s``; None for a square one or when there is none."""
+    da, db = parse_stratum(s)
+    if da == db:
+        return None
+    return next((t for t in strata if parse_stratum(t) == (db, da)), None)
+
+
 class ArithmeticConfig(TaskConfig):
     """``[[tasks]]`` entry for ``arith.mul`` / ``arith.add``."""
 
@@ -81,7 +107,9 @@ class ArithmeticConfig(TaskConfig):
     n_test_per_stratum: dict[str, int] = Field(
         default_factory=dict, description="per-stratum overrides of n_test"
     )
-    data_seed: int = Field(1234, description="seed of the test-set sample (shared by conditions)")
+    data_seed: int = Field(
+        1234, ge=0, description="seed of the test-set sample (shared by conditions)"
+    )
 
     @field_validator("strata")
     @classmethod
@@ -113,14 +141,46 @@ class ArithmeticConfig(TaskConfig):
                     f"pairs and training needs pairs disjoint from the test set; use at most "
                     f'{size // 2} (e.g. n_test_per_stratum = {{ "{s}" = {size // 2} }})'
                 )
+        if self.task.removeprefix("arith.") in COMMUTATIVE:
+            self._check_training_left()
         return self
+
+    def _check_training_left(self) -> None:
+        """A stratum whose transposed stratum is in the task loses the swaps of that stratum's
+        test pairs too; refuse test sets that together leave it no training pair."""
+        for s in self.strata:
+            t = transposed_stratum(s, self.strata)
+            if t is None:
+                continue
+            size, n_s, n_t = stratum_size(s), self.n_test_for(s), self.n_test_for(t)
+            if n_s + n_t < size:  # cannot cover the stratum: no need to draw the samples
+                continue
+            own = set(sample_test_pairs(s, n_s, self.data_seed))
+            swaps = {(b, a) for a, b in sample_test_pairs(t, n_t, self.data_seed)}
+            if len(own | swaps) >= size:
+                raise ValueError(training_exhausted(s, t, size, n_s, n_t))
 
     def n_test_for(self, s: str) -> int:
         return self.n_test_per_stratum.get(s, self.n_test)
 
 
+def training_exhausted(s: str, t: str, size: int, n_s: int, n_t: int) -> str:
+    return (
+        f"Stratum {s!r} has no operand pair left for training: its {size} pairs are all either "
+        f"one of its {n_s} test pairs or the swap (b, a) of one of the {n_t} test pairs of "
+        f"stratum {t!r} (a swapped test item is the same problem, so training excludes it). "
+        "Hold out fewer items, e.g. n_test_per_stratum = "
+        f'{{ "{s}" = {size // 4}, "{t}" = {size // 4} }}'
+    )
+
+
 class ArithmeticTask(Task):
-    """Exact-match arithmetic with per-digit accuracy and an error taxonomy."""
+    """Exact-match arithmetic with per-digit accuracy and an error taxonomy.
+
+    ``version`` (in the run hash when not 1) is 2 for tasks that have a stratum and its
+    transposition ("1x2" and "2x1"): their training data changed when the swaps of the other
+    stratum's test pairs were excluded from training (see :meth:`excluded_pairs`).
+    """
 
     config: ArithmeticConfig
     item_metrics = ("digit_accuracy",)
@@ -139,6 +199,13 @@ class ArithmeticTask(Task):
         self.config = config
         self.name = config.id
         self._test: list[Example] | None = None
+        #: part of the run hash when not 1 (:mod:`smollab.study.runspec`), bumped for the
+        #: configurations whose items changed, so that their finished runs are not reused.
+        #: 2: training (and the few-shot examples drawn from it) excludes the swaps of the test
+        #: pairs of the transposed stratum, e.g. of a "2x1" test item in "1x2"; before, a task
+        #: with both trained on them. Tasks without such a pair of strata (the default
+        #: 1x1/1x2/2x2/3x3) have the same data as before and stay at version 1.
+        self.version = 2 if self._has_transposed_strata() else 1
 
     @property
     def strata(self) -> list[str]:
@@ -152,27 +219,31 @@ class ArithmeticTask(Task):
             answer=str(self.fn(a, b)),
         )
 
+    def _has_transposed_strata(self) -> bool:
+        return self.op in COMMUTATIVE and any(
+            transposed_stratum(s, self.strata) is not None for s in self.strata
+        )
+
     def _test_pairs(self, stratum: str) -> list[tuple[int, int]]:
-        da, db = parse_stratum(stratum)
-        (la, ha), (lb, hb) = operand_range(da), operand_range(db)
-        n_b = hb - lb + 1
-        size = (ha - la + 1) * n_b
-        # the sample depends on the data seed and the stratum only, not on the other strata
-        rng = np.random.default_rng([self.config.data_seed, da, db, 7])
-        flat = rng.choice(size, size=self.config.n_test_for(stratum), replace=False)
-        return [(la + int(i) // n_b, lb + int(i) % n_b) for i in flat]
+        return sample_test_pairs(stratum, self.config.n_test_for(stratum), self.config.data_seed)
 
     def excluded_pairs(self, stratum: str) -> set[tuple[int, int]]:
         """Operand pairs training must not use: the test pairs and, for the commutative ops,
-        their swaps (b, a) when those fall in this stratum too (square strata). The swap
-        exclusion is skipped where it would leave less than half the stratum for training,
-        i.e. for 1x1, whose whole space is 100 pairs."""
+        the swaps (b, a) of test pairs. Within a square stratum the swap exclusion is skipped
+        where it would leave less than half the stratum for training, i.e. for 1x1, whose whole
+        space is 100 pairs (a 1x1 training item may be the swap of a 1x1 test item). The swaps
+        of the transposed stratum's test pairs (a "2x1" test item swapped is a "1x2" pair) are
+        always excluded; the config refuses test sets that would leave no pair."""
         pairs = set(self._test_pairs(stratum))
         da, db = parse_stratum(stratum)
         if da == db:
             with_swaps = pairs | {(b, a) for a, b in pairs}
             if len(with_swaps) <= stratum_size(stratum) // 2:
                 return with_swaps
+        elif self.op in COMMUTATIVE:
+            t = transposed_stratum(stratum, self.strata)
+            if t is not None:
+                pairs |= {(b, a) for a, b in self._test_pairs(t)}
         return pairs
 
     def test_set(self) -> list[Example]:
@@ -200,6 +271,11 @@ class ArithmeticTask(Task):
         p = np.array([weights[s] for s in names], dtype=float)
         p /= p.sum()
         test = {s: self.excluded_pairs(s) for s in names}
+        for s in names:  # the config refuses this; the guard keeps the sampler from spinning
+            if len(test[s]) >= stratum_size(s):
+                t = transposed_stratum(s, self.strata) or s
+                n_s, n_t = self.config.n_test_for(s), self.config.n_test_for(t)
+                raise ConfigError(training_exhausted(s, t, stratum_size(s), n_s, n_t))
         rng = np.random.default_rng([seed, 11])
         which = rng.choice(len(names), size=n, p=p)
         out: list[Example] = []

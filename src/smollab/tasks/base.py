@@ -11,8 +11,9 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from smollab.io import NAME_PATTERN
 from smollab.registry import Registry
 
 
@@ -48,7 +49,11 @@ class TaskConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: str = Field(
+        pattern=NAME_PATTERN,
+        description="the task's name in the study (files are named after it): letters, digits, "
+        "'_', '-', '.'",
+    )
     task: str
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from smollab.errors import ConfigError
 from smollab.io import atomic_write_json, dumps, read_jsonl, write_jsonl
 from smollab.models import LoadedModel
 from smollab.models.loader import native_bf16
@@ -316,6 +317,15 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         spec = self.spec
+        from smollab.eval.lm import model_window
+
+        window = model_window(self.lm.model, self.lm.tokenizer)
+        if spec.seq_len > window:
+            raise ConfigError(
+                f"[conditions.train].seq_len = {spec.seq_len} is longer than the model's context "
+                f"window of {window} tokens. Set seq_len to at most {window} (or, for a scratch "
+                "model, raise config.block_size)."
+            )
         if spec.threads:
             torch.set_num_threads(spec.threads)
         set_seed(self.seed)
