@@ -66,6 +66,12 @@ def test_baseline_study_evaluates_benchmarks(tmp_path, report_ready):
         sum(p["correct"] for p in preds) / 4
     )
     assert res.session_dir == tmp_path / "b"
+    # what the score is, named: a benchmark's own metric, not "exact match"
+    scores = {k: v["score"] for k, v in results["tasks"].items()}
+    assert scores == {"add": "exact_match", "hs": "acc", "probe": "acc"}
+    if report_ready:
+        md = (tmp_path / "b" / "report.md").read_text()
+        assert "Overall acc on `hs`" in md and "Overall exact match on `add`" in md
 
 
 def test_training_on_a_benchmark_is_refused():

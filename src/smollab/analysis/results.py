@@ -29,7 +29,7 @@ from smollab.analysis.stats import (
 )
 from smollab.io import read_jsonl
 from smollab.study.spec import StudySpec
-from smollab.tasks import build_task, validate_task_config
+from smollab.tasks import BenchTask, build_task, validate_task_config
 
 OVERALL = "overall"
 
@@ -120,6 +120,8 @@ def aggregate(
             "strata": t.strata,
             "n_items": {s: len(v) for s, v in ids.items()},
             "metrics": ["exact_match", *t.item_metrics],
+            # what "exact_match" holds: a benchmark's primary metric (hellaswag's acc, ...)
+            "score": t.metrics[0] if isinstance(t, BenchTask) else "exact_match",
             "error_types": list(t.error_types),
         }
     for m in spec.models:

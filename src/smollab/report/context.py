@@ -19,7 +19,7 @@ from typing import Any
 
 from smollab.errors import DataError
 from smollab.io import read_json
-from smollab.report.fmt import FORMATTERS, NA, is_missing
+from smollab.report.fmt import FORMATTERS, NA, is_missing, score_label
 
 SCHEMA = "smollab.results/1"
 
@@ -331,8 +331,15 @@ def _task(
         "n_items": [{"stratum": Ident(s), "n": n} for s, n in zip(strata, sizes, strict=True)],
         "n_items_min": min(known, key=lambda n: n.value) if known else None,
         "n_items_max": max(known, key=lambda n: n.value) if known else None,
+        "score": score_label(spec),
         "metrics": [
-            {"key": m, "label": METRIC_LABELS.get(m, m.replace("_", " "))} for m in metrics
+            {
+                "key": m,
+                "label": score_label(spec).capitalize()
+                if m == "exact_match"
+                else METRIC_LABELS.get(m, m.replace("_", " ")),
+            }
+            for m in metrics
         ],
         "error_types": list(spec.get("error_types") or []),
         "rows": rows,

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from smollab.io import atomic_write_bytes
-from smollab.report.fmt import is_missing
+from smollab.report.fmt import is_missing, score_label
 
 if TYPE_CHECKING:  # matplotlib.typing.RcKeyType is newer than the oldest matplotlib supported
     from matplotlib.typing import RcKeyType
@@ -113,9 +113,10 @@ def accuracy_by_difficulty(results: dict[str, Any], task: str, out_dir: Path) ->
                 ax.text(p, 0.02, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_xticks(x, strata)
     ax.set_xlabel("difficulty (stratum)")
-    ax.set_ylabel("exact match")
+    score = score_label(results["tasks"][task])
+    ax.set_ylabel(score)
     _percent_axis(ax)
-    ax.set_title(f"{task}: exact match by difficulty")
+    ax.set_title(f"{task}: {score} by difficulty")
     ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, out_dir, f"accuracy_by_difficulty_{task}")
 

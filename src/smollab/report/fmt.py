@@ -109,3 +109,10 @@ FORMATTERS = {
     "signed": signed,
     "ratio": ratio,
 }
+
+
+def score_label(task_spec: dict[str, Any]) -> str:
+    """What a task's ``exact_match`` entries hold, in words: "exact match" for generated answers,
+    a benchmark's own primary metric otherwise (hellaswag's "acc", humaneval's "pass@1")."""
+    score = task_spec.get("score") or "exact_match"
+    return "exact match" if score == "exact_match" else score.replace("_", "-")
