@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,13 @@ threads = 1
 [eval]
 batch_size = 16
 """
+
+
+def with_source(spec_text: str, source: str) -> str:
+    """``spec_text`` (the tiny spec) with its model's source replaced; the scratch-only
+    ``tokenizer`` and ``config`` lines go too, since other sources refuse them."""
+    text = spec_text.replace('source = "scratch:gpt2"', f"source = {source!r}".replace("'", '"'))
+    return re.sub(r'\n(tokenizer = "char"|config = \{[^\n]*\})', "", text)
 
 
 @pytest.fixture

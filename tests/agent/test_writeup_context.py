@@ -17,6 +17,7 @@ from smollab.io import read_json, read_jsonl
 from smollab.providers import make_provider
 from smollab.study.problem import load_problem
 from tests.agent.scripts import PROBLEM, scripted_agent, write_script
+from tests.conftest import with_source
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "results_sample.json"
 REF = "{{conditions.finetune_full.tasks.mul.overall.exact_match.estimate|pct}}"
@@ -84,7 +85,7 @@ def test_preflight_table(tmp_path: Path) -> None:
     names = [c.name for c in checks]
     assert names == ["key", "sandbox", "TeX", "disk", "models / data"]
     assert all(c.status in ("ok", "warn") for c in checks)
-    prob.write_text(PROBLEM.replace('source = "scratch:gpt2"', 'source = "/no/such/model"'))
+    prob.write_text(with_source(PROBLEM, "/no/such/model"))  # a local model that is not there
     with pytest.raises(ConfigError, match="Preflight failed: models / data"):
         preflight(make_provider(f"scripted:{script}"), load_problem(prob), tmp_path)
 

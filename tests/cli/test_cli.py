@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import one_line
+from tests.conftest import one_line, with_source
 
 
 def assert_clean_error(proc: Any, code: int | None = None) -> str:
@@ -82,9 +82,7 @@ def test_missing_spec_and_problem_files(cli: Any, tmp_path: Path) -> None:
 
 
 def test_unknown_hub_model_offline(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
-    text = tiny_spec_text.replace(
-        'source = "scratch:gpt2"', 'source = "nonexistent-org/nonexistent-model"'
-    )
+    text = with_source(tiny_spec_text, "nonexistent-org/nonexistent-model")
     text = text.split('[[conditions]]\nname = "ft"')[0]  # baseline only: fail fast either way
     spec = tmp_path / "hub.toml"
     spec.write_text(text)
@@ -97,7 +95,7 @@ def test_unknown_hub_model_offline(cli: Any, tmp_path: Path, tiny_spec_text: str
 def test_api_model_trained_in_a_study(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
     """A study that would fine-tune an API model is a clear error before any run (it was the hub
     client's validation traceback), and so is one without the API key."""
-    text = tiny_spec_text.replace('source = "scratch:gpt2"', 'source = "openai:gpt-4o-mini"')
+    text = with_source(tiny_spec_text, "openai:gpt-4o-mini")
     spec = tmp_path / "api.toml"
     spec.write_text(text)
     proc = cli("study", spec, "--out", tmp_path / "out", "--no-pdf", timeout=180)
