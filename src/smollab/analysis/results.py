@@ -277,8 +277,8 @@ def _notes(spec, out, tasks) -> list[str]:
         for s, n in out["tasks"][t.name]["n_items"].items():
             if n < 100:
                 notes.append(
-                    f"Task {t.name}, stratum {s}: only {n} held-out items (the stratum's operand "
-                    "space is small), so its interval is wide."
+                    f"Task {t.name}, stratum {s}: only {n} held-out items, so its interval is "
+                    "wide."
                 )
     for cname, c in out["conditions"].items():
         ts = c.get("train_summary") or {}
