@@ -53,6 +53,25 @@ def test_sessions_lists_a_corrupt_session_instead_of_failing(cli: Any, tmp_path:
     assert "good" in out and "bad" in out and "unreadable session.json" in out
 
 
+def test_sessions_counts_the_runs_of_the_current_study_only(cli: Any, tmp_path: Path) -> None:
+    """Run folders of an earlier version of the study stay for reuse, but are not its runs."""
+    d = _session(tmp_path, "edited")
+    state = {"name": "edited", "stage": "runs_failed", "run_hashes": ["aaa", "bbb", "ccc"]}
+    (d / "session.json").write_text(json.dumps(state))
+    for h in ("aaa", "old1", "old2"):  # one current run finished, two stale ones
+        (d / "runs" / h).mkdir(parents=True)
+        (d / "runs" / h / "record.json").write_text("{}")
+    (d / "runs" / "bbb").mkdir()  # started, not finished
+    old = _session(tmp_path, "older")  # written before the run list was recorded
+    (old / "runs" / "x").mkdir(parents=True)
+    (old / "runs" / "x" / "record.json").write_text("{}")
+    proc = cli("sessions", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if "│" in line}
+    assert rows["edited"].split("│")[4].strip() == "1/3"
+    assert rows["older"].split("│")[4].strip() == "1"
+
+
 def test_sessions_on_a_folder_that_does_not_exist(cli: Any, tmp_path: Path) -> None:
     proc = cli("sessions", "--out", tmp_path / "nope")
     assert proc.returncode == 0, proc.stderr

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import torch
 
+from smollab.errors import ConfigError
 from smollab.eval import evaluate_items, greedy_generate, sequential_generate
 from smollab.eval.evaluator import accuracy_by_stratum, fewshot_examples
 from smollab.tasks import PROMPT_FORMATS, build_task, validate_task_config
@@ -123,6 +124,27 @@ def test_evaluate_items_records() -> None:
     recs[-1]["correct"] = True
     acc = accuracy_by_stratum(recs)
     assert acc == {"1x1": pytest.approx(1 / 6), "1x2": pytest.approx(1 / 6)}
+
+
+def test_evaluate_items_takes_a_format_name_and_no_items() -> None:
+    """The library call a researcher writes by hand: a task table, a format by name, and an
+    empty selection (e.g. a stratum filtered away) give records, not AttributeError/ValueError."""
+    lm = diverse("gpt2")
+    task = build_task({"id": "add", "task": "arith.add", "strata": ["1x1"], "n_test": 3})
+    items = task.test_set()
+    by_name = evaluate_items(lm.model, lm.tokenizer, task, "compact", items, max_new_tokens=4)
+    fmt = PROMPT_FORMATS.get("compact")
+    assert by_name == evaluate_items(lm.model, lm.tokenizer, task, fmt, items, max_new_tokens=4)
+    assert evaluate_items(lm.model, lm.tokenizer, task, fmt, []) == []
+    with pytest.raises(ConfigError, match=r"Unknown prompt format 'compcat' in evaluate_items"):
+        evaluate_items(lm.model, lm.tokenizer, task, "compcat", items)
+
+
+def test_build_task_refuses_what_is_not_a_task_table() -> None:
+    with pytest.raises(ConfigError, match=r"build_task: expected a task table .* got str"):
+        build_task("arith.add")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"build_task: field 'task' is missing"):
+        build_task({"id": "add"})
 
 
 def test_fewshot_examples_are_not_test_items() -> None:

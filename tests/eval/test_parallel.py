@@ -120,18 +120,19 @@ def _count(p: Path) -> int:
 
 def test_a_killed_worker_keeps_the_finished_items_and_the_run_resumes(tmp_path):
     home, out = tmp_path / "home", tmp_path / "ev"
+    n, chunk = 240, 48  # each worker scores 120 items, 48 at a time
     args = ["eval", "--model", "scratch:gpt2", "--tokenizer", str(SHARED / "gpt2-tokenizer"),
-            "--task", "hellaswag", "--limit", "700", "--data-dir", str(SHARED),
+            "--task", "hellaswag", "--limit", str(n), "--data-dir", str(SHARED),
             "--out", str(out), "--procs", "2", "--no-cache"]  # fmt: skip
-    env = {**cli_env(home), "OMP_NUM_THREADS": "2"}
+    env = {**cli_env(home), "OMP_NUM_THREADS": "2", "SMOLLAB_EVAL_CHUNK": str(chunk)}
     proc = subprocess.Popen(
         smollab_cmd(*args), env=env, cwd=REPO, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     parts = out / PARTS / "hellaswag"
     t0 = time.monotonic()
-    # each worker scores its items 256 at a time: kill one once a chunk is written
-    while max((_count(p) for p in parts.glob("*/samples_hellaswag.jsonl")), default=0) < 256:
+    # kill one worker once a chunk is written
+    while max((_count(p) for p in parts.glob("*/samples_hellaswag.jsonl")), default=0) < chunk:
         if proc.poll() is not None or time.monotonic() - t0 > 240:
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail("the run ended before a worker finished a chunk:\n" + proc.stderr.read())
@@ -143,7 +144,7 @@ def test_a_killed_worker_keeps_the_finished_items_and_the_run_resumes(tmp_path):
     msg = assert_clean_error(subprocess.CompletedProcess(args, proc.returncode, stdout, stderr), 1)
     assert "worker process of `--procs 2` died" in msg and "run the same command again" in msg
     kept = read_jsonl(out / "samples_hellaswag.jsonl")
-    assert len(kept) >= 256 and len({r["id"] for r in kept}) == len(kept)
+    assert chunk <= len(kept) < n and len({r["id"] for r in kept}) == len(kept)
     assert not parts.exists()
     # the same command again: only the rest is computed
     again = subprocess.run(smollab_cmd(*args), env=env, cwd=REPO, text=True, capture_output=True,
@@ -151,5 +152,24 @@ def test_a_killed_worker_keeps_the_finished_items_and_the_run_resumes(tmp_path):
     assert again.returncode == 0, again.stderr
     res = json.loads((out / "results.json").read_text())["tasks"]["hellaswag"]
     recs = read_jsonl(out / "samples_hellaswag.jsonl")
-    assert res["n"] == 700 and len(recs) == 700 and len({r["id"] for r in recs}) == 700
+    assert res["n"] == n and len(recs) == n and len({r["id"] for r in recs}) == n
     assert {r["id"]: r for r in recs}.keys() >= {r["id"] for r in kept}
+
+
+def test_eval_chunk_from_the_environment(monkeypatch, small):
+    from smollab.errors import ConfigError
+    from smollab.eval.lm import HFLM
+    from smollab.eval.runner import CHUNK, _chunk
+
+    task, lm = (
+        make_task("hellaswag", limit=2, data_dir=str(SHARED)),
+        HFLM(small.model, small.tokenizer),
+    )
+    monkeypatch.delenv("SMOLLAB_EVAL_CHUNK", raising=False)
+    assert _chunk(task, lm) == CHUNK
+    monkeypatch.setenv("SMOLLAB_EVAL_CHUNK", "32")
+    assert _chunk(task, lm) == 32
+    for bad in ("0", "-4", "lots"):
+        monkeypatch.setenv("SMOLLAB_EVAL_CHUNK", bad)
+        with pytest.raises(ConfigError, match=f"SMOLLAB_EVAL_CHUNK={bad!r} is not a whole number"):
+            _chunk(task, lm)

@@ -160,3 +160,27 @@ def test_trained_condition_without_a_baseline_on_its_model_is_not_called_a_null_
         assert "no trained condition was compared with a baseline" in flat
         assert "showed a detectable improvement" not in flat
     check_paper_numbers(tmp_path)
+
+
+def test_category_strata_get_an_overall_headline_and_a_chance_level(tmp_path):
+    """Strata that are categories (a code task's problem kinds) have no "hardest": the summary
+    and abstract report the overall comparison; a task's guessing level is stated and traced."""
+    import copy
+
+    from smollab.report import build_report
+    from tests.report.conftest import load_sample, make_session
+
+    results = copy.deepcopy(load_sample())
+    results["tasks"]["mul"]["strata_by_difficulty"] = False
+    results["tasks"]["mul"]["chance"] = 0.25
+    paths = build_report(make_session(tmp_path, results), pdf=False)
+    md = " ".join(paths.report_md.read_text().split())
+    tex = " ".join(paths.paper_tex.read_text().split())
+    assert "hardest stratum" not in md and "hardest stratum" not in tex
+    assert "On mul, finetune_full improved overall exact match from" in md.replace("`", "")
+    assert "guessing scores 25% exact match" in md
+    assert r"guessing scores 25\% exact match" in tex and "by stratum" in tex
+    assert "by difficulty" not in tex
+    numbers = check_paper_numbers(tmp_path)
+    assert numbers["tasks.mul.chance"]["text"] == "25%"
+    assert "conditions.finetune_full.tasks.mul.overall.exact_match.estimate" in numbers

@@ -69,9 +69,18 @@ def test_baseline_study_evaluates_benchmarks(tmp_path, report_ready):
     # what the score is, named: a benchmark's own metric, not "exact match"
     scores = {k: v["score"] for k, v in results["tasks"].items()}
     assert scores == {"add": "exact_match", "hs": "acc", "probe": "acc"}
+    # hellaswag's length-normalised accuracy is carried too, with its own interval
+    assert results["tasks"]["hs"]["metrics"] == ["exact_match", "acc_norm"]
+    norm = hs["overall"]["acc_norm"]
+    assert norm["estimate"] == pytest.approx(sum(s["acc_norm"] for s in samples) / 4)
+    assert norm["method"] == "wilson" and norm["low"] <= norm["estimate"] <= norm["high"]
+    # guessing among four endings scores 25%; the arithmetic tasks have no fixed chance
+    assert results["tasks"]["hs"]["chance"] == 0.25
+    assert results["tasks"]["add"]["chance"] is None and results["tasks"]["probe"]["chance"] is None
     if report_ready:
         md = (tmp_path / "b" / "report.md").read_text()
         assert "Overall acc on `hs`" in md and "Overall exact match on `add`" in md
+        assert "guessing scores 25% acc" in md and "acc-norm" in md
 
 
 def test_training_on_a_benchmark_is_refused():

@@ -114,6 +114,17 @@ def test_session_layout(session: Any) -> None:
             assert not (rd / "ckpt" / "last").exists()
 
 
+def test_each_trained_run_says_it_is_building_data_before_training(session: Any) -> None:
+    _, _, events, _ = session
+    stages = [(e["label"], e["stage"]) for e in events if e["event"] == "stage"]
+    trained = sorted({label for label, stage in stages if stage == "train"})
+    assert trained == ["ft/seed0", "ft/seed1"]
+    for label in trained:
+        mine = [stage for lab, stage in stages if lab == label]
+        assert mine.index("prepare") == mine.index("train") - 1
+    assert not any(stage == "prepare" for label, stage in stages if label.startswith("baseline"))
+
+
 def test_results_files(session: Any) -> None:
     res, out, _, _ = session
     rd = out / "tiny" / "results"

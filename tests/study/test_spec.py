@@ -89,6 +89,14 @@ def test_negative_lr(tiny_spec_text: str) -> None:
     assert "-0.5" in msg
 
 
+def test_a_warmup_that_never_ends(tiny_spec_text: str) -> None:
+    msg = bad(tiny_spec_text.replace("warmup_steps = 1", "warmup_steps = 4"))
+    assert "conditions[1].train" in msg
+    assert "warmup_steps = 4 is not below steps = 4" in msg and "lr = 0.001" in msg
+    # the default warm-up (10 steps) on a 4-step run stays a plain ramp, as before
+    loads_spec(tiny_spec_text.replace("warmup_steps = 1\n", ""))
+
+
 def test_missing_field(tiny_spec_text: str) -> None:
     msg = bad(tiny_spec_text.replace('source = "scratch:gpt2"\n', ""))
     assert "models[0].source" in msg and "required" in msg
@@ -404,3 +412,20 @@ name = "baseline"
     rows = {r["key"]: r for r in _targets(spec, out)}
     assert rows["mul/1x1"]["condition"] == "b" and rows["mul/1x1"]["met"] is True
     assert rows["mul/overall"]["met"] is False  # the baseline never counts
+
+
+def test_checking_a_spec_loads_no_model_library(tmp_path: Path, tiny_spec_text: str) -> None:
+    """Spec errors come back in well under a second: checking a study (scratch config, API
+    sources, tasks) imports neither torch nor transformers."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(tiny_spec_text)
+    code = (
+        "import sys; from smollab.study.spec import load_spec; "
+        f"load_spec({str(spec)!r}); print([m for m in ('torch', 'transformers') if m in sys.modules])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

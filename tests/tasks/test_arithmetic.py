@@ -55,6 +55,15 @@ def test_bad_stratum_in_task_config_is_a_config_error() -> None:
         validate_task_config({"id": "m", "task": "arith.mul", "strata": ["0x2"]})
 
 
+def test_strata_spelled_differently_are_one_stratum() -> None:
+    """ " 2x2" and "02x2" name the operands of "2x2": refused as repeats, and a lone one is
+    stored as "2x2" (it was a second stratum with the very same test items)."""
+    for spelling in (" 2x2", "02x2", "2x2 "):
+        with pytest.raises(ConfigError, match=r"strata must be distinct.*\['2x2', '2x2'\]"):
+            make_task(strata=["2x2", spelling])
+    assert make_task(strata=["1x2", " 2x2"]).strata == ["1x2", "2x2"]
+
+
 def test_operand_ranges_and_sizes() -> None:
     assert operand_range(1) == (0, 9)
     assert operand_range(3) == (100, 999)

@@ -48,6 +48,16 @@ def test_hellaswag_requests_and_scores():
     assert rec["acc"] == float(doc["label"] == 0)
 
 
+@pytest.mark.parametrize("name", ["humaneval", "mbpp"])
+def test_code_tasks_are_stratified_by_problem_category_in_a_study(name):
+    """A study's strata for a code task are the summary's problem categories, not one "all"."""
+    task = make_task(name, limit=40, data_dir=str(SHARED))
+    cats = [d["category"] for d in task.docs()]
+    assert task.strata == list(dict.fromkeys(cats)) and len(task.strata) >= 2
+    assert [e.stratum for e in task.test_set()] == cats
+    assert set(cats) <= {"string", "list", "dict", "math", "other"}
+
+
 def test_hellaswag_nanogpt_uses_mean_token_loss():
     task = make_task("hellaswag_nanogpt", limit=1, data_dir=str(SHARED))
     doc = task.docs()[0]

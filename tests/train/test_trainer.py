@@ -114,7 +114,7 @@ def test_eval_every_logs_monitoring(tmp_path: Path, add_task: Any) -> None:
 
 
 def test_too_long_example_through_trainer(tmp_path: Path, add_task: Any) -> None:
-    s = spec(seq_len=8, steps=2, batch_size=2)
+    s = spec(seq_len=8, steps=2, warmup_steps=1, batch_size=2)
     tr = Trainer(
         tiny_lm("gpt2"), s, tmp_path, task=add_task, fmt=PROMPT_FORMATS.get("plain"), seed=0
     )
@@ -288,7 +288,8 @@ def test_attention_runs_in_float32_under_cpu_autocast() -> None:
 def test_trainer_swaps_the_float32_attention_in_for_training_only(
     tmp_path: Path, add_task: Any
 ) -> None:
-    tr = Trainer(tiny_lm("llama", seed=0), spec(bf16_autocast=True, steps=2), tmp_path,
+    s = spec(bf16_autocast=True, steps=2, warmup_steps=1)
+    tr = Trainer(tiny_lm("llama", seed=0), s, tmp_path,
                  task=add_task, fmt=COMPACT, seed=0)  # fmt: skip
     tr.setup()
     layers = tr.model.model.layers
@@ -322,7 +323,8 @@ def test_bf16_autocast_falls_back_to_float32_without_native_bf16(
     monkeypatch.setattr(Trainer, "_loss", spy)
     monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: False)
     events: list[dict[str, Any]] = []
-    tr = Trainer(tiny_lm("llama", seed=0), spec(bf16_autocast=True, steps=2), tmp_path,
+    s = spec(bf16_autocast=True, steps=2, warmup_steps=1)
+    tr = Trainer(tiny_lm("llama", seed=0), s, tmp_path,
                  task=add_task, fmt=COMPACT, seed=0, progress=events.append)  # fmt: skip
     tr.setup()
     assert tr.fit()["bf16_autocast"] is False and seen == [False, False]
@@ -330,7 +332,7 @@ def test_bf16_autocast_falls_back_to_float32_without_native_bf16(
     assert len(warnings) == 1 and "training runs in float32" in warnings[0]
     monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: True)
     seen.clear()
-    tr = Trainer(tiny_lm("llama", seed=0), spec(bf16_autocast=True, steps=2), tmp_path / "b",
+    tr = Trainer(tiny_lm("llama", seed=0), s, tmp_path / "b",
                  task=add_task, fmt=COMPACT, seed=0)  # fmt: skip
     tr.setup()
     assert tr.fit()["bf16_autocast"] is True and seen == [True, True]

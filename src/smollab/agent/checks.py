@@ -88,14 +88,26 @@ def _chance(results: dict[str, Any]) -> list[str]:
             continue
         for tname, t in c["tasks"].items():
             strata = list(t["strata"].items())
-            if len(strata) >= 2:
+            by_difficulty = (results.get("tasks", {}).get(tname) or {}).get(
+                "strata_by_difficulty", True
+            )
+            if len(strata) >= 2 and by_difficulty:
                 easy, hard = strata[0][1]["exact_match"], strata[-1][1]["exact_match"]
                 if hard["estimate"] > easy["estimate"] + 0.2:
                     out.append(
                         f"{cname} {tname}: the hardest stratum scores higher than the easiest; "
                         "check the scorer and the strata before trusting any comparison."
                     )
-            if all(b["exact_match"]["estimate"] <= CHANCE_EXACT_MATCH for _, b in strata):
+            chance = (results.get("tasks", {}).get(tname) or {}).get("chance")
+            overall = t["overall"]["exact_match"]
+            if chance is not None and overall["low"] <= chance:
+                out.append(
+                    f"{cname} {tname}: the baseline's {overall['estimate']:.1%} "
+                    f"[{overall['low']:.1%}, {overall['high']:.1%}] does not exceed guessing "
+                    f"({chance:.0%}); a gain over it may be a gain over chance, not over a "
+                    "working model."
+                )
+            elif all(b["exact_match"]["estimate"] <= CHANCE_EXACT_MATCH for _, b in strata):
                 out.append(
                     f"{cname} {tname}: exact match is 0 everywhere (chance level); check the "
                     "prompt format and generations before reading the comparison as a gain."

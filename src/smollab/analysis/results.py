@@ -29,7 +29,7 @@ from smollab.analysis.stats import (
 )
 from smollab.io import read_jsonl
 from smollab.study.spec import StudySpec
-from smollab.tasks import BenchTask, build_task, validate_task_config
+from smollab.tasks import PROMPT_FORMATS, BenchTask, build_task, validate_task_config
 
 OVERALL = "overall"
 
@@ -42,42 +42,60 @@ def _matrix(per_seed: list[list[dict[str, Any]]], ids: list[str], key: str) -> n
     return out
 
 
-def _stratum_block(per_seed: list[list[dict[str, Any]]], ids: list[str], error_types) -> dict:
+def _binary_interval(m: np.ndarray) -> Interval:
+    """A 0/1 per-item score (seeds x items): Wilson for one seed, else the two-level bootstrap."""
+    if m.shape[0] == 1:
+        return wilson_interval(int(m.sum()), m.shape[1])
+    # The bootstrap collapses to a point when every item agrees (e.g. 0/200 in all seeds);
+    # the hull with the Wilson interval of the item count keeps the interval honest there.
+    boot = hierarchical_bootstrap_accuracy(m)
+    w = wilson_interval(int(round(m.mean() * m.shape[1])), m.shape[1])
+    return Interval(
+        boot.estimate,
+        min(boot.low, w.low),
+        max(boot.high, w.high),
+        boot.level,
+        "bootstrap-seeds-items+wilson-hull",
+    )
+
+
+def _binary_metrics(task: Any) -> tuple[str, ...]:
+    """The item metrics that are 0/1 per item (a benchmark declares them; arithmetic has none)."""
+    return tuple(task.binary_metrics) if isinstance(task, BenchTask) else ()
+
+
+def _stratum_block(
+    per_seed: list[list[dict[str, Any]]],
+    ids: list[str],
+    error_types: tuple[str, ...],
+    item_metrics: tuple[str, ...] = (),
+    binary: tuple[str, ...] = (),
+) -> dict:
     correct = _matrix(per_seed, ids, "correct")
-    # benchmark tasks (hellaswag, gsm8k, ...) have no digit accuracy
-    has_digits = all("digit_accuracy" in r for recs in per_seed for r in recs)
-    digit = _matrix(per_seed, ids, "digit_accuracy") if has_digits else np.zeros((0, 0))
-    n_seeds = correct.shape[0]
-    if n_seeds == 1:
-        em = wilson_interval(int(correct.sum()), correct.shape[1])
-    else:
-        # The bootstrap collapses to a point when every item agrees (e.g. 0/200 in all seeds);
-        # the hull with the Wilson interval of the item count keeps the interval honest there.
-        boot = hierarchical_bootstrap_accuracy(correct)
-        w = wilson_interval(int(round(correct.mean() * correct.shape[1])), correct.shape[1])
-        em = Interval(
-            boot.estimate,
-            min(boot.low, w.low),
-            max(boot.high, w.high),
-            boot.level,
-            "bootstrap-seeds-items+wilson-hull",
-        )
-    # digit accuracy is fractional, outside the 0/1 contract of hierarchical_bootstrap_accuracy:
-    # bootstrap the items of the seed-averaged per-item score instead
-    da = bootstrap_interval(digit.mean(axis=0), n_boot=2000) if digit.size else None
+    block: dict[str, Any] = {
+        "n_items": len(ids),
+        "n_seeds": correct.shape[0],
+        "exact_match": _binary_interval(correct).to_dict(),
+        "exact_match_per_seed": [float(x) for x in correct.mean(axis=1)],
+    }
+    for name in item_metrics:
+        if not ids or not all(name in r for recs in per_seed for r in recs):
+            block[name] = None  # no items, or predictions written before the metric was recorded
+            continue
+        m = _matrix(per_seed, ids, name)
+        if name in binary:
+            block[name] = _binary_interval(m).to_dict()
+        else:
+            # a fractional score (digit accuracy) is outside the 0/1 contract of the two-level
+            # bootstrap: bootstrap the items of the seed-averaged per-item score instead
+            block[name] = bootstrap_interval(m.mean(axis=0), n_boot=2000).to_dict()
     counts: Counter[str] = Counter()
     for recs in per_seed:
         idset = set(ids)
         counts.update(r["error_type"] for r in recs if r["id"] in idset)
     total = sum(counts.values()) or 1
-    return {
-        "n_items": len(ids),
-        "n_seeds": n_seeds,
-        "exact_match": em.to_dict(),
-        "exact_match_per_seed": [float(x) for x in correct.mean(axis=1)],
-        "digit_accuracy": da.to_dict() if da else None,
-        "errors": {e: counts.get(e, 0) / total for e in error_types},
-    }
+    block["errors"] = {e: counts.get(e, 0) / total for e in error_types}
+    return block
 
 
 def aggregate(
@@ -123,6 +141,8 @@ def aggregate(
             # what "exact_match" holds: a benchmark's primary metric (hellaswag's acc, ...)
             "score": t.metrics[0] if isinstance(t, BenchTask) else "exact_match",
             "error_types": list(t.error_types),
+            "chance": t.chance,
+            "strata_by_difficulty": t.strata_by_difficulty,
         }
     for m in spec.models:
         info: dict[str, Any] = next(
@@ -150,9 +170,10 @@ def aggregate(
         for t in tasks:
             per_seed = preds[(cond.name, t.name)]
             ids = strata_ids[t.name]
-            strata = {s: _stratum_block(per_seed, v, t.error_types) for s, v in ids.items()}
+            kw = {"item_metrics": t.item_metrics, "binary": _binary_metrics(t)}
+            strata = {s: _stratum_block(per_seed, v, t.error_types, **kw) for s, v in ids.items()}
             all_ids = [i for v in ids.values() for i in v]
-            strata_all = _stratum_block(per_seed, all_ids, t.error_types)
+            strata_all = _stratum_block(per_seed, all_ids, t.error_types, **kw)
             block["tasks"][t.name] = {"strata": strata, OVERALL: strata_all}
         out["conditions"][cond.name] = block
         if cond.train:
@@ -273,12 +294,19 @@ def _notes(spec, out, tasks) -> list[str]:
                 f"Condition {name} (model {c['model']}) was not compared with a baseline: no "
                 "baseline condition evaluates that model. Add one to measure what training did."
             )
+    for cond in spec.conditions:
+        fmt = PROMPT_FORMATS.get(cond.format) if cond.format in PROMPT_FORMATS else None
+        if cond.train is not None and fmt is not None and fmt.n_shots:
+            notes.append(
+                f"Condition {cond.name} trained on its questions without solved examples, and "
+                f"was evaluated with format {cond.format}'s {fmt.n_shots} solved examples before "
+                "each question: the prompts it was trained and tested on differ."
+            )
     for t in tasks:
         for s, n in out["tasks"][t.name]["n_items"].items():
             if n < 100:
                 notes.append(
-                    f"Task {t.name}, stratum {s}: only {n} held-out items, so its interval is "
-                    "wide."
+                    f"Task {t.name}, stratum {s}: only {n} held-out items, so its interval is wide."
                 )
     for cname, c in out["conditions"].items():
         ts = c.get("train_summary") or {}

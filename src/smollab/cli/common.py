@@ -73,9 +73,12 @@ class StudyProgress:
         ev = e.get("event")
         if ev == "reused":
             console.print(f"  [dim]reused finished run {label}[/]")
+        elif ev == "stage" and e.get("stage") == "prepare":
+            bar = self._bar(f"{label}/train", f"train {label}", e.get("total"))
+            self.progress.update(bar, info="building the training set")
         elif ev == "stage" and e.get("stage") == "train":
             bar = self._bar(f"{label}/train", f"train {label}", e.get("total"))
-            self.progress.update(bar, completed=e.get("step", 0))
+            self.progress.update(bar, completed=e.get("step", 0), info="")
         elif ev == "train_step":
             bar = self._bar(f"{label}/train", f"train {label}", e.get("total"))
             info = f"loss {e['loss']:.4f}"

@@ -108,19 +108,7 @@ def eval_cmd(
 
     from smollab.errors import ConfigError
     from smollab.eval.harness import default_out_dir, make_tasks, run_eval, summary_rows
-    from smollab.eval.parallel import check_procs
-    from smollab.eval.provider_lm import (
-        API_CONCURRENCY,
-        check_budget_target,
-        check_tasks,
-        is_api_source,
-        make_provider_lm,
-    )
-    from smollab.models import load_model
-    from smollab.models.loader import check_dtype
-    from smollab.study.session import check_writable
 
-    check_dtype(dtype, where="--dtype")
     opts: dict[str, Any] = {
         "limit": limit,
         "num_fewshot": num_fewshot,
@@ -135,7 +123,20 @@ def eval_cmd(
         "max_tokens": "--max-tokens",
         "num_fewshot": "--num-fewshot",
     }
-    tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)
+    tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)  # before torch is imported
+    from smollab.eval.parallel import check_procs
+    from smollab.eval.provider_lm import (
+        API_CONCURRENCY,
+        check_budget_target,
+        check_tasks,
+        is_api_source,
+        make_provider_lm,
+    )
+    from smollab.models import load_model
+    from smollab.models.loader import check_dtype
+    from smollab.study.session import check_writable
+
+    check_dtype(dtype, where="--dtype")
     api = is_api_source(model)
     batch_size = batch_size or (API_CONCURRENCY if api else 32)
     check_procs(procs, api=api, device=device)

@@ -54,6 +54,17 @@ def report(
 
 
 @handle_errors
+def _runs_cell(d: Path, state: dict) -> str:
+    """Finished runs of the session's current study, of how many: "3/4". Run folders of an
+    earlier version of the study (kept for reuse) are not counted; sessions written before
+    the run list was recorded show the finished folders found."""
+    hashes = state.get("run_hashes")
+    if not isinstance(hashes, list):
+        return str(sum(1 for _ in (d / "runs").glob("*/record.json")))
+    done = sum(1 for h in hashes if (d / "runs" / str(h) / "record.json").exists())
+    return f"{done}/{len(hashes)}"
+
+
 def sessions(
     out: Annotated[Path, typer.Option("--out", help="root folder of sessions")] = Path("outputs"),
 ) -> None:
@@ -77,12 +88,11 @@ def sessions(
         except CorruptFile:
             table.add_row(d.name, "unreadable session.json", "?", "?", "?")
             continue
-        n_runs = sum(1 for _ in (d / "runs").glob("*/record.json"))
         table.add_row(
             d.name,
             s.get("stage", "?"),
             s.get("updated", "?"),
-            str(n_runs),
+            _runs_cell(d, s),
             "yes" if (d / "report.md").exists() else "no",
         )
     if not found:

@@ -128,8 +128,11 @@ def study(
 
     Example: smollab study studies/multiplication.toml --session-name mul-long
     """
+    from smollab.study.session import check_session_name
     from smollab.study.spec import load_spec
 
+    if session_name is not None:  # a bad flag is refused before the spec's checks load models
+        check_session_name(session_name)
     spec = load_spec(spec_path)
     _use_data_dir(data_dir)
     _execute(spec, spec_path.read_text(), out, session_name, None, workers, pdf, budget_usd)
@@ -160,7 +163,10 @@ def run(
     """
     from smollab.errors import ConfigError
     from smollab.study.problem import load_problem
+    from smollab.study.session import check_session_name
 
+    if session_name is not None:
+        check_session_name(session_name)
     _use_data_dir(data_dir)
     agent_only = {
         "--start-iteration": start_iteration,

@@ -51,7 +51,7 @@ def evaluate_items(
     model: Any,
     tokenizer: Any,
     task: Task,
-    fmt: PromptFormat,
+    fmt: PromptFormat | str,
     items: Sequence[Example],
     *,
     batch_size: int = 64,
@@ -66,7 +66,12 @@ def evaluate_items(
     sends the question itself (the provider applies its own template), and the token budget is
     ``max_new_tokens`` or :data:`API_MAX_NEW_TOKENS`."""
     from smollab.eval.provider_lm import ProviderLM
+    from smollab.tasks import PROMPT_FORMATS
 
+    if isinstance(fmt, str):  # a format's registered name ("compact", "plain", ...)
+        fmt = PROMPT_FORMATS.get(fmt, where="evaluate_items: fmt")
+    if not items:
+        return []
     if isinstance(model, ProviderLM):
         requests = api_requests(task, fmt, items, max_new_tokens)
         prompts = [r.prompt for r in requests]

@@ -33,18 +33,12 @@ from typing import Any
 from smollab.errors import ConfigError
 from smollab.eval.generate import _cut
 from smollab.eval.lm import RequestCache, cached_requests
+from smollab.sources import API_SCHEMES, is_api_source  # noqa: F401  (re-exported here)
 from smollab.tasks.requests import GenerateRequest, Loglikelihood, LoglikelihoodRequest
 
-API_SCHEMES = ("anthropic", "openai")
 #: calls in flight when ``smollab eval`` is not given ``--batch-size`` (low enough for the
 #: rate limits of a new API key)
 API_CONCURRENCY = 8
-
-
-def is_api_source(source: str) -> bool:
-    """Whether a ``--model`` source names an API model (``anthropic:...``, ``openai:...``)."""
-    scheme, sep, model = source.partition(":")
-    return bool(sep and model) and scheme in API_SCHEMES
 
 
 def check_tasks(source: str, tasks: Sequence[Any]) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from smollab.analysis.stats import bootstrap_interval, wilson_interval
+from smollab.errors import ConfigError
 from smollab.eval.lm import HFLM, GenerateRequest, LoglikelihoodRequest
 from smollab.io import append_jsonl, read_json, read_jsonl
 from smollab.tasks.bench import BenchTask
@@ -27,7 +28,21 @@ from smollab.tasks.bench import BenchTask
 if TYPE_CHECKING:
     from smollab.eval.provider_lm import ApiTarget, ProviderLM
 
+#: loglikelihood items scored, then written, at a time; ``SMOLLAB_EVAL_CHUNK`` overrides it (a
+#: smaller chunk loses less to a crash and costs a little batching efficiency)
 CHUNK = 256
+
+
+def _chunk(task: BenchTask, lm: HFLM | ProviderLM) -> int:
+    raw = os.environ.get("SMOLLAB_EVAL_CHUNK")
+    if raw is None or raw == "":
+        return CHUNK if task.request_type == "loglikelihood" else 2 * lm.batch_size
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(
+            f"SMOLLAB_EVAL_CHUNK={raw!r} is not a whole number of items >= 1; set it to e.g. "
+            "64, or unset it for the default (256 loglikelihood items, two generation batches)."
+        )
+    return int(raw)
 
 
 def samples_key(model_key: str, task: BenchTask) -> str:
@@ -78,10 +93,11 @@ def run_task(
 ) -> tuple[list[dict[str, Any]], float]:
     """All records of ``task`` in document order, and the seconds spent computing new ones.
 
-    Items are scored and written ``chunk`` at a time (default: 256 for loglikelihood tasks;
-    two batches for generation, where an item costs far more and a crash should lose little).
+    Items are scored and written ``chunk`` at a time (default: ``SMOLLAB_EVAL_CHUNK``, else 256
+    for loglikelihood tasks and two batches for generation, where an item costs far more and a
+    crash should lose little).
     """
-    chunk = chunk or (CHUNK if task.request_type == "loglikelihood" else 2 * lm.batch_size)
+    chunk = chunk or _chunk(task, lm)
     samples = out_dir / f"samples_{task.name}.jsonl"
     done = _resume(samples, samples_key(lm.model_key, task))
     docs = task.docs()

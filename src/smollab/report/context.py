@@ -305,6 +305,7 @@ def _task(
     name: str, spec: dict[str, Any], results: dict[str, Any], comps: list[dict[str, Any]]
 ) -> dict[str, Any]:
     strata = list(spec.get("strata") or [])
+    by_difficulty = bool(spec.get("strata_by_difficulty", True))
     n_items = spec.get("n_items") or {}
     metrics = list(spec.get("metrics") or ["exact_match"])
     conds = list(results["conditions"])
@@ -332,12 +333,16 @@ def _task(
         "n_items_min": min(known, key=lambda n: n.value) if known else None,
         "n_items_max": max(known, key=lambda n: n.value) if known else None,
         "score": score_label(spec),
+        "by_difficulty": by_difficulty,
+        "chance": None
+        if spec.get("chance") is None
+        else Num(f"tasks.{name}.chance", spec["chance"], "pct0"),
         "metrics": [
             {
                 "key": m,
                 "label": score_label(spec).capitalize()
                 if m == "exact_match"
-                else METRIC_LABELS.get(m, m.replace("_", " ")),
+                else METRIC_LABELS.get(m, m.replace("_", "-")),
             }
             for m in metrics
         ],
@@ -345,7 +350,9 @@ def _task(
         "rows": rows,
         "comparisons": [c for c in comps if c["task"] == name],
         "findings": _findings(name, comps, trained),
-        "headline": _headline(results, name, strata, comps),
+        # strata that are categories, not steps of difficulty, have no "hardest": the headline
+        # is then the overall comparison
+        "headline": _headline(results, name, strata if by_difficulty else ["overall"], comps),
         "figures": {"accuracy": None, "errors": None},  # stems, set once drawn
         "overall": [
             {"condition": Ident(c), "em": _em(results, c, name, "overall")[0]} for c in conds

@@ -111,12 +111,16 @@ def accuracy_by_difficulty(results: dict[str, Any], task: str, out_dir: Path) ->
         for p, e in zip(pos, est, strict=True):
             if math.isnan(e):
                 ax.text(p, 0.02, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+    chance = results["tasks"][task].get("chance")
+    if chance is not None:
+        ax.axhline(chance, color="0.35", ls="--", lw=1, label=f"chance ({chance:.0%})")
+    by_difficulty = results["tasks"][task].get("strata_by_difficulty", True)
     ax.set_xticks(x, strata)
-    ax.set_xlabel("difficulty (stratum)")
+    ax.set_xlabel("difficulty (stratum)" if by_difficulty else "stratum")
     score = score_label(results["tasks"][task])
     ax.set_ylabel(score)
     _percent_axis(ax)
-    ax.set_title(f"{task}: {score} by difficulty")
+    ax.set_title(f"{task}: {score} by {'difficulty' if by_difficulty else 'stratum'}")
     ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, out_dir, f"accuracy_by_difficulty_{task}")
 

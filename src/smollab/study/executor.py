@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,43 @@ class Outcome:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+#: an executor stops starting runs once this many have failed with the same error: the rest
+#: would almost surely fail the same way (a missing data dir, a value the model cannot take), and
+#: a re-run after the fix reuses every finished run anyway
+SAME_FAILURES_TO_STOP = 2
+
+
+class FailFast:
+    """Counts failures by their message (run folders masked); says when to stop starting runs."""
+
+    def __init__(self, limit: int = SAME_FAILURES_TO_STOP) -> None:
+        self.limit = limit
+        self.counts: Counter[str] = Counter()
+        self.reason: str | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.ok or not outcome.error:
+            return
+        key = outcome.error.replace(str(outcome.job.run_dir), "<run>")
+        self.counts[key] += 1
+        if self.reason is None and self.counts[key] >= self.limit:
+            self.reason = outcome.error
+
+    def skipped(self, job: Job) -> Outcome:
+        """The outcome of a job left unstarted after :attr:`reason` repeated."""
+        n = self.limit
+        return Outcome(
+            job,
+            False,
+            error=f"not started: {n} runs had already failed with the same error",
+            details={"not_started": True},
+        )
+
+
 class Executor(ABC):
+    """Runs jobs; stops starting new ones once :data:`SAME_FAILURES_TO_STOP` runs have failed
+    with the same error (their outcomes say ``details["not_started"]``)."""
+
     @abstractmethod
     def run(self, jobs: list[Job], on_event: OnEvent) -> list[Outcome]: ...
 
@@ -54,12 +91,17 @@ class InlineExecutor(Executor):
         from smollab.study.worker import execute_run
 
         outcomes = []
+        fail = FailFast()
         for job in jobs:
+            if fail.reason is not None:
+                outcomes.append(fail.skipped(job))
+                continue
             try:
                 rec = execute_run(job.run_dir, on_event)
                 outcomes.append(Outcome(job, True, rec))
             except SmollabError as e:
                 outcomes.append(Outcome(job, False, error=e.render(), exit_code=e.exit_code))
+            fail.add(outcomes[-1])
         return outcomes
 
 
@@ -169,10 +211,11 @@ class LocalProcessExecutor(Executor):
         pending = list(jobs)
         running: dict[Any, tuple[Job, subprocess.Popen[str], dict[str, Any]]] = {}
         outcomes: dict[str, Outcome] = {}
+        fail = FailFast()
         sel = selectors.DefaultSelector()
         try:
-            while pending or running:
-                while pending and len(running) < self.workers:
+            while (pending and fail.reason is None) or running:
+                while pending and len(running) < self.workers and fail.reason is None:
                     job = pending.pop(0)
                     proc = self._start(job)
                     assert proc.stdout is not None
@@ -194,6 +237,7 @@ class LocalProcessExecutor(Executor):
                     del running[key.fileobj]
                     code = proc.wait()
                     outcomes[str(job.run_dir)] = self._outcome(job, code, last)
+                    fail.add(outcomes[str(job.run_dir)])
         except BaseException:
             for _, proc, _ in running.values():
                 try:
@@ -206,6 +250,8 @@ class LocalProcessExecutor(Executor):
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
             raise
+        for job in pending:
+            outcomes[str(job.run_dir)] = fail.skipped(job)
         return [outcomes[str(j.run_dir)] for j in jobs]
 
     @staticmethod

@@ -221,11 +221,17 @@ def run_study(
             emit({"event": "api_bound", "text": b.describe()})
         session.log("api_bound", bounds=[asdict(b) for b in bounds], budget_usd=budget_usd)
         check_api_budget(bounds, budget_usd, "this study")
-    session.state("runs", total=len(jobs), reused=len(jobs) - len(todo))
+    session.state(
+        "runs",
+        total=len(jobs),
+        reused=len(jobs) - len(todo),
+        run_hashes=[j.run_dir.name for j in jobs],
+    )
     session.log("runs_start", todo=len(todo), reused=len(jobs) - len(todo))
     outcomes = (executor or LocalProcessExecutor()).run(todo, emit) if todo else []
     for o in outcomes:
-        session.log("run_end", label=o.job.label, ok=o.ok, error=o.error)
+        event = "run_not_started" if o.details.get("not_started") else "run_end"
+        session.log(event, label=o.job.label, ok=o.ok, error=o.error)
     records = []
     for j in jobs:
         rp = j.run_dir / "record.json"
@@ -233,14 +239,24 @@ def run_study(
             rec = read_json(rp)
             store.add_run(session.name, j.run_dir, rec)
             records.append(rec)
-    failed = [o for o in outcomes if not o.ok]
+    skipped = [o for o in outcomes if o.details.get("not_started")]
+    failed = [o for o in outcomes if not o.ok and not o.details.get("not_started")]
     if failed:
-        session.state("runs_failed", failed=[o.job.label for o in failed])
+        session.state(
+            "runs_failed",
+            failed=[o.job.label for o in failed],
+            not_started=[o.job.label for o in skipped],
+        )
         store.upsert_session(session.name, status="failed", updated=_now())
         first = failed[0]
+        also = ""
+        if skipped:
+            n = len(skipped)
+            also = f", and {'the other run was' if n == 1 else f'the other {n} were'} not "
+            also += "started, since the same error repeated"
         raise RunFailed(
-            f"{len(failed)} of {len(jobs)} runs failed; {len(records)} finished runs are kept "
-            f"in {d / 'runs'}. First failure ({first.job.label}): {first.error}",
+            f"{len(failed)} of {len(jobs)} runs failed{also}; {len(records)} finished runs are "
+            f"kept in {d / 'runs'}. First failure ({first.job.label}): {first.error}",
             hint="Fix the cause and re-run the same command: finished runs are reused.",
         ).with_exit(first.exit_code)
     kind.link_data(d, spec, runs)

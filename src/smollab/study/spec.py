@@ -125,7 +125,7 @@ class ModelSpec(_Strict):
     def is_api(self) -> bool:
         """An API model (``anthropic:MODEL`` / ``openai:MODEL``): evaluated through its
         provider, never loaded or trained."""
-        from smollab.eval.provider_lm import is_api_source
+        from smollab.sources import is_api_source
 
         return is_api_source(self.source)
 
@@ -172,6 +172,18 @@ class TrainSpec(_Strict):
         if bad:
             raise ValueError(f"weights must be >= 0, got {bad}")
         return v
+
+    @model_validator(mode="after")
+    def _warmup_within_run(self) -> TrainSpec:
+        # the default (10) on a shorter run is a plain ramp, as it always was; a warm-up the
+        # user set that never ends means the run never trains at the lr it names
+        if "warmup_steps" in self.model_fields_set and self.warmup_steps >= self.steps:
+            raise ValueError(
+                f"warmup_steps = {self.warmup_steps} is not below steps = {self.steps}, so the "
+                f"learning rate would never reach lr = {self.lr:g}; use fewer warm-up steps or "
+                "more steps"
+            )
+        return self
 
 
 class ConditionSpec(_Strict):

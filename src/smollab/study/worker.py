@@ -153,6 +153,9 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
                 compile=spec.train.compile or None,
                 progress=lambda e: emit({**e, "label": spec.label}),
             )
+            # building and packing the training set takes a while before step 1 on big budgets
+            emit({"event": "stage", "stage": "prepare", "label": spec.label,
+                  "total": spec.train.steps})  # fmt: skip
             trainer.setup()
             trainer.write_train_data(run_dir / "train_data.jsonl")
             emit(

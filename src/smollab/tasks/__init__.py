@@ -48,6 +48,15 @@ def validate_task_config(raw: dict[str, Any], where: str = "[[tasks]]") -> TaskC
         raise ConfigError(format_validation_error(e, where, config_cls)) from None
 
 
-def build_task(config: TaskConfig) -> Task:
+def build_task(config: TaskConfig | dict[str, Any]) -> Task:
+    """The task a ``[[tasks]]`` entry describes: a validated config, or the table itself
+    (``{"id": "add", "task": "arith.add", ...}``), validated here."""
+    if isinstance(config, dict):
+        config = validate_task_config(config, where="build_task")
+    elif not isinstance(config, TaskConfig):
+        raise ConfigError(
+            f"build_task: expected a task table (a dict with 'id' and 'task') or a TaskConfig, "
+            f"got {type(config).__name__}; e.g. build_task({{'id': 'add', 'task': 'arith.add'}})."
+        )
     _, factory = TASKS.get(config.task)
     return factory(config)

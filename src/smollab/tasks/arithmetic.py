@@ -114,14 +114,16 @@ class ArithmeticConfig(TaskConfig):
     @field_validator("strata")
     @classmethod
     def _valid_strata(cls, v: list[str]) -> list[str]:
+        canon = []
         for s in v:
             try:
-                parse_stratum(s)
+                a, b = parse_stratum(s)
             except ConfigError as e:  # a ValueError, so the error names the file and field
                 raise ValueError(e.message) from None
-        if len(set(v)) != len(v):
-            raise ValueError(f"strata must be distinct, got {v}")
-        return v
+            canon.append(f"{a}x{b}")  # " 2x2" and "02x2" are the stratum "2x2"
+        if len(set(canon)) != len(canon):
+            raise ValueError(f"strata must be distinct, got {v} (that is, {canon})")
+        return canon
 
     @model_validator(mode="after")
     def _sizes(self) -> ArithmeticConfig:

@@ -66,6 +66,11 @@ class Task(ABC):
     item_metrics: tuple[str, ...] = ()
     #: error categories reported by the error taxonomy, in display order
     error_types: tuple[str, ...] = ()
+    #: exact match under guessing, when it has a fixed value (see BenchTask.chance)
+    chance: float | None = None
+    #: the strata run from easiest to hardest (arithmetic's operand digits), so reports and
+    #: checks may read them as a difficulty axis
+    strata_by_difficulty: bool = True
 
     @property
     @abstractmethod

@@ -86,18 +86,28 @@ class BenchTask(ABC):
     # A study evaluates a benchmark like a generative task: its analysis reads the test set's
     # ids and strata and, per item, "correct" (the primary metric, the first of ``metrics``).
 
-    #: no digit accuracy or error taxonomy: the analysis reports exact match ("correct") only
+    #: per-item metrics besides the primary one that a study reports per stratum, each with an
+    #: interval (hellaswag's acc_norm); no error taxonomy beyond correct / wrong
     item_metrics: tuple[str, ...] = ()
     error_types: tuple[str, ...] = ("correct", "wrong")
+    #: the primary metric's value for uniform guessing (1/4 for four endings), marked on figures
+    #: and checked against; None where guessing has no fixed score
+    chance: float | None = None
+    #: a benchmark's strata are categories (code problems' kinds), not steps of difficulty
+    strata_by_difficulty: bool = False
+
+    def stratum_of(self, doc: dict[str, Any]) -> str:
+        """An item's stratum: its ``stratum`` field, ``"all"`` for tasks without strata."""
+        return str(doc.get("stratum", "all"))
 
     @property
     def strata(self) -> list[str]:
-        """The items' strata in order of appearance (``"all"`` for tasks without strata)."""
-        return list(dict.fromkeys(d.get("stratum", "all") for d in self.docs()))
+        """The items' strata in order of appearance."""
+        return list(dict.fromkeys(self.stratum_of(d) for d in self.docs()))
 
     def test_set(self) -> list[Example]:
         """The evaluated items as :class:`Example` s (ids and strata; the text lives in docs)."""
-        return [Example(d["id"], d.get("stratum", "all"), {}, "") for d in self.docs()]
+        return [Example(d["id"], self.stratum_of(d), {}, "") for d in self.docs()]
 
     def study_record(self, record: dict[str, Any]) -> dict[str, Any]:
         """A per-item record for the study analysis: ``correct`` is the primary metric == 1."""

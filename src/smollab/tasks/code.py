@@ -197,6 +197,11 @@ class CodeTask(BenchTask):
     def program(self, doc: dict[str, Any], completion: str) -> str:
         """The whole test program for one completion (prompt + completion + the item's tests)."""
 
+    def stratum_of(self, doc: dict[str, Any]) -> str:
+        """The problem category (string, list, dict, math, other): a study's strata, as the
+        summary's pass rate by category."""
+        return str(doc["category"])
+
     def code(self, doc: dict[str, Any], completion: str) -> str:
         """The code the model wrote (what the code metrics measure): the completion itself,
         or, for the chat variants, the code extracted from the reply."""
@@ -218,7 +223,7 @@ class CodeTask(BenchTask):
             n, c = len(vs), sum(v.passed for v in vs)
             rec: dict[str, Any] = {
                 "id": d["id"],
-                "stratum": d["category"],
+                "stratum": self.stratum_of(d),
                 "n": n,
                 "c": c,
                 "pass@1": pass_at_k(n, c, 1),

@@ -91,6 +91,7 @@ class GSM8KTask(BenchTask):
 
     request_type = "generate"
     metrics = ("strict_match", "flexible_extract")
+    item_metrics = ("flexible_extract",)
     config: GSM8KConfig
 
     def load_docs(self) -> list[dict[str, Any]]:

@@ -59,6 +59,8 @@ class HellaSwagTask(BenchTask):
 
     request_type = "loglikelihood"
     metrics = ("acc", "acc_norm")
+    item_metrics = ("acc_norm",)
+    chance = 0.25
 
     def load_docs(self) -> list[dict[str, Any]]:
         rows, _ = load_records(

@@ -1,0 +1,68 @@
+"""Executors stop starting runs once two have failed with the same error; the study says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smollab.errors import ConfigError, RunFailed
+from smollab.study import worker
+from smollab.study.executor import InlineExecutor, Job, LocalProcessExecutor
+from smollab.study.session import run_study
+from smollab.study.spec import loads_spec
+from tests.conftest import TINY_SPEC
+
+
+def _jobs(tmp_path: Path, n: int) -> list[Job]:
+    jobs = []
+    for i in range(n):
+        d = tmp_path / f"run{i}"
+        d.mkdir()
+        jobs.append(Job(d, f"run{i}"))
+    return jobs
+
+
+def test_local_workers_stop_after_the_same_error_twice(tmp_path: Path) -> None:
+    # an empty run folder has no spec.json: each worker fails with the same message, but for
+    # its own folder (the folder is masked when failures are compared)
+    jobs = _jobs(tmp_path, 4)
+    outcomes = LocalProcessExecutor(workers=1).run(jobs, lambda e: None)
+    assert [o.ok for o in outcomes] == [False] * 4
+    assert [bool(o.details.get("not_started")) for o in outcomes] == [False, False, True, True]
+    assert "spec.json" in (outcomes[0].error or "")
+    assert outcomes[2].error == "not started: 2 runs had already failed with the same error"
+    assert not (jobs[2].run_dir / "worker.log").exists()  # never started
+
+
+def test_different_errors_do_not_stop_the_others(tmp_path, monkeypatch) -> None:
+    jobs = _jobs(tmp_path, 3)
+
+    def execute_run(run_dir: Path, on_event):
+        raise ConfigError(f"fault number {run_dir.name}")
+
+    monkeypatch.setattr(worker, "execute_run", execute_run)
+    outcomes = InlineExecutor().run(jobs, lambda e: None)
+    assert [o.details.get("not_started", False) for o in outcomes] == [False] * 3
+    assert [o.error for o in outcomes] == [f"fault number run{i}" for i in range(3)]
+
+
+def test_a_study_whose_runs_fail_alike_stops_and_says_so(tmp_path, monkeypatch) -> None:
+    """3 runs (one baseline, two fine-tunes); the first two fail alike, the third never starts,
+    and the message counts them."""
+    started: list[str] = []
+
+    def execute_run(run_dir: Path, on_event):
+        started.append(run_dir.name)
+        raise ConfigError("the data folder /nowhere does not exist")
+
+    monkeypatch.setattr(worker, "execute_run", execute_run)
+    spec = loads_spec(TINY_SPEC)
+    with pytest.raises(RunFailed) as err:
+        run_study(spec, TINY_SPEC, out_root=tmp_path, session_name="s", executor=InlineExecutor())
+    assert len(started) == 2
+    msg = err.value.render()
+    assert "2 of 3 runs failed, and the other run was not started, since the same error" in msg
+    assert "the data folder /nowhere does not exist" in msg and err.value.exit_code == 2
+    log = (tmp_path / "s" / "session_log.jsonl").read_text()
+    assert log.count('"run_not_started"') == 1
