@@ -3,7 +3,8 @@
 ``Executor.run(jobs, on_event)`` executes each job's run folder and returns one outcome per job.
 ``LocalProcessExecutor`` (the default) starts ``python -m smollab.study.worker RUN_DIR`` per run
 (``workers`` at a time) and relays its JSON-line progress events; ``InlineExecutor`` runs in the
-calling process (debugging, tests). A Ray backend implements the same interface.
+calling process (debugging, tests). No cluster backend ships yet; one (e.g. on Ray) would
+implement the same interface and register in :data:`EXECUTORS`.
 """
 
 from __future__ import annotations
@@ -272,7 +273,7 @@ class LocalProcessExecutor(Executor):
         return Outcome(job, False, error=msg, exit_code=int(last.get("exit_code", 1)))
 
 
-#: executor name -> constructor; a Ray backend registers itself here too
+#: executor name -> constructor (a cluster backend would register here too)
 EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor")
 EXECUTORS.register("local")(LocalProcessExecutor)
 EXECUTORS.register("inline")(lambda **kw: InlineExecutor())
