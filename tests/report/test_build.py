@@ -184,3 +184,35 @@ def test_category_strata_get_an_overall_headline_and_a_chance_level(tmp_path):
     numbers = check_paper_numbers(tmp_path)
     assert numbers["tasks.mul.chance"]["text"] == "25%"
     assert "conditions.finetune_full.tasks.mul.overall.exact_match.estimate" in numbers
+
+
+def test_a_benchmark_task_is_worded_by_its_score_and_stale_figures_go(tmp_path):
+    """A benchmark's figures, comparison tables and captions name its score (acc), it gets no
+    right/wrong "taxonomy" figure, and a rebuild removes the figures it no longer draws."""
+    import copy
+
+    from smollab.report import build_report
+    from tests.report.conftest import load_sample, make_session
+
+    session = make_session(tmp_path)
+    build_report(session, pdf=False)
+    assert (session / "figures" / "error_taxonomy_mul.png").is_file()
+    results = copy.deepcopy(load_sample())
+    results["tasks"]["mul"].update(
+        score="acc", error_types=["correct", "wrong"], strata_by_difficulty=False
+    )
+    paths = build_report(make_session(session, results), pdf=False)
+    assert not list((session / "figures").glob("error_taxonomy_mul.*"))
+    assert sorted(p.name for p in (session / "figures").iterdir()) == sorted(
+        p.name for p in paths.figures
+    )
+    md = paths.report_md.read_text()
+    assert "Comparisons with the baseline (acc, percentage points):" in md
+    assert "![Acc by stratum](figures/accuracy_by_difficulty_mul.png)" in md
+    assert "Exact match scores only the final answer" not in md
+    tex = " ".join(paths.paper_tex.read_text().split())
+    assert r"Differences in acc against the baseline on \texttt{mul}" in tex
+    assert (
+        "by the difference in each task's score (exact match, or a benchmark's own metric)" in tex
+    )
+    check_paper_numbers(session)

@@ -92,3 +92,25 @@ def test_training_on_a_benchmark_is_refused():
     hs_first += '\n[[conditions]]\nname = "ft"\n[conditions.train]\nsteps = 1\n'
     with pytest.raises(ConfigError, match=r"would train on task 'hs', a benchmark"):
         loads_spec(hs_first)
+
+
+def test_the_cli_results_table_names_a_benchmarks_score():
+    from rich.console import Console
+
+    from smollab.cli.common import results_table
+
+    em = {"estimate": 0.5, "low": 0.25, "high": 0.75}
+    block = {"strata": {"all": {"exact_match": em}}, "overall": {"exact_match": em}}
+    results = {
+        "tasks": {
+            "add": {"strata": ["all"], "score": "exact_match"},
+            "hs": {"strata": ["all"], "score": "acc"},
+        },
+        "conditions": {"base": {"tasks": {"add": block, "hs": block}}},
+    }
+    console = Console(width=120, record=True)
+    console.print(results_table(results))
+    text = console.export_text()
+    assert "Score (95% interval)" in text
+    assert "hs (acc) / all" in text and "add / overall" in text and "add (" not in text
+    assert "50.0% [25.0%, 75.0%]" in text

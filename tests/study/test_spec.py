@@ -424,7 +424,8 @@ def test_checking_a_spec_loads_no_model_library(tmp_path: Path, tiny_spec_text: 
     spec.write_text(tiny_spec_text)
     code = (
         "import sys; from smollab.study.spec import load_spec; "
-        f"load_spec({str(spec)!r}); print([m for m in ('torch', 'transformers') if m in sys.modules])"
+        f"load_spec({str(spec)!r}); "
+        "print([m for m in ('torch', 'transformers') if m in sys.modules])"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -107,15 +107,22 @@ class StudyProgress:
 
 
 def results_table(results: dict[str, Any]) -> Table:
-    """Exact match per condition x stratum, with intervals."""
-    table = Table(title="Exact match (95% interval)")
+    """Each task's score (exact match, or a benchmark's own metric, named beside the task) per
+    condition x stratum, with intervals."""
+    from smollab.report.fmt import score_label
+
+    scores = {score_label(t) for t in results["tasks"].values()}
+    title = "Exact match" if scores == {"exact match"} else "Score"
+    table = Table(title=f"{title} (95% interval)")
     table.add_column("task / stratum")
     conds = list(results["conditions"])
     for c in conds:
         table.add_column(c, justify="right")
     for tname, t in results["tasks"].items():
+        score = score_label(t)
+        named = tname if score == "exact match" else f"{tname} ({score})"
         for s in [*t["strata"], "overall"]:
-            row = [f"{tname} / {s}"]
+            row = [f"{named} / {s}"]
             for c in conds:
                 tb = results["conditions"][c]["tasks"][tname]
                 b = tb["overall"] if s == "overall" else tb["strata"][s]

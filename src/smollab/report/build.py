@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from smollab.report.context import build_context, load_results
-from smollab.report.figures import FIGURE_INFO, draw_all
+from smollab.report.figures import draw_all, figure_text
 from smollab.report.paper import write_paper
 from smollab.report.pdf import build_pdf
 from smollab.report.text import write_reports
@@ -36,10 +36,12 @@ class ReportPaths:
     numbers_json: Path | None = None
 
 
-def _figure_entries(drawn: list[dict[str, Any]], session_dir: Path) -> list[dict[str, Any]]:
+def _figure_entries(
+    drawn: list[dict[str, Any]], session_dir: Path, tasks: dict[str, Any]
+) -> list[dict[str, Any]]:
     entries = []
     for d in drawn:
-        title, caption = FIGURE_INFO[d["kind"]]
+        title, caption = figure_text(d["kind"], tasks.get(d["task"]) if d["task"] else None)
         png, pdf = (p.relative_to(session_dir).as_posix() for p in d["paths"])
         entries.append({**d, "title": title, "caption": caption, "png": png, "pdf": pdf})
     return entries
@@ -75,7 +77,7 @@ def build_report(session_dir: Path, *, pdf: bool = True) -> ReportPaths:
     ctx = build_context(results)
 
     drawn = draw_all(results, session_dir / "figures")
-    figures = _figure_entries(drawn, session_dir)
+    figures = _figure_entries(drawn, session_dir, results.get("tasks") or {})
     stems = {(f["kind"], f["task"]): f["stem"] for f in figures}
     for t in ctx["tasks"]:
         t["figures"] = {

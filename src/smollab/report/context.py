@@ -425,12 +425,13 @@ def _limitations(ctx: dict[str, Any]) -> list[Phrase]:
             ": with few items that change, the bootstrap interval alone is too narrow.",
         )
     )
-    out.append(
-        phrase(
-            "Exact match scores only the final answer; digit accuracy and the error taxonomy "
-            "give a partial view of near misses."
+    if any(t["score"] == "exact match" for t in ctx["tasks"]):
+        out.append(
+            phrase(
+                "Exact match scores only the final answer; digit accuracy and the error "
+                "taxonomy give a partial view of near misses."
+            )
         )
-    )
     return out
 
 

@@ -217,8 +217,8 @@ def error_taxonomy(results: dict[str, Any], task: str, out_dir: Path) -> list[Pa
 #: (stem pattern, title, caption) of each figure kind, for the report and paper.
 FIGURE_INFO: dict[str, tuple[str, str]] = {
     "accuracy_by_difficulty": (
-        "Exact match by difficulty",
-        "Exact match per stratum for each condition; error bars are the confidence intervals.",
+        "{Score} by {axis}",
+        "{Score} per stratum for each condition; error bars are the confidence intervals.",
     ),
     "loss_curves": (
         "Training curves",
@@ -232,20 +232,49 @@ FIGURE_INFO: dict[str, tuple[str, str]] = {
 }
 
 
+def figure_text(kind: str, task_spec: dict[str, Any] | None) -> tuple[str, str]:
+    """The title and caption of a figure of ``kind``, in the words of its task's score."""
+    title, caption = FIGURE_INFO[kind]
+    score = score_label(task_spec or {})
+    by_difficulty = (task_spec or {}).get("strata_by_difficulty", True)
+    words = {
+        "Score": score[:1].upper() + score[1:],
+        "axis": "difficulty" if by_difficulty else "stratum",
+    }
+    return title.format(**words), caption.format(**words)
+
+
+def _has_taxonomy(task_spec: dict[str, Any]) -> bool:
+    """An error taxonomy beyond right / wrong (a benchmark's items are only that)."""
+    return bool(set(task_spec.get("error_types") or []) - {"correct", "wrong"})
+
+
 def draw_all(results: dict[str, Any], out_dir: Path) -> list[dict[str, Any]]:
-    """Draw every figure under ``out_dir``; return ``[{kind, task, stem, paths}]`` in order."""
+    """Draw every figure under ``out_dir``; return ``[{kind, task, stem, paths}]`` in order.
+
+    Figures of these kinds that an earlier build drew and this one does not (a task no longer
+    in the results, a plot no longer made for it) are removed, so ``figures/`` holds what the
+    reports show."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = list(results["tasks"])
     jobs: list[tuple[str, str | None, Callable[[], list[Path]]]] = [
         *[("accuracy_by_difficulty", t, partial(accuracy_by_difficulty, results, t, out_dir))
           for t in tasks],
         ("loss_curves", None, partial(loss_curves, results, out_dir)),
-        *[("error_taxonomy", t, partial(error_taxonomy, results, t, out_dir)) for t in tasks],
+        *[("error_taxonomy", t, partial(error_taxonomy, results, t, out_dir)) for t in tasks
+          if _has_taxonomy(results["tasks"][t])],
     ]  # fmt: skip
-    drawn = []
+    drawn: list[dict[str, Any]] = []
     with mpl.rc_context(STYLE):
         for kind, task, draw in jobs:
             paths = draw()
             if paths:
                 drawn.append({"kind": kind, "task": task, "stem": paths[0].stem, "paths": paths})
+    keep = {p for d in drawn for p in d["paths"]}
+    for old in out_dir.iterdir():
+        ours = old.stem == "loss_curves" or old.stem.startswith(
+            tuple(f"{k}_" for k in FIGURE_INFO if k != "loss_curves")
+        )
+        if ours and old.suffix in (".png", ".pdf") and old not in keep:
+            old.unlink()
     return drawn
