@@ -156,9 +156,11 @@ def test_a_changed_spec_moves_the_previous_outputs_aside(
     monkeypatch.setattr(GrokKind, "report", lambda self, d, pdf: (None, None))
     text = spec_text(steps=20, snaps="[0, 20]")
     d = _run(text, tmp_path).session_dir
-    old_results = (d / "results" / "results.json").read_text()
     (d / "report.md").write_text("the report a user read")
     assert _run(text, tmp_path).outcomes == [] and not (d / "previous").exists()  # same spec
+    # (the re-run re-aggregates: its results.json, with its own "created" time, is what a
+    # changed spec moves aside)
+    old_results = (d / "results" / "results.json").read_text()
     changed = text.replace("lr = 3e-3", "lr = 2e-3")
     res = _run(changed, tmp_path)
     (kept,) = (d / "previous").iterdir()
