@@ -208,7 +208,7 @@ def test_a_benchmark_task_is_worded_by_its_score_and_stale_figures_go(tmp_path):
     )
     md = paths.report_md.read_text()
     assert "Comparisons with the baseline (acc, percentage points):" in md
-    assert "![Acc by stratum](figures/accuracy_by_difficulty_mul.png)" in md
+    assert "![acc by stratum](figures/accuracy_by_difficulty_mul.png)" in md
     assert "Exact match scores only the final answer" not in md
     tex = " ".join(paths.paper_tex.read_text().split())
     assert r"Differences in acc against the baseline on \texttt{mul}" in tex

@@ -19,7 +19,7 @@ from typing import Any
 
 from smollab.errors import DataError
 from smollab.io import read_json
-from smollab.report.fmt import FORMATTERS, NA, is_missing, score_label
+from smollab.report.fmt import FORMATTERS, NA, is_missing, score_label, score_title
 
 SCHEMA = "smollab.results/1"
 
@@ -333,6 +333,7 @@ def _task(
         "n_items_min": min(known, key=lambda n: n.value) if known else None,
         "n_items_max": max(known, key=lambda n: n.value) if known else None,
         "score": score_label(spec),
+        "score_title": score_title(spec),
         "by_difficulty": by_difficulty,
         "chance": None
         if spec.get("chance") is None
@@ -340,7 +341,7 @@ def _task(
         "metrics": [
             {
                 "key": m,
-                "label": score_label(spec).capitalize()
+                "label": score_title(spec)
                 if m == "exact_match"
                 else METRIC_LABELS.get(m, m.replace("_", "-")),
             }

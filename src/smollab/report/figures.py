@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from smollab.io import atomic_write_bytes
-from smollab.report.fmt import is_missing, score_label
+from smollab.report.fmt import is_missing, score_label, score_title
 
 if TYPE_CHECKING:  # matplotlib.typing.RcKeyType is newer than the oldest matplotlib supported
     from matplotlib.typing import RcKeyType
@@ -235,10 +235,9 @@ FIGURE_INFO: dict[str, tuple[str, str]] = {
 def figure_text(kind: str, task_spec: dict[str, Any] | None) -> tuple[str, str]:
     """The title and caption of a figure of ``kind``, in the words of its task's score."""
     title, caption = FIGURE_INFO[kind]
-    score = score_label(task_spec or {})
     by_difficulty = (task_spec or {}).get("strata_by_difficulty", True)
     words = {
-        "Score": score[:1].upper() + score[1:],
+        "Score": score_title(task_spec or {}),
         "axis": "difficulty" if by_difficulty else "stratum",
     }
     return title.format(**words), caption.format(**words)

@@ -116,3 +116,10 @@ def score_label(task_spec: dict[str, Any]) -> str:
     a benchmark's own primary metric otherwise (hellaswag's "acc", humaneval's "pass@1")."""
     score = task_spec.get("score") or "exact_match"
     return "exact match" if score == "exact_match" else score.replace("_", "-")
+
+
+def score_title(task_spec: dict[str, Any]) -> str:
+    """:func:`score_label` at the start of a sentence or a heading: "Exact match", but a
+    benchmark's metric keeps its own spelling ("acc", "pass@1")."""
+    score = score_label(task_spec)
+    return "Exact match" if score == "exact match" else score
