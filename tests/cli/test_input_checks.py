@@ -72,6 +72,13 @@ def test_sessions_counts_the_runs_of_the_current_study_only(cli: Any, tmp_path: 
     assert rows["older"].split("│")[4].strip() == "1"
 
 
+def test_sessions_on_a_file_is_a_clear_error(cli: Any, tmp_path: Path) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    msg = assert_clean_error(cli("sessions", "--out", f), 2)
+    assert "is a file, not a folder of sessions" in msg
+
+
 def test_sessions_on_a_folder_that_does_not_exist(cli: Any, tmp_path: Path) -> None:
     proc = cli("sessions", "--out", tmp_path / "nope")
     assert proc.returncode == 0, proc.stderr

@@ -53,7 +53,6 @@ def report(
     )
 
 
-@handle_errors
 def _runs_cell(d: Path, state: dict) -> str:
     """Finished runs of the session's current study, of how many: "3/4". Run folders of an
     earlier version of the study (kept for reuse) are not counted; sessions written before
@@ -65,6 +64,7 @@ def _runs_cell(d: Path, state: dict) -> str:
     return f"{done}/{len(hashes)}"
 
 
+@handle_errors
 def sessions(
     out: Annotated[Path, typer.Option("--out", help="root folder of sessions")] = Path("outputs"),
 ) -> None:
