@@ -88,17 +88,15 @@ def _chance(results: dict[str, Any]) -> list[str]:
             continue
         for tname, t in c["tasks"].items():
             strata = list(t["strata"].items())
-            by_difficulty = (results.get("tasks", {}).get(tname) or {}).get(
-                "strata_by_difficulty", True
-            )
-            if len(strata) >= 2 and by_difficulty:
+            info = (results.get("tasks") or {}).get(tname) or {}
+            if len(strata) >= 2 and info.get("strata_by_difficulty", True):
                 easy, hard = strata[0][1]["exact_match"], strata[-1][1]["exact_match"]
                 if hard["estimate"] > easy["estimate"] + 0.2:
                     out.append(
                         f"{cname} {tname}: the hardest stratum scores higher than the easiest; "
                         "check the scorer and the strata before trusting any comparison."
                     )
-            chance = (results.get("tasks", {}).get(tname) or {}).get("chance")
+            chance = info.get("chance")
             overall = t["overall"]["exact_match"]
             if chance is not None and overall["low"] <= chance:
                 out.append(

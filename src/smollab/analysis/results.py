@@ -59,11 +59,6 @@ def _binary_interval(m: np.ndarray) -> Interval:
     )
 
 
-def _binary_metrics(task: Any) -> tuple[str, ...]:
-    """The item metrics that are 0/1 per item (a benchmark declares them; arithmetic has none)."""
-    return tuple(task.binary_metrics) if isinstance(task, BenchTask) else ()
-
-
 def _stratum_block(
     per_seed: list[list[dict[str, Any]]],
     ids: list[str],
@@ -170,7 +165,7 @@ def aggregate(
         for t in tasks:
             per_seed = preds[(cond.name, t.name)]
             ids = strata_ids[t.name]
-            kw = {"item_metrics": t.item_metrics, "binary": _binary_metrics(t)}
+            kw = {"item_metrics": t.item_metrics, "binary": tuple(t.binary_metrics)}
             strata = {s: _stratum_block(per_seed, v, t.error_types, **kw) for s, v in ids.items()}
             all_ids = [i for v in ids.values() for i in v]
             strata_all = _stratum_block(per_seed, all_ids, t.error_types, **kw)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from smollab.eval.generate import greedy_generate
-from smollab.tasks import Example, PromptFormat, Task
+from smollab.tasks import PROMPT_FORMATS, Example, PromptFormat, Task
 from smollab.tasks.requests import GenerateRequest
 
 FEWSHOT_SEED = 4242
@@ -66,7 +66,6 @@ def evaluate_items(
     sends the question itself (the provider applies its own template), and the token budget is
     ``max_new_tokens`` or :data:`API_MAX_NEW_TOKENS`."""
     from smollab.eval.provider_lm import ProviderLM
-    from smollab.tasks import PROMPT_FORMATS
 
     if isinstance(fmt, str):  # a format's registered name ("compact", "plain", ...)
         fmt = PROMPT_FORMATS.get(fmt, where="evaluate_items: fmt")

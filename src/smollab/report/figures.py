@@ -270,10 +270,8 @@ def draw_all(results: dict[str, Any], out_dir: Path) -> list[dict[str, Any]]:
             if paths:
                 drawn.append({"kind": kind, "task": task, "stem": paths[0].stem, "paths": paths})
     keep = {p for d in drawn for p in d["paths"]}
-    for old in out_dir.iterdir():
-        ours = old.stem == "loss_curves" or old.stem.startswith(
-            tuple(f"{k}_" for k in FIGURE_INFO if k != "loss_curves")
-        )
-        if ours and old.suffix in (".png", ".pdf") and old not in keep:
-            old.unlink()
+    for old in out_dir.iterdir():  # every figure stem starts with its kind
+        if old.stem.startswith(tuple(FIGURE_INFO)) and old.suffix in (".png", ".pdf"):
+            if old not in keep:
+                old.unlink()
     return drawn

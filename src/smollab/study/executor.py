@@ -68,11 +68,10 @@ class FailFast:
 
     def skipped(self, job: Job) -> Outcome:
         """The outcome of a job left unstarted after :attr:`reason` repeated."""
-        n = self.limit
         return Outcome(
             job,
             False,
-            error=f"not started: {n} runs had already failed with the same error",
+            error=f"not started: {self.limit} runs had already failed with the same error",
             details={"not_started": True},
         )
 

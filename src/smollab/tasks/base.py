@@ -64,6 +64,8 @@ class Task(ABC):
     config: TaskConfig
     #: metric names reported per stratum, besides ``exact_match``
     item_metrics: tuple[str, ...] = ()
+    #: those of them that are 0/1 per item (none here: digit accuracy is fractional)
+    binary_metrics: tuple[str, ...] = ()
     #: error categories reported by the error taxonomy, in display order
     error_types: tuple[str, ...] = ()
     #: exact match under guessing, when it has a fixed value (see BenchTask.chance)
