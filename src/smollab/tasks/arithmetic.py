@@ -122,7 +122,7 @@ class ArithmeticConfig(TaskConfig):
                 raise ValueError(e.message) from None
             canon.append(f"{a}x{b}")  # " 2x2" and "02x2" are the stratum "2x2"
         if len(set(canon)) != len(canon):
-            raise ValueError(f"strata must be distinct, got {v} (that is, {canon})")
+            raise ValueError(f"strata must be distinct; as operand digits they are {canon}")
         return canon
 
     @model_validator(mode="after")
