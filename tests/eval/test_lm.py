@@ -77,80 +77,150 @@ MANY = [
 ]
 
 
-@needs_tok
-@pytest.mark.parametrize("mode", ["merged", "one_pass_at_a_time", "kv_budget", "unmergeable"])
-def test_continuations_of_several_context_passes_share_batches(gpt2_bpe, monkeypatch, mode):
-    """Continuations from context passes of different widths are batched together (each
-    context's cache right-aligned to the widest); flushing per pass, on the KV budget, or for
-    caches that cannot be merged gives the same results."""
-    import smollab.eval.lm as lm_mod
-
-    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=2)
-    if mode == "one_pass_at_a_time":
-        monkeypatch.setattr(lm_mod, "CONTEXT_PASSES", 1)
-    elif mode == "kv_budget":
-        monkeypatch.setattr(lm_mod, "KV_BUDGET", 1)
-    elif mode == "unmergeable":
-        run = lm._run_contexts
-
-        def unmergeable(batch):
-            part = run(batch)
-            part.mergeable = False
-            return part
-
-        monkeypatch.setattr(lm, "_run_contexts", unmergeable)
-    passes: list[int] = []
-    score = lm._score_continuations
-    monkeypatch.setattr(
-        lm, "_score_continuations", lambda parts, *a: (passes.append(len(parts)), score(parts, *a))
-    )
-    got = lm.loglikelihood(MANY)
-    # 9 distinct contexts in passes of 2: merged into one group, else one pass per group
-    assert passes == ([5] if mode == "merged" else [1] * 5)
-    for r, g in zip(MANY, got, strict=True):
+def assert_matches_reference(lm: HFLM, reqs, got) -> None:
+    for r, g in zip(reqs, got, strict=True):
         lp, greedy, n = reference_ll(lm, r.context, r.continuation)
         assert g.logprob == pytest.approx(lp, abs=1e-4)
         assert (g.is_greedy, g.n_tokens) == (greedy, n)
 
 
-@needs_tok
-def test_continuation_batches_take_more_rows_within_the_position_budget(gpt2_bpe):
-    """On an accelerator a continuation forward takes more than batch_size rows (up to
-    CONT_ROWS x) only while they hold no more positions than a context forward (batch_size x
-    context width); on the CPU it takes batch_size rows. Results are unchanged."""
-    from smollab.eval.lm import CONT_ROWS
-
-    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=2)
-    assert lm.cont_rows == 1  # a CPU model
-    lm.cont_rows = CONT_ROWS  # what a GPU model gets
-    shapes: list[tuple[str, int, int]] = []
+def record_forwards(model, shapes: list) -> object:
+    """Record (rows, width, tree mask or not) of each forward of ``model``."""
 
     def record(_mod, args, kwargs):
-        kind = "cont" if kwargs.get("past_key_values") is not None else "ctx"
-        shapes.append((kind, *kwargs["input_ids"].shape))
+        mask = kwargs.get("attention_mask")
+        shapes.append((*kwargs["input_ids"].shape, mask is not None and mask.dim() == 4))
 
-    handle = gpt2_bpe.model.register_forward_pre_hook(record, with_kwargs=True)
+    return model.register_forward_pre_hook(record, with_kwargs=True)
+
+
+@needs_tok
+@pytest.mark.parametrize("tree", [True, False])
+def test_prefix_trees_feed_each_context_and_shared_prefix_once(gpt2_bpe, tree):
+    """A context's continuations share one row (a prefix tree under a 4D mask): the context and
+    the prefixes the continuations share are fed once. Chain rows (one request per row, for
+    models that cannot take a tree mask) give the same results with more tokens."""
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=6)
+    lm._tree = tree  # decided (not probed)
+    shapes: list = []
+    handle = record_forwards(gpt2_bpe.model, shapes)
     try:
         got = lm.loglikelihood(MANY)
     finally:
         handle.remove()
-    ctx_width = max(w for kind, _, w in shapes if kind == "ctx")
-    cont = [(m, w) for kind, m, w in shapes if kind == "cont"]
-    assert max(m for m, _ in cont) > lm.batch_size  # more rows than a context pass
-    assert all(m <= CONT_ROWS * lm.batch_size for m, _ in cont)
-    assert all(m * w <= lm.batch_size * ctx_width or m <= lm.batch_size for m, w in cont)
-    for r, g in zip(MANY, got, strict=True):
-        lp, greedy, n = reference_ll(lm, r.context, r.continuation)
-        assert g.logprob == pytest.approx(lp, abs=1e-4)
-        assert (g.is_greedy, g.n_tokens) == (greedy, n)
-    # empty contexts (one EOS token) with long continuations still take batch_size rows
-    lm.cont_rows, shapes[:] = 1, []
-    handle = gpt2_bpe.model.register_forward_pre_hook(record, with_kwargs=True)
+    assert_matches_reference(lm, MANY, got)
+    fed = sum(rows * width for rows, width, _ in shapes)
+    assert all(is_tree == tree for _, _, is_tree in shapes)
+    # 9 contexts, 3 continuations each (" end0", " end1 end1", ...): each continuation is
+    # fed but its last token; a tree feeds its context, and each prefix its continuations
+    # share (here " end"), once
+    pairs = [lm._encode_pair(r.context, r.continuation) for r in MANY]
+    if tree:
+        contexts = {tuple(c) for c, _ in pairs}
+        nodes = {(tuple(c), tuple(x[:k])) for c, x in pairs for k in range(1, len(x))}
+        real = sum(len(c) for c in contexts) + len(nodes)
+    else:
+        real = sum(len(c) + len(x) - 1 for c, x in pairs)
+    assert real <= fed < real * 1.5  # rows sorted by length: little padding
+    # a forward holds batch_size continuations: 2 trees of 3, or 6 chains
+    assert [rows for rows, _, _ in shapes] == ([2, 2, 2, 2, 1] if tree else [6] * 4 + [3])
+
+
+@needs_tok
+def test_many_continuations_of_one_context_split_into_rows(gpt2_bpe, monkeypatch):
+    """A tree row holds at most ROW_TOKENS tokens; more continuations go to further rows,
+    each with its own copy of the context. Results are unchanged."""
+    import smollab.eval.lm as lm_mod
+
+    monkeypatch.setattr(lm_mod, "ROW_TOKENS", 20)
+    reqs = [LoglikelihoodRequest(ROOF, f" word{k} and more{k}") for k in range(6)]
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=64)
+    shapes: list = []
+    handle = record_forwards(gpt2_bpe.model, shapes)
     try:
-        lm.loglikelihood([LoglikelihoodRequest("", f" word{k}" * 6) for k in range(7)])
+        got = lm.loglikelihood(reqs)
     finally:
         handle.remove()
-    assert [m for kind, m, _ in shapes if kind == "cont"] == [2, 2, 2, 1]
+    assert_matches_reference(lm, reqs, got)
+    ((rows, width, tree),) = shapes[-1:]  # after the probe's two forwards
+    ctx = len(lm._encode_pair(ROOF, " x")[0])
+    assert tree and rows > 1 and ctx < width <= 20
+
+
+@needs_tok
+def test_continuation_forwards_take_more_rows_on_an_accelerator(gpt2_bpe):
+    """On an accelerator a forward holds up to CONT_ROWS x batch_size continuations; on the
+    CPU batch_size. Results are unchanged."""
+    from smollab.eval.lm import CONT_ROWS
+
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=2)
+    lm._tree = False
+    assert lm.cont_rows == 1  # a CPU model
+    lm.cont_rows = CONT_ROWS  # what a GPU model gets
+    shapes: list = []
+    handle = record_forwards(gpt2_bpe.model, shapes)
+    try:
+        got = lm.loglikelihood(MANY)
+    finally:
+        handle.remove()
+    assert [rows for rows, _, _ in shapes] == [8, 8, 8, 3]
+    assert_matches_reference(lm, MANY, got)
+
+
+@needs_tok
+def test_a_sliding_window_shorter_than_the_rows_gets_chain_rows(gpt2_bpe):
+    """A tree's mask replaces a sliding window's mask, so a sliding-window model takes trees
+    only while no row reaches past its window."""
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=4)
+    cfg = gpt2_bpe.model.config
+    lm.loglikelihood(MANY[:1])  # the probe's forwards
+    for window, want_tree in ((8, False), (64, True)):
+        cfg.sliding_window = window  # read by the LM interface (GPT-2 itself has none)
+        shapes: list = []
+        handle = record_forwards(gpt2_bpe.model, shapes)
+        try:
+            got = lm.loglikelihood(MANY)
+        finally:
+            handle.remove()
+            del cfg.sliding_window
+        assert {tree for _, _, tree in shapes} == {want_tree}
+        assert_matches_reference(lm, MANY, got)
+    assert lm.loglikelihood([]) == []
+
+
+@needs_tok
+def test_eager_attention_takes_an_additive_tree_mask(gpt2_bpe):
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=4)
+    cfg = gpt2_bpe.model.config
+    before = cfg._attn_implementation
+    cfg._attn_implementation = "eager"
+    try:
+        got = lm.loglikelihood(MANY)
+        assert lm._tree is True  # the probe passed with eager attention
+        assert_matches_reference(lm, MANY, got)
+    finally:
+        cfg._attn_implementation = before
+
+
+@needs_tok
+def test_a_model_that_ignores_the_tree_mask_gets_chain_rows(gpt2_bpe, monkeypatch):
+    """The probe compares a small tree row with chain rows: a model whose forward drops a 4D
+    mask (custom code that builds its own causal mask) fails it and is scored with chains,
+    correctly."""
+    model = gpt2_bpe.model
+    forward = model.forward
+
+    def ignores_4d_masks(*args, **kwargs):
+        mask = kwargs.get("attention_mask")
+        if mask is not None and mask.dim() == 4:
+            kwargs["attention_mask"] = None
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", ignores_4d_masks)
+    lm = HFLM(model, gpt2_bpe.tokenizer, batch_size=4)
+    got = lm.loglikelihood(MANY)
+    assert lm._tree is False
+    assert_matches_reference(lm, MANY, got)
 
 
 @needs_tok
@@ -225,7 +295,7 @@ def test_results_are_cached_by_request_hash(gpt2_bpe, tmp_path, monkeypatch):
     first = lm.loglikelihood(REQS[:3])
     gen = lm.generate([GenerateRequest("Hello", ("\n",), 4)])
     calls = []
-    monkeypatch.setattr(lm, "_run_contexts", lambda *a: calls.append(a))
+    monkeypatch.setattr(lm, "_score_rows", lambda *a: calls.append(a))
     monkeypatch.setattr(lm, "_generate", lambda *a: calls.append(a))
     assert lm.loglikelihood(REQS[:3]) == first
     assert lm.generate([GenerateRequest("Hello", ("\n",), 4)]) == gen

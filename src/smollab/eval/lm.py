@@ -18,14 +18,19 @@
     ``context window - max_tokens`` tokens is cut from the left (as lm-evaluation-harness does);
     a ``max_tokens`` that leaves no room for the prompt is an error.
 
-Speed (see ``benchmarks/bench_eval_parity.py``): requests are sorted by length and batched;
-requests that share a context (the endings of a multiple-choice item) run the context once and
-reuse its KV cache for all continuations, which are sorted by length across up to
-``CONTEXT_PASSES`` context batches so that their own batches carry little padding (a batch of
-continuations takes, on a GPU, up to ``CONT_ROWS`` x ``batch_size`` rows but no more positions
-than a batch of contexts; each continuation token's log-probability and greedy flag are reduced
-where the model runs, so a GPU is not stalled by per-request copies); tokenisation is batched;
-on a float32 CPU model the linear layers run oneDNN's packed kernels
+Speed (see ``benchmarks/bench_eval_parity.py``): requests that share a context (the endings of
+a multiple-choice item) are scored in one row, a prefix tree: the context is fed once, each
+ending branches off its last token, and tokens that several endings start with are fed once;
+a 4D attention mask lets each token see only its own ancestors, and position ids restart at
+each branch, so every ending is computed exactly as if it followed the context alone. The
+context's keys and values thus serve all its endings within the one forward, with no cache
+to copy. Only the positions that predict a continuation token go through the LM head, and
+each token's log-probability and greedy flag are picked where the model runs. Rows are
+sorted by length and a forward takes rows until it holds ``batch_size`` continuations
+(``CONT_ROWS`` x on a GPU). Models that cannot take such a mask (attention other than SDPA or
+eager, a sliding window shorter than the rows, custom code; a small probe decides) get one
+plain row per request, as lm-evaluation-harness feeds them. Tokenisation is batched; on a
+float32 CPU model the linear layers run oneDNN's packed kernels
 (:mod:`smollab.models.cpu_kernels`); generation is
 :func:`smollab.eval.generate.greedy_generate` (batched, shared-prefix cache, finished rows
 dropped, the KV cache allocated once per batch). Results are cached in an optional
@@ -34,7 +39,6 @@ dropped, the KV cache allocated once per batch). Results are cached in an option
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import sqlite3
@@ -44,6 +48,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from smollab.errors import ConfigError
@@ -135,27 +140,12 @@ def cached_requests(
     return [result_type(**hits[k]) if result_type else hits[k] for k in keys]
 
 
-def _plain_layers(cache: Any) -> list[Any] | None:
-    """The layers of a plain ``DynamicCache`` (whole key/value tensors, rows free to select and
-    stack), or None for sliding-window and other cache types."""
-    from transformers.cache_utils import DynamicLayer
+def _slices_by_mask() -> bool:
+    """Whether this transformers version takes ``logits_to_keep`` as a boolean (rows, positions)
+    mask of the positions whose logits are computed."""
+    import transformers.modeling_utils as mu
 
-    layers = getattr(cache, "layers", None)
-    if layers and all(type(x) is DynamicLayer for x in layers):
-        return list(layers)
-    return None
-
-
-def _select_cache(cache: Any, sel: torch.Tensor) -> Any:
-    """A new cache holding rows ``sel`` (repeats allowed) of ``cache``, which stays intact."""
-    from transformers.cache_utils import DynamicCache
-
-    layers = _plain_layers(cache)
-    if layers:
-        return DynamicCache(ddp_cache_data=[(x.keys[sel], x.values[sel]) for x in layers])
-    other = copy.deepcopy(cache)  # sliding-window and other cache types
-    other.batch_select_indices(sel)
-    return other
+    return hasattr(mu, "slice_logits_to_keep")
 
 
 def model_window(model: Any, tokenizer: Any, default: int = 2048) -> int:
@@ -172,30 +162,82 @@ def model_window(model: Any, tokenizer: Any, default: int = 2048) -> int:
     return default
 
 
-#: context passes whose continuations are batched together (see ``HFLM._loglikelihood``)
-CONTEXT_PASSES = 8
-#: ... unless their KV caches reach this many bytes first
-KV_BUDGET = 1 << 30
-#: on an accelerator, a continuation forward takes more than ``batch_size`` rows (up to this
-#: many times) as long as it holds no more positions than a context forward (``batch_size`` x
-#: the context width): continuations are short, so this means fewer forwards (what a GPU's time
-#: goes to) with no larger logits than lm-eval's own forward at the same batch size. On the CPU
-#: the factor is 1: there the larger batches measured about 5% slower (HellaSwag, SmolLM2)
+#: on an accelerator a loglikelihood forward holds up to this many times ``batch_size``
+#: continuations (fewer, larger forwards are what a GPU's time goes to; the logits stay no larger
+#: than lm-eval's forward over ``batch_size`` whole sequences). On the CPU the factor is 1
 CONT_ROWS = 4
+#: a prefix tree row holds its context and continuations up to this many tokens (more
+#: continuations go to further rows, each with its own copy of the context)
+ROW_TOKENS = 1024
 
 
 @dataclass
-class _Contexts:
-    """One forward pass over a batch of contexts, kept until their continuations are scored."""
+class _Row:
+    """One row of a loglikelihood forward: a context and one or more continuations.
 
-    members: list[list[tuple[int, list[int]]]]  # per context row: (request index, tokens)
-    cache: Any
-    mask: torch.Tensor  # (rows, width), left-padded
-    last_pos: torch.Tensor  # (rows,) position id of each context's last token
-    first_logp: torch.Tensor  # (rows, vocab) log-probs of the first continuation token
-    truncated: list[bool]
-    mergeable: bool  # a plain DynamicCache: rows of several passes can share a batch
-    kv_bytes: int
+    ``tokens[j]`` sits at position ``pos[j]`` and attends to itself and its ancestors (``parent``
+    links; the context is a chain). In a prefix tree the continuations of one context branch off
+    its last token and share their common prefixes; in a chain row (one request, or a model
+    that cannot take a tree mask) ``parent[j] == j - 1``. ``need``: (node, request index,
+    token) for every continuation token, predicted by the logits at that node."""
+
+    tokens: list[int]
+    pos: list[int]
+    parent: list[int]
+    need: list[tuple[int, int, int]]
+    n_requests: int
+    truncated: bool
+
+
+def _prefix_rows(
+    ctx: list[int], members: list[tuple[int, list[int]]], truncated: bool, tree: bool
+) -> list[_Row]:
+    """The rows scoring ``members`` (request index, continuation tokens) after ``ctx``: prefix
+    trees of at most ``ROW_TOKENS`` tokens (at least one continuation each), or one chain row
+    per continuation when ``tree`` is false."""
+    rows: list[_Row] = []
+    row: _Row | None = None
+    children: dict[tuple[int, int], int] = {}
+    for i, cont in members:
+        grow = len(cont) - 1
+        if row is None or not tree or len(row.tokens) + grow > ROW_TOKENS:
+            row = _Row(
+                list(ctx), list(range(len(ctx))), list(range(-1, len(ctx) - 1)), [], 0, truncated
+            )
+            rows.append(row)
+            children = {}
+        row.n_requests += 1
+        node = len(ctx) - 1
+        for k, t in enumerate(cont):
+            row.need.append((node, i, t))
+            if k == len(cont) - 1:
+                break
+            nxt = children.get((node, t))
+            if nxt is None:
+                nxt = children[(node, t)] = len(row.tokens)
+                row.tokens.append(t)
+                row.pos.append(row.pos[node] + 1)
+                row.parent.append(node)
+            node = nxt
+    return rows
+
+
+def _tree_mask(rows: list[_Row], width: int) -> torch.Tensor:
+    """(rows, 1, width, width) boolean attention mask: each node sees itself and its ancestors;
+    a padding position sees only itself (so no softmax row is empty)."""
+    out = np.zeros((len(rows), 1, width, width), dtype=bool)
+    pad = np.arange(width)
+    out[:, 0, pad, pad] = True
+    for r, row in enumerate(rows):
+        anc = out[r, 0]
+        # a chain as long as each node follows its parent (the context, the first continuation),
+        # then each node sees what its parent sees, and itself
+        chain = next((j for j, p in enumerate(row.parent) if p != j - 1), len(row.parent))
+        anc[:chain, :chain] = np.tril(np.ones((chain, chain), dtype=bool))
+        for j in range(chain, len(row.parent)):
+            anc[j] = anc[row.parent[j]]
+            anc[j, j] = True
+    return torch.from_numpy(out)
 
 
 class HFLM:
@@ -230,7 +272,8 @@ class HFLM:
         eos = tokenizer.eos_token_id
         self.eos_id = eos if eos is not None else 0
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
-        self._last = _last_logits_kwargs(model)
+        self._tree: bool | None = None  # prefix trees work for this model (see _tree_ok)
+        self._keep_ok = bool(_last_logits_kwargs(model)) and _slices_by_mask()
 
     # ------------------------------------------------------------------ public API
 
@@ -309,7 +352,9 @@ class HFLM:
         return self._encode_pairs([(context, continuation)])[0]
 
     def _loglikelihood(self, requests, progress) -> list[Loglikelihood]:
-        # group requests by context: each context runs once, its cache serves every ending
+        if not requests:
+            return []
+        # group requests by context: each context is fed once, with all its continuations
         groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
         window = self.max_length
         pairs = self._encode_pairs([(r.context, r.continuation) for r in requests])
@@ -325,176 +370,134 @@ class HFLM:
                     f"window of {window} tokens; use a model with a longer window."
                 )
             groups.setdefault(tuple(ctx), []).append((i, cont))
+        # lm-eval keeps the last window+1 tokens of context+continuation and feeds all but
+        # the last: at most window+1-longest context tokens (and at least one)
+        keep = {c: max(1, window + 1 - max(len(x) for _, x in m)) for c, m in groups.items()}
+        # a tree's mask replaces a sliding window's: only where no row reaches past it
+        span = max(min(k, len(c)) + max(len(x) for _, x in groups[c]) - 1 for c, k in keep.items())
+        slide = getattr(self.model.config, "sliding_window", None)
+        tree = self._tree_ok(next(iter(groups.items()))) and not (slide and span > slide)
+        rows: list[_Row] = []
+        for context, members in groups.items():
+            k = keep[context]
+            rows += _prefix_rows(list(context[-k:]), members, len(context) > k, tree)
+        # longest rows first (a batch that does not fit in memory fails at once, not at the
+        # end); a forward takes rows until it holds batch_size continuations (CONT_ROWS x on
+        # an accelerator)
+        rows.sort(key=lambda r: -len(r.tokens))
         out: list[Loglikelihood | None] = [None] * len(requests)
-        # contexts longest first (a batch that does not fit in memory fails at once, not at
-        # the end), batch_size contexts per pass; the continuations of up to CONTEXT_PASSES
-        # passes (within KV_BUDGET bytes of cache) are then sorted by length together, so
-        # their batches carry little padding
-        order = sorted(groups, key=lambda c: -len(c))
-        pending: list[_Contexts] = []
-        for start in range(0, len(order), self.batch_size):
-            batch = [(ctx, groups[ctx]) for ctx in order[start : start + self.batch_size]]
-            part = self._run_contexts(batch)
-            if pending and not part.mergeable:  # such a cache is scored on its own
-                self._score_continuations(pending, out, progress)
-                pending = []
-            pending.append(part)
-            full = (
-                len(pending) >= CONTEXT_PASSES
-                or sum(p.kv_bytes for p in pending) >= KV_BUDGET
-                or not part.mergeable
-            )
-            if full or start + self.batch_size >= len(order):
-                self._score_continuations(pending, out, progress)
-                pending = []
+        per_forward = self.cont_rows * self.batch_size
+        start = 0
+        while start < len(rows):
+            stop, held = start + 1, rows[start].n_requests
+            while stop < len(rows) and held + rows[stop].n_requests <= per_forward:
+                held += rows[stop].n_requests
+                stop += 1
+            self._score_rows(rows[start:stop], tree, out)
+            if progress:
+                progress(held)
+            start = stop
         return [o for o in out if o is not None]
 
     @torch.inference_mode()
-    def _run_contexts(self, batch) -> _Contexts:
-        """One forward pass over several contexts (left-padded, one row each): their KV cache
-        and the log-probabilities of the first continuation token."""
-        window = self.max_length
-        ctxs: list[list[int]] = []
-        truncated: list[bool] = []
-        for ctx, members in batch:
-            longest = max(len(c) for _, c in members)
-            # lm-eval keeps the last window+1 tokens of context+continuation and feeds all but
-            # the last: at most window+1-longest context tokens (and at least one)
-            keep = max(1, window + 1 - longest)
-            ctxs.append(list(ctx[-keep:]))
-            truncated.append(len(ctx) > keep)
-        n = len(ctxs)
-        width = max(len(c) for c in ctxs)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for r, c in enumerate(ctxs):
-            ids[r, width - len(c) :] = torch.tensor(c)
-            mask[r, width - len(c) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        # only the last context position's logits are needed (the LM head is ~20% of the FLOPs
-        # of a 135M model, and its output the biggest tensor)
-        res = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **self._last
-        )
-        cache = res.past_key_values
-        layers = _plain_layers(cache)
-        mergeable = layers is not None
-        kv_bytes = sum(x.keys.nbytes + x.values.nbytes for x in layers or [])
-        return _Contexts(
-            members=[m for _, m in batch],
-            cache=cache,
-            mask=mask,
-            last_pos=pos[:, -1],
-            first_logp=torch.log_softmax(res.logits[:, -1, :].float(), dim=-1),
-            truncated=truncated,
-            mergeable=mergeable,
-            kv_bytes=kv_bytes,
-        )
-
-    @staticmethod
-    def _merge(parts: list[_Contexts]) -> _Contexts:
-        """Several context passes as one: each pass's cache and mask left-padded to the widest
-        and stacked (an unmergeable cache always comes alone and is returned as it is). The
-        passes' own caches are released layer by layer, so the copy costs little extra memory."""
-        if len(parts) == 1:
-            return parts[0]
-        from transformers.cache_utils import DynamicCache
-
-        width = max(p.mask.shape[1] for p in parts)
-
-        def padded(t: torch.Tensor, dim: int) -> torch.Tensor:
-            extra = width - t.shape[dim]
-            if not extra:
-                return t
-            pad = [0, 0] * (t.dim() - 1 - dim) + [extra, 0]
-            return torch.nn.functional.pad(t, pad)
-
-        data = []
-        for li in range(len(parts[0].cache.layers)):
-            layers = [p.cache.layers[li] for p in parts]
-            data.append(
-                (
-                    torch.cat([padded(x.keys, 2) for x in layers]),
-                    torch.cat([padded(x.values, 2) for x in layers]),
-                )
+    def _score_rows(self, rows: list[_Row], tree: bool, out: list[Any]) -> None:
+        """One forward over ``rows`` (right-padded): the summed log-probability and greedy flag
+        of each of their continuations, written to ``out``. Only the positions that predict a
+        continuation token go through the LM head; per-token log-probabilities and greedy flags
+        are picked where the model runs, so only a few numbers per row leave it."""
+        dev = self.device
+        width = max(len(r.tokens) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((len(rows), width), dtype=torch.long)
+        keep = torch.zeros((len(rows), width), dtype=torch.bool)
+        for r, row in enumerate(rows):
+            ids[r, : len(row.tokens)] = torch.tensor(row.tokens)
+            pos[r, : len(row.tokens)] = torch.tensor(row.pos)
+            keep[r, [node for node, _, _ in row.need]] = True
+        kwargs: dict[str, Any] = {"input_ids": ids.to(dev), "use_cache": False}
+        if tree:
+            kwargs["position_ids"] = pos.to(dev)
+            kwargs["attention_mask"] = self._mask(_tree_mask(rows, width)).to(dev)
+        else:  # right padding: a causal model's real tokens never see it
+            kwargs["attention_mask"] = (
+                (torch.arange(width) < torch.tensor([len(r.tokens) for r in rows])[:, None])
+                .long()
+                .to(dev)
             )
-            for x in layers:
-                x.keys = x.values = None
-        return _Contexts(
-            members=[m for p in parts for m in p.members],
-            cache=DynamicCache(ddp_cache_data=data),
-            mask=torch.cat([padded(p.mask, 1) for p in parts]),
-            last_pos=torch.cat([p.last_pos for p in parts]),
-            first_logp=torch.cat([p.first_logp for p in parts]),
-            truncated=[t for p in parts for t in p.truncated],
-            mergeable=True,
-            kv_bytes=sum(p.kv_bytes for p in parts),
+        keep_kw = {"logits_to_keep": keep.to(dev)} if self._keep_ok else {}
+        logits = self.model(**kwargs, **keep_kw).logits
+        if logits.dim() == 3:  # a model that computed every position's logits
+            logits = logits[keep.to(dev)]
+        # lm-eval's arithmetic: log_softmax, then the target's entry and the argmax
+        # (target logit minus torch.logsumexp measured 5x further from it on the CPU)
+        logp = torch.log_softmax(logits.float(), -1)
+        del logits
+        # the kept positions, flattened in row-major order: node -> index in logp
+        index: dict[tuple[int, int], int] = {}
+        for r, c in keep.nonzero().tolist():
+            index[(r, c)] = len(index)
+        at = torch.tensor(
+            [index[(r, node)] for r, row in enumerate(rows) for node, _, _ in row.need]
         )
+        target = torch.tensor([t for row in rows for _, _, t in row.need])
+        at, target = at.to(dev), target.to(dev)
+        lp = logp[at, target].tolist()
+        ok = (logp.argmax(-1)[at] == target).tolist()
+        del logp
+        # a request's tokens all sit in one row, in order
+        k = 0
+        for row in rows:
+            sums: dict[int, list[Any]] = {}
+            for _, i, _ in row.need:
+                acc = sums.setdefault(i, [0.0, True, 0])
+                acc[0] += lp[k]
+                acc[1] = acc[1] and ok[k]
+                acc[2] += 1
+                k += 1
+            for i, (total, greedy, n) in sums.items():
+                out[i] = Loglikelihood(total, bool(greedy), n, row.truncated)
 
-    @torch.inference_mode()
-    def _score_continuations(self, parts: list[_Contexts], out, progress) -> None:
-        """Score the continuations of the contexts in ``parts`` (merged into one): sorted by
-        length into batches (see ``CONT_ROWS``; little padding), each row on a copy of its
-        context's KV cache. Per-token log-probabilities and greedy flags are reduced on the
-        device, so only a few numbers per row leave it."""
-        ctxs = self._merge(parts)
-        rows = [(g, i, cont) for g, members in enumerate(ctxs.members) for i, cont in members]
-        dev = ctxs.first_logp.device
-        # the first continuation token: from the context pass, for every row at once
-        g_t = torch.tensor([g for g, _, _ in rows], device=dev)
-        t0 = torch.tensor([c[0] for _, _, c in rows], device=dev)
-        first_lp = ctxs.first_logp[g_t, t0]
-        first_greedy = ctxs.first_logp.argmax(-1)[g_t] == t0
-        total = dict(zip((i for _, i, _ in rows), first_lp.tolist(), strict=True))
-        greedy = dict(zip((i for _, i, _ in rows), first_greedy.tolist(), strict=True))
-        # the other tokens: one forward per batch of rows over copies of their contexts' caches
-        multi = sorted((r for r in rows if len(r[2]) > 1), key=lambda r: -len(r[2]))
-        positions = self.batch_size * ctxs.mask.shape[1]
-        start = 0
-        while start < len(multi):
-            cwidth = len(multi[start][2]) - 1  # the longest row of the batch
-            # batch_size rows, or more (up to cont_rows x) while they fit a context pass's size
-            m = min(self.cont_rows * self.batch_size, max(self.batch_size, positions // cwidth))
-            part_rows = multi[start : start + m]
-            start += m
-            m = len(part_rows)
-            sel = torch.tensor([g for g, _, _ in part_rows], device=self.device)
-            cache, ctx_mask = _select_cache(ctxs.cache, sel), ctxs.mask[sel]
-            # each row's continuation, right-padded: the model reads tokens 1..n-1 of it and
-            # scores tokens 2..n (the padding sits after a row's last input, masked)
-            conts = torch.tensor(
-                [c + [self.pad_id] * (cwidth + 1 - len(c)) for _, _, c in part_rows],
-                device=self.device,
-            )
-            cids, target = conts[:, :-1], conts[:, 1:]
-            lens = torch.tensor([len(c) - 1 for _, _, c in part_rows], device=self.device)
-            cmask = (torch.arange(cwidth, device=self.device) < lens[:, None]).long()
-            cpos = ctxs.last_pos[sel][:, None] + 1 + torch.arange(cwidth, device=self.device)
-            logits = self.model(
-                input_ids=cids,
-                attention_mask=torch.cat([ctx_mask, cmask], dim=1),
-                position_ids=cpos,
-                past_key_values=cache,
-                use_cache=True,
-            ).logits.float()
-            # lm-eval's arithmetic: log_softmax, then the target's entry and the argmax
-            # (target logit minus torch.logsumexp measured 5x further from it on the CPU)
-            logp = torch.log_softmax(logits, -1)
-            del logits
-            lp = logp.gather(-1, target[..., None])[..., 0]
-            ok = logp.argmax(-1) == target
-            valid = cmask.bool()
-            sums = lp.masked_fill(~valid, 0.0).sum(1).tolist()
-            alls = (ok | ~valid).all(1).tolist()
-            del logp, lp, ok, cache
-            for (_, i, _), lp_sum, all_ok in zip(part_rows, sums, alls, strict=True):
-                total[i] += lp_sum
-                greedy[i] = greedy[i] and all_ok
-        for g, i, cont in rows:
-            out[i] = Loglikelihood(total[i], bool(greedy[i]), len(cont), ctxs.truncated[g])
-        if progress:
-            progress(len(rows))
+    def _mask(self, allowed: torch.Tensor) -> torch.Tensor:
+        """A boolean (rows, 1, q, k) mask as the model's attention takes it: as it is for SDPA,
+        additive (0 or the dtype's minimum) for eager attention."""
+        if getattr(self.model.config, "_attn_implementation", "sdpa") == "sdpa":
+            return allowed
+        dtype = next(self.model.parameters()).dtype
+        return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+
+    def _tree_ok(self, sample: tuple[tuple[int, ...], list[tuple[int, list[int]]]]) -> bool:
+        """Whether this model scores prefix trees (one row per context, its continuations
+        sharing their prefixes under a custom 4D attention mask and position ids): a plain
+        causal LM with SDPA or eager attention that gives the same log-probabilities as chain
+        rows on a small probe built from ``sample`` (a context and its continuations). Decided
+        once per model; otherwise every request gets a chain row. (A sliding-window model takes
+        trees only for rows shorter than its window: see ``_loglikelihood``.)"""
+        if self._tree is not None:
+            return self._tree
+        cfg = self.model.config
+        self._tree = False
+        if getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager"):
+            return False
+        # continuations that share a first token and then branch: a tree row differs from
+        # chain rows if the model ignores the mask or the position ids
+        ctx = list(sample[0][-8:])
+        a = ctx[-1]
+        b = (a + 1) % self.model.get_input_embeddings().num_embeddings
+        conts = [(0, [a, a, b]), (1, [a, b, a]), (2, [b, a, a])]
+        got: list[list[Any]] = [[None] * 3, [None] * 3]
+        try:
+            for slot, tree in enumerate((True, False)):
+                rows = _prefix_rows(ctx, conts, False, tree)
+                self._score_rows(rows, tree, got[slot])
+        except Exception:  # noqa: BLE001 - any failure means: use chain rows
+            return False
+        fp32 = next(self.model.parameters()).dtype == torch.float32
+        tol = 1e-3 if fp32 else 0.1
+        self._tree = all(
+            abs(x.logprob - y.logprob) <= tol * (1 + abs(y.logprob))
+            for x, y in zip(got[0], got[1], strict=True)
+        )
+        return self._tree
 
     # ------------------------------------------------------------------ generation
 
