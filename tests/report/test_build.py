@@ -216,3 +216,33 @@ def test_a_benchmark_task_is_worded_by_its_score_and_stale_figures_go(tmp_path):
         "by the difference in each task's score (exact match, or a benchmark's own metric)" in tex
     )
     check_paper_numbers(session)
+
+
+def test_setup_sentences_name_metrics_mid_sentence_and_count_one_stratum(tmp_path):
+    """The paper's setup says "scored by exact match and digit accuracy" (not capitalised
+    mid-sentence), and a task with one stratum reads "on the stratum X with N test items", not
+    "... respectively"."""
+    import copy
+
+    from smollab.report import build_report
+    from tests.report.conftest import load_sample, make_session
+
+    paths = build_report(make_session(tmp_path / "a"), pdf=False)
+    tex = " ".join(paths.paper_tex.read_text().split())
+    assert "is scored by exact match and digit accuracy, on the strata" in tex
+    assert "test items respectively" in tex
+    md = " ".join(paths.report_md.read_text().split())
+    assert "metrics: exact match and digit accuracy" in md
+    results = copy.deepcopy(load_sample())
+    results["tasks"]["mul"].update(strata=["2x2"], n_items={"2x2": 200})
+    for cond in results["conditions"].values():
+        strata = cond["tasks"]["mul"]["strata"]
+        cond["tasks"]["mul"]["strata"] = {"2x2": strata["2x2"]}
+    results["comparisons"] = [c for c in results["comparisons"] if c.get("stratum") == "2x2"]
+    paths = build_report(make_session(tmp_path / "b", results), pdf=False)
+    tex = " ".join(paths.paper_tex.read_text().split())
+    assert r"on the stratum \texttt{2x2} with 200 test items;" in tex or (
+        r"on the stratum \texttt{2x2} with 200 test items." in tex
+    )
+    assert "respectively" not in tex
+    check_paper_numbers(tmp_path / "b")

@@ -341,9 +341,15 @@ def _task(
         "metrics": [
             {
                 "key": m,
+                # at the head of a column, and mid-sentence ("scored by exact match and ...")
                 "label": score_title(spec)
                 if m == "exact_match"
                 else METRIC_LABELS.get(m, m.replace("_", "-")),
+                "name": score_label(spec)
+                if m == "exact_match"
+                else METRIC_LABELS.get(m, m.replace("_", "-")).lower()
+                if m in METRIC_LABELS
+                else m.replace("_", "-"),
             }
             for m in metrics
         ],
