@@ -126,6 +126,25 @@ def test_prefix_trees_feed_each_context_and_shared_prefix_once(gpt2_bpe, tree):
     assert [rows for rows, _, _ in shapes] == ([2, 2, 2, 2, 1] if tree else [6] * 4 + [3])
 
 
+def test_target_logprobs_in_blocks_are_those_of_one_pass():
+    """Log-probabilities taken block by block (in cache) are the one-pass ones, in the order
+    asked, with repeats."""
+    from smollab.eval.lm import _target_logprobs
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, 300, generator=gen) * 3
+    at = torch.randint(0, 50, (80,), generator=gen)
+    target = torch.randint(0, 300, (80,), generator=gen)
+    target[:10] = logits[at[:10]].argmax(-1)  # some greedy tokens
+    logp = torch.log_softmax(logits, -1)
+    want_lp = logp[at, target].tolist()
+    want_ok = (logp.argmax(-1)[at] == target).tolist()
+    for block in (1, 4 * 300 * 7, 1 << 30):  # 1 row, 7 rows, all rows per block
+        lp, ok = _target_logprobs(logits, at, target, block_bytes=block)
+        assert lp == want_lp and ok == want_ok
+    assert sum(want_ok) >= 10
+
+
 @needs_tok
 def test_many_continuations_of_one_context_split_into_rows(gpt2_bpe, monkeypatch):
     """A tree row holds at most ROW_TOKENS tokens; more continuations go to further rows,
