@@ -47,6 +47,13 @@ def reference_ll(lm: HFLM, context: str, continuation: str) -> tuple[float, bool
     )
 
 
+def assert_matches_reference(lm: HFLM, reqs, got) -> None:
+    for r, g in zip(reqs, got, strict=True):
+        lp, greedy, n = reference_ll(lm, r.context, r.continuation)
+        assert g.logprob == pytest.approx(lp, abs=1e-4)
+        assert (g.is_greedy, g.n_tokens) == (greedy, n)
+
+
 ROOF = "Roof shingle removal: A man is sitting on a roof. he"
 REQS = [
     LoglikelihoodRequest(ROOF, " is using wrap."),
@@ -63,11 +70,8 @@ REQS = [
 def test_loglikelihood_matches_one_at_a_time_reference(gpt2_bpe, batch_size):
     lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=batch_size)
     got = lm.loglikelihood(REQS)
-    for r, g in zip(REQS, got, strict=True):
-        lp, greedy, n = reference_ll(lm, r.context, r.continuation)
-        assert g.logprob == pytest.approx(lp, abs=1e-4)
-        assert (g.is_greedy, g.n_tokens) == (greedy, n)
-        assert not g.truncated
+    assert_matches_reference(lm, REQS, got)
+    assert not any(g.truncated for g in got)
 
 
 MANY = [
@@ -77,21 +81,19 @@ MANY = [
 ]
 
 
-def assert_matches_reference(lm: HFLM, reqs, got) -> None:
-    for r, g in zip(reqs, got, strict=True):
-        lp, greedy, n = reference_ll(lm, r.context, r.continuation)
-        assert g.logprob == pytest.approx(lp, abs=1e-4)
-        assert (g.is_greedy, g.n_tokens) == (greedy, n)
-
-
-def record_forwards(model, shapes: list) -> object:
-    """Record (rows, width, tree mask or not) of each forward of ``model``."""
+def scored_with_forwards(lm: HFLM, reqs) -> tuple[list, list[tuple[int, int, bool]]]:
+    """``lm.loglikelihood(reqs)`` and (rows, width, tree mask or not) of each model forward."""
+    shapes: list[tuple[int, int, bool]] = []
 
     def record(_mod, args, kwargs):
         mask = kwargs.get("attention_mask")
         shapes.append((*kwargs["input_ids"].shape, mask is not None and mask.dim() == 4))
 
-    return model.register_forward_pre_hook(record, with_kwargs=True)
+    handle = lm.model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        return lm.loglikelihood(reqs), shapes
+    finally:
+        handle.remove()
 
 
 @needs_tok
@@ -102,12 +104,7 @@ def test_prefix_trees_feed_each_context_and_shared_prefix_once(gpt2_bpe, tree):
     models that cannot take a tree mask) give the same results with more tokens."""
     lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=6)
     lm._tree = tree  # decided (not probed)
-    shapes: list = []
-    handle = record_forwards(gpt2_bpe.model, shapes)
-    try:
-        got = lm.loglikelihood(MANY)
-    finally:
-        handle.remove()
+    got, shapes = scored_with_forwards(lm, MANY)
     assert_matches_reference(lm, MANY, got)
     fed = sum(rows * width for rows, width, _ in shapes)
     assert all(is_tree == tree for _, _, is_tree in shapes)
@@ -154,12 +151,7 @@ def test_many_continuations_of_one_context_split_into_rows(gpt2_bpe, monkeypatch
     monkeypatch.setattr(lm_mod, "ROW_TOKENS", 20)
     reqs = [LoglikelihoodRequest(ROOF, f" word{k} and more{k}") for k in range(6)]
     lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, batch_size=64)
-    shapes: list = []
-    handle = record_forwards(gpt2_bpe.model, shapes)
-    try:
-        got = lm.loglikelihood(reqs)
-    finally:
-        handle.remove()
+    got, shapes = scored_with_forwards(lm, reqs)
     assert_matches_reference(lm, reqs, got)
     ((rows, width, tree),) = shapes[-1:]  # after the probe's two forwards
     ctx = len(lm._encode_pair(ROOF, " x")[0])
@@ -176,12 +168,7 @@ def test_continuation_forwards_take_more_rows_on_an_accelerator(gpt2_bpe):
     lm._tree = False
     assert lm.cont_rows == 1  # a CPU model
     lm.cont_rows = CONT_ROWS  # what a GPU model gets
-    shapes: list = []
-    handle = record_forwards(gpt2_bpe.model, shapes)
-    try:
-        got = lm.loglikelihood(MANY)
-    finally:
-        handle.remove()
+    got, shapes = scored_with_forwards(lm, MANY)
     assert [rows for rows, _, _ in shapes] == [8, 8, 8, 3]
     assert_matches_reference(lm, MANY, got)
 
@@ -195,12 +182,9 @@ def test_a_sliding_window_shorter_than_the_rows_gets_chain_rows(gpt2_bpe):
     lm.loglikelihood(MANY[:1])  # the probe's forwards
     for window, want_tree in ((8, False), (64, True)):
         cfg.sliding_window = window  # read by the LM interface (GPT-2 itself has none)
-        shapes: list = []
-        handle = record_forwards(gpt2_bpe.model, shapes)
         try:
-            got = lm.loglikelihood(MANY)
+            got, shapes = scored_with_forwards(lm, MANY)
         finally:
-            handle.remove()
             del cfg.sliding_window
         assert {tree for _, _, tree in shapes} == {want_tree}
         assert_matches_reference(lm, MANY, got)

@@ -445,17 +445,16 @@ class HFLM:
                 .long()
                 .to(dev)
             )
-        keep_kw = {"logits_to_keep": keep.to(dev)} if self._keep_ok else {}
-        logits = self.model(**kwargs, **keep_kw).logits
+        kept = keep.to(dev)
+        logits = self.model(**kwargs, **({"logits_to_keep": kept} if self._keep_ok else {})).logits
         if logits.dim() == 3:  # a model that computed every position's logits
-            logits = logits[keep.to(dev)]
-        # the kept positions, flattened in row-major order: node -> index in logits
-        index: dict[tuple[int, int], int] = {}
-        for r, c in keep.nonzero().tolist():
-            index[(r, c)] = len(index)
-        at = [index[(r, node)] for r, row in enumerate(rows) for node, _, _ in row.need]
+            logits = logits[kept]
+        # logits holds the kept positions in row-major order: a position's index there is the
+        # number of kept positions before it
+        rank = keep.flatten().cumsum(0) - 1
+        at = rank[[r * width + node for r, row in enumerate(rows) for node, _, _ in row.need]]
         target = torch.tensor([t for row in rows for _, _, t in row.need], device=dev)
-        lp, ok = _target_logprobs(logits, torch.tensor(at, device=dev), target)
+        lp, ok = _target_logprobs(logits, at.to(dev), target)
         del logits
         # a request's tokens all sit in one row, in order
         k = 0

@@ -76,6 +76,19 @@ def phrase(*parts: Any) -> Phrase:
     return Phrase(flat)
 
 
+def _metric_words(metric: str, task_spec: dict[str, Any]) -> dict[str, str]:
+    """A metric's ``label``, at the head of a column ("Exact match", "Digit accuracy"), and its
+    ``name`` mid-sentence ("scored by exact match and digit accuracy"); a benchmark's own metric
+    keeps its spelling ("acc", "acc-norm") in both."""
+    if metric == "exact_match":
+        return {"label": score_title(task_spec), "name": score_label(task_spec)}
+    label = METRIC_LABELS.get(metric)
+    if label:
+        return {"label": label, "name": label.lower()}
+    plain = metric.replace("_", "-")
+    return {"label": plain, "name": plain}
+
+
 def listing(items: list[Any], last: str = "and") -> Phrase:
     """``a``, ``a and b``, ``a, b and c`` (keeps identifiers and numbers as parts)."""
     items = list(items)
@@ -338,21 +351,7 @@ def _task(
         "chance": None
         if spec.get("chance") is None
         else Num(f"tasks.{name}.chance", spec["chance"], "pct0"),
-        "metrics": [
-            {
-                "key": m,
-                # at the head of a column, and mid-sentence ("scored by exact match and ...")
-                "label": score_title(spec)
-                if m == "exact_match"
-                else METRIC_LABELS.get(m, m.replace("_", "-")),
-                "name": score_label(spec)
-                if m == "exact_match"
-                else METRIC_LABELS.get(m, m.replace("_", "-")).lower()
-                if m in METRIC_LABELS
-                else m.replace("_", "-"),
-            }
-            for m in metrics
-        ],
+        "metrics": [{"key": m, **_metric_words(m, spec)} for m in metrics],
         "error_types": list(spec.get("error_types") or []),
         "rows": rows,
         "comparisons": [c for c in comps if c["task"] == name],
