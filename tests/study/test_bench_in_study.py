@@ -94,6 +94,19 @@ def test_training_on_a_benchmark_is_refused():
         loads_spec(hs_first)
 
 
+def test_sampled_code_tasks_are_refused_with_the_eval_command_to_use():
+    """A study scores items 0/1 from one greedy sample: n_samples > 1 (pass@k) is refused,
+    and the message names the field and the `smollab eval` command that measures pass@k."""
+    text = SPEC + '\n[[tasks]]\nid = "he"\ntask = "humaneval"\nn_samples = 5\ntemperature = 0.8\n'
+    with pytest.raises(ConfigError) as e:
+        loads_spec(text, "s.toml")
+    msg = str(e.value)
+    assert "s.toml: field 'tasks[3].n_samples' is 5 (task 'he')" in msg
+    assert "smollab eval --model M --task humaneval --samples 5" in msg
+    assert "\n\n" not in msg.strip()
+    loads_spec(SPEC + '\n[[tasks]]\nid = "he"\ntask = "humaneval"\nn_samples = 1\n')
+
+
 def test_the_cli_results_table_names_a_benchmarks_score():
     from rich.console import Console
 

@@ -353,6 +353,7 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
         validate_task_config(t, where=f"{source}: tasks[{i}]") for i, t in enumerate(spec.tasks)
     ]
     _check_trained_tasks(spec, configs, source)
+    _check_sampled_tasks(configs, source)
     _check_api_models(spec, configs, source)
     _check_scratch_models(spec, source)
     if spec.study.reference is not None:
@@ -437,6 +438,23 @@ def _check_trained_tasks(spec: StudySpec, configs: list[Any], source: str) -> No
                 f"{source}: field 'conditions[{i}].train.weights' gives every stratum of task "
                 f"{tid!r} weight 0, so there is nothing to train on. Give at least one stratum "
                 "a positive weight."
+            )
+
+
+def _check_sampled_tasks(configs: list[Any], source: str) -> None:
+    """A study scores each item pass or fail (one greedy sample) and compares conditions on
+    those scores (intervals for 0/1 outcomes, McNemar's test), so a code task's ``n_samples``
+    must be 1 there; pass@k over n samples is what ``smollab eval --samples`` reports."""
+    for i, c in enumerate(configs):
+        n = getattr(c, "n_samples", 1)
+        if n > 1:
+            raise ConfigError(
+                f"{source}: field 'tasks[{i}].n_samples' is {n} (task {c.id!r}), but a study "
+                "scores each problem as passed or failed from one greedy sample and compares "
+                "conditions with tests for such 0/1 outcomes (McNemar's), which do not apply "
+                "to a pass rate over several samples. Remove n_samples (and temperature) to "
+                "compare conditions on greedy pass@1, or measure pass@k over n samples per "
+                f"model with `smollab eval --model M --task {c.task} --samples {n}`."
             )
 
 
