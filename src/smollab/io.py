@@ -95,20 +95,30 @@ def append_jsonl(path: str | os.PathLike[str], row: Any) -> None:
         os.fsync(f.fileno())
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file; one that is not valid JSON raises :class:`~smollab.errors.CorruptFile`
+def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a JSON file holding an object (every JSON file smollab writes holds one); one that
+    is not valid JSON, or holds something else, raises :class:`~smollab.errors.CorruptFile`
     naming it (a ``ValueError`` too)."""
     from smollab.errors import CorruptFile
 
+    hint = (
+        "Restore it, or delete it and run again the command that writes it "
+        "(finished runs are found again by their content hash and reused)."
+    )
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CorruptFile(
-            f"{path} is not valid JSON ({e}): it was cut short or edited.",
-            hint="Restore it, or delete it and run again the command that writes it "
-            "(finished runs are found again by their content hash and reused).",
+            f"{path} is not valid JSON ({e}): it was cut short or edited.", hint=hint
         ) from None
+    if not isinstance(data, dict):
+        raise CorruptFile(
+            f"{path} holds a JSON {type(data).__name__} where smollab writes an object "
+            "({...}): it was edited or replaced.",
+            hint=hint,
+        )
+    return data
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:

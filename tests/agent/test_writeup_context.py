@@ -77,7 +77,7 @@ def test_unverified_prose_is_withheld(tmp_path: Path, report_ready: bool) -> Non
     assert claims["ok"] is False and "'77.7%'" in claims["problems"][0]
 
 
-def test_preflight_table(tmp_path: Path) -> None:
+def test_preflight_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     prob = tmp_path / "p.md"
     prob.write_text(PROBLEM)
     script = write_script(tmp_path / "s.json", [])
@@ -85,9 +85,15 @@ def test_preflight_table(tmp_path: Path) -> None:
     names = [c.name for c in checks]
     assert names == ["key", "sandbox", "TeX", "disk", "models / data"]
     assert all(c.status in ("ok", "warn") for c in checks)
-    prob.write_text(with_source(PROBLEM, "/no/such/model"))  # a local model that is not there
+    # a hub model that is not cached, offline: found by preflight, before any model call
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    prob.write_text(with_source(PROBLEM, "nobody/not-cached-model"))
     with pytest.raises(ConfigError, match="Preflight failed: models / data"):
         preflight(make_provider(f"scripted:{script}"), load_problem(prob), tmp_path)
+    # a local model path that is not there is refused with the spec, earlier still
+    prob.write_text(with_source(PROBLEM, "/no/such/model"))
+    with pytest.raises(ConfigError, match=r"field 'models\[0\]\.source' is '/no/such/model'"):
+        load_problem(prob)
 
 
 def test_api_reference_covers_every_spec_field() -> None:

@@ -475,3 +475,19 @@ def test_shift_normal_approximation_and_small_samples() -> None:
         shift_interval([1.0, math.nan], [1.0])
     with pytest.raises(ValueError):
         shift_interval([1.0], [2.0], level=1.5)
+
+
+def test_score_interval_is_wilson_for_0_1_and_never_a_point_for_scores_in_0_1():
+    from smollab.analysis.stats import score_interval, wilson_interval
+
+    assert score_interval([1, 0, 1, 1]) == wilson_interval(3, 4)
+    frac = score_interval([0.2, 0.4, 0.9])
+    assert frac.method == "bootstrap-percentile" and frac.low < frac.estimate < frac.high
+    # one item, or items all alike: the bootstrap's point becomes its hull with Wilson
+    one = score_interval([0.25])
+    w = wilson_interval(0, 1)
+    assert (one.low, one.high, one.method) == (0.0, w.high, "bootstrap-percentile+wilson-hull")
+    same = score_interval([1.0, 1.0], binary=False)
+    assert same.high == 1.0 and same.low == pytest.approx(wilson_interval(2, 2).low)
+    # outside [0, 1] (a loss) a point stays a point: Wilson says nothing about it
+    assert score_interval([2.5, 2.5]).low == 2.5 == score_interval([2.5, 2.5]).high

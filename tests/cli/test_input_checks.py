@@ -31,6 +31,28 @@ def test_read_json_names_a_corrupt_file(tmp_path: Path) -> None:
     assert isinstance(e.value, ValueError)  # callers that treat it as unreadable still do
 
 
+def test_read_json_refuses_valid_json_that_is_not_an_object(tmp_path: Path) -> None:
+    """Every JSON file smollab writes holds an object; a list (a hand edit) is named, not an
+    AttributeError further on."""
+    p = tmp_path / "session.json"
+    p.write_text("[1]")
+    with pytest.raises(CorruptFile, match=r"session.json holds a JSON list where smollab writes"):
+        read_json(p)
+
+
+def test_report_and_sessions_on_a_state_file_that_is_not_an_object(
+    cli: Any, tmp_path: Path
+) -> None:
+    d = _session(tmp_path)
+    (d / "results" / "results.json").write_text("[]")
+    msg = assert_clean_error(cli("report", d, "--no-pdf"), 2)
+    assert "results.json holds a JSON list" in msg
+    (d / "session.json").write_text("[1]")
+    proc = cli("sessions", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "unreadable session.json" in one_line(proc.stdout)
+
+
 def test_report_on_a_cut_results_file(cli: Any, tmp_path: Path) -> None:
     d = _session(tmp_path)
     (d / "results" / "results.json").write_text('{"schema": "smollab.res')
@@ -173,3 +195,26 @@ def test_task_field_errors_name_the_file_and_field(old: str, new: str, match: st
     assert old in text
     with pytest.raises(ConfigError, match=rf"^m\.toml: tasks\[0\]: {match}"):
         loads_spec(text.replace(old, new, 1), "m.toml")
+
+
+@pytest.mark.parametrize("fence", ["```toml", "  ```toml", "```TOML"])
+def test_a_problem_file_whose_toml_fence_is_not_a_closed_block(tmp_path: Path, fence: str) -> None:
+    """A protocol block that is there but not closed (or indented, or upper case) is named as
+    such, with its line, instead of "no reference protocol"."""
+    from smollab.study.problem import load_problem
+
+    p = tmp_path / "q.md"
+    p.write_text(f"# Question\n\nText.\n\n{fence}\n[study]\nname = 'x'\n")
+    if fence != "```toml":  # a closed block, but one the reader does not take
+        p.write_text(p.read_text() + "```\n")
+    with pytest.raises(ConfigError) as e:
+        load_problem(p)
+    msg = str(e.value)
+    assert f"q.md, line 5: the reference protocol's fence {fence.strip()!r}" in msg
+    assert "close it with ```" in msg
+
+
+def test_study_on_a_problem_file_points_at_smollab_run(cli: Any) -> None:
+    msg = assert_clean_error(cli("study", "problems/multiplication.md", "--no-pdf"), 2)
+    assert "is a problem file (Markdown), not a study spec" in msg
+    assert "smollab run problems/multiplication.md" in msg

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smollab.errors import ConfigError
-from smollab.eval.harness import make_task, run_eval
+from smollab.eval.harness import make_task, run_eval, summary_markdown
 from smollab.eval.lm import HFLM
 from smollab.eval.runner import run_task, summarize
 from tests.conftest import SHARED, needs_data
@@ -91,15 +91,50 @@ def test_items_written_before_a_crash_are_reused(small, tmp_path, monkeypatch):
     assert [r["acc"] for r in fresh] == [r["acc"] for r in records]
 
 
-def test_samples_of_another_model_are_set_aside(small, tmp_path):
+def counted(lm: HFLM) -> list[int]:
+    """Record each loglikelihood call of ``lm`` (one per chunk computed)."""
+    calls: list[int] = []
+    real = lm.loglikelihood
+    lm.loglikelihood = lambda reqs, progress=None: calls.append(1) or real(reqs, progress)  # type: ignore[method-assign]
+    return calls
+
+
+def test_samples_of_another_model_are_set_aside_and_come_back(small, tmp_path):
+    """Samples of another model or config are never mixed in nor lost: they move aside under
+    their key (the caller is told) and are taken back when that model runs here again."""
+    from smollab.eval.parallel import merge_parts
+    from smollab.eval.runner import samples_key, set_aside_path
+
     task = make_task("hellaswag", limit=2, data_dir=str(SHARED))
-    run_task(HFLM(small.model, small.tokenizer, model_key="a"), task, tmp_path)
-    calls = []
+    samples = tmp_path / "samples_hellaswag.jsonl"
+    first, _ = run_task(HFLM(small.model, small.tokenizer, model_key="a"), task, tmp_path)
+    key_a = samples_key("a", task)
     lm_b = HFLM(small.model, small.tokenizer, model_key="b")
-    real = lm_b.loglikelihood
-    lm_b.loglikelihood = lambda reqs, progress=None: calls.append(1) or real(reqs, progress)
+    calls = counted(lm_b)
+    told: list[tuple[Path, int]] = []
+    merge_parts(samples, samples_key("b", task), lambda p, n: told.append((p, n)))
     run_task(lm_b, task, tmp_path)
-    assert calls and (tmp_path / "samples_hellaswag.jsonl.stale").exists()
+    aside = set_aside_path(samples, key_a)
+    assert calls and told == [(aside, 2)] and aside.name == f"samples_hellaswag.{key_a}.jsonl"
+    assert [r["id"] for r in _lines(aside)] == ["0", "1"]
+    lm_a = HFLM(small.model, small.tokenizer, model_key="a")
+    calls_a = counted(lm_a)
+    again, _ = run_task(lm_a, task, tmp_path)
+    assert not calls_a and again == first  # model a's samples came back: nothing recomputed
+    assert set_aside_path(samples, samples_key("b", task)).exists()
+
+
+def test_a_torn_line_is_dropped_from_the_samples_file_on_resume(small, tmp_path):
+    task = make_task("hellaswag", limit=3, data_dir=str(SHARED))
+    lm = HFLM(small.model, small.tokenizer, model_key="a")
+    run_task(lm, task, tmp_path)
+    samples = tmp_path / "samples_hellaswag.jsonl"
+    text = samples.read_text()
+    samples.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 20])  # the last record cut
+    records, _ = run_task(lm, task, tmp_path)
+    assert [r["id"] for r in records] == ["0", "1", "2"]
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]  # all valid JSON
+    assert sorted(r["id"] for r in rows) == ["0", "1", "2"]
 
 
 def test_summary_uses_wilson_for_binary_and_bootstrap_otherwise():
@@ -123,5 +158,44 @@ def test_fractional_metric_that_happens_to_be_zero_is_not_given_a_wilson_interva
     recs = [{"id": str(i), **rec} for i in range(2)]
     out = summarize(task, recs)["metrics"]
     assert out["pass@1"]["method"] == "wilson"
-    assert out["repeat_ngram_ratio"]["method"].startswith("bootstrap")
-    assert out["repeat_ngram_ratio"]["high"] == 0.0
+    # a fractional score all alike is no point interval: its hull with Wilson(0 of 2)
+    assert out["repeat_ngram_ratio"]["method"] == "bootstrap-percentile+wilson-hull"
+    assert out["repeat_ngram_ratio"]["high"] == pytest.approx(0.6576, abs=1e-4)
+
+
+def test_code_summary_reports_pass_at_k_once_and_no_zero_width_intervals():
+    # the QA case: humaneval --limit 2 --samples 2, both items failed, one item per category
+    task = make_task("humaneval", limit=2, n_samples=2, data_dir=str(SHARED))
+    rec = {
+        "n": 2,
+        "c": 0,
+        "pass@1": 0.0,
+        "syntax_valid": 1.0,
+        "doubled_keyword": 0.0,
+        "completions": ["  pass", "  pass"],
+        "outcomes": ["assertion_error"] * 2,
+    }
+    recs = [
+        {"id": "HumanEval/0", "stratum": "list", "repeat_ngram_ratio": 0.059, **rec},
+        {"id": "HumanEval/1", "stratum": "string", "repeat_ngram_ratio": 0.0, **rec},
+    ]
+    out = summarize(task, recs)
+    # results.json: one pass@1, the Wilson interval of 0/2 that CodeTask.aggregate gives
+    assert out["metrics"]["pass@1"] == out["pass_at_k"]["pass@1"]
+    assert out["pass_at_k"]["pass@1"]["method"] == "wilson"
+    assert out["pass_at_k"]["pass@1"]["high"] == pytest.approx(0.6576, abs=1e-4)
+    # one item: the point bootstrap becomes its hull with Wilson(0 of 1)
+    one = out["strata"]["list"]["repeat_ngram_ratio"]
+    assert (one["estimate"], one["low"]) == (0.059, 0.0)
+    assert one["high"] == pytest.approx(0.7935, abs=1e-4)
+    assert one["method"] == "bootstrap-percentile+wilson-hull"
+    rows = summary_markdown({"model": "m", "tasks": {"humaneval": out}}).splitlines()[4:]
+    assert rows[:5] == [
+        "| humaneval | pass@1 | 0.0% [0.0%, 65.8%] | 2 |",
+        "| humaneval | syntax_valid | 100.0% [34.2%, 100.0%] | 2 |",
+        "| humaneval | repeat_ngram_ratio | 2.9% [0.0%, 5.9%] | 2 |",
+        "| humaneval | doubled_keyword | 0.0% [0.0%, 65.8%] | 2 |",
+        "| humaneval / list | pass@1 | 0.0% [0.0%, 79.3%] | 1 |",
+    ]
+    assert "| humaneval / list | repeat_ngram_ratio | 5.9% [0.0%, 79.3%] | 1 |" in rows
+    assert len(rows) == 4 + 2 * 4  # each metric once: no second pass@1 row

@@ -104,7 +104,9 @@ def test_sampled_code_tasks_are_refused_with_the_eval_command_to_use():
     assert "s.toml: field 'tasks[3].n_samples' is 5 (task 'he')" in msg
     assert "smollab eval --model M --task humaneval --samples 5" in msg
     assert "\n\n" not in msg.strip()
-    loads_spec(SPEC + '\n[[tasks]]\nid = "he"\ntask = "humaneval"\nn_samples = 1\n')
+    loads_spec(
+        SPEC + '\n[[tasks]]\nid = "he"\ntask = "humaneval"\nn_samples = 1\nmax_tokens = 32\n'
+    )
 
 
 def test_the_cli_results_table_names_a_benchmarks_score():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -163,3 +164,22 @@ def test_fewshot_is_a_gsm8k_option_only():
     assert g.num_fewshot == 2 and g.docs()[0]["prompt"].count("Question:") == 3
     with pytest.raises(ConfigError, match="Option --num-fewshot applies to the tasks gsm8k"):
         make_tasks(["hellaswag"], opts, {"num_fewshot": "--num-fewshot"})
+
+
+def test_fewshot_larger_than_the_pool_and_fewshot_on_the_chat_variant_are_refused(tmp_path):
+    from smollab.eval.harness import make_tasks
+
+    (tmp_path / "gsm8k").mkdir()
+    rows = [{"question": f"q{i}", "answer": f"a #### {i}"} for i in range(3)]
+    for split in ("test", "train"):
+        (tmp_path / "gsm8k" / f"{split}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows[: 3 if split == "test" else 2])
+        )
+    with pytest.raises(ConfigError) as e:
+        make_task("gsm8k", num_fewshot=5, data_dir=str(tmp_path)).docs()
+    assert "num_fewshot (--num-fewshot) is 5" in str(e.value)
+    assert "train.jsonl holds 2 solved examples; ask for at most 2" in str(e.value)
+    assert len(make_task("gsm8k", num_fewshot=2, data_dir=str(tmp_path)).docs()) == 3
+    # gsm8k_chat is zero-shot: the option is refused, not recorded and ignored
+    with pytest.raises(ConfigError, match="Option --num-fewshot applies to the tasks gsm8k"):
+        make_tasks(["gsm8k_chat"], {"num_fewshot": 3}, {"num_fewshot": "--num-fewshot"})

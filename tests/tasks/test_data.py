@@ -77,6 +77,21 @@ def test_wrong_format_names_the_missing_fields(tmp_path):
         load_records("gsm8k", ("test.jsonl",), ("question", "answer"), data_dir=tmp_path)
 
 
+def test_a_field_of_the_wrong_type_is_named_with_its_record(tmp_path):
+    """A record with every field but a wrong value (null where text belongs) is refused when
+    the data is loaded, before a model runs, not with a TypeError at scoring."""
+    _write(tmp_path / "gsm8k" / "test.jsonl", JSONL + '{"question": 5, "answer": null}\n')
+    fields = {"question": str, "answer": str}
+    with pytest.raises(DataError) as e:
+        load_records("gsm8k", ("test.jsonl",), fields, data_dir=tmp_path)
+    msg = str(e.value)
+    assert "test.jsonl, record 2: field 'question' is 5, where a string is expected" in msg
+    assert load_records("gsm8k", ("test.jsonl",), ("question",), data_dir=tmp_path)[0][2] == {
+        "question": 5,
+        "answer": None,
+    }
+
+
 def test_missing_file_names_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.delenv("SMOLLAB_DATA_DIR", raising=False)
     (tmp_path / "gsm8k").mkdir()
@@ -87,6 +102,12 @@ def test_missing_file_names_where_it_looked(tmp_path, monkeypatch):
 def test_missing_data_dir(tmp_path):
     with pytest.raises(DataError, match="Data dir .*nope does not exist"):
         load_records("gsm8k", ("test.jsonl",), ("question",), data_dir=tmp_path / "nope")
+
+
+def test_a_missing_data_dir_from_the_environment_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMOLLAB_DATA_DIR", str(tmp_path / "gone"))
+    with pytest.raises(DataError, match="gone .from the environment variable SMOLLAB_DATA_DIR."):
+        load_records("gsm8k", ("test.jsonl",), ("question",))
 
 
 def test_env_var_is_the_default_data_dir(tmp_path, monkeypatch):

@@ -397,6 +397,27 @@ def bootstrap_interval(
     return Interval(estimate, low, high, level, "bootstrap-percentile")
 
 
+def score_interval(
+    values: Sequence[float] | np.ndarray, binary: bool = True, level: float = 0.95
+) -> Interval:
+    """Interval of the mean per-item score ``values`` (one per item): Wilson when ``binary``
+    and every value is 0 or 1; otherwise the percentile bootstrap over items. A bootstrap over
+    identical values (one item, or items all alike) is a point, not a 95% interval: for scores
+    in [0, 1] it is then widened to its hull with the Wilson interval of the item count
+    (method ``bootstrap-percentile+wilson-hull``), as the study analysis does for items that
+    all agree."""
+    arr = _as_1d_finite(values)
+    if binary and np.isin(arr, (0.0, 1.0)).all():
+        return wilson_interval(int(arr.sum()), arr.size, level)
+    iv = bootstrap_interval(arr, level=level, n_boot=2000)
+    if iv.low < iv.high or not (0.0 <= arr.min() and arr.max() <= 1.0):
+        return iv
+    w = wilson_interval(round(iv.estimate * arr.size), arr.size, level)
+    return Interval(
+        iv.estimate, min(iv.low, w.low), max(iv.high, w.high), level, f"{iv.method}+wilson-hull"
+    )
+
+
 def hierarchical_bootstrap_accuracy(
     correct: np.ndarray, level: float = 0.95, n_boot: int = 2000, seed: int = 0
 ) -> Interval:

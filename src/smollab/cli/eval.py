@@ -177,6 +177,12 @@ def eval_cmd(
         def on_event(e: dict[str, Any]) -> None:
             if e["event"] == "api_bound":
                 console.print(f"API calls: {escape(e['text'])}")
+            elif e["event"] == "set_aside":
+                console.print(
+                    f"{e['task']}: {e['n']} samples computed with another model or task "
+                    f"configuration moved to {escape(e['path'])} (they come back if that "
+                    "configuration runs here again)"
+                )
             elif e["event"] == "task":
                 bars[e["task"]] = progress.add_task(e["task"], total=e["total"])
             elif e["event"] == "items":

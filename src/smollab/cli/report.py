@@ -31,7 +31,9 @@ def report(
     d = session if session.exists() else out / session
     if not d.is_dir():
         raise ConfigError(
-            f"No session folder {session} (nor {out / session}). List sessions with "
+            f"No session folder {session}"
+            + ("" if (out / session) == session else f" (nor {out / session})")
+            + ". List sessions with "
             "`smollab sessions --out DIR`, and pass a session folder or its name under --out."
         )
     if not (d / "results" / "results.json").exists():

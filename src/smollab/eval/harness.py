@@ -220,8 +220,12 @@ def run_eval(
 
                 samples = out_dir / f"samples_{task.name}.jsonl"
                 key = samples_key(lm.model_key, task)
+
                 # also merges the parts an interrupted `--procs` run left
-                done = merge_parts(samples, key)
+                def set_aside(path: Path, n: int, t: str = task.name) -> None:
+                    emit({"event": "set_aside", "task": t, "path": str(path), "n": n})
+
+                done = merge_parts(samples, key, set_aside)
                 todo = [d["id"] for d in docs if d["id"] not in done]
                 n_new = len(todo)
                 par = None
@@ -273,16 +277,16 @@ def run_eval(
 
 
 def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, int]]:
-    """(task, metric, 'estimate [low, high]', n) for every task metric and stratum."""
+    """(task, metric, 'estimate [low, high]', n) for every task metric, pass@k and stratum; a
+    metric that is also a pass@k (the code tasks' pass@1) is one row, with the task's pass@k
+    interval."""
     rows = []
     for name, t in results["tasks"].items():
-        for m, iv in t["metrics"].items():
+        for m, iv in {**t["metrics"], **t.get("pass_at_k", {})}.items():
             rows.append((name, m, _fmt(iv), iv["n"]))
         for s, ms in t.get("strata", {}).items():
             for m, iv in ms.items():
                 rows.append((f"{name} / {s}", m, _fmt(iv), iv["n"]))
-        for k, iv in t.get("pass_at_k", {}).items():
-            rows.append((name, k, f"{iv['estimate']:.1%}", iv["n"]))
     return rows
 
 

@@ -188,15 +188,18 @@ def _parts_dir(samples: Path) -> Path:
     return samples.parent / PARTS / samples.stem.removeprefix("samples_")
 
 
-def merge_parts(samples: Path, key: str) -> dict[str, dict[str, Any]]:
+def merge_parts(
+    samples: Path, key: str, on_set_aside: Callable[[Path, int], None] | None = None
+) -> dict[str, dict[str, Any]]:
     """Append to ``samples`` the records of its task's part folders that were computed for the
     same model and config (``key``), remove the parts, and return every record by item id.
 
-    Parts for another key (a changed model or config) are dropped, as a samples file of another
-    key is set aside by the runner."""
+    A samples file of another key is set aside by the runner (``on_set_aside``: see
+    :func:`~smollab.eval.runner._resume`); parts for another key (an interrupted ``--procs``
+    run of a changed model or config) are dropped."""
     from smollab.eval.runner import _resume
 
-    done = _resume(samples, key)
+    done = _resume(samples, key, on_set_aside)
     parts = _parts_dir(samples)
     if not parts.exists():
         return done

@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from smollab.analysis.stats import bootstrap_interval, wilson_interval
+from smollab.analysis.stats import score_interval
 from smollab.errors import ConfigError
 from smollab.eval.lm import HFLM, GenerateRequest, LoglikelihoodRequest
-from smollab.io import append_jsonl, read_json, read_jsonl
+from smollab.io import append_jsonl, read_json, read_jsonl, write_jsonl
 from smollab.tasks.bench import BenchTask
 
 if TYPE_CHECKING:
@@ -60,19 +60,48 @@ def _done(samples: Path, key: str) -> dict[str, dict[str, Any]] | None:
     return None
 
 
-def _resume(samples: Path, key: str) -> dict[str, dict[str, Any]]:
-    """Records already computed for this (model, task config); a file written for another model
-    or config is set aside (renamed ``*.stale``), never mixed in."""
-    done = _done(samples, key)
-    if done is not None:
-        return done
+def set_aside_path(samples: Path, key: str) -> Path:
+    """Where the samples of another model or task config are kept: ``samples_<task>.<key>.jsonl``
+    beside ``samples`` (its meta file beside it, as for ``samples``)."""
+    return samples.with_name(f"{samples.name.removesuffix('.jsonl')}.{key}.jsonl")
+
+
+def _resume(
+    samples: Path, key: str, on_set_aside: Callable[[Path, int], None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Records already computed for this (model, task config). A samples file written for
+    another model or config is never mixed in, and never lost: it moves to
+    :func:`set_aside_path` under its own key (``on_set_aside(path, records)`` is told), and
+    comes back when that model and config run here again. A line a crash cut short is dropped
+    from the file, so it stays valid JSONL."""
     meta = samples.with_suffix(".meta.json")
-    for p in (samples, meta):
-        if p.exists():
-            os.replace(p, p.with_name(p.name + ".stale"))
-    meta.parent.mkdir(parents=True, exist_ok=True)
-    meta.write_text(json.dumps({"key": key}) + "\n")
-    return {}
+    done = _done(samples, key)
+    if done is None and (samples.exists() or meta.exists()):
+        old = read_json(meta).get("key") if meta.exists() else None
+        tag = (
+            old if isinstance(old, str) and old.isalnum() else time.strftime("unkeyed%Y%m%d%H%M%S")
+        )
+        rows = set_aside_path(samples, tag)
+        n = len(read_jsonl(samples)) if samples.exists() else 0
+        for src, dst in ((samples, rows), (meta, rows.with_suffix(".meta.json"))):
+            if src.exists():
+                os.replace(src, dst)
+        if on_set_aside is not None and n:
+            on_set_aside(rows, n)
+    back = set_aside_path(samples, key)
+    if done is None and back.exists() and back.with_suffix(".meta.json").exists():
+        os.replace(back, samples)  # computed here before with this model and config
+        os.replace(back.with_suffix(".meta.json"), meta)
+        done = _done(samples, key)
+    if done is None:
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps({"key": key}) + "\n")
+        return {}
+    if samples.exists():
+        lines = sum(1 for line in samples.read_text(encoding="utf-8").splitlines() if line.strip())
+        if lines != len(done):  # a torn line (or a repeated item): rewrite the file cleanly
+            write_jsonl(samples, done.values())
+    return done
 
 
 def todo_requests(lm: HFLM | ProviderLM | ApiTarget, task: BenchTask, out_dir: Path) -> list[Any]:
@@ -134,13 +163,10 @@ def run_task(
 
 
 def metric_interval(values: Sequence[float], binary: bool = True) -> dict[str, Any]:
-    """Mean with a 95% interval: Wilson for 0/1 metrics, percentile bootstrap otherwise."""
+    """Mean with a 95% interval (:func:`~smollab.analysis.stats.score_interval`: Wilson for
+    0/1 metrics, percentile bootstrap otherwise, never of zero width for scores in [0, 1])."""
     vals = [float(v) for v in values]
-    if binary and all(v in (0.0, 1.0) for v in vals):
-        iv = wilson_interval(int(sum(vals)), len(vals))
-    else:
-        iv = bootstrap_interval(vals, n_boot=2000)
-    return {**iv.to_dict(), "n": len(vals)}
+    return {**score_interval(vals, binary).to_dict(), "n": len(vals)}
 
 
 def summarize(task: BenchTask, records: Sequence[dict[str, Any]]) -> dict[str, Any]:

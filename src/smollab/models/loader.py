@@ -97,18 +97,30 @@ def convert_gguf(gguf: Path, dest: Path) -> Path:
     return dest
 
 
-def resolve_source(source: str) -> tuple[str, Path | str]:
-    """Classify ``source`` as ('embedded'|'gguf'|'dir'|'scratch'|'hub', location)."""
-    if source in EMBEDDED:
-        return "embedded", _embedded_gguf(source)
-    if source.startswith("scratch:"):
-        return "scratch", source.split(":", 1)[1]
+def local_model_path(source: str) -> tuple[str, Path] | None:
+    """('gguf'|'dir', path) for a ``source`` that names a local path; None for any other source
+    (an embedded model, 'scratch:ARCH', an API model or a hub id). A ModelLoadError for a path
+    that cannot be a model: one that does not exist, a file that is not a .gguf file, a
+    directory without config.json. Only looks at the file system, so a study spec is checked
+    with it before anything loads."""
+    if source in EMBEDDED or source.startswith("scratch:"):
+        return None
+    if not source.strip():
+        raise ModelLoadError(
+            "The model source is empty; name the embedded 'smollm2-135m', a model directory, a "
+            ".gguf file, 'scratch:gpt2' / 'scratch:llama' or a Hugging Face hub id."
+        )
     p = Path(source).expanduser()
     if source.endswith(".gguf"):
         if not p.is_file():
             raise ModelLoadError(f"GGUF file {p} does not exist. Check the path.")
         return "gguf", p
     if p.exists():
+        if not p.is_dir():
+            raise ModelLoadError(
+                f"Model source {p} is a file but not a .gguf file; point at a Hugging Face model "
+                "directory (config.json + weights), a .gguf file, or a hub id."
+            )
         if not (p / "config.json").exists():
             raise ModelLoadError(
                 f"Model directory {p} has no config.json; point at a Hugging Face model directory "
@@ -117,6 +129,18 @@ def resolve_source(source: str) -> tuple[str, Path | str]:
         return "dir", p
     if source.startswith((".", "/", "~")):
         raise ModelLoadError(f"Model path {source} does not exist. Check the path.")
+    return None
+
+
+def resolve_source(source: str) -> tuple[str, Path | str]:
+    """Classify ``source`` as ('embedded'|'gguf'|'dir'|'scratch'|'hub', location)."""
+    if source in EMBEDDED:
+        return "embedded", _embedded_gguf(source)
+    if source.startswith("scratch:"):
+        return "scratch", source.split(":", 1)[1]
+    local = local_model_path(source)
+    if local is not None:
+        return local
     _check_hub_id(source)
     return "hub", source
 
@@ -249,18 +273,37 @@ def _from_hub(repo: str, torch_dtype: Any) -> tuple[Any, Any]:
     )
 
 
+def tokenizer_dir(name: str | None) -> Path | None:
+    """The directory of a from-scratch model's ``tokenizer``, or None for the character
+    tokenizer ('char', the default); a ModelLoadError for anything else that is not an
+    existing directory. Only looks at the file system (a spec is checked with it up front)."""
+    if name is None or name == "char":
+        return None
+    p = Path(name).expanduser()
+    if not name.strip() or not p.is_dir():
+        why = (
+            "it is empty"
+            if not name.strip()
+            else "the path does not exist"
+            if not p.exists()
+            else "the path is not a directory"
+        )
+        raise ModelLoadError(
+            f"Tokenizer {name!r} is neither 'char' nor an existing tokenizer directory ({why}). "
+            "Use 'char', or a directory with tokenizer.json / vocab files (a Hugging "
+            "Face tokenizer saved with save_pretrained)."
+        )
+    return p
+
+
 def load_tokenizer(name: str | None) -> Any:
     from transformers import AutoTokenizer
 
     from smollab.models.tokenizers import char_tokenizer
 
-    if name in (None, "char"):
+    p = tokenizer_dir(name)
+    if p is None:
         return char_tokenizer()
-    p = Path(name).expanduser()
-    if not p.exists():
-        raise ModelLoadError(
-            f"Tokenizer {name!r} is neither 'char' nor an existing tokenizer directory."
-        )
     tok = AutoTokenizer.from_pretrained(p)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -37,6 +37,15 @@ def load_problem(path: str | Path) -> Problem:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise ConfigError(f"Problem file {path} cannot be read ({e}).") from None
     m = _FENCE.search(text)
+    opening = re.search(r"^[ \t]*```[ \t]*toml\b", text, re.M | re.I)
+    if not m and opening:
+        line = text.count("\n", 0, opening.start()) + 1
+        raise ConfigError(
+            f"Problem file {path}, line {line}: the reference protocol's fence "
+            f"{opening.group(0).strip()!r} is not a closed ```toml block. Start it with ```toml "
+            "at the beginning of a line (lower case, not indented) and close it with ``` on a "
+            "line of its own."
+        )
     if not m:
         raise ConfigError(
             f"Problem file {path} has no reference protocol: add a fenced ```toml block with a "

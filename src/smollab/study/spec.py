@@ -341,8 +341,23 @@ def parse_spec(data: dict[str, Any], source: str) -> StudySpec:
         raise ConfigError(format_validation_error(e, source)) from None
     from smollab.study.kinds import get_kind
 
+    _check_models_used(spec, source)
     get_kind(spec.study.kind, where=f"{source}: study.kind").check_spec(spec, source)
     return spec
+
+
+def _check_models_used(spec: StudySpec, source: str) -> None:
+    """Every model is some condition's model: results (and the report's "models studied") come
+    from conditions, so a model none names would be listed without ever being run."""
+    used = {spec.model_for(c).name for c in spec.conditions}
+    for i, m in enumerate(spec.models):
+        if m.name not in used:
+            raise ConfigError(
+                f"{source}: models[{i}] ({m.name!r}) is used by no condition, so it would never "
+                f"be run (a condition without 'model' uses the first model, "
+                f"{spec.models[0].name!r}). Remove models[{i}], or add a condition with "
+                f"model = {m.name!r}."
+            )
 
 
 def check_lm_spec(spec: StudySpec, source: str) -> None:
@@ -354,8 +369,10 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
     ]
     _check_trained_tasks(spec, configs, source)
     _check_sampled_tasks(configs, source)
+    _check_model_sources(spec, source)
     _check_api_models(spec, configs, source)
     _check_scratch_models(spec, source)
+    _check_generation_budgets(spec, configs, source)
     if spec.study.reference is not None:
         raise ConfigError(
             f"{source}: field 'study.reference' is for grokking studies (kind = 'grok'). A "
@@ -373,9 +390,105 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
     _check_formats(spec, source)
 
 
+def _check_model_sources(spec: StudySpec, source: str) -> None:
+    """A source that is empty, or a local path that cannot be a model (missing, a file that is
+    not .gguf, a directory without config.json), before anything runs. Only the file system is
+    looked at: embedded names, 'scratch:ARCH', API models and hub ids pass (a hub id is checked
+    against the local cache and the hub when the session starts)."""
+    from smollab.errors import ModelLoadError
+    from smollab.models.loader import local_model_path
+
+    for i, m in enumerate(spec.models):
+        if not m.source.strip():
+            raise ConfigError(
+                f"{source}: field 'models[{i}].source' is empty (model {m.name!r}). Name the "
+                "model to load: the embedded 'smollm2-135m', a model directory, a .gguf file, "
+                "'scratch:gpt2' / 'scratch:llama', a Hugging Face hub id or an API model "
+                "('openai:MODEL', 'anthropic:MODEL')."
+            )
+        if m.is_api:
+            continue
+        try:
+            local_model_path(m.source)
+        except ModelLoadError as e:
+            raise ConfigError(
+                f"{source}: field 'models[{i}].source' is {m.source!r} (model {m.name!r}): "
+                f"{e.message}"
+            ) from None
+
+
+def _known_window(m: ModelSpec, scratch: dict[str, Any] | None) -> tuple[int, str] | None:
+    """A model's context window in tokens and where it comes from, where that is known without
+    loading the model: a from-scratch model's block_size, or the position limit in a local model
+    directory's config.json (the attributes :func:`smollab.eval.lm.model_window` reads)."""
+    import json
+
+    from smollab.errors import ModelLoadError
+    from smollab.models.loader import local_model_path
+
+    if scratch is not None:
+        return scratch["block_size"], f"config.block_size = {scratch['block_size']}"
+    if m.is_api:
+        return None
+    try:
+        local = local_model_path(m.source)
+    except ModelLoadError:
+        return None
+    if local is None or local[0] != "dir":
+        return None
+    try:
+        cfg = json.loads((local[1] / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # loading the model reports it
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        v = cfg.get(attr) if isinstance(cfg, dict) else None
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v, f"{attr} = {v} in {local[1] / 'config.json'}"
+    return None
+
+
+def _check_generation_budgets(spec: StudySpec, configs: list[Any], source: str) -> None:
+    """A generation task's ``max_tokens`` below every evaluated model's context window: the
+    prompt is cut to the window minus the budget, so a budget that fills the window leaves no
+    room for it (the run would fail when it starts). Models whose window is not known without
+    loading them are left to that run-time check."""
+    from smollab.models.scratch import check_scratch
+
+    used = {spec.model_for(c).name for c in spec.conditions}
+    for j, m in enumerate(spec.models):
+        if m.name not in used:
+            continue
+        scratch = None
+        if m.source.startswith("scratch:"):
+            scratch = check_scratch(m.source.split(":", 1)[1], m.config)  # checked already
+        known = _known_window(m, scratch)
+        if known is None:
+            continue
+        window, where = known
+        for i, c in enumerate(configs):
+            n = getattr(c, "max_tokens", None)
+            if not isinstance(n, int) or n < window:
+                continue
+            default = "" if "max_tokens" in c.model_fields_set else "the default; "
+            more = (
+                f"raise models[{j}].config.block_size above {n}"
+                if scratch is not None
+                else "evaluate the task with a model whose window is longer"
+            )
+            raise ConfigError(
+                f"{source}: field 'tasks[{i}].max_tokens' is {n} ({default}task {c.id!r}), "
+                f"which leaves no room for the prompt in the context window of model "
+                f"{m.name!r}: {window} tokens ({where}), of which a prompt gets what the "
+                f"generation budget leaves. Set tasks[{i}].max_tokens well below {window}, or "
+                f"{more}."
+            )
+
+
 def _check_scratch_models(spec: StudySpec, source: str) -> None:
     """A from-scratch model's architecture and config, and the training length it allows,
     before anything runs; ``config`` and ``tokenizer`` only where they are used."""
+    from smollab.errors import ModelLoadError
+    from smollab.models.loader import tokenizer_dir
     from smollab.models.scratch import check_scratch
 
     for i, m in enumerate(spec.models):
@@ -393,6 +506,13 @@ def _check_scratch_models(spec: StudySpec, source: str) -> None:
         except ConfigError as e:
             field = "config" if m.config and "architecture" not in e.message else "source"
             raise ConfigError(f"{source}: models[{i}].{field}: {e.message}") from None
+        try:
+            tokenizer_dir(m.tokenizer)
+        except ModelLoadError as e:
+            raise ConfigError(
+                f"{source}: field 'models[{i}].tokenizer' is {m.tokenizer!r} (model "
+                f"{m.name!r}): {e.message}"
+            ) from None
         for j, c in enumerate(spec.conditions):
             if c.train is None or spec.model_for(c) is not m:
                 continue
@@ -522,4 +642,10 @@ def load_spec(path: str | Path) -> StudySpec:
         raise ConfigError(f"Study spec {path} does not exist. Check the path.") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise ConfigError(f"Study spec {path} cannot be read ({e}). Pass a TOML file.") from None
+    if path.suffix.lower() in (".md", ".markdown"):
+        raise ConfigError(
+            f"{path} is a problem file (Markdown), not a study spec (TOML). Run it with "
+            f"`smollab run {path}`, which takes its ```toml reference protocol, or pass a .toml "
+            "study spec to `smollab study`."
+        )
     return loads_spec(text, str(path))

@@ -50,7 +50,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from smollab.tasks.base import TASKS
 from smollab.tasks.bench import BenchConfig, BenchTask
@@ -117,16 +117,30 @@ class CodeConfig(BenchConfig):
         False, description="run without bubblewrap where user namespaces are unavailable"
     )
 
-    @model_validator(mode="after")
-    def _greedy_needs_one_sample(self) -> CodeConfig:
-        from smollab.errors import ConfigError
-
-        if self.n_samples > 1 and self.temperature == 0:
-            raise ConfigError(
-                f"n_samples={self.n_samples} with temperature=0 would draw the same greedy "
-                "completion every time; set temperature > 0 (e.g. 0.8) or n_samples = 1."
+    @field_validator("k")
+    @classmethod
+    def _k_positive(cls, v: list[int]) -> list[int]:
+        bad = [k for k in v if k < 1]
+        if bad:
+            raise ValueError(
+                f"pass@k is over k >= 1 samples, so k = {bad} means nothing; list k values of "
+                "at least 1, e.g. k = [1, 10]"
             )
-        return self
+        return v
+
+    # a field validator (not a model validator) so that the error names the field; a
+    # ValueError (not a ConfigError) so that pydantic wraps it and the message names the
+    # spec file and table too (see validate_task_config)
+    @field_validator("temperature")
+    @classmethod
+    def _greedy_needs_one_sample(cls, v: float | None, info: ValidationInfo) -> float | None:
+        n = info.data.get("n_samples", 1)
+        if n > 1 and v == 0:
+            raise ValueError(
+                f"n_samples={n} with temperature=0 would draw the same greedy completion every "
+                "time; set temperature > 0 (e.g. 0.8) or n_samples = 1"
+            )
+        return v
 
 
 def outcome(verdict: Any) -> str:
@@ -190,8 +204,12 @@ class CodeTask(BenchTask):
 
     @property
     def binary_metrics(self) -> tuple[str, ...]:
-        # averages over n samples are fractions; repetition is a ratio even for one sample
-        return ("pass@1", "syntax_valid", "doubled_keyword") if self.config.n_samples == 1 else ()
+        # averages over n samples are fractions; repetition is a ratio even for one sample.
+        # pass@1 keeps the rule aggregate() gives every pass@k (Wilson when each item is 0 or 1,
+        # else the bootstrap), so its row and its strata agree with pass_at_k["pass@1"].
+        if self.config.n_samples == 1:
+            return ("pass@1", "syntax_valid", "doubled_keyword")
+        return ("pass@1",)
 
     @abstractmethod
     def program(self, doc: dict[str, Any], completion: str) -> str:
@@ -236,7 +254,7 @@ class CodeTask(BenchTask):
         return records
 
     def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        from smollab.analysis.stats import bootstrap_interval, pass_at_k, wilson_interval
+        from smollab.analysis.stats import pass_at_k, score_interval
         from smollab.eval.code_metrics import distinct_n
 
         if not records:
@@ -247,10 +265,7 @@ class CodeTask(BenchTask):
             if k > n:
                 continue
             vals = [pass_at_k(r["n"], r["c"], k) for r in records]
-            if all(v in (0.0, 1.0) for v in vals):
-                iv = wilson_interval(int(sum(vals)), len(vals))
-            else:
-                iv = bootstrap_interval(vals, n_boot=2000)
+            iv = score_interval(vals)
             out["pass_at_k"][f"pass@{k}"] = {**iv.to_dict(), "n": len(vals)}
         completions = [c for r in records for c in r["completions"]]
         out["distinct_n"] = {f"distinct_{m}": distinct_n(completions, m) for m in (1, 2, 3)}

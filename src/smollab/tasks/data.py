@@ -17,7 +17,7 @@ import gzip
 import json
 import lzma
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,19 +102,40 @@ def read_records(path: str | Path) -> list[Any]:
     )
 
 
-def check_fields(path: Path | str, rows: Sequence[Any], fields: Sequence[str]) -> None:
-    """Every record must be an object with ``fields``; else a DataError naming the first bad one."""
+#: what a JSON type is called in messages
+_JSON_NAMES = {str: "a string", int: "a whole number", list: "a list", dict: "an object"}
+
+
+def check_fields(
+    path: Path | str, rows: Sequence[Any], fields: Sequence[str] | Mapping[str, Any]
+) -> None:
+    """Every record must be an object with ``fields`` (a mapping also gives each field's type
+    or tuple of types); else a DataError naming the first bad record and field."""
     if not rows:
         raise DataError(f"Data file {path} holds no records.")
+    names = list(fields)
     for i, r in enumerate(rows):
-        missing = [f for f in fields if not isinstance(r, dict) or f not in r]
+        missing = [f for f in names if not isinstance(r, dict) or f not in r]
         if missing:
             got = sorted(r) if isinstance(r, dict) else type(r).__name__
             raise DataError(
                 f"Data file {path}, record {i}: missing field(s) {missing} (has {got}). This is "
-                f"not the expected format; each record needs {list(fields)}. Check that the "
+                f"not the expected format; each record needs {names}. Check that the "
                 "data dir points at smollab's benchmark data (see its README and PROVENANCE.md)."
             )
+        if not isinstance(fields, Mapping):
+            continue
+        for f, types in fields.items():
+            want = types if isinstance(types, tuple) else (types,)
+            v = r[f]
+            if not isinstance(v, want) or (isinstance(v, bool) and bool not in want):
+                expected = " or ".join(_JSON_NAMES.get(t, t.__name__) for t in want)
+                raise DataError(
+                    f"Data file {path}, record {i}: field {f!r} is {json.dumps(v)[:60]}, where "
+                    f"{expected} is expected. This is not the expected format; check that the "
+                    "data dir points at smollab's benchmark data (see its README and "
+                    "PROVENANCE.md), or fix that record."
+                )
 
 
 def locate(folder: str, files: Sequence[str], data_dir: str | Path | None = None) -> Path | None:
@@ -132,7 +153,7 @@ def locate(folder: str, files: Sequence[str], data_dir: str | Path | None = None
 def load_records(
     folder: str,
     files: Sequence[str],
-    fields: Sequence[str],
+    fields: Sequence[str] | Mapping[str, Any],
     *,
     data_dir: str | Path | None = None,
     hub: HubSource | None = None,
@@ -144,10 +165,10 @@ def load_records(
     """
     root = _data_dir(data_dir)
     if root is not None and not root.is_dir():
+        origin = "" if data_dir else " (from the environment variable SMOLLAB_DATA_DIR)"
         raise DataError(
-            f"Data dir {root} does not exist or is not a folder. Pass --data-dir or set "
-            "SMOLLAB_DATA_DIR to the "
-            "folder holding the benchmark data (e.g. shared/data)."
+            f"Data dir {root}{origin} does not exist or is not a folder. Pass --data-dir or set "
+            "SMOLLAB_DATA_DIR to the folder holding the benchmark data (e.g. shared/data)."
         )
     path = locate(folder, files, data_dir)
     if path is not None:

@@ -31,12 +31,13 @@ from typing import Any
 
 from pydantic import Field
 
+from smollab.errors import ConfigError
 from smollab.tasks.base import TASKS
 from smollab.tasks.bench import BenchConfig, BenchTask
 from smollab.tasks.data import HubSource, load_records
 from smollab.tasks.requests import GenerateRequest
 
-FIELDS = ("question", "answer")
+FIELDS = {"question": str, "answer": str}
 STOP = ("Question:", "</s>", "<|im_end|>")
 FEWSHOT_SEED = 1234
 INVALID = "[invalid]"
@@ -49,22 +50,26 @@ CHAT_INSTRUCTION = (
 )
 
 
-class GSM8KConfig(BenchConfig):
-    """``[[tasks]]`` entry for ``gsm8k`` / ``gsm8k_chat``."""
+class GSM8KChatConfig(BenchConfig):
+    """``[[tasks]]`` entry for ``gsm8k_chat`` (zero-shot: no solved examples to set)."""
 
     max_tokens: int = Field(256, ge=1, description="generation budget (lm-eval: 256)")
+
+
+class GSM8KConfig(GSM8KChatConfig):
+    """``[[tasks]]`` entry for ``gsm8k``."""
+
     num_fewshot: int | None = Field(None, ge=0, description="solved examples (default 5)")
 
 
-def _split(config: GSM8KConfig, split: str) -> list[dict[str, Any]]:
-    rows, _ = load_records(
+def _split(config: GSM8KChatConfig, split: str) -> tuple[list[dict[str, Any]], str]:
+    return load_records(
         "gsm8k",
         (f"{split}.jsonl", f"{split}.jsonl.gz"),
         FIELDS,
         data_dir=config.data_dir,
         hub=HubSource("openai/gsm8k", "main", split),
     )
-    return rows
 
 
 def extract(text: str, pattern: re.Pattern[str], group_select: int = 0) -> str:
@@ -92,12 +97,18 @@ class GSM8KTask(BenchTask):
     request_type = "generate"
     metrics = ("strict_match", "flexible_extract")
     item_metrics = ("flexible_extract",)
-    config: GSM8KConfig
+    config: GSM8KChatConfig
 
     def load_docs(self) -> list[dict[str, Any]]:
-        test = _split(self.config, "test")
+        test, _ = _split(self.config, "test")
         k = self.num_fewshot
-        train = _split(self.config, "train") if k else []
+        train, source = _split(self.config, "train") if k else ([], "")
+        if k > len(train):
+            raise ConfigError(
+                f"gsm8k: num_fewshot (--num-fewshot) is {k}, but the few-shot pool {source} "
+                f"holds {len(train)} solved examples; ask for at most {len(train)} (lm-eval's "
+                "default is 5), or point the data dir at the full GSM8K train split."
+            )
         rnd = random.Random(FEWSHOT_SEED)
         docs = []
         for i, r in enumerate(test):
@@ -114,7 +125,7 @@ class GSM8KTask(BenchTask):
 
     @property
     def num_fewshot(self) -> int:
-        k = self.config.num_fewshot
+        k = getattr(self.config, "num_fewshot", None)
         return 5 if k is None else k
 
     def prompt(self, doc: dict[str, Any], shots: Sequence[dict[str, Any]]) -> str:
@@ -156,4 +167,4 @@ class GSM8KChatTask(GSM8KTask):
 
 
 TASKS.register("gsm8k")((GSM8KConfig, GSM8KTask))
-TASKS.register("gsm8k_chat")((GSM8KConfig, GSM8KChatTask))
+TASKS.register("gsm8k_chat")((GSM8KChatConfig, GSM8KChatTask))

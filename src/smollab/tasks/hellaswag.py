@@ -26,7 +26,7 @@ from smollab.tasks.data import HubSource, load_records
 from smollab.tasks.requests import Loglikelihood, LoglikelihoodRequest
 
 FILES = ("hellaswag_val.jsonl.gz", "hellaswag_val.jsonl")
-FIELDS = ("activity_label", "ctx", "endings", "label")
+FIELDS = {"activity_label": str, "ctx": str, "endings": list, "label": (int, str)}
 
 
 def preprocess(text: str) -> str:
