@@ -55,6 +55,9 @@ def test_merge_parts_takes_the_matching_parts_once_and_removes_them(tmp_path):
     assert done["0"]["acc"] == 1.0  # the record already in the samples file is kept
     assert [r["id"] for r in read_jsonl(samples)] == ["0", "1", "2"]
     assert not (tmp_path / PARTS).exists()
+    # the other model's part is kept aside under its key, as its samples file would be
+    assert read_jsonl(tmp_path / "samples_t.other.jsonl") == [{"id": "3", "acc": 1.0}]
+    assert merge_parts(samples, "other") == {"3": {"id": "3", "acc": 1.0}}  # and comes back
 
 
 def test_procs_give_the_results_of_one_process(small, tmp_path):

@@ -17,6 +17,7 @@ an interrupted or failed run are merged in at the start of the next one (whateve
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -195,9 +196,10 @@ def merge_parts(
     same model and config (``key``), remove the parts, and return every record by item id.
 
     A samples file of another key is set aside by the runner (``on_set_aside``: see
-    :func:`~smollab.eval.runner._resume`); parts for another key (an interrupted ``--procs``
-    run of a changed model or config) are dropped."""
-    from smollab.eval.runner import _resume
+    :func:`~smollab.eval.runner._resume`); so are the records of parts for another key (an
+    interrupted ``--procs`` run of a changed model or config), added to that key's set-aside
+    file. Parts without a readable key hold nothing that can be attributed, and go."""
+    from smollab.eval.runner import _resume, set_aside_path
 
     done = _resume(samples, key, on_set_aside)
     parts = _parts_dir(samples)
@@ -206,12 +208,22 @@ def merge_parts(
     for part in sorted(p for p in parts.iterdir() if p.is_dir()):
         rows = part / samples.name
         meta = rows.with_suffix(".meta.json")
-        if not (rows.exists() and meta.exists() and read_json(meta).get("key") == key):
+        if not (rows.exists() and meta.exists()):
             continue
-        for rec in read_jsonl(rows):
-            if rec["id"] not in done:
-                append_jsonl(samples, rec)
-                done[rec["id"]] = rec
+        other = read_json(meta).get("key")
+        if other == key:
+            for rec in read_jsonl(rows):
+                if rec["id"] not in done:
+                    append_jsonl(samples, rec)
+                    done[rec["id"]] = rec
+        elif isinstance(other, str) and other.isalnum():
+            aside = set_aside_path(samples, other)
+            aside.with_suffix(".meta.json").write_text(json.dumps({"key": other}) + "\n")
+            recs = read_jsonl(rows)
+            for rec in recs:
+                append_jsonl(aside, rec)
+            if on_set_aside is not None and recs:
+                on_set_aside(aside, len(recs))
     shutil.rmtree(parts)
     if not any(parts.parent.iterdir()):
         parts.parent.rmdir()
