@@ -218,3 +218,27 @@ def test_study_on_a_problem_file_points_at_smollab_run(cli: Any) -> None:
     msg = assert_clean_error(cli("study", "problems/multiplication.md", "--no-pdf"), 2)
     assert "is a problem file (Markdown), not a study spec" in msg
     assert "smollab run problems/multiplication.md" in msg
+
+
+def test_estimate_checks_code_and_prices_runs_default_iterations(cli: Any, tmp_path: Path) -> None:
+    """estimate refuses a --code that is not a folder (as run does), and by default prices the
+    iterations run takes by default (3)."""
+    msg = assert_clean_error(
+        cli("estimate", "problems/multiplication.md", "--code", tmp_path / "nope"), 2
+    )
+    assert f"--code {tmp_path / 'nope'} is not a directory" in msg
+    proc = cli("estimate", "problems/multiplication.md", "--agent", "anthropic:claude-sonnet-5-5")
+    assert proc.returncode == 0 and "3 iterations" in one_line(proc.stdout)
+
+
+def test_start_iteration_beyond_max_iterations_is_refused(cli: Any, tmp_path: Path) -> None:
+    from tests.agent.scripts import PROBLEM
+
+    problem = tmp_path / "problem.md"
+    problem.write_text(PROBLEM)
+    script = tmp_path / "s.json"
+    script.write_text("[]")
+    proc = cli("run", problem, "--agent", f"scripted:{script}", "--max-iterations", "2",
+               "--start-iteration", "9", "--out", tmp_path / "o")  # fmt: skip
+    msg = assert_clean_error(proc, 2)
+    assert "--start-iteration 9 is beyond the session's 2 iterations" in msg

@@ -15,7 +15,8 @@ AgentOpt = Annotated[
     str | None,
     typer.Option(
         "--agent",
-        help="anthropic:<model> | openai:<model> | scripted:<file>; none: the reference protocol",
+        help="anthropic:<model> | openai:<model> | scripted:<file>; leave it out to run the "
+        "problem's reference protocol offline",
     ),
 ]
 MaxItOpt = Annotated[int, typer.Option("--max-iterations", min=1, help="agent iterations at most")]
@@ -24,8 +25,9 @@ BudgetOpt = Annotated[
     typer.Option(
         "--budget-usd",
         min=0,
-        help="hard budget in USD for model calls (the agent's; an API model's in a study or "
-        "evaluation, checked against their worst case before the first call)",
+        help="hard budget in USD for model calls: the research agent's (smollab run --agent), "
+        "and an API model's in a study or evaluation, checked against their worst case before "
+        "the first call",
     ),
 ]
 StartOpt = Annotated[
@@ -87,6 +89,12 @@ def run_agent(
     from smollab.study.problem import load_problem
 
     problem = load_problem(problem_path)
+    if start_iteration is not None and start_iteration > max_iterations:
+        raise ConfigError(
+            f"--start-iteration {start_iteration} is beyond the session's {max_iterations} "
+            f"iterations (--max-iterations): pick an iteration from 1 to {max_iterations}, or "
+            "raise --max-iterations."
+        )
     if code is not None and not code.is_dir():
         raise ConfigError(f"--code {code} is not a directory. Pass the root of a codebase.")
     name = session_name or problem.spec.study.name
@@ -225,7 +233,7 @@ def estimate(
         str | None,
         typer.Option("--agent", help=f"provider:model to price (default {DEFAULT_ESTIMATE_AGENT})"),
     ] = None,
-    max_iterations: MaxItOpt = 5,
+    max_iterations: MaxItOpt = 3,
     code: CodeOpt = None,
     out: Annotated[
         Path, typer.Option("--out", help="root folder of sessions (runs already done are free)")
@@ -262,6 +270,8 @@ def estimate(
     from smollab.study.problem import load_problem
 
     agent = agent or DEFAULT_ESTIMATE_AGENT
+    if code is not None and not code.is_dir():
+        raise ConfigError(f"--code {code} is not a directory. Pass the root of a codebase.")
     p = load_problem(target)
     prov, model = parse_agent(agent)
     e = est(p, prov, model, max_iterations, code)

@@ -16,7 +16,34 @@ from smollab.errors import ConfigError
 from smollab.providers.base import Reply, ToolSpec, Usage
 
 
+def _reply_problem(r: Any) -> str | None:
+    """What makes ``r`` not a reply object as :meth:`Reply.from_dict` reads it, or None."""
+    if not isinstance(r, dict):
+        return f"is a JSON {type(r).__name__}, not an object"
+    if not isinstance(r.get("text") or "", str):
+        return f"field 'text' is {json.dumps(r['text'])[:40]}, not a string"
+    calls = r.get("tool_calls") or []
+    if not isinstance(calls, list):
+        return f"field 'tool_calls' is {json.dumps(calls)[:40]}, not a list of calls"
+    for j, c in enumerate(calls):
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not c["name"]:
+            return f"tool_calls[{j}] has no 'name' (a tool name, a string)"
+        if c.get("arguments") is not None and not isinstance(c["arguments"], dict):
+            return f"tool_calls[{j}].arguments is not an object"
+    usage = r.get("usage") or {}
+    if not isinstance(usage, dict) or set(usage) - set(Usage.__dataclass_fields__):
+        return f"field 'usage' must be an object with keys among {list(Usage.__dataclass_fields__)}"
+    return None
+
+
 def load_script(path: Path) -> list[dict[str, Any]]:
+    """The replies of a scripted agent: a JSON list of reply objects, or a session's
+    ``transcript.jsonl`` (its ``reply`` rows). Each reply is checked here, so a malformed one is
+    a ConfigError naming the file and the reply, before the session starts."""
+    form = (
+        'It must be a JSON list of replies ({"text": ..., "tool_calls": [{"name": ..., '
+        '"arguments": {...}}]}) or a transcript.jsonl.'
+    )
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
@@ -24,19 +51,32 @@ def load_script(path: Path) -> list[dict[str, Any]]:
             f"Scripted agent file {path} cannot be read ({e.strerror}). Pass "
             "--agent scripted:FILE with a JSON list of replies or a session's transcript.jsonl."
         ) from None
-    try:
-        if Path(path).suffix == ".jsonl":
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-            return [r["reply"] for r in rows if "reply" in r]
-        data = json.loads(text)
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ConfigError(
-            f"Scripted agent file {path} is not valid ({e}). It must be a JSON list of replies "
-            '({"text": ..., "tool_calls": [{"name": ..., "arguments": {...}}]}) or a '
-            "transcript.jsonl."
-        ) from None
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise ConfigError(f"Scripted agent file {path} must hold a JSON list of reply objects.")
+    if Path(path).suffix == ".jsonl":
+        data = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(
+                    f"Scripted agent file {path}, line {n}: not valid JSON ({e.msg}). {form}"
+                ) from None
+            if isinstance(row, dict) and "reply" in row:
+                data.append(row["reply"])
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(
+                f"Scripted agent file {path} is not valid JSON ({e}). {form}"
+            ) from None
+        if not isinstance(data, list):
+            raise ConfigError(f"Scripted agent file {path} must hold a JSON list of reply objects.")
+    for i, r in enumerate(data):
+        problem = _reply_problem(r)
+        if problem:
+            raise ConfigError(f"Scripted agent file {path}, reply {i}: {problem}. {form}")
     return data
 
 

@@ -49,7 +49,8 @@ def load_problem(path: str | Path) -> Problem:
     if not m:
         raise ConfigError(
             f"Problem file {path} has no reference protocol: add a fenced ```toml block with a "
-            "study spec (see problems/multiplication.md), or configure an LLM agent to design one."
+            "study spec (see problems/multiplication.md). Every problem needs one: without an "
+            "agent it runs as is, and an agent starts from it (and falls back to it)."
         )
     title_m = re.search(r"^#\s+(.+)$", text, re.M)
     # blank lines for the Markdown above the block: a TOML error's line number is the file's
