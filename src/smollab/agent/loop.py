@@ -22,7 +22,17 @@ from smollab.agent.checks import review, summarize
 from smollab.agent.claims import check_claims, stated_constants
 from smollab.agent.context import context_block, summarize_code
 from smollab.agent.state import AgentState
-from smollab.agent.writeup import insert_prose, keep_version, log_tail
+from smollab.agent.writeup import (
+    disclose_html,
+    disclose_md,
+    disclose_tex,
+    fallback_sentence,
+    insert_prose,
+    keep_version,
+    log_tail,
+    missing_write_up,
+    no_write_up_note,
+)
 from smollab.errors import ConfigError, SmollabError
 from smollab.io import read_json
 from smollab.providers.base import Provider, Reply, ToolCall
@@ -104,6 +114,9 @@ class Agent:
         self._log_filter = self.redactor.logging_filter()
         self._plans: dict[int, str] = {}
         self._critiques: dict[int, str] = {}
+        # the fallback_run result while the latest results come from the problem's reference
+        # protocol run in place of the agent's study (None once the agent's own study ran)
+        self._fallback: dict[str, Any] | None = None
         # the cached prefix of every call: identical bytes each time, so the cache hits
         self.system = prompt("system")
         self.context = context_block(self.problem.text, self.code_summary)
@@ -284,8 +297,10 @@ class Agent:
                         "json_mode": reply.stop_reason == "json_tool_call",
                     }
                 )
-                if ran is not None and res.get("ran_study") and res.get("ok"):
-                    ran["ok"] = True
+                if res.get("ran_study") and res.get("ok"):
+                    self._fallback = None  # the agent's own study ran: its results stand
+                    if ran is not None:
+                        ran["ok"] = True
                 if decision is not None and (res.get("finished") or res.get("continue_research")):
                     decision["finish"] = bool(res.get("finished"))
                     stop = True
@@ -475,7 +490,12 @@ class Agent:
         it instead of running it twice."""
         rec = self.state.recorded_tool(self.call_no, "fallback_run")
         if rec is not None:
+            self._note_fallback(rec["result"])
             return
+        reference = (self.dir / "study.toml").read_text(encoding="utf-8") == (
+            self.problem.protocol_text
+        )
+        reason = "the agent ran no study"
         try:
             summary = self.run_study_file(self.dir / "study.toml")
             ok = True
@@ -485,8 +505,13 @@ class Agent:
             spec = self.problem.protocol_text
             self.state.write_text("study.toml", spec)
             self.state.log("fallback_spec_invalid", error=e.render())
+            # the hint addressed to the model ("Fix these fields ...") is no reason
+            error = re.sub(r"\s*Fix these fields.*$", "", e.render(), flags=re.S).strip()
+            reason = f"its study spec was invalid: {error}"
             summary = self.run_study_file(self.dir / "study.toml")
-            ok = False
+            ok, reference = False, True
+        result = {"content": summary, "ok": ok, "reference_protocol": reference, "reason": reason}
+        self._note_fallback(result)
         self.state.record(
             {
                 "kind": "tool",
@@ -495,10 +520,22 @@ class Agent:
                 "iteration": it,
                 "stage": "act",
                 "name": "fallback_run",
-                "result": {"content": summary, "ok": ok},
+                "result": result,
             }
         )
-        self.state.log("fallback_run", iteration=it, spec_was_valid=ok)
+        self.state.log(
+            "fallback_run",
+            iteration=it,
+            spec_was_valid=ok,
+            reference_protocol=reference,
+            reason=reason,
+        )
+
+    def _note_fallback(self, result: dict[str, Any]) -> None:
+        """Remember a fallback run of the reference protocol for the write-up's disclosure
+        (records written before ``reference_protocol`` existed: an invalid spec means it)."""
+        if result.get("reference_protocol", result.get("ok") is False):
+            self._fallback = result
 
     def _results(self) -> dict[str, Any] | None:
         p = self.dir / "results" / "results.json"
@@ -544,16 +581,22 @@ class Agent:
         constants = stated_constants(self.problem.text, spec_text)
         from smollab.agent.checks import constants_from
 
+        disclosure = fallback_sentence(self._fallback) if self._fallback else None
         user = prompt(
             "write",
             results=summarize(results),
             constants=constants_from(self.problem.text, spec_text),
+            provenance=prompt("write_fallback") if disclosure else "",
         )
         messages: list[dict[str, Any]] = [{"role": "user", "content": user}]
         report = None
+        missing: str | None = None
         for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
             prose = self._call(it, "write", messages, []).text
             report = check_claims(prose, results, constants)
+            missing = missing_write_up(prose)
+            if missing:
+                report.problems.append(f"{missing}: write the discussion section")
             self.state.log("claims", attempt=attempt, ok=report.ok, problems=report.problems)
             if report.ok:
                 break
@@ -568,14 +611,21 @@ class Agent:
             ]
         assert report is not None
         claims_ok = report.ok
-        prose_text = (
-            report.rendered
-            if claims_ok
-            else (
+        if missing:
+            # no write-up: the offline one stays, and says so (never the placeholder)
+            from smollab.report.render import latex_escape
+
+            prose_text = latex_escape(no_write_up_note())
+            md_text = no_write_up_note()
+        elif not claims_ok:
+            prose_text = (
                 "The agent's prose was withheld: it still contained unverified numbers after "
                 f"{MAX_WRITE_ATTEMPTS} attempts (see claims.json)."
             )
-        )
+            md_text = prose_text
+        else:
+            prose_text = report.rendered
+            md_text = prose_text.replace("\\%", "%")
         self.state.write_json(
             "paper/claims.json",
             {
@@ -583,17 +633,23 @@ class Agent:
                 "problems": report.problems,
                 "references": report.references,
                 "numbers_checked": report.numbers_checked,
+                "write_up": missing is None,
+                "reference_protocol_ran": disclosure,
             },
         )
         self._stage(it, "report")
         paper_tex = self._report()
         base_tex = paper_tex.read_text(encoding="utf-8") if paper_tex else ""
+        if disclosure:
+            base_tex = disclose_tex(base_tex, disclosure) if base_tex else base_tex
+            self._disclose_reports(disclosure)
         self.state.write_text("paper/prose.tex", prose_text + "\n")
         self.state.append_text(
-            "report.md",
-            "\n## Analysis by the research agent\n\n" + prose_text.replace("\\%", "%") + "\n",
+            "report.md", "\n## Analysis by the research agent\n\n" + md_text + "\n"
         )
-        self.state.write_text("paper/paper.tex", insert_prose(base_tex, prose_text))
+        self.state.write_text(
+            "paper/paper.tex", insert_prose(base_tex, prose_text, verified=claims_ok)
+        )
         if not (self.limits.pdf and paper_tex):
             return claims_ok, None
         from smollab.report import tex_available
@@ -615,12 +671,20 @@ class Agent:
                 {"role": "assistant", "content": prose_text},
                 {"role": "user", "content": prompt("latex_fix", log=log_tail(self.dir / "paper"))},
             ]
-            fixed = check_claims(self._call(it, "write", messages, []).text, results, constants)
-            if fixed.ok:
+            text = self._call(it, "write", messages, []).text
+            fixed = check_claims(text, results, constants)
+            if fixed.ok and missing_write_up(text) is None:
                 prose_text = fixed.rendered
                 self.state.write_text("paper/prose.tex", prose_text + "\n")
                 self.state.write_text("paper/paper.tex", insert_prose(base_tex, prose_text))
         return claims_ok, pdf
+
+    def _disclose_reports(self, sentence: str) -> None:
+        """Put ``sentence`` near the top of ``report.md`` and ``report.html``."""
+        for name, disclose in (("report.md", disclose_md), ("report.html", disclose_html)):
+            path = self.dir / name
+            if path.exists():
+                self.state.write_text(name, disclose(path.read_text(encoding="utf-8"), sentence))
 
     def _report(self) -> Path | None:
         """The report layer's paper for this session's study kind (no PDF yet)."""
