@@ -137,9 +137,22 @@ def run_agent(
     res = agent.run(start_iteration=start_iteration)
     llm = res.metrics.get("llm", {})
     cost = llm.get("cost_usd")
+    from rich.markup import escape
+
+    from smollab.io import read_json
+
+    claims_path = res.session_dir / "paper" / "claims.json"
+    claims = read_json(claims_path) if claims_path.exists() else {}
+    if claims.get("reference_protocol_ran"):  # the disclosure the report and paper carry
+        console.print(escape(str(claims["reference_protocol_ran"])))
+    withheld = (
+        "NOT verified (no write-up from the agent; the offline write-up stands)"
+        if claims.get("write_up") is False
+        else "NOT verified (prose withheld)"
+    )
     console.print(
         f"{res.iterations} iteration(s), stopped: {res.stop_reason}; claims "
-        f"{'verified' if res.claims_ok else 'NOT verified (prose withheld)'}; "
+        f"{'verified' if res.claims_ok else withheld}; "
         f"{llm.get('calls', 0)} calls, cost "
         + (f"${cost:.4f}" if cost is not None else "unknown (price or tokens not reported)")
         + _study_api_line(llm)
