@@ -3,8 +3,9 @@
 Per condition and task: ``step_val_acc_99``, the memorisation step and the gap summarised over
 seeds with :func:`smollab.analysis.stats.describe_steps` (unreached seeds stay unreached: they
 are never averaged in), final validation accuracy with :func:`describe_seeds`; the learning
-curves; the representation metrics over time (the mean over seeds at each snapshot step,
-with its standard error); and each condition's ``step_val_acc_99`` against the reference
+curves; the representation metrics over time (:func:`_representations`: the mean over seeds,
+with its standard error, only at the steps every seed snapshotted, and each seed's own series);
+and each condition's ``step_val_acc_99`` against the reference
 condition's (``[study] reference``, by default the first condition; ``comparisons``: the
 Hodges-Lehmann shift with its distribution-free interval,
 :func:`smollab.analysis.stats.shift_interval`, and :func:`~smollab.analysis.stats.verdict`).
@@ -35,13 +36,16 @@ def _curve(run_dir: Path) -> dict[str, list[float]]:
     return {"step": [r["step"] for r in rows], **{f: [r[f] for r in rows] for f in CURVE_FIELDS}}
 
 
-def _mean_over_seeds(series: list[list[float | None]]) -> dict[str, list[float | None]]:
-    """Mean and SEM at each index across seeds (indices all seeds have; None where none)."""
+def _mean_over_seeds(series: list[list[float | None]]) -> dict[str, list[Any]]:
+    """Mean, SEM and number of seeds with a value at each index (the series are aligned: index
+    i is one step in every seed); ``None`` where no seed has a value."""
     n = min(len(s) for s in series)
     mean: list[float | None] = []
     sem: list[float | None] = []
+    count: list[int] = []
     for i in range(n):
         vals = [v for v in (s[i] for s in series) if v is not None]
+        count.append(len(vals))
         if not vals:
             mean.append(None)
             sem.append(None)
@@ -49,27 +53,68 @@ def _mean_over_seeds(series: list[list[float | None]]) -> dict[str, list[float |
         m, e = mean_sem(vals)
         mean.append(m)
         sem.append(None if e != e else e)
-    return {"mean": mean, "sem": sem}
+    return {"mean": mean, "sem": sem, "n": count}
 
 
-def _representations(reps: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _representations(reps: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any] | None:
+    """Representation metrics of one condition and task over its seeds (``reps``, each a run's
+    :func:`~smollab.analysis.representations.analyse_run` output, in the order of ``seeds``).
+
+    Seeds are aligned by step, never by position: the means (``val_acc``, ``layers``,
+    ``fourier``: ``{"mean", "sem", "n"}``) are taken at ``steps``, the steps every seed
+    snapshotted. Runs stopped early (``stop_after_99``) snapshot their own last step, and their
+    schedules end at different steps; those snapshots are in ``per_seed`` (each seed's own
+    ``steps`` and series) and listed in ``not_averaged``, never averaged with another step.
+    ``undefined``: the metrics undefined by construction in some seed, with the reason and the
+    steps (their values are ``None`` and are left out of the means).
+    """
     if not reps:
         return None
-    n = min(len(r["steps"]) for r in reps)
-    out: dict[str, Any] = {
-        "steps": reps[0]["steps"][:n],
-        "val_acc": _mean_over_seeds([r["val_acc"][:n] for r in reps]),
+    common = sorted(set.intersection(*(set(r["steps"]) for r in reps)))
+
+    def mean(get: Any) -> dict[str, list[Any]]:
+        """Mean over seeds of the series ``get(rep)`` at the common steps."""
+        at = [dict(zip(r["steps"], get(r), strict=True)) for r in reps]
+        return _mean_over_seeds([[a[s] for s in common] for a in at])
+
+    fourier = [m for m in ("top_k_share", "gini") if reps[0].get("fourier")]
+    undefined: dict[str, dict[str, Any]] = {}
+    for r in reps:
+        for path, u in r.get("undefined", {}).items():
+            entry = undefined.setdefault(path, {"reason": u["reason"], "steps": []})
+            entry["steps"] = sorted(set(entry["steps"]) | set(u["steps"]))
+    not_averaged = {
+        str(seed): [s for s in r["steps"] if s not in set(common)]
+        for seed, r in zip(seeds, reps, strict=True)
+    }
+    averaged = (
+        f"mean over {len(reps)} seeds at each of the {len(common)} steps every seed snapshotted"
+        if common
+        else "nothing: no step was snapshotted by every seed"
+    )
+    if any(not_averaged.values()):
+        averaged += (
+            "; snapshots at steps only some seeds have (not_averaged: runs stopped early by "
+            "stop_after_99 end at different steps) are in per_seed only"
+        )
+    return {
+        "aligned_by": "step",
+        "averaged": averaged,
+        "n_seeds": len(reps),
+        "steps": common,
+        "val_acc": mean(lambda r: r["val_acc"]),
         "layers": {
-            lay: {m: _mean_over_seeds([r["layers"][lay][m][:n] for r in reps]) for m in metrics}
+            lay: {m: mean(lambda r, lay=lay, m=m: r["layers"][lay][m]) for m in metrics}
             for lay, metrics in reps[0]["layers"].items()
         },
-        "fourier": None,
+        "fourier": {m: mean(lambda r, m=m: r["fourier"][m]) for m in fourier} or None,
+        "undefined": undefined,
+        "not_averaged": not_averaged,
+        "per_seed": {
+            str(seed): {k: r[k] for k in ("steps", "val_acc", "layers", "fourier")}
+            for seed, r in zip(seeds, reps, strict=True)
+        },
     }
-    if reps[0].get("fourier"):
-        out["fourier"] = {
-            m: _mean_over_seeds([r["fourier"][m][:n] for r in reps]) for m in reps[0]["fourier"]
-        }
-    return out
 
 
 def _pca_panels(rep: dict[str, Any], mem: int | None, gen: int | None) -> list[dict[str, Any]]:
@@ -168,7 +213,7 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
             paths = [d / "representations.json" for d in dirs]
             # representation metrics only when every seed of this task has them
             reps = [read_json(p) for p in paths] if all(p.exists() for p in paths) else []
-            agg = _representations(reps)
+            agg = _representations(reps, [r["seed"] for r in recs])
             if agg is not None:
                 out["representations"].setdefault(cond.name, {})[tname] = agg
                 m = block["tasks"][tname]["memorisation_step"]["values"][0]
@@ -264,6 +309,34 @@ def _notes(out: dict[str, Any]) -> list[str]:
                     f"{cname} / {tname}: runs stopped {c['config']['stop_after_99']} steps after "
                     "reaching 99% (stop_after_99); final metrics are at that step."
                 )
+    for cname, by_task in out.get("representations", {}).items():
+        for tname, rep in by_task.items():
+            notes += _representation_notes(f"{cname} / {tname}", rep)
+    return notes
+
+
+def _representation_notes(where: str, rep: dict[str, Any]) -> list[str]:
+    """What :func:`_representations` averaged and what it could not (undefined metrics)."""
+    notes = []
+    late = {seed: v for seed, v in rep.get("not_averaged", {}).items() if v}
+    if late:
+        steps = rep["steps"]
+        upto = f", up to step {steps[-1]}" if steps else ""
+        listed = "; ".join(f"seed {seed}: {', '.join(map(str, v))}" for seed, v in late.items())
+        notes.append(
+            f"{where}: representation metrics are averaged over seeds only at the {len(steps)} "
+            f"step{'' if len(steps) == 1 else 's'} every seed snapshotted{upto}; the other "
+            "snapshots are per seed only "
+            f"(per_seed), never averaged with another step ({listed})."
+        )
+    groups: dict[tuple[str, tuple[int, ...]], list[str]] = {}
+    for path, u in rep.get("undefined", {}).items():
+        groups.setdefault((u["reason"], tuple(u["steps"])), []).append(path)
+    for (reason, steps), paths in groups.items():
+        notes.append(
+            f"{where}: {', '.join(paths)} undefined (None, left out of the means and figures) at "
+            f"{len(steps)} snapshot step(s): {reason}."
+        )
     return notes
 
 

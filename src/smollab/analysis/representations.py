@@ -14,6 +14,12 @@ class, and whether the pair was in the training split. Metrics (per layer, per s
   training pairs, scored on held-out pairs (the validation split): is the answer linearly
   decodable for pairs the model never trained on?
 
+When the answer classes share one centroid (:func:`centroids_coincide`: the input embeddings of
+a snapshot holding every pair of x + y, for instance, since each class holds every x and every y
+once), ``davies_bouldin`` (a ratio over centroid distances of ~0: 0 or ~1e8 by rounding) and
+``variance_ratio`` (0 by construction) say nothing about the representation; they are ``nan``
+then (``None`` in :func:`analyse_run`'s output, with the reason under ``undefined``).
+
 For modular arithmetic, :func:`fourier_sparsity` measures how concentrated the token embeddings
 are in the Fourier basis over Z_p (grokked models use a few key frequencies).
 """
@@ -29,6 +35,31 @@ from smollab.errors import DataError
 
 LAYERS = ("embed", "first", "last")
 METRICS = ("silhouette", "davies_bouldin", "variance_ratio", "probe_acc")
+CENTROID_METRICS = ("davies_bouldin", "variance_ratio")
+CENTROIDS_COINCIDE = (
+    "the answer classes share one centroid (between-class variance ~0 against the within-class "
+    "variance, as for the input embeddings when a snapshot holds every pair), so Davies-Bouldin "
+    "(a ratio over centroid distances of ~0) and the variance ratio (0 by construction) are "
+    "undefined"
+)
+
+
+def centroids_coincide(x: np.ndarray, labels: np.ndarray, rtol: float = 1e-12) -> bool:
+    """True when the class centroids of ``x`` are numerically one point: the between-class sum
+    of squares is at most ``rtol`` times the total (rounding leaves ~1e-30; sampled pairs with
+    any class structure leave orders of magnitude more)."""
+    x = np.asarray(x, np.float64)
+    classes, inv = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        return False
+    means = np.zeros((len(classes), x.shape[1]))
+    np.add.at(means, inv, x)
+    counts = np.bincount(inv, minlength=len(classes))
+    means /= counts[:, None]
+    mu = x.mean(0)
+    between = float((counts * ((means - mu) ** 2).sum(1)).sum())
+    total = float(((x - mu) ** 2).sum())
+    return total > 0 and between <= rtol * total
 
 
 def variance_ratio(x: np.ndarray, labels: np.ndarray) -> float:
@@ -66,15 +97,17 @@ def probe_accuracy(
 def cluster_metrics(
     x: np.ndarray, labels: np.ndarray, is_train: np.ndarray, *, seed: int = 0
 ) -> dict[str, float]:
-    """The four metrics of the module docstring for one layer at one step."""
+    """The four metrics of the module docstring for one layer at one step (``nan`` where
+    undefined, the centroid-based two included when :func:`centroids_coincide`)."""
     from sklearn.metrics import davies_bouldin_score, silhouette_score
 
     x = np.asarray(x, np.float64)
     ok = len(np.unique(labels)) >= 2 and len(x) > len(np.unique(labels))
+    centred = ok and not centroids_coincide(x, labels)
     return {
         "silhouette": float(silhouette_score(x, labels)) if ok else float("nan"),
-        "davies_bouldin": float(davies_bouldin_score(x, labels)) if ok else float("nan"),
-        "variance_ratio": variance_ratio(x, labels),
+        "davies_bouldin": float(davies_bouldin_score(x, labels)) if centred else float("nan"),
+        "variance_ratio": variance_ratio(x, labels) if centred else float("nan"),
         "probe_acc": probe_accuracy(x, labels, is_train, seed=seed),
     }
 
@@ -117,14 +150,27 @@ def tsne_2d(x: np.ndarray, n_points: int, *, seed: int = 0) -> tuple[np.ndarray,
     return coords, idx
 
 
-def fourier_sparsity(emb: np.ndarray, top_k: int = 5) -> dict[str, float]:
+def top_k_share_undefined(p: int, top_k: int = 5) -> str | None:
+    """Why the top-``top_k`` frequency share of ``p`` residues says nothing (``None`` if it can):
+    with ``p // 2 <= top_k`` non-constant frequencies the top ``top_k`` hold all the power."""
+    n_freq = p // 2
+    if top_k < n_freq:
+        return None
+    return (
+        f"p = {p} has {n_freq} non-constant frequencies, no more than the {top_k} strongest, so "
+        f"their share is 100% by construction (informative only for p > {2 * top_k + 1})"
+    )
+
+
+def fourier_sparsity(emb: np.ndarray, top_k: int = 5) -> dict[str, float | None]:
     """How concentrated the rows of ``emb`` (one per residue 0..p-1) are in frequency.
 
     The embedding matrix is transformed along the residue axis (a real DFT over Z_p); the power
     of each non-constant frequency ``1..p//2`` is summed over dimensions. Returns
     ``top_k_share`` (share of that power in the ``top_k`` strongest frequencies; ``top_k/(p//2)``
-    for an unstructured matrix, -> 1 for a few key frequencies) and ``gini`` (Gini coefficient
-    of the power spectrum: 0 uniform, -> 1 concentrated).
+    for an unstructured matrix, -> 1 for a few key frequencies; ``None`` when
+    :func:`top_k_share_undefined`, 1 by construction) and ``gini`` (Gini coefficient of the
+    power spectrum: 0 uniform, -> 1 concentrated).
     """
     e = np.asarray(emb, np.float64)
     spec = np.fft.rfft(e - e.mean(0), axis=0)
@@ -135,7 +181,8 @@ def fourier_sparsity(emb: np.ndarray, top_k: int = 5) -> dict[str, float]:
     srt = np.sort(power)
     n = len(srt)
     gini = float((2 * np.arange(1, n + 1) - n - 1).dot(srt) / (n * srt.sum()))
-    return {"top_k_share": float(srt[-top_k:].sum() / total), "gini": gini}
+    share = None if top_k_share_undefined(len(e), top_k) else float(srt[-top_k:].sum() / total)
+    return {"top_k_share": share, "gini": gini}
 
 
 def load_snapshots(run_dir: Path) -> list[dict[str, Any]]:
@@ -155,26 +202,44 @@ def analyse_run(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Metrics over time for every snapshot of a run, plus PCA (and t-SNE) coordinates of the
-    last layer at each step (``pca_points`` of them, a fixed sample, rounded to 4 digits)."""
+    last layer at each step (``pca_points`` of them, a fixed sample, rounded to 4 digits).
+
+    Undefined values are ``None``; ``undefined`` maps a metric's path (``layers.embed.
+    davies_bouldin``, ``fourier.top_k_share``) to ``{"reason", "steps"}`` for those that are
+    undefined by construction (the cases of :func:`centroids_coincide` and
+    :func:`top_k_share_undefined`)."""
     snaps = load_snapshots(run_dir)
     res: dict[str, Any] = {
         "steps": [],
         "val_acc": [],
         "layers": {lay: {m: [] for m in METRICS} for lay in LAYERS},
         "fourier": {"top_k_share": [], "gini": []} if modular else None,
+        "undefined": {},
         "pca": [],
     }
+
+    def undefined(path: str, reason: str, step: int) -> None:
+        res["undefined"].setdefault(path, {"reason": reason, "steps": []})["steps"].append(step)
+
     for z in snaps:
         labels, is_train = z["labels"], z["is_train"].astype(bool)
-        res["steps"].append(int(z["step"]))
+        step = int(z["step"])
+        res["steps"].append(step)
         v = float(z["val_acc"])
         res["val_acc"].append(None if np.isnan(v) else v)
         for lay in LAYERS:
             for m, val in cluster_metrics(z[lay], labels, is_train, seed=seed).items():
                 res["layers"][lay][m].append(None if not np.isfinite(val) else val)
+            if centroids_coincide(z[lay], labels):
+                for m in CENTROID_METRICS:
+                    undefined(f"layers.{lay}.{m}", CENTROIDS_COINCIDE, step)
         if modular:
-            for m, val in fourier_sparsity(z["token_embeddings"]).items():
-                res["fourier"][m].append(val)
+            emb = z["token_embeddings"]
+            for m, f in fourier_sparsity(emb).items():
+                res["fourier"][m].append(None if f is None or not np.isfinite(f) else f)
+            why = top_k_share_undefined(len(emb))
+            if why:
+                undefined("fourier.top_k_share", why, step)
         n = min(pca_points, len(labels))
         coords, share = pca_2d(z["last"])
         entry = {

@@ -5,8 +5,9 @@ Figures per condition and task:
 
 * ``grok_accuracy_<cond>_<task>``: train and validation accuracy on a log-step axis, one line
   per seed; the grokking phase (median memorisation step to median step_val_acc_99) shaded;
-* ``grok_clusters_<cond>_<task>``: each cluster metric over time per layer (mean over seeds),
-  with the validation accuracy on a second axis;
+* ``grok_clusters_<cond>_<task>``: each cluster metric over time per layer (the mean over seeds
+  at the steps every seed snapshotted, and each seed at its own steps), with the validation
+  accuracy on a second axis;
 * ``grok_pca_<cond>_<task>``: PCA of the last layer's last-position representations before,
   during and after grokking, coloured by answer class.
 """
@@ -25,7 +26,7 @@ import numpy as np  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
 from smollab.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from smollab.report.context import Num, interval  # noqa: E402
+from smollab.report.context import Num, interval, phrase  # noqa: E402
 from smollab.report.pdf import build_pdf  # noqa: E402
 from smollab.report.render import NumberLog, html_env, md_env, tex_env  # noqa: E402
 
@@ -68,21 +69,34 @@ def accuracy_figure(results: dict[str, Any], cond: str, task: str, out: Path) ->
     return _save(fig, out, f"grok_accuracy_{cond}_{task}")
 
 
+def _nan(values: list[Any]) -> list[float]:
+    """A series with ``None`` (undefined, or no seed has a value) as a gap in the line."""
+    return [np.nan if v is None else v for v in values]
+
+
 def cluster_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list[Path]:
+    """The means over seeds at the steps every seed snapshotted (markers), and each seed's own
+    series at its own steps (thin lines: they carry on past the common steps when runs stop
+    early)."""
     rep = results["representations"][cond][task]
     steps = np.maximum(np.asarray(rep["steps"], float), 1)
+    per_seed = list(rep.get("per_seed", {}).values())
+    seed_steps = [np.maximum(np.asarray(r["steps"], float), 1) for r in per_seed]
     fourier = rep.get("fourier")
     ncols = 3 if fourier else 2
     fig, axes = plt.subplots(2, ncols, figsize=(4.2 * ncols, 5.6), sharex=True)
-    val = [np.nan if v is None else v for v in rep["val_acc"]["mean"]]
+    val = _nan(rep["val_acc"]["mean"])
     panels = list(axes.ravel())
     if fourier:
         ax = panels.pop(2)
         for i, (m, label) in enumerate(
             (("top_k_share", "top-5 frequency share"), ("gini", "Gini"))
         ):
-            y = [np.nan if v is None else v for v in fourier[m]["mean"]]
-            ax.plot(steps, y, marker="o", ms=2.5, color=f"C{i + 3}", label=label)
+            ax.plot(
+                steps, _nan(fourier[m]["mean"]), marker="o", ms=2.5, color=f"C{i + 3}", label=label
+            )
+            for x, r in zip(seed_steps, per_seed, strict=True):
+                ax.plot(x, _nan(r["fourier"][m]), color=f"C{i + 3}", lw=0.6, alpha=0.35)
         ax2 = ax.twinx()
         ax2.plot(steps, val, color="k", ls=":", lw=1)
         ax2.set_ylim(-0.02, 1.02)
@@ -95,8 +109,9 @@ def cluster_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> 
             unused.axis("off")
     for ax, metric in zip(panels, METRIC_TITLES, strict=False):
         for i, (layer, ms) in enumerate(rep["layers"].items()):
-            y = [np.nan if v is None else v for v in ms[metric]["mean"]]
-            ax.plot(steps, y, marker="o", ms=2.5, color=f"C{i}", label=layer)
+            ax.plot(steps, _nan(ms[metric]["mean"]), marker="o", ms=2.5, color=f"C{i}", label=layer)
+            for x, r in zip(seed_steps, per_seed, strict=True):
+                ax.plot(x, _nan(r["layers"][layer][metric]), color=f"C{i}", lw=0.6, alpha=0.35)
         ax2 = ax.twinx()
         ax2.plot(steps, val, color="k", ls=":", lw=1, label="val acc")
         ax2.set_ylim(-0.02, 1.02)
@@ -148,7 +163,9 @@ FIGURES = (
         "representations",
         "Cluster metrics over training",
         "Silhouette, Davies-Bouldin, variance ratio and held-out linear-probe accuracy of the "
-        "last-position representations per layer (mean over seeds), against validation accuracy.",
+        "last-position representations per layer against validation accuracy: markers, the mean "
+        "over seeds at the steps every seed snapshotted; thin lines, each seed at its own steps. "
+        "Undefined values (see the notes) are gaps.",
     ),
     (
         "pca",
@@ -186,6 +203,59 @@ def _fmt_step(x: Any) -> str:
     return "not reached" if x is None else f"{x:.0f}"
 
 
+def _rep_row(key: str, rep: dict[str, Any]) -> dict[str, Any] | None:
+    """The first and last step every seed snapshotted (means over seeds are taken only there),
+    and each seed's snapshots at other steps; ``None`` when there is no common step."""
+    if not rep["steps"]:
+        return None
+    last = rep["layers"]["last"]
+    n = len(rep["steps"]) - 1
+
+    def ends(series: dict[str, Any], k: str, kind: str) -> tuple[Any, Any]:
+        """The first and last common step's means, as numbers keyed into results."""
+        return (
+            Num(f"{k}.mean.0", series["mean"][0], kind),
+            Num(f"{k}.mean.{n}", series["mean"][n], kind),
+        )
+
+    late = []
+    for seed, steps in rep.get("not_averaged", {}).items():
+        if steps:
+            parts: list[Any] = [f"seed {seed}: step"]
+            for i, step in enumerate(steps):
+                at = rep["per_seed"][seed]["steps"].index(step)
+                parts += [
+                    ", " if i else " ",
+                    Num(f"{key}.not_averaged.{seed}.{i}", step, "count"),
+                    " (probe, last layer ",
+                    Num(
+                        f"{key}.per_seed.{seed}.layers.last.probe_acc.{at}",
+                        rep["per_seed"][seed]["layers"]["last"]["probe_acc"][at],
+                        "pct",
+                    ),
+                    ")",
+                ]
+            late.append(phrase(*parts))
+    fourier = rep.get("fourier")
+    return {
+        "steps": (
+            Num(f"{key}.steps.0", rep["steps"][0], "count"),
+            Num(f"{key}.steps.{n}", rep["steps"][n], "count"),
+        ),
+        "silhouette": ends(last["silhouette"], f"{key}.layers.last.silhouette", "num"),
+        "probe": ends(last["probe_acc"], f"{key}.layers.last.probe_acc", "pct"),
+        "probe_first": ends(
+            rep["layers"]["first"]["probe_acc"], f"{key}.layers.first.probe_acc", "pct"
+        ),
+        "fourier": ends(fourier["top_k_share"], f"{key}.fourier.top_k_share", "pct")
+        if fourier
+        else None,
+        # p // 2 <= 5 frequencies: the top 5 hold all the power (see the notes)
+        "fourier_undefined": "fourier.top_k_share" in rep.get("undefined", {}),
+        "not_averaged": late,
+    }
+
+
 def context(results: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for cname, c in results["conditions"].items():
@@ -213,34 +283,9 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
     rep_rows = []
     for cname, by_task in results.get("representations", {}).items():
         for tname, rep in by_task.items():
-            key = f"representations.{cname}.{tname}"
-            last = rep["layers"]["last"]
-            n = len(rep["steps"]) - 1
-
-            def ends(series: dict[str, Any], k: str, kind: str, n: int = n) -> tuple[Any, Any]:
-                """The first and last snapshot's values, as numbers keyed into results."""
-                return (
-                    Num(f"{k}.mean.0", series["mean"][0], kind),
-                    Num(f"{k}.mean.{n}", series["mean"][n], kind),
-                )
-
-            row = {
-                "condition": cname,
-                "task": tname,
-                "steps": (
-                    Num(f"{key}.steps.0", rep["steps"][0], "count"),
-                    Num(f"{key}.steps.{n}", rep["steps"][n], "count"),
-                ),
-                "silhouette": ends(last["silhouette"], f"{key}.layers.last.silhouette", "num"),
-                "probe": ends(last["probe_acc"], f"{key}.layers.last.probe_acc", "pct"),
-                "probe_first": ends(
-                    rep["layers"]["first"]["probe_acc"], f"{key}.layers.first.probe_acc", "pct"
-                ),
-                "fourier": ends(rep["fourier"]["top_k_share"], f"{key}.fourier.top_k_share", "pct")
-                if rep.get("fourier")
-                else None,
-            }
-            rep_rows.append(row)
+            row = _rep_row(f"representations.{cname}.{tname}", rep)
+            if row is not None:  # no step every seed snapshotted: the notes say so
+                rep_rows.append({"condition": cname, "task": tname, **row})
     comps = results.get("comparisons", [])
     comp_rows = [
         {

@@ -1,0 +1,132 @@
+"""The grokking report's representation section: means only at steps every seed has, each seed's
+late snapshots shown as its own, undefined metrics not printed as numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from smollab.analysis.grokking import _notes, _representations
+from smollab.analysis.representations import CENTROIDS_COINCIDE, top_k_share_undefined
+from smollab.analysis.stats import describe_seeds, describe_steps
+from smollab.io import atomic_write_json, read_json
+from smollab.report.grokking import build_grok_report, cluster_figure, context
+
+METRICS = ("silhouette", "davies_bouldin", "variance_ratio", "probe_acc")
+
+
+def run_rep(steps: list[int], val: list[float], p: int = 7) -> dict[str, Any]:
+    """A run's analyse_run output as it comes for x + y with every pair in the snapshot."""
+    n = len(steps)
+    layers = {lay: {m: list(val) for m in METRICS} for lay in ("first", "last")}
+    layers["embed"] = {
+        "silhouette": [-0.09] * n,
+        "davies_bouldin": [None] * n,
+        "variance_ratio": [None] * n,
+        "probe_acc": [0.0] * n,
+    }
+    undefined = {
+        f"layers.embed.{m}": {"reason": CENTROIDS_COINCIDE, "steps": steps}
+        for m in ("davies_bouldin", "variance_ratio")
+    }
+    undefined["fourier.top_k_share"] = {"reason": top_k_share_undefined(p), "steps": steps}
+    return {
+        "steps": steps,
+        "val_acc": val,
+        "layers": layers,
+        "fourier": {"top_k_share": [None] * n, "gini": [0.3] * n},
+        "undefined": undefined,
+        "pca": [
+            {
+                "step": s,
+                "xy": [[0.0, 1.0], [1.0, 0.0]],
+                "labels": [0, 1],
+                "variance_share": [0.5, 0.2],
+            }
+            for s in steps
+        ],
+    }
+
+
+def results(tmp_path: Path) -> dict[str, Any]:
+    """QA's case: snapshot_steps = [0, 300], seed 0 stopped early at 240 (stop_after_99)."""
+    reps = [run_rep([0, 240], [0.1, 1.0]), run_rep([0, 300], [0.2, 2 / 3])]
+    g = describe_steps([230, None])
+    out: dict[str, Any] = {
+        "schema": "smollab.grok_results/1",
+        "study": {"name": "grok-tiny"},
+        "session": "s",
+        "tasks": {"add": {"task": "grok.x_plus_y", "p": 7, "n_classes": 7}},
+        "conditions": {
+            "ref": {
+                "seeds": [0, 1],
+                "config": {"steps": 300, "stop_after_99": 10},
+                "tasks": {
+                    "add": {
+                        "runs": [{"steps": 240}, {"steps": 300}],
+                        "step_val_acc_99": g,
+                        "memorisation_step": describe_steps([100, 100]),
+                        "grokking_gap": describe_steps([130, None]),
+                        "final_val_acc": describe_seeds([1.0, 2 / 3]),
+                        "grokked": "1/2",
+                    }
+                },
+            }
+        },
+        "curves": {},
+        "representations": {"ref": {"add": _representations(reps, [0, 1])}},
+        "pca": {},
+        "comparisons": [],
+    }
+    out["notes"] = _notes(out)
+    return out
+
+
+def test_the_table_shows_only_steps_every_seed_has(tmp_path: Path) -> None:
+    res = results(tmp_path)
+    atomic_write_json(tmp_path / "results" / "results.json", res)
+    build_grok_report(tmp_path, pdf=False)
+    md = (tmp_path / "report.md").read_text()
+    reps = md.split("## Representations")[1].split("## Conditions")[0]
+    # before: "0 → 240" with the probe at mean(1.0 at step 240, 0.667 at step 300) = 83.3%
+    assert "0 → 240" not in reps and "83.3%" not in reps
+    assert "| ref | add | 0 → 0 | 0.150 → 0.150 | 15.0% → 15.0% |" in md
+    assert "seed 0: step 240 (probe, last layer 100.0%)" in md
+    assert "seed 1: step 300 (probe, last layer 66.7%)" in md
+    assert "not informative for p <= 11" in reps and "100.0% → 100.0%" not in reps
+    assert "layers.embed.davies_bouldin, layers.embed.variance_ratio undefined" in md
+    html = (tmp_path / "report.html").read_text()
+    assert "seed 0: step 240" in html and "not informative for p &lt;= 11" in html
+    # the paper prints only numbers it can key into results.json
+    numbers = read_json(tmp_path / "paper" / "numbers.json")["numbers"]
+    assert "representations.ref.add.steps.0" in numbers
+    assert not any(".steps.1" in k for k in numbers)
+    assert (tmp_path / "figures" / "grok_clusters_ref_add.png").is_file()
+
+
+def test_context_keys_late_snapshots_into_results(tmp_path: Path) -> None:
+    res = results(tmp_path)
+    (row,) = context(res)["rep_rows"]
+    assert [n.value for n in row["steps"]] == [0, 0]
+    assert row["fourier_undefined"] is True
+    nums = [n for p in row["not_averaged"] for n in p.nums()]
+    assert [(n.key, n.value) for n in nums] == [
+        ("representations.ref.add.not_averaged.0.0", 240),
+        ("representations.ref.add.per_seed.0.layers.last.probe_acc.1", 1.0),
+        ("representations.ref.add.not_averaged.1.0", 300),
+        ("representations.ref.add.per_seed.1.layers.last.probe_acc.1", 2 / 3),
+    ]
+
+
+def test_no_common_step_gives_no_row_but_a_note(tmp_path: Path) -> None:
+    res = results(tmp_path)
+    res["representations"]["ref"]["add"] = _representations(
+        [run_rep([0, 240], [0.1, 1.0]), run_rep([10, 300], [0.2, 2 / 3])], [0, 1]
+    )
+    assert context(res)["rep_rows"] == []
+    assert any("averaged over seeds only at the 0 steps" in n for n in _notes(res))
+
+
+def test_cluster_figure_draws_undefined_values_as_gaps(tmp_path: Path) -> None:
+    paths = cluster_figure(results(tmp_path), "ref", "add", tmp_path)
+    assert all(p.is_file() for p in paths)
