@@ -60,7 +60,7 @@ def results(tmp_path: Path) -> dict[str, Any]:
         "conditions": {
             "ref": {
                 "seeds": [0, 1],
-                "config": {"steps": 300, "stop_after_99": 10},
+                "config": {"steps": 300, "stop_after_99": 10, "grokfast_alpha": None},
                 "tasks": {
                     "add": {
                         "runs": [{"steps": 240}, {"steps": 300}],
@@ -102,6 +102,8 @@ def test_the_table_shows_only_steps_every_seed_has(tmp_path: Path) -> None:
     assert "representations.ref.add.steps.0" in numbers
     assert not any(".steps.1" in k for k in numbers)
     assert (tmp_path / "figures" / "grok_clusters_ref_add.png").is_file()
+    # the Conditions line lists settings, not unset options ("grokfast_alpha=")
+    assert "- `ref`: steps=300, stop_after_99=10" in md and "grokfast_alpha" not in md
 
 
 def test_context_keys_late_snapshots_into_results(tmp_path: Path) -> None:

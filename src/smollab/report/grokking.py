@@ -312,7 +312,12 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "notes": results.get("notes", []),
         "conditions": {
-            k: {kk: v for kk, v in c["config"].items() if kk not in ("device", "threads")}
+            # unset options (None: off, or the default) are not settings a reader needs
+            k: {
+                kk: v
+                for kk, v in c["config"].items()
+                if kk not in ("device", "threads") and v is not None
+            }
             for k, c in results["conditions"].items()
         },
     }
