@@ -116,10 +116,18 @@ def test_snapshot_step_beyond_the_run() -> None:
 
 def test_tsne_more_points_than_exist() -> None:
     with pytest.raises(ValidationError, match="t-SNE"):
-        GrokTrainSpec(snapshot_points=100, tsne_points=200)
+        GrokTrainSpec(snapshot_points=100, tsne_points=200, snapshot_steps="auto")
     task = build_task(validate_task_config({"id": "a", "task": "grok.x_plus_y", "p": 5}))
     with pytest.raises(ConfigError, match="only 25 pairs"):
-        check_points(GrokTrainSpec(tsne_points=30), task, "spec")
+        check_points(GrokTrainSpec(tsne_points=30, snapshot_steps="auto"), task, "spec")
+
+
+def test_tsne_without_snapshots_is_refused() -> None:
+    """t-SNE is drawn from snapshots: with snapshot_steps 'none' (the default) none would be
+    made, and the report would still list tsne_points as a setting."""
+    with pytest.raises(ValidationError, match="snapshot_steps is 'none' .the default."):
+        GrokTrainSpec(tsne_points=10)
+    assert GrokTrainSpec(tsne_points=10, snapshot_steps=[0, 100]).tsne_points == 10
 
 
 def test_per_part_learning_rates(tmp_path: Path) -> None:

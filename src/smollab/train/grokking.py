@@ -168,6 +168,12 @@ class GrokTrainSpec(BaseModel):
     @classmethod
     def _tsne(cls, v: int | None, info: ValidationInfo) -> int | None:
         pts = info.data.get("snapshot_points")
+        if v is not None and info.data.get("snapshot_steps") == "none":
+            raise ValueError(
+                "t-SNE is drawn from representation snapshots, and snapshot_steps is 'none' "
+                "(the default), so none would be made; set snapshot_steps ('auto' or a list of "
+                "steps), or drop tsne_points"
+            )
         if v is not None and pts is not None and v > pts:
             raise ValueError(
                 f"t-SNE asks for {v} points but a snapshot holds {pts} (snapshot_points); ask "
