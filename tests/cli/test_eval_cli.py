@@ -38,6 +38,7 @@ def test_eval_writes_results_samples_summary_and_resumes(cli, tmp_path):
     assert sum(s["acc"] for s in samples) / 4 == pytest.approx(iv["estimate"])
     assert "| hellaswag | acc_norm |" in (out / "summary.md").read_text()
     assert "arith_probe" in proc.stdout and "acc" in proc.stdout
+    assert "samples_hellaswag.jsonl" in proc.stdout.replace("\n", "")  # listed as written
     # again, with a higher limit: the first 4 items are reused, 2 more computed
     proc = cli("eval", *args[:-4], "--limit", "6", "--out", out)
     assert proc.returncode == 0, proc.stderr

@@ -216,4 +216,5 @@ def eval_cmd(
             f"{info['calls']} API calls, {info['input_tokens']} input / "
             f"{info['output_tokens']} output tokens, cost {cost}"
         )
-    print_paths([out_dir / "results.json", out_dir / "summary.md"])
+    samples = [out_dir / t["samples"] for t in results["tasks"].values() if t.get("samples")]
+    print_paths([out_dir / "results.json", out_dir / "summary.md", *samples])
