@@ -216,5 +216,5 @@ def eval_cmd(
             f"{info['calls']} API calls, {info['input_tokens']} input / "
             f"{info['output_tokens']} output tokens, cost {cost}"
         )
-    samples = [out_dir / t["samples"] for t in results["tasks"].values() if t.get("samples")]
-    print_paths([out_dir / "results.json", out_dir / "summary.md", *samples])
+    rows = [out_dir / t["samples"] for t in results["tasks"].values() if t.get("samples")]
+    print_paths([out_dir / "results.json", out_dir / "summary.md", *rows])

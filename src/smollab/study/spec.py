@@ -454,10 +454,7 @@ def _check_generation_budgets(spec: StudySpec, configs: list[Any], source: str) 
     loading them are left to that run-time check."""
     from smollab.models.scratch import check_scratch
 
-    used = {spec.model_for(c).name for c in spec.conditions}
-    for j, m in enumerate(spec.models):
-        if m.name not in used:
-            continue
+    for j, m in enumerate(spec.models):  # every model is evaluated (_check_models_used)
         scratch = None
         if m.source.startswith("scratch:"):
             scratch = check_scratch(m.source.split(":", 1)[1], m.config)  # checked already
