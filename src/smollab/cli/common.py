@@ -55,6 +55,7 @@ class StudyProgress:
             transient=False,
         )
         self.bars: dict[str, Any] = {}
+        self.last_info: dict[str, str] = {}  # a grokking run's last evaluation, by label
 
     def __enter__(self) -> StudyProgress:
         self.progress.__enter__()
@@ -87,6 +88,24 @@ class StudyProgress:
                     f"{k.split('/')[-1]}:{v:.0%}" for k, v in e["eval"].items()
                 )
             self.progress.update(bar, completed=e["step"], info=info)
+        elif ev == "step":  # a grokking run's evaluation step
+            bar = self._bar(f"{label}/train", f"train {label}", e.get("total"))
+            info = (
+                f"loss {e['train_loss']:.4f} | train {e['train_acc']:.0%} val {e['val_acc']:.0%}"
+                if {"train_loss", "train_acc", "val_acc"} <= e.keys()
+                else ""
+            )
+            self.progress.update(bar, completed=e["step"], info=info)
+            self.last_info[label] = info
+        elif ev == "stage" and e.get("stage") == "analysis" and f"{label}/train" in self.bars:
+            self.progress.update(self.bars[f"{label}/train"], info="representation analysis")
+        elif ev == "done" and f"{label}/train" in self.bars:
+            bar = self.bars[f"{label}/train"]
+            t = next(t for t in self.progress.tasks if t.id == bar)
+            info = self.last_info.get(label, t.fields.get("info", ""))
+            if t.total is not None and t.completed < t.total:
+                info += " | stopped early"  # a grokking run that stop_after_99 ended
+            self.progress.update(bar, info=info)
         elif ev == "stage" and e.get("stage") == "eval":
             self._bar(f"{label}/eval/{e['task']}", f"eval  {label} {e['task']}", e.get("total"))
             self.bars[f"{label}/eval"] = self.bars[f"{label}/eval/{e['task']}"]
