@@ -90,13 +90,18 @@ def test_the_table_shows_only_steps_every_seed_has(tmp_path: Path) -> None:
     reps = md.split("## Representations")[1].split("## Conditions")[0]
     # before: "0 → 240" with the probe at mean(1.0 at step 240, 0.667 at step 300) = 83.3%
     assert "0 → 240" not in reps and "83.3%" not in reps
-    assert "| ref | add | 0 → 0 | 0.150 → 0.150 | 15.0% → 15.0% |" in md
+    # one step every seed has: its values alone (it printed "0 → 0 | 0.150 → 0.150")
+    assert "| ref | add | 0 | 0.150 | 15.0% | 15.0% | not informative" in md
+    assert "→" not in reps.split("| ref | add |")[1].split("\n")[0]
     assert "seed 0: step 240 (probe, last layer 100.0%)" in md
     assert "seed 1: step 300 (probe, last layer 66.7%)" in md
     assert "not informative for p <= 11" in reps and "100.0% → 100.0%" not in reps
     assert "layers.embed.davies_bouldin, layers.embed.variance_ratio undefined" in md
     html = (tmp_path / "report.html").read_text()
     assert "seed 0: step 240" in html and "not informative for p &lt;= 11" in html
+    assert "<td>0</td><td>0.150</td>" in html
+    tex = (tmp_path / "paper" / "paper.tex").read_text()
+    assert "ref & add & 0 & 0.150 & 15.0\\% \\\\" in tex
     # the paper prints only numbers it can key into results.json
     numbers = read_json(tmp_path / "paper" / "numbers.json")["numbers"]
     assert "representations.ref.add.steps.0" in numbers
@@ -109,7 +114,7 @@ def test_the_table_shows_only_steps_every_seed_has(tmp_path: Path) -> None:
 def test_context_keys_late_snapshots_into_results(tmp_path: Path) -> None:
     res = results(tmp_path)
     (row,) = context(res)["rep_rows"]
-    assert [n.value for n in row["steps"]] == [0, 0]
+    assert [n.value for n in row["steps"]] == [0]
     assert row["fourier_undefined"] is True
     nums = [n for p in row["not_averaged"] for n in p.nums()]
     assert [(n.key, n.value) for n in nums] == [

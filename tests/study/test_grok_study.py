@@ -161,13 +161,19 @@ def test_a_changed_spec_moves_the_previous_outputs_aside(
     # (the re-run re-aggregates: its results.json, with its own "created" time, is what a
     # changed spec moves aside)
     old_results = (d / "results" / "results.json").read_text()
-    changed = text.replace("lr = 3e-3", "lr = 2e-3")
+    changed = text.replace("lr = 3e-3", "lr = 2e-3").replace("seeds = [0, 1]", "seeds = [0]")
     res = _run(changed, tmp_path)
     (kept,) = (d / "previous").iterdir()
     assert (kept / "study.toml").read_text() == text
     assert (kept / "results" / "results.json").read_text() == old_results
     assert (kept / "report.md").read_text() == "the report a user read"
-    assert (d / "study.toml").read_text() == changed and len(res.outcomes) == 2
+    assert (d / "study.toml").read_text() == changed and len(res.outcomes) == 1
+    # the dropped seed's split goes with the old spec; the new spec's is linked again
+    assert (kept / "data" / "add_split_ref_seed1.json").is_file()
+    assert sorted(p.name for p in (d / "data").iterdir()) == [
+        "add_split_ref_seed0.json",
+        "add_task.json",
+    ]
     log = (d / "session_log.jsonl").read_text()
     assert '"spec_changed"' in log and f"previous/{kept.name}" in log
 
@@ -198,7 +204,7 @@ def test_session_end_to_end_with_report(tmp_path: Path, cli: Any) -> None:
     panels = results["pca"]["ref"]["add"]["panels"]
     assert [p["phase"] for p in panels] == ["before", "during", "after"]
     md = (d / "report.md").read_text()
-    assert "| ref | add |" in md and "Representations: first and last snapshot" in md
+    assert "| ref | add | 0 → 30 |" in md and "Representations: first and last snapshot" in md
     numbers = read_json(d / "paper" / "numbers.json")["numbers"]
     assert "conditions.ref.tasks.add.final_val_acc.mean" in numbers
     # `smollab report` rebuilds a grokking session with the grokking report

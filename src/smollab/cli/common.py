@@ -119,8 +119,8 @@ class StudyProgress:
             console.print(f"  [yellow]{escape(label)}: {escape(e['text'])}[/]")
         elif ev == "spec_changed":
             console.print(
-                "  [yellow]this session last ran another spec: its study.toml, results, "
-                f"figures, paper and report were moved to {escape(e['archived'])}; "
+                "  [yellow]this session last ran another spec: its study.toml, data, "
+                f"results, figures, paper and report were moved to {escape(e['archived'])}; "
                 "runs whose content is unchanged are reused[/]"
             )
 

@@ -211,12 +211,11 @@ def _rep_row(key: str, rep: dict[str, Any]) -> dict[str, Any] | None:
     last = rep["layers"]["last"]
     n = len(rep["steps"]) - 1
 
-    def ends(series: dict[str, Any], k: str, kind: str) -> tuple[Any, Any]:
-        """The first and last common step's means, as numbers keyed into results."""
-        return (
-            Num(f"{k}.mean.0", series["mean"][0], kind),
-            Num(f"{k}.mean.{n}", series["mean"][n], kind),
-        )
+    def ends(series: dict[str, Any], k: str, kind: str) -> tuple[Any, ...]:
+        """The first and last common step's means, as numbers keyed into results; one number
+        when the seeds share a single step."""
+        first = Num(f"{k}.mean.0", series["mean"][0], kind)
+        return (first, Num(f"{k}.mean.{n}", series["mean"][n], kind)) if n else (first,)
 
     late = []
     for seed, steps in rep.get("not_averaged", {}).items():
@@ -239,8 +238,8 @@ def _rep_row(key: str, rep: dict[str, Any]) -> dict[str, Any] | None:
     fourier = rep.get("fourier")
     return {
         "steps": (
-            Num(f"{key}.steps.0", rep["steps"][0], "count"),
-            Num(f"{key}.steps.{n}", rep["steps"][n], "count"),
+            (Num(f"{key}.steps.0", rep["steps"][0], "count"),)
+            + ((Num(f"{key}.steps.{n}", rep["steps"][n], "count"),) if n else ())
         ),
         "silhouette": ends(last["silhouette"], f"{key}.layers.last.silhouette", "num"),
         "probe": ends(last["probe_acc"], f"{key}.layers.last.probe_acc", "pct"),

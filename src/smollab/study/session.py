@@ -71,8 +71,10 @@ def check_session_name(name: str) -> None:
         )
 
 
-# what a session's spec produced; runs are content-hashed and stay (unchanged ones are reused)
-SPEC_OUTPUTS = ("study.toml", "results", "figures", "paper", "report.md", "report.html")
+# what a session's spec produced; runs are content-hashed and stay (unchanged ones are reused).
+# data/ (test sets, grokking splits) is rebuilt from the runs, so a task or seed the new spec
+# dropped leaves no stale file beside the current ones.
+SPEC_OUTPUTS = ("study.toml", "data", "results", "figures", "paper", "report.md", "report.html")
 
 
 def archive_changed_spec(session_dir: Path, spec_text: str) -> Path | None:
