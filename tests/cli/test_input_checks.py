@@ -176,6 +176,19 @@ def test_study_data_dir_must_exist(cli: Any, tmp_path: Path, tiny_spec_text: str
     assert "--data-dir" in msg and "nodata" in msg and "not a folder" in msg
 
 
+@pytest.mark.parametrize("command", ["study", "eval"])
+def test_an_empty_data_dir_is_refused_not_read_as_the_current_folder(
+    cli: Any, tmp_path: Path, tiny_spec_text: str, command: str
+) -> None:
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(tiny_spec_text)
+    args = [spec] if command == "study" else ["--model", "smollm2-135m", "--task", "hellaswag"]
+    proc = cli(command, *args, "--out", tmp_path / "out", "--data-dir", "")
+    msg = assert_clean_error(proc, 2)
+    assert "--data-dir is empty" in msg and "SMOLLAB_DATA_DIR" in msg
+    assert not (tmp_path / "out").exists()
+
+
 STRATA = 'strata = ["1x1", "1x2", "2x2", "3x3"]'
 
 

@@ -52,6 +52,27 @@ def test_prompts_longer_than_the_window_are_cut_and_counted(small, tmp_path):
     }
 
 
+def test_results_name_the_files_read_when_the_data_dir_came_from_the_environment(
+    small, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SMOLLAB_DATA_DIR", str(SHARED))
+    tasks = [
+        make_task("hellaswag", limit=1),
+        make_task("gsm8k", limit=1, max_tokens=8),
+        make_task("humaneval", limit=1, max_tokens=4),
+        make_task("arith_probe", limit=1),
+    ]
+    res = run_eval(small, tasks, tmp_path, batch_size=4, use_cache=False)
+    files = {name: t["data_files"] for name, t in res["tasks"].items()}
+    # the config keeps what was passed (nothing: it is in the samples key); data_files what
+    # was read, as absolute paths
+    assert res["tasks"]["hellaswag"]["config"]["data_dir"] is None
+    assert files["hellaswag"] == [str(SHARED / "hellaswag" / "hellaswag_val.jsonl.gz")]
+    assert files["gsm8k"] == [str(SHARED / "gsm8k" / f) for f in ("test.jsonl", "train.jsonl")]
+    assert files["humaneval"] == [str(SHARED / "humaneval" / "HumanEval.jsonl.gz")]
+    assert files["arith_probe"] == []  # generated, nothing read
+
+
 def test_a_failing_task_keeps_the_finished_ones(small, tmp_path):
     tasks = [
         make_task("hellaswag", limit=2, data_dir=str(SHARED)),

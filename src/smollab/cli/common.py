@@ -20,6 +20,21 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def data_dir_arg(value: str | None) -> Path | None:
+    """``--data-dir`` as a path; an empty value is refused (Path("") would be the current
+    folder, silently)."""
+    from smollab.errors import ConfigError
+
+    if value is None:
+        return None
+    if not value.strip():
+        raise ConfigError(
+            "--data-dir is empty. Pass the folder holding the benchmark data (the one with "
+            "gsm8k/, hellaswag/, ...), or leave the option out to use $SMOLLAB_DATA_DIR."
+        )
+    return Path(value).expanduser()
+
+
 def handle_errors(fn: F) -> F:
     """Turn SmollabError / Ctrl-C into one clear paragraph and a non-zero exit, no traceback."""
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from smollab.cli.agent import BudgetOpt
-from smollab.cli.common import console, handle_errors, print_paths
+from smollab.cli.common import console, data_dir_arg, handle_errors, print_paths
 
 
 @handle_errors
@@ -42,7 +42,7 @@ def eval_cmd(
         Path | None, typer.Option("--out", help="results folder (default outputs/eval/<model>)")
     ] = None,
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="benchmark data dir (or $SMOLLAB_DATA_DIR)")
+        str | None, typer.Option("--data-dir", help="benchmark data dir (or $SMOLLAB_DATA_DIR)")
     ] = None,
     tokenizer: Annotated[
         str | None, typer.Option("--tokenizer", help="tokenizer dir for scratch: models")
@@ -112,7 +112,7 @@ def eval_cmd(
     opts: dict[str, Any] = {
         "limit": limit,
         "num_fewshot": num_fewshot,
-        "data_dir": str(data_dir) if data_dir else None,
+        "data_dir": str(data_path) if (data_path := data_dir_arg(data_dir)) else None,
         "max_tokens": max_tokens,
         "n_samples": samples,
         "unsafe": True if unsafe_sandbox else None,

@@ -18,7 +18,14 @@ from smollab.cli.agent import (
     StartOpt,
     run_agent,
 )
-from smollab.cli.common import StudyProgress, console, handle_errors, print_paths, results_table
+from smollab.cli.common import (
+    StudyProgress,
+    console,
+    data_dir_arg,
+    handle_errors,
+    print_paths,
+    results_table,
+)
 
 OutOpt = Annotated[Path, typer.Option("--out", help="root folder of sessions")]
 SessionOpt = Annotated[
@@ -30,17 +37,18 @@ WorkersOpt = Annotated[
 ]
 PdfOpt = Annotated[bool, typer.Option("--pdf/--no-pdf", help="build paper.pdf when TeX is present")]
 DataOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="benchmark data dir (or $SMOLLAB_DATA_DIR)")
+    str | None, typer.Option("--data-dir", help="benchmark data dir (or $SMOLLAB_DATA_DIR)")
 ]
 
 
-def _use_data_dir(data_dir: Path | None) -> None:
+def _use_data_dir(value: str | None) -> None:
     """--data-dir for a study's runs: they read it from SMOLLAB_DATA_DIR (worker processes
     inherit it)."""
     import os
 
     from smollab.errors import ConfigError
 
+    data_dir = data_dir_arg(value)
     if data_dir is None:
         return
     if not data_dir.is_dir():

@@ -243,6 +243,9 @@ def run_eval(
                 results["tasks"][task.name] = {
                     "task": task.config.task,
                     "config": task.describe(),
+                    # what was read; config's data_dir is only what was passed (the env
+                    # variable's folder is not part of the samples key)
+                    "data_files": list(task.data_files),
                     **summary,
                     "seconds": round(wall, 3),
                     # summed over the worker processes with --procs

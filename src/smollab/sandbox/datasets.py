@@ -93,9 +93,19 @@ def _read_jsonl(path: Path) -> list[Any]:
     return rows
 
 
+def humaneval_file(data: str | os.PathLike[str] | None = None) -> Path:
+    """The HumanEval file under the data dir (``data``, else ``$SMOLLAB_DATA_DIR``)."""
+    return _locate(HUMANEVAL_FILE, data)
+
+
+def mbpp_file(data: str | os.PathLike[str] | None = None, *, sanitized: bool = False) -> Path:
+    """The MBPP file (full or sanitized) under the data dir."""
+    return _locate(MBPP_SANITIZED_FILE if sanitized else MBPP_FILE, data)
+
+
 def load_humaneval(data: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """The 164 HumanEval problems, in file order."""
-    path = _locate(HUMANEVAL_FILE, data)
+    path = humaneval_file(data)
     return _check_records(path, _read_jsonl(path), HUMANEVAL_KEYS)
 
 
@@ -103,10 +113,9 @@ def load_mbpp(
     data: str | os.PathLike[str] | None = None, *, sanitized: bool = False
 ) -> list[dict[str, Any]]:
     """MBPP problems in file order: the full set (974) or the hand-checked sanitized one (427)."""
+    path = mbpp_file(data, sanitized=sanitized)
     if not sanitized:
-        path = _locate(MBPP_FILE, data)
         return _check_records(path, _read_jsonl(path), MBPP_KEYS)
-    path = _locate(MBPP_SANITIZED_FILE, data)
     try:
         rows = json.loads(_read_text(path))
     except json.JSONDecodeError as e:

@@ -60,9 +60,14 @@ class BenchTask(ABC):
             self._docs = docs[: self.config.limit] if self.config.limit else docs
         return self._docs
 
+    #: the files (or hub datasets) :meth:`load_docs` read, as absolute paths; written into the
+    #: results beside the config, whose ``data_dir`` is only what the user passed
+    data_files: tuple[str, ...] = ()
+
     @abstractmethod
     def load_docs(self) -> list[dict[str, Any]]:
-        """All items of the evaluated split; each a dict with a unique ``id``."""
+        """All items of the evaluated split; each a dict with a unique ``id``. Tasks that read
+        files set :attr:`data_files`."""
 
     @abstractmethod
     def requests(self, doc: dict[str, Any]) -> Sequence[Request]:

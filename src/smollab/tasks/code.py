@@ -279,8 +279,9 @@ class HumanEvalTask(CodeTask):
     version = 2  # 2: the prompt stripped (samples of version 1 are not resumed into it)
 
     def load_docs(self) -> list[dict[str, Any]]:
-        from smollab.sandbox import load_humaneval
+        from smollab.sandbox.datasets import humaneval_file, load_humaneval
 
+        self.data_files = (str(humaneval_file(self.config.data_dir).resolve()),)
         return [
             {
                 "id": p["task_id"],
@@ -309,7 +310,10 @@ class MBPPTask(CodeTask):
 
     def load_docs(self) -> list[dict[str, Any]]:
         from smollab.sandbox import MBPP_TEST_IDS, load_mbpp
+        from smollab.sandbox.datasets import mbpp_file
 
+        path = mbpp_file(self.config.data_dir, sanitized=self.sanitized)
+        self.data_files = (str(path.resolve()),)
         docs = []
         for p in load_mbpp(self.config.data_dir, sanitized=self.sanitized):
             if p["task_id"] not in MBPP_TEST_IDS:

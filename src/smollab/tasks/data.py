@@ -174,7 +174,7 @@ def load_records(
     if path is not None:
         rows = read_records(path)
         check_fields(path, rows, fields)
-        return rows, str(path)
+        return rows, str(path.resolve())
     if hub is not None:
         hub_rows = _from_hub(hub)
         if hub_rows is not None:

@@ -100,9 +100,10 @@ class GSM8KTask(BenchTask):
     config: GSM8KChatConfig
 
     def load_docs(self) -> list[dict[str, Any]]:
-        test, _ = _split(self.config, "test")
+        test, test_source = _split(self.config, "test")
         k = self.num_fewshot
         train, source = _split(self.config, "train") if k else ([], "")
+        self.data_files = (test_source, source) if k else (test_source,)
         if k > len(train):
             raise ConfigError(
                 f"gsm8k: num_fewshot (--num-fewshot) is {k}, but the few-shot pool {source} "

@@ -63,13 +63,14 @@ class HellaSwagTask(BenchTask):
     chance = 0.25
 
     def load_docs(self) -> list[dict[str, Any]]:
-        rows, _ = load_records(
+        rows, source = load_records(
             "hellaswag",
             FILES,
             FIELDS,
             data_dir=self.config.data_dir,
             hub=HubSource("Rowan/hellaswag", None, "validation"),
         )
+        self.data_files = (source,)
         return [doc_from_record(r, i) for i, r in enumerate(rows)]
 
     def requests(self, doc: dict[str, Any]) -> list[LoglikelihoodRequest]:
