@@ -53,6 +53,26 @@ def test_report_and_sessions_on_a_state_file_that_is_not_an_object(
     assert "unreadable session.json" in one_line(proc.stdout)
 
 
+def test_report_refuses_statistics_that_are_not_numbers(cli: Any, tmp_path: Path) -> None:
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "results_sample.json"
+    res = json.loads(fixture.read_text())
+    cond = next(iter(res["conditions"]))
+    task = next(iter(res["conditions"][cond]["tasks"]))
+    res["conditions"][cond]["tasks"][task]["overall"]["exact_match"]["estimate"] = "0.93"
+    d = _session(tmp_path)
+    (d / "results" / "results.json").write_text(json.dumps(res))
+    msg = assert_clean_error(cli("report", d, "--no-pdf"), 2)
+    field = f"conditions.{cond}.tasks.{task}.overall.exact_match.estimate"
+    assert f"field {field} is '0.93', not a number" in msg
+    assert not (d / "report.md").exists()
+    # the grokking report checks the same fields
+    grok = {"schema": "smollab.grok_results/1", "kind": "grok", "conditions": {"ref": {"tasks": {
+        "add": {"step_val_acc_99": {"median": "2363", "n": 3}}}}}}  # fmt: skip
+    (d / "results" / "results.json").write_text(json.dumps(grok))
+    msg = assert_clean_error(cli("report", d, "--no-pdf"), 2)
+    assert "field conditions.ref.tasks.add.step_val_acc_99.median is '2363'" in msg
+
+
 def test_report_on_a_cut_results_file(cli: Any, tmp_path: Path) -> None:
     d = _session(tmp_path)
     (d / "results" / "results.json").write_text('{"schema": "smollab.res')

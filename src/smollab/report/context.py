@@ -164,7 +164,43 @@ def load_results(path: Path) -> dict[str, Any]:
     for field in ("tasks", "conditions"):
         if not isinstance(results.get(field), dict) or not results[field]:
             raise DataError(f"{path} has no {field!r}; nothing to report.")
+    check_numbers(results, path)
     return results
+
+
+#: fields of a results file that hold a number (or null where a value is undefined)
+NUMBER_FIELDS = frozenset(
+    {"estimate", "low", "high", "level", "p_value", "mean", "median", "std", "sem"}
+)
+
+
+def check_numbers(results: dict[str, Any], path: Path) -> None:
+    """Refuse a results file whose statistics are not numbers or lists of numbers (a hand edit,
+    or another tool's file): the report would print them as "n/a" and say nothing was wrong.
+    Raises DataError naming the first such field by its key path."""
+
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+    def walk(x: Any, key: str) -> None:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                at = f"{key}.{k}" if key else str(k)
+                # a series over steps (the grokking representations) is a list of numbers
+                if k in NUMBER_FIELDS and not (
+                    number(v) or (isinstance(v, list) and all(map(number, v)))
+                ):
+                    raise DataError(
+                        f"{path}: field {at} is {v!r}, not a number. The report prints only "
+                        "numbers a run logged; restore the file from the study (re-run its "
+                        "command: finished runs are reused and results.json is rewritten)."
+                    )
+                walk(v, at)
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, f"{key}.{i}")
+
+    walk(results, "")
 
 
 # --------------------------------------------------------------------------- building blocks

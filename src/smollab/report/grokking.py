@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
 from smollab.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from smollab.report.context import Num, interval, phrase  # noqa: E402
+from smollab.report.context import Num, check_numbers, interval, phrase  # noqa: E402
 from smollab.report.pdf import build_pdf  # noqa: E402
 from smollab.report.render import NumberLog, html_env, md_env, tex_env  # noqa: E402
 
@@ -325,7 +325,9 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
 def build_grok_report(session_dir: Path, *, pdf: bool = True) -> tuple[Path, Path | None]:
     """Write figures, report.md, report.html and the paper; returns (paper.tex, paper.pdf)."""
     session_dir = Path(session_dir)
-    results = read_json(session_dir / "results" / "results.json")
+    path = session_dir / "results" / "results.json"
+    results = read_json(path)
+    check_numbers(results, path)
     drawn = draw_all(results, session_dir / "figures")
     ctx = context(results)
     figs = []
