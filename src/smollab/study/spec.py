@@ -424,7 +424,7 @@ def _known_window(m: ModelSpec, scratch: dict[str, Any] | None) -> tuple[int, st
     import json
 
     from smollab.errors import ModelLoadError
-    from smollab.models.loader import local_model_path
+    from smollab.models.loader import WINDOW_ATTRS, local_model_path
 
     if scratch is not None:
         return scratch["block_size"], f"config.block_size = {scratch['block_size']}"
@@ -440,7 +440,7 @@ def _known_window(m: ModelSpec, scratch: dict[str, Any] | None) -> tuple[int, st
         cfg = json.loads((local[1] / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # loading the model reports it
-    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+    for attr in WINDOW_ATTRS:
         v = cfg.get(attr) if isinstance(cfg, dict) else None
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v, f"{attr} = {v} in {local[1] / 'config.json'}"
