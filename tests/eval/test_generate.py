@@ -216,3 +216,31 @@ def test_new_cache_uses_growing_layers() -> None:
     assert layers and all(isinstance(x, GrowingLayer) for x in layers)
     assert layers[0].get_seq_length() == 3 and layers[0]._k.shape[2] == 32
     assert new_cache(object(), 8) is None  # no config: the model makes its own cache
+
+
+def test_chat_formats_give_a_local_model_room_to_restate_the_question(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default budget was the answer's tokens + 2, which cut an untrained instruct model's
+    reply ("To calculate 8 * ") before its answer; chat formats now get API_MAX_NEW_TOKENS."""
+    import smollab.eval.evaluator as ev
+
+    lm = diverse("gpt2")
+    lm.tokenizer.chat_template = (
+        "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    budgets = []
+
+    def fake(model: Any, tok: Any, prompts: list[str], **kw: Any) -> list[str]:
+        budgets.append(kw["max_new_tokens"])
+        return ["8 * 7 = 56"] * len(prompts)
+
+    monkeypatch.setattr(ev, "greedy_generate", fake)
+    task = build_task({"id": "m", "task": "arith.mul", "strata": ["1x1"], "n_test": 3})
+    items = task.test_set()
+    for name in ("chat", "chat_answer"):
+        recs = evaluate_items(lm.model, lm.tokenizer, task, name, items)
+        assert [r["prediction"] for r in recs] == ["56"] * 3  # the reply's last integer
+    evaluate_items(lm.model, lm.tokenizer, task, "compact", items)
+    assert budgets[0] == budgets[1] == ev.API_MAX_NEW_TOKENS and budgets[2] < 10

@@ -255,6 +255,10 @@ def test_chat_format_with_template() -> None:
     assert fmt.prompt(e, tok) == "<user>What is 7 * 8?\n<assistant>"
     assert fmt.target(e, tok) == "56<eos>\n"
     assert fmt.parse("The answer is 56.") == "56"
+    # the last integer of the first line: an untrained model restates the question first
+    assert fmt.parse("7 * 8 = 56") == "56" and fmt.parse("56<eos>") == "56"
+    assert fmt.parse("In mathematics, 0 * 2 is undefined") == "2"
+    assert fmt.version == 2
 
 
 def test_chat_answer_format_asks_for_the_number_and_reads_the_last_one() -> None:
@@ -302,10 +306,23 @@ def test_digit_accuracy_hand_cases() -> None:
         ("5555", "1081", "multi_digit"),
         ("108", "1081", "wrong_length"),
         ("10810", "1081", "wrong_length"),
+        # a negative prediction as long as the truth crashed int("-") (QA)
+        ("-449", "1449", "multi_digit"),
+        ("-44", "1449", "multi_digit"),
     ],
 )
 def test_classify_error_hand_cases(pred: str, truth: str, kind: str) -> None:
     assert classify_error(pred, truth) == kind
+
+
+def test_a_negative_prediction_is_scored_not_a_crash() -> None:
+    from smollab.tasks import build_task, validate_task_config
+
+    task = build_task(validate_task_config({"id": "m", "task": "arith.mul", "strata": ["2x2"]}))
+    item = task.test_set()[0]
+    pred = "-" + item.answer[1:]
+    score = task.score(item, pred)
+    assert score.correct is False and score.error_type == "multi_digit"
 
 
 def test_score_item() -> None:

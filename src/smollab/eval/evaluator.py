@@ -64,7 +64,9 @@ def evaluate_items(
     (:class:`~smollab.eval.provider_lm.ProviderLM`, ``tokenizer`` None): each prompt is then one
     call, as the user message, greedy where the API takes a temperature; a chat-template format
     sends the question itself (the provider applies its own template), and the token budget is
-    ``max_new_tokens`` or :data:`API_MAX_NEW_TOKENS`."""
+    ``max_new_tokens`` or :data:`API_MAX_NEW_TOKENS`. A local model's default budget is the
+    longest target's tokens + 2 (a trained format ends there), at least
+    :data:`API_MAX_NEW_TOKENS` for chat-template formats; generation stops at a newline."""
     from smollab.eval.provider_lm import ProviderLM
 
     if isinstance(fmt, str):  # a format's registered name ("compact", "plain", ...)
@@ -81,6 +83,8 @@ def evaluate_items(
         if max_new_tokens is None:
             longest = max(len(tokenizer(fmt.target(ex, tokenizer)).input_ids) for ex in items)
             max_new_tokens = longest + 2
+            if fmt.uses_chat_template:  # a chat reply may restate the question first
+                max_new_tokens = max(max_new_tokens, API_MAX_NEW_TOKENS)
         completions = greedy_generate(
             model,
             tokenizer,

@@ -14,12 +14,14 @@ Prompt formats (``PROMPT_FORMATS``) decide how an example becomes text:
 ``compact``      ``\n7*8=`` -> ``56``
 ``compact_rev``  ``\n23*47=`` -> ``1801`` (the answer's digits reversed, least significant first)
 ``compact_pp``   ``\n23*47=`` -> ``161+920=1081`` (partial products, then the answer; a scratchpad)
+``chat``         the model's chat template around ``What is 7 * 8?``; the reply's last integer
+                 on its first line is the answer
+``chat_answer``  the same, asking "Reply with the number only."
 
 The compact formats open with a newline so that the first operand digit is not the sequence's
 first token: models without a BOS token (SmolLM2) treat position 0 as an attention sink, and
 fine-tuning without the newline learnt far less (1x1 exact match 50% vs 96-100% after the same
 training; see BENCHMARKS.md).
-``chat``         the model's chat template around ``What is 7 * 8?``
 
 Every target ends with a newline (the chat format: the end-of-turn token); generation stops there.
 """
@@ -319,10 +321,13 @@ def classify_error(pred: str, truth: str) -> str:
 
     ``correct``; ``wrong_length`` (digit count differs); ``carry_error`` (same length, every wrong
     digit is off by exactly one, the signature of a dropped or extra carry); ``one_wrong_digit``
-    (exactly one digit wrong, by more than one); ``multi_digit`` (anything else).
+    (exactly one digit wrong, by more than one); ``multi_digit`` (anything else, including a
+    prediction whose sign differs from the truth's, such as ``-449`` for ``1449``).
     """
     if pred == truth:
         return "correct"
+    if pred.startswith("-") != truth.startswith("-"):
+        return "multi_digit"
     if len(pred) != len(truth):
         return "wrong_length"
     diffs = [(int(a), int(b)) for a, b in zip(pred, truth, strict=True) if a != b]
@@ -475,12 +480,21 @@ PROMPT_FORMATS.register("compact_pp")(
         _partial_products_parse,
     )
 )
+# version 2: the reply's last integer (an untrained SmolLM2 restates the question first:
+# "3 * 3 = 9" was read as 3, "In mathematics, 0 * 2 is undefined" as 0) and, on local
+# models, a budget of at least API_MAX_NEW_TOKENS (the answer's length + 2 cut the reply
+# before the answer)
 PROMPT_FORMATS.register("chat")(
-    PromptFormat("chat", _chat_prompt, _chat_target, _first_int, uses_chat_template=True)
+    PromptFormat("chat", _chat_prompt, _chat_target, _last_int, uses_chat_template=True, version=2)
 )
 PROMPT_FORMATS.register("chat_answer")(
     PromptFormat(
-        "chat_answer", _chat_answer_prompt, _chat_target, _last_int, uses_chat_template=True
+        "chat_answer",
+        _chat_answer_prompt,
+        _chat_target,
+        _last_int,
+        uses_chat_template=True,
+        version=2,
     )
 )
 
