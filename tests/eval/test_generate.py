@@ -244,3 +244,33 @@ def test_chat_formats_give_a_local_model_room_to_restate_the_question(
         assert [r["prediction"] for r in recs] == ["56"] * 3  # the reply's last integer
     evaluate_items(lm.model, lm.tokenizer, task, "compact", items)
     assert budgets[0] == budgets[1] == ev.API_MAX_NEW_TOKENS and budgets[2] < 10
+
+
+def test_a_stop_string_is_one_stop_and_bad_arguments_are_named() -> None:
+    """QA: stop="Question:" was read as the stops "Q", "u", "e", ... and cut at the first 'e';
+    an empty prompt, top_p=0 and batch_size=0 raised raw torch / Python errors."""
+    from smollab.tasks.requests import GenerateRequest
+
+    lm = diverse("gpt2")
+    (free,) = greedy_generate(lm.model, lm.tokenizer, ["ab"], max_new_tokens=12, stop=())
+    assert free
+    # a stop that starts with the text's first character but never occurs whole: read as
+    # characters it cut everything
+    stop = free[0] + "\x00"
+    assert greedy_generate(lm.model, lm.tokenizer, ["ab"], max_new_tokens=12, stop=stop) == [free]
+    assert GenerateRequest("p", stop="Question:").stop == ("Question:",)
+    assert GenerateRequest("p", stop=["a", "b"]).stop == ("a", "b")  # type: ignore[arg-type]
+    # an empty prompt starts from EOS, like loglikelihood's empty context
+    (text,) = greedy_generate(lm.model, lm.tokenizer, [""], max_new_tokens=3, stop=())
+    assert isinstance(text, str)
+    for kw, match in (
+        ({"top_p": 0.0, "temperature": 1.0}, "top_p=0.0 is outside"),
+        ({"temperature": -1.0}, "temperature=-1.0 is negative"),
+        ({"batch_size": 0}, "batch_size=0"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            greedy_generate(lm.model, lm.tokenizer, ["ab"], **kw)
+    with pytest.raises(ConfigError, match="top_p=0 is outside"):
+        GenerateRequest("p", temperature=1.0, top_p=0)
+    with pytest.raises(ConfigError, match="a list of prompts"):
+        greedy_generate(lm.model, lm.tokenizer, "Hi")  # type: ignore[arg-type]

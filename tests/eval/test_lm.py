@@ -292,6 +292,31 @@ def test_sampling_is_seeded_and_differs_from_greedy(gpt2_bpe):
 
 
 @needs_tok
+def test_a_model_changed_in_memory_misses_the_cache(tmp_path):
+    """QA: the key hashed 256 values of the first 4 tensors, so ablating the last MLP (or an
+    adapter on down_proj) returned the unchanged model's cached log-probabilities."""
+    import torch
+
+    from smollab.eval.harness import model_key
+    from smollab.models import load_model
+
+    cfg = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 64}
+    loaded = load_model("scratch:gpt2", tokenizer=str(GPT2_TOK), config=cfg, seed=3)
+    cache = RequestCache(tmp_path / "c.sqlite")
+    reqs = REQS[:2]
+    before = HFLM(loaded.model, loaded.tokenizer, cache=cache).loglikelihood(reqs)
+    key = model_key(loaded)
+    with torch.no_grad():
+        loaded.model.transformer.h[-1].mlp.c_proj.weight.zero_()
+    assert model_key(loaded) != key
+    # no model_key given: the weights' fingerprint is the key, not "" for every model
+    after = HFLM(loaded.model, loaded.tokenizer, cache=cache).loglikelihood(reqs)
+    fresh = HFLM(loaded.model, loaded.tokenizer).loglikelihood(reqs)
+    assert [r.logprob for r in after] == [r.logprob for r in fresh]
+    assert [r.logprob for r in after] != [r.logprob for r in before]
+
+
+@needs_tok
 def test_results_are_cached_by_request_hash(gpt2_bpe, tmp_path, monkeypatch):
     cache = RequestCache(tmp_path / "c.sqlite")
     lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, cache=cache, model_key="m1")

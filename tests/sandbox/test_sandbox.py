@@ -125,6 +125,23 @@ def test_bad_limits_name_the_field(field: str) -> None:
         Limits(**{field: 0})
 
 
+@pytest.mark.parametrize("field", ["cpu_s", "memory_mb", "nproc", "file_size_mb", "tmp_mb"])
+def test_fractional_kernel_limits_are_refused(field: str) -> None:
+    """QA: cpu_s=1.5 was cut to 1 s by prlimit, and the verdict then named no limit."""
+    with pytest.raises(ConfigError, match=f"{field}=1.5 is not a whole number"):
+        Limits(**{field: 1.5})
+    assert Limits(**{field: 2.0}).__dict__[field] == 2  # a whole float is taken as an int
+    assert isinstance(Limits(**{field: 2.0}).__dict__[field], int)
+    assert Limits(timeout_s=1.5).timeout_s == 1.5
+
+
+def test_run_many_refuses_one_program_text_and_zero_workers(sandbox: Sandbox) -> None:
+    with pytest.raises(ConfigError, match="a list of programs"):
+        sandbox.run_many("print(1)")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="workers=0 is invalid"):
+        sandbox.run_many(["print(1)"], workers=0)
+
+
 def test_status_is_none_where_the_sandbox_works(sandbox: Sandbox) -> None:
     assert sandbox_status() is None
     assert sandbox_status(refresh=True) is None

@@ -181,12 +181,35 @@ def greedy_generate(
     encode without special tokens pass their own ids). ``temperature > 0`` samples instead of
     taking the argmax (nucleus ``top_p``), from a generator seeded with ``seed``: the same call
     gives the same samples. ``skip_special_tokens`` leaves special tokens out of the decoded
-    text (lm-evaluation-harness decodes that way).
+    text (lm-evaluation-harness decodes that way). ``stop`` may be one string or several.
+
+    Each row's sampler is seeded with ``seed`` alone, so its sample depends on its prompt and
+    the seed, not on its batch: the same prompt twice in one call gives the same sample twice.
+    Draw n samples of a prompt with n calls (or requests) of different seeds.
+
+    An empty prompt is replaced by the EOS token (as loglikelihood's empty context is).
     """
+    from smollab.tasks.requests import check_sampling
+
+    if isinstance(prompts, str):
+        raise ConfigError(
+            "greedy_generate takes a list of prompts, not one prompt's text: pass [prompt]."
+        )
+    if isinstance(stop, str):  # one stop string, not its characters
+        stop = (stop,)
+    if batch_size < 1 or max_new_tokens < 1:
+        raise ConfigError(
+            f"greedy_generate: batch_size={batch_size} and max_new_tokens={max_new_tokens} "
+            "must both be 1 or more."
+        )
+    check_sampling(temperature, top_p, where="greedy_generate")
     device = next(model.parameters()).device
     encoded = (
         [list(x) for x in prompt_ids] if prompt_ids is not None else _encode(tokenizer, prompts)
     )
+    if any(not e for e in encoded):
+        start = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+        encoded = [e or [start] for e in encoded]
     if encoded:
         from smollab.eval.lm import model_window
 

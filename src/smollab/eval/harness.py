@@ -87,17 +87,17 @@ def make_tasks(
 
 
 def model_key(loaded: Any) -> str:
-    """A fingerprint of the loaded weights for the request cache: source, where they were read
-    from, and a checksum of a few parameter values (a retrained checkpoint changes it)."""
+    """A fingerprint of the loaded weights for the request cache and the samples files: source,
+    where they were read from, and :func:`~smollab.eval.lm.weights_fingerprint` (a hash of
+    every parameter, so a model changed in memory, by an ablation or an adapter, gets a new
+    key)."""
     import hashlib
 
-    import torch
+    from smollab.eval.lm import weights_fingerprint
 
     h = hashlib.sha256()
     h.update(f"{loaded.source}|{loaded.info.get('location')}|{loaded.info.get('cache')}".encode())
-    with torch.no_grad():
-        for _, p in list(loaded.model.named_parameters())[:4]:
-            h.update(p.detach().float().flatten()[:256].cpu().numpy().tobytes())
+    h.update(weights_fingerprint(loaded.model).encode())
     return h.hexdigest()[:24]
 
 

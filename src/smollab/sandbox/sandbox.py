@@ -153,9 +153,14 @@ class Sandbox:
         # Starting a sandbox spends part of its time waiting on the kernel (namespace set-up and
         # teardown), so two workers per core keep the cores busy (measured: 2 workers 42-46
         # programs/s, 4 workers 54-64/s on 2 loaded cores).
-        n = workers or 2 * (os.cpu_count() or 1)
-        if n < 1:
+        if isinstance(sources, str):  # a str is a sequence of one-character programs
+            raise ConfigError(
+                "Sandbox.run_many takes a list of programs, not one program's text: use "
+                "run(source) for one, or run_many([source, ...])."
+            )
+        if workers is not None and workers < 1:
             raise ConfigError(f"Sandbox workers={workers} is invalid; use 1 or more.")
+        n = workers or 2 * (os.cpu_count() or 1)
 
         def one(i: int) -> Verdict:
             v = self.run(sources[i])

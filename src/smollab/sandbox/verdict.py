@@ -48,6 +48,15 @@ class Limits:
                     f"Sandbox limit {f.name}={value!r} is invalid.",
                     hint="Every sandbox limit must be a positive number.",
                 )
+            # the kernel's limits and the byte counts are whole numbers: prlimit would cut
+            # cpu_s=1.5 to 1 s, and the verdict would not name the limit that killed it
+            if f.name != "timeout_s" and value != int(value):
+                raise ConfigError(
+                    f"Sandbox limit {f.name}={value!r} is not a whole number.",
+                    hint=f"Give {f.name} as an integer (only timeout_s may be fractional).",
+                )
+            if f.name != "timeout_s":
+                object.__setattr__(self, f.name, int(value))  # 2.0 -> 2 for prlimit
 
 
 @dataclass(frozen=True)
