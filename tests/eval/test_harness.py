@@ -73,6 +73,24 @@ def test_results_name_the_files_read_when_the_data_dir_came_from_the_environment
     assert files["arith_probe"] == []  # generated, nothing read
 
 
+def test_library_calls_take_paths_as_text_or_path_and_one_task(small, tmp_path):
+    """QA: run_eval(m, tasks, "out") and make_task(data_dir=Path(...)) raised AttributeError or
+    a type error; run_eval(m, task) was not iterable; run_eval(m.model, ...) had no .source."""
+    from smollab.models import load_model
+
+    task = make_task("hellaswag", limit=1, data_dir=SHARED)  # a Path
+    res = run_eval(small, task, str(tmp_path / "o"), batch_size=4, use_cache=False)
+    assert res["tasks"]["hellaswag"]["n"] == 1 and (tmp_path / "o" / "results.json").is_file()
+    with pytest.raises(ConfigError, match="run_eval takes what load_model returns"):
+        run_eval(small.model, [task], tmp_path / "p")
+    tok = load_model(
+        "scratch:gpt2", tokenizer=SHARED / "gpt2-tokenizer", config={"n_layer": 1, "n_embd": 8}
+    ).tokenizer
+    assert tok.eos_token_id == small.tokenizer.eos_token_id
+    with pytest.raises(ConfigError, match="must be strings or paths"):
+        load_model(5)  # type: ignore[arg-type]
+
+
 def test_a_failing_task_keeps_the_finished_ones(small, tmp_path):
     tasks = [
         make_task("hellaswag", limit=2, data_dir=str(SHARED)),

@@ -164,3 +164,17 @@ def test_unloadable_sources_are_clear_errors(source: str, says: str) -> None:
         resolve_source(source)
     with pytest.raises(ModelLoadError, match=re.escape(repr(source))):
         load_model(source)
+
+
+def test_a_lora_runs_final_checkpoint_is_named_as_an_adapter(tmp_path: Path) -> None:
+    """QA: load_model(<LoRA run>/ckpt/final) said only "no config.json"."""
+    run = tmp_path / "runs" / "abc"
+    final = run / "ckpt" / "final"
+    final.mkdir(parents=True)
+    (final / "adapter_config.json").write_text("{}")
+    (run / "spec.json").write_text('{"model": {"source": "smollm2-135m"}}')
+    with pytest.raises(ModelLoadError) as e:
+        load_model(final)  # a Path, as a researcher would pass it
+    msg = str(e.value)
+    assert "holds a LoRA adapter" in msg and "its base model 'smollm2-135m'" in msg
+    assert "PeftModel.from_pretrained" in msg

@@ -49,6 +49,23 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return res, out, events, prob
 
 
+def test_run_study_refuses_a_text_that_is_not_the_spec_and_a_spec_that_is_not_parsed(
+    tmp_path: Path,
+) -> None:
+    """QA: run_study(spec, "") ran and wrote an empty study.toml, "the declared study"."""
+    from smollab.errors import ConfigError
+
+    spec = loads_spec(TINY_SPEC)
+    other = TINY_SPEC.replace("seeds = [0, 1]", "seeds = [0, 1, 2]")
+    with pytest.raises(ConfigError, match="spec_text does not describe spec"):
+        run_study(spec, other, out_root=str(tmp_path / "out"))
+    with pytest.raises(ConfigError, match="spec_text: field 'study' is required"):
+        run_study(spec, "", out_root=tmp_path / "out")
+    with pytest.raises(ConfigError, match="run_study takes a StudySpec, not a str"):
+        run_study(TINY_SPEC, TINY_SPEC, out_root=tmp_path)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
+
+
 def test_session_layout(session: Any) -> None:
     res, out, _, prob = session
     d = out / "tiny"

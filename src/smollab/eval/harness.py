@@ -11,6 +11,7 @@ and, through the request cache, finished requests.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -57,7 +58,7 @@ def make_task(name: str, **fields: Any) -> BenchTask:
                 f"Task {name!r} has no option {k.replace('_', '-')!r} (its options: "
                 f"{', '.join(f for f in cfg_cls.model_fields if f not in ('id', 'task'))})."
             )
-        raw[k] = v
+        raw[k] = os.fspath(v) if isinstance(v, os.PathLike) else v  # data_dir=Path(...)
     task = build_task(validate_task_config(raw, where=f"task {name}"))
     assert isinstance(task, BenchTask)
     return task
@@ -129,7 +130,7 @@ def _api_preflight(
 def run_eval(
     loaded: Any,
     tasks: Sequence[BenchTask],
-    out_dir: Path,
+    out_dir: str | os.PathLike[str],
     *,
     batch_size: int = 32,
     use_cache: bool = True,
@@ -162,6 +163,15 @@ def run_eval(
     from smollab.paths import smollab_home
     from smollab.study.env import environment
 
+    if not hasattr(loaded, "source"):
+        raise ConfigError(
+            "run_eval takes what load_model returns (a LoadedModel: model, tokenizer and "
+            f"source) or an API model, not a {type(loaded).__name__}; pass "
+            "load_model(...) itself."
+        )
+    if isinstance(tasks, BenchTask):
+        tasks = [tasks]
+    out_dir = Path(out_dir)
     check_budget_target(loaded.source, budget_usd)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = RequestCache(smollab_home() / "eval_cache.sqlite") if use_cache else None

@@ -126,6 +126,8 @@ def local_model_path(source: str) -> tuple[str, Path] | None:
                 f"Model source {p} is a file but not a .gguf file; point at a Hugging Face model "
                 "directory (config.json + weights), a .gguf file, or a hub id."
             )
+        if (p / "adapter_config.json").exists() and not (p / "config.json").exists():
+            raise ModelLoadError(_adapter_message(p))
         if not (p / "config.json").exists():
             raise ModelLoadError(
                 f"Model directory {p} has no config.json; point at a Hugging Face model directory "
@@ -135,6 +137,26 @@ def local_model_path(source: str) -> tuple[str, Path] | None:
     if source.startswith((".", "/", "~")):
         raise ModelLoadError(f"Model path {source} does not exist. Check the path.")
     return None
+
+
+def _adapter_message(p: Path) -> str:
+    """What to do with a LoRA adapter folder (a LoRA run's ``ckpt/final``), naming the run's base
+    model where the run folder's spec.json says it."""
+    import json
+
+    base = "the base model"
+    try:
+        model = json.loads((p.parent.parent / "spec.json").read_text(encoding="utf-8"))["model"]
+        base = f"its base model {model['source']!r}"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return (
+        f"{p} holds a LoRA adapter (adapter_config.json), not a whole model, so it cannot be "
+        f"loaded alone. Load {base} with load_model and apply the adapter with "
+        f"peft.PeftModel.from_pretrained(loaded.model, {str(p)!r}); a study evaluates its LoRA "
+        "runs that way. To get a folder `smollab eval --model` can read, train with "
+        'method = "full".'
+    )
 
 
 def resolve_source(source: str) -> tuple[str, Path | str]:
@@ -327,17 +349,28 @@ def check_dtype(dtype: str, where: str = "dtype") -> None:
 
 
 def load_model(
-    source: str,
+    source: str | os.PathLike[str],
     *,
-    tokenizer: str | None = None,
+    tokenizer: str | os.PathLike[str] | None = None,
     config: dict[str, Any] | None = None,
     dtype: str = "float32",
     device: str = "cpu",
     seed: int = 0,
 ) -> LoadedModel:
-    """Load a causal LM and its tokenizer from any supported ``source`` (see module docs)."""
+    """Load a causal LM and its tokenizer from any supported ``source`` (see module docs); a
+    local folder or file may be given as a path object."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        source = os.fspath(source)
+        tokenizer = None if tokenizer is None else os.fspath(tokenizer)
+    except TypeError:
+        raise ConfigError(
+            f"load_model: source {source!r} and tokenizer {tokenizer!r} must be strings or paths."
+        ) from None
+    if not isinstance(source, str) or not isinstance(tokenizer, str | None):
+        raise ConfigError("load_model: source and tokenizer must be text paths, not bytes.")
 
     target = resolve_device(device)  # before any loading: a bad device fails at once
 

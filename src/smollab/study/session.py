@@ -133,7 +133,7 @@ def run_study(
     spec: StudySpec,
     spec_text: str,
     *,
-    out_root: Path,
+    out_root: str | os.PathLike[str],
     session_name: str | None = None,
     problem_text: str | None = None,
     executor: Executor | None = None,
@@ -149,7 +149,20 @@ def run_study(
     still to make is reported (``api_bound`` events) and checked against ``budget_usd``.
     """
     from smollab.study.kinds import get_kind
+    from smollab.study.spec import StudySpec, loads_spec
 
+    if not isinstance(spec, StudySpec):
+        raise ConfigError(
+            f"run_study takes a StudySpec, not a {type(spec).__name__}: parse the text with "
+            "smollab.study.spec.loads_spec(text) (or load_spec(path)) and pass both."
+        )
+    # study.toml is "the declared study" of the session and what a changed spec is told by
+    if loads_spec(spec_text, "spec_text").model_dump() != spec.model_dump():
+        raise ConfigError(
+            "run_study: spec_text does not describe spec (study.toml would misstate the "
+            "study). Pass the text the spec was parsed from: spec = loads_spec(text)."
+        )
+    out_root = Path(out_root)
     kind = get_kind(spec.study.kind)
     emit = on_event or (lambda e: None)
     check_writable(out_root)
