@@ -2,7 +2,10 @@
 
 With ``pack=True`` several examples share one sequence of ``seq_len`` tokens (no example is split
 across sequences); earlier examples then act as context for later ones. Every sequence starts
-with the prompt tokenized exactly as evaluation tokenizes it.
+with the prompt tokenized exactly as evaluation tokenizes it, without solved examples before
+it: a format with shots (``fewshot``) trains on its zero-shot prompt (``Q: ... A:``, the
+``plain`` text) and is evaluated with its shots; packing gives the trained model its own
+earlier examples as context instead.
 """
 
 from __future__ import annotations
