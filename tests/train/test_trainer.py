@@ -345,3 +345,20 @@ def test_seq_len_beyond_the_models_window_is_refused_before_training(
     with pytest.raises(ConfigError, match=r"seq_len = 128 is longer than .* window of 64"):
         Trainer(tiny_lm("gpt2", seed=0), s, tmp_path, task=add_task, fmt=COMPACT, seed=0).setup()
     assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_library_use_a_format_name_fit_without_setup_and_named_errors(
+    tmp_path: Path, add_task: Any
+) -> None:
+    """QA: fmt="compact" and a dict spec raised AttributeError; fit() before setup() too."""
+    lm = tiny_lm("gpt2", seed=0)
+    s = spec(steps=2, warmup_steps=1)
+    tr = Trainer(lm, s, str(tmp_path / "a"), task=add_task, fmt="compact", seed=0)
+    out = tr.fit()  # sets up first
+    assert out["steps"] == 2 and len(losses(tmp_path / "a")) == 2
+    with pytest.raises(ConfigError, match="Trainer takes a TrainSpec, not a dict"):
+        Trainer(lm, {"steps": 2}, tmp_path, task=add_task, fmt=COMPACT, seed=0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="not a GPT2LMHeadModel"):
+        Trainer(lm.model, s, tmp_path, task=add_task, fmt=COMPACT, seed=0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="Unknown prompt format 'compcat' in Trainer: fmt"):
+        Trainer(lm, s, tmp_path, task=add_task, fmt="compcat", seed=0)

@@ -18,12 +18,12 @@ import numpy as np
 
 from smollab.analysis.stats import (
     Interval,
-    bootstrap_interval,
     describe_seeds,
     hierarchical_bootstrap_accuracy,
     holm_bonferroni,
     mcnemar,
     paired_bootstrap_diff,
+    score_interval,
     verdict,
     wilson_interval,
 )
@@ -82,8 +82,9 @@ def _stratum_block(
             block[name] = _binary_interval(m).to_dict()
         else:
             # a fractional score (digit accuracy) is outside the 0/1 contract of the two-level
-            # bootstrap: bootstrap the items of the seed-averaged per-item score instead
-            block[name] = bootstrap_interval(m.mean(axis=0), n_boot=2000).to_dict()
+            # bootstrap: bootstrap the items of the seed-averaged per-item score instead, widened
+            # to the Wilson hull where every item scores alike (a zero-width "interval" before)
+            block[name] = score_interval(m.mean(axis=0), binary=False).to_dict()
     counts: Counter[str] = Counter()
     for recs in per_seed:
         idset = set(ids)

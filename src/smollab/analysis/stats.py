@@ -38,6 +38,8 @@ __all__ = [
     "mcnemar",
     "mean_sem",
     "paired_bootstrap_diff",
+    "pass_at_k",
+    "score_interval",
     "shift_interval",
     "t_interval",
     "verdict",
@@ -404,8 +406,8 @@ def score_interval(
     and every value is 0 or 1; otherwise the percentile bootstrap over items. A bootstrap over
     identical values (one item, or items all alike) is a point, not a 95% interval: for scores
     in [0, 1] it is then widened to its hull with the Wilson interval of the item count
-    (method ``bootstrap-percentile+wilson-hull``), as the study analysis does for items that
-    all agree."""
+    (method ``bootstrap-percentile+wilson-hull``). The eval harness and the study analysis
+    (fractional per-item metrics such as digit accuracy) both use it."""
     arr = _as_1d_finite(values)
     if binary and np.isin(arr, (0.0, 1.0)).all():
         return wilson_interval(int(arr.sum()), arr.size, level)

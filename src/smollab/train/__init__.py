@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from smollab.study.spec import TrainSpec  # what Trainer takes: [conditions.train] of a spec
 from smollab.train.trainer import Trainer, lr_at, set_seed
 
-__all__ = ["Trainer", "lr_at", "set_seed"]
+__all__ = ["TrainSpec", "Trainer", "lr_at", "set_seed"]

@@ -291,12 +291,25 @@ class Trainer:
         run_dir: Path,
         *,
         task: Task,
-        fmt: PromptFormat,
+        fmt: PromptFormat | str,
         seed: int,
         evaluate: Callable[[Any], dict[str, float]] | None = None,
         progress: ProgressFn | None = None,
         compile: bool | None = None,
     ) -> None:
+        if isinstance(fmt, str):  # a format's registered name, as evaluate_items takes
+            from smollab.tasks import PROMPT_FORMATS
+
+            fmt = PROMPT_FORMATS.get(fmt, where="Trainer: fmt")
+        if not isinstance(spec, TrainSpec):
+            raise ConfigError(
+                f"Trainer takes a TrainSpec, not a {type(spec).__name__}: "
+                "smollab.train.TrainSpec(steps=..., lr=...), or TrainSpec(**fields) for a dict."
+            )
+        if not isinstance(lm, LoadedModel):
+            raise ConfigError(
+                f"Trainer takes what load_model returns (a LoadedModel), not a {type(lm).__name__}."
+            )
         self.lm, self.spec, self.run_dir = lm, spec, Path(run_dir)
         self.task, self.fmt, self.seed = task, fmt, seed
         self.evaluate = evaluate
@@ -609,6 +622,10 @@ class Trainer:
         )
 
     def fit(self) -> dict[str, Any]:
+        """Train to ``spec.steps`` (setting up first if :meth:`setup` was not called); returns
+        :meth:`summary`."""
+        if not hasattr(self, "model"):
+            self.setup()
         self._training_modules()
         if self.compile and not self._compiled:
             self._compile_layers()
