@@ -34,7 +34,15 @@ def smollab_home() -> Path:
 
 
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """The benchmark data dir: the explicit argument, else ``$SMOLLAB_DATA_DIR``, else None."""
+    """The benchmark data dir: the explicit argument, else ``$SMOLLAB_DATA_DIR``, else None. An
+    empty explicit value is an error (it would silently mean the environment's folder)."""
+    from smollab.errors import ConfigError
+
+    if explicit is not None and not os.fspath(explicit).strip():
+        raise ConfigError(
+            "data_dir is empty. Pass the folder holding the benchmark data (the one with gsm8k/, "
+            "hellaswag/, ...), or leave it out (None) to use $SMOLLAB_DATA_DIR."
+        )
     if explicit:
         return Path(explicit).expanduser()
     env = os.environ.get("SMOLLAB_DATA_DIR")

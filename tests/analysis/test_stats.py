@@ -491,3 +491,16 @@ def test_score_interval_is_wilson_for_0_1_and_never_a_point_for_scores_in_0_1():
     assert same.high == 1.0 and same.low == pytest.approx(wilson_interval(2, 2).low)
     # outside [0, 1] (a loss) a point stays a point: Wilson says nothing about it
     assert score_interval([2.5, 2.5]).low == 2.5 == score_interval([2.5, 2.5]).high
+
+
+def test_a_float_count_is_refused_by_name() -> None:
+    """QA: wilson_interval(3.0, 10) said only "'float' object cannot be interpreted"."""
+    import numpy as np
+
+    from smollab.analysis import pass_at_k, wilson_interval
+
+    with pytest.raises(TypeError, match=r"successes must be an integer count, got 3\.0"):
+        wilson_interval(3.0, 10)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"n must be an integer count, got 10\.0"):
+        pass_at_k(10.0, 3, 1)  # type: ignore[arg-type]
+    assert wilson_interval(np.int64(3), np.int64(10)).estimate == 0.3  # NumPy ints are counts

@@ -73,6 +73,20 @@ def test_report_refuses_statistics_that_are_not_numbers(cli: Any, tmp_path: Path
     assert "field conditions.ref.tasks.add.step_val_acc_99.median is '2363'" in msg
 
 
+def test_report_on_an_eval_folder_says_what_it_is(cli: Any, tmp_path: Path) -> None:
+    from smollab.errors import DataError
+    from smollab.report import build_report
+
+    d = tmp_path / "eval"
+    d.mkdir()
+    (d / "results.json").write_text("{}")
+    (d / "summary.md").write_text("| task |")
+    msg = assert_clean_error(cli("report", d, "--no-pdf"), 2)
+    assert "is a `smollab eval` folder, not a study session" in msg
+    with pytest.raises(DataError, match="is a `smollab eval` folder"):
+        build_report(d, pdf=False)
+
+
 def test_report_on_a_cut_results_file(cli: Any, tmp_path: Path) -> None:
     d = _session(tmp_path)
     (d / "results" / "results.json").write_text('{"schema": "smollab.res')

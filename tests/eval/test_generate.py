@@ -274,3 +274,15 @@ def test_a_stop_string_is_one_stop_and_bad_arguments_are_named() -> None:
         GenerateRequest("p", temperature=1.0, top_p=0)
     with pytest.raises(ConfigError, match="a list of prompts"):
         greedy_generate(lm.model, lm.tokenizer, "Hi")  # type: ignore[arg-type]
+
+
+def test_evaluate_items_names_a_loaded_model_and_a_benchmark_task() -> None:
+    from smollab.eval.harness import make_task
+
+    lm = diverse("gpt2")
+    task = build_task({"id": "add", "task": "arith.add", "strata": ["1x1"], "n_test": 3})
+    with pytest.raises(ConfigError, match="pass loaded.model, loaded.tokenizer"):
+        evaluate_items(lm, lm.tokenizer, task, "compact", task.test_set())
+    bench = make_task("arith_probe", limit=1)
+    with pytest.raises(ConfigError, match="arith_probe is a benchmark task: evaluate it with"):
+        evaluate_items(lm.model, lm.tokenizer, bench, "compact", task.test_set())

@@ -89,6 +89,9 @@ def test_library_calls_take_paths_as_text_or_path_and_one_task(small, tmp_path):
     assert tok.eos_token_id == small.tokenizer.eos_token_id
     with pytest.raises(ConfigError, match="must be strings or paths"):
         load_model(5)  # type: ignore[arg-type]
+    # an empty data_dir is not the environment's folder (the CLI's --data-dir '' neither)
+    with pytest.raises(ConfigError, match="data_dir is empty"):
+        make_task("hellaswag", limit=1, data_dir="").docs()
 
 
 def test_a_failing_task_keeps_the_finished_ones(small, tmp_path):

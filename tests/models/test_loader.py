@@ -178,3 +178,9 @@ def test_a_lora_runs_final_checkpoint_is_named_as_an_adapter(tmp_path: Path) -> 
     msg = str(e.value)
     assert "holds a LoRA adapter" in msg and "its base model 'smollm2-135m'" in msg
     assert "PeftModel.from_pretrained" in msg
+
+
+def test_a_misspelt_embedded_name_is_pointed_at_the_embedded_model() -> None:
+    """QA: "smollm2-135M" went to the hub and came back with a download hint."""
+    with pytest.raises(ModelLoadError, match="did you mean the embedded 'smollm2-135m'"):
+        load_model("smollm2-135M")

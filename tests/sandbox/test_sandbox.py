@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -135,6 +136,11 @@ def test_fractional_kernel_limits_are_refused(field: str) -> None:
     assert Limits(timeout_s=1.5).timeout_s == 1.5
 
 
+def test_sandbox_takes_limits_not_a_dict() -> None:
+    with pytest.raises(ConfigError, match="Sandbox takes a Limits, not a dict"):
+        Sandbox({"timeout_s": 5})  # type: ignore[arg-type]
+
+
 def test_run_many_refuses_one_program_text_and_zero_workers(sandbox: Sandbox) -> None:
     with pytest.raises(ConfigError, match="a list of programs"):
         sandbox.run_many("print(1)")  # type: ignore[arg-type]
@@ -247,7 +253,9 @@ def test_programs_run_as_an_unprivileged_uid(sandbox: Sandbox) -> None:
 def test_unsafe_mode_kills_leftover_children() -> None:
     # no pid namespace in unsafe mode: the harness kills the process group after the program exits
     src = "import os, time\npid = os.fork()\nif pid == 0:\n    time.sleep(600)\nprint(pid)\n"
-    v = Sandbox(SMALL, unsafe=True).run(src)
+    # unsafe mode's nproc counts every process of the dropped uid, including fork bombs that other
+    # test workers run at the same moment: a roomy limit keeps this test about process groups
+    v = Sandbox(dataclasses.replace(SMALL, nproc=4096), unsafe=True).run(src)
     assert v.passed, v.stderr_tail
     child = int(v.stdout_tail)
     for _ in range(100):  # SIGKILL delivery is asynchronous; the child is reaped by init

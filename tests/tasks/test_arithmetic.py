@@ -444,3 +444,15 @@ def test_strata_whose_test_sets_leave_no_training_pair_are_refused() -> None:
     one = make_task(strata=["1x2", "2x1"], n_test=10, n_test_per_stratum={"1x2": 899})
     train = one.train_examples(200, seed=0, weights={"1x2": 1.0})
     assert len(_pairs(train)) == 1 and not _pairs(train) & _pairs(one.test_set())
+
+
+def test_train_examples_refuses_a_negative_count_or_weight() -> None:
+    from smollab.tasks import build_task, validate_task_config
+
+    cfg = {"id": "m", "task": "arith.mul", "strata": ["1x1"], "n_test": 20}
+    task = build_task(validate_task_config(cfg))
+    with pytest.raises(ConfigError, match="n=-1 is negative"):
+        task.train_examples(-1, seed=0)
+    with pytest.raises(ConfigError, match=r"must be >= 0; got \{'1x1': -1\}"):
+        task.train_examples(4, seed=0, weights={"1x1": -1})
+    assert task.train_examples(0, seed=0) == []

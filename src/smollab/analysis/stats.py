@@ -200,6 +200,18 @@ def _chunk_rows(n_boot: int, width: int) -> int:
 # --------------------------------------------------------------------------- proportions
 
 
+def _count(name: str, value: Any) -> int:
+    """``value`` as an int (Python or NumPy integers); a TypeError naming ``name`` otherwise, so
+    a float count (``3.0``, ``mean * n``) is not silently rounded."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer count, got {value!r} ({type(value).__name__}); pass "
+            f"int({name}) if it is a whole number."
+        ) from None
+
+
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> Interval:
     """Wilson score interval for a binomial proportion.
 
@@ -218,8 +230,7 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> Interval:
         ValueError: if ``n < 0``, ``successes`` is outside ``[0, n]``, or ``level`` is invalid.
         TypeError: if ``successes`` or ``n`` is not an integer.
     """
-    successes = operator.index(successes)
-    n = operator.index(n)
+    successes, n = _count("successes", successes), _count("n", n)
     level = _check_level(level)
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -706,7 +717,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     ``1 - C(n-c, k) / C(n, k)``, computed as a stable product. Requires ``1 <= k <= n`` and
     ``0 <= c <= n``; with ``n - c < k`` every draw of k samples holds a pass, so it is 1.0.
     """
-    n, c, k = operator.index(n), operator.index(c), operator.index(k)
+    n, c, k = _count("n", n), _count("c", c), _count("k", k)
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, n={n}], got {k}")
     if not 0 <= c <= n:

@@ -37,6 +37,10 @@ def report(
             "`smollab sessions --out DIR`, and pass a session folder or its name under --out."
         )
     if not (d / "results" / "results.json").exists():
+        from smollab.report.context import eval_folder
+
+        if (eval_note := eval_folder(d)) is not None:
+            raise ConfigError(eval_note)
         raise ConfigError(
             f"{d} has no results/results.json: it is not a finished session. List sessions with "
             "`smollab sessions`, or finish this one by re-running its `smollab run` command."

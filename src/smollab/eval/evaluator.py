@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from smollab.errors import ConfigError
 from smollab.eval.generate import greedy_generate
 from smollab.tasks import PROMPT_FORMATS, Example, PromptFormat, Task
 from smollab.tasks.requests import GenerateRequest
@@ -68,7 +69,19 @@ def evaluate_items(
     longest target's tokens + 2 (a trained format ends there), at least
     :data:`API_MAX_NEW_TOKENS` for chat-template formats; generation stops at a newline."""
     from smollab.eval.provider_lm import ProviderLM
+    from smollab.models import LoadedModel
+    from smollab.tasks import BenchTask
 
+    if isinstance(model, LoadedModel):
+        raise ConfigError(
+            "evaluate_items takes the model and its tokenizer: pass loaded.model, "
+            "loaded.tokenizer (not what load_model returned)."
+        )
+    if isinstance(task, BenchTask):
+        raise ConfigError(
+            f"{task.name} is a benchmark task: evaluate it with "
+            "smollab.eval.harness.run_eval(loaded, [task], out_dir), or `smollab eval`."
+        )
     if isinstance(fmt, str):  # a format's registered name ("compact", "plain", ...)
         fmt = PROMPT_FORMATS.get(fmt, where="evaluate_items: fmt")
     if not items:

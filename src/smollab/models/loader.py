@@ -180,6 +180,12 @@ def _check_hub_id(source: str) -> None:
 
     from smollab.eval.provider_lm import is_api_source
 
+    near = [k for k in EMBEDDED if k.lower() == source.lower() or k == source.strip()]
+    if near:  # "smollm2-135M": a hub id by form, but surely the embedded model
+        raise ModelLoadError(
+            f"Model {source!r} is not a model name: did you mean the embedded {near[0]!r}? "
+            "(Names are exact; a hub id has the form 'owner/name'.)"
+        )
     if is_api_source(source):
         raise ModelLoadError(
             f"Model {source!r} is an API model: it has no weights to load, so it cannot be "

@@ -153,9 +153,21 @@ def seed_summary(key: str, desc: dict[str, Any] | None, kind: str) -> Phrase:
     return Phrase((mean, " ± ", Num(f"{key}.std", desc.get("std"), kind)))
 
 
+def eval_folder(folder: Path) -> str | None:
+    """Why ``folder`` has no report to build, when it is a ``smollab eval`` output folder."""
+    if (folder / "results.json").is_file() and (folder / "summary.md").is_file():
+        return (
+            f"{folder} is a `smollab eval` folder, not a study session: its results.json and "
+            "summary.md are its report (reports and papers are built for studies)."
+        )
+    return None
+
+
 def load_results(path: Path) -> dict[str, Any]:
     """Read and sanity-check ``results.json`` (raises :class:`DataError` naming the problem)."""
     if not path.is_file():
+        if (eval_note := eval_folder(path.parent.parent)) is not None:
+            raise DataError(eval_note)
         raise DataError(f"No results file at {path}.", hint="Run the study (or analysis) first.")
     results = read_json(path)  # a cut file raises CorruptFile (a DataError) naming it
     if not isinstance(results, dict) or results.get("schema") != SCHEMA:
@@ -236,8 +248,8 @@ def _condition(name: str, cond: dict[str, Any], results: dict[str, Any]) -> dict
     train = cond.get("train") or {}
     train_items = []
     for k, v in train.items():
-        if v is None:
-            continue
+        if v is None or (k.startswith("lora_") and train.get("method") != "lora"):
+            continue  # unset, or the LoRA settings of a full fine-tune (they did nothing)
         # lists and tables (betas, weights) are shown element by element, each traceable
         parts = (
             v.items()

@@ -84,13 +84,14 @@ class Sandbox:
     :mod:`smollab.sandbox.backend`; construction raises :class:`SandboxUnavailable` when that is not
     possible here. ``unsafe=True`` runs programs as plain subprocesses with the same rlimits and
     timeout (and, under root, an unprivileged uid) but no isolation: they can read files, use the
-    network and kill processes of the same user. ``python`` is the interpreter inside the sandbox
-    (default the system ``/usr/bin/python3``, standard library only, else the interpreter running
-    smollab); ``ro_binds`` are extra host paths made visible read-only at the same place (for
-    example a directory of wheels); under root they must be readable by ``backend.SANDBOX_UID``.
-    ``site=True`` lets programs import the interpreter's site-packages (pass a venv's python to
-    give them its packages; the venv and its base install are bound read-only); by default they
-    get the standard library only.
+    network and kill processes of the same user, and as root the ``nproc`` limit counts every
+    process of that uid, so programs running at the same time share it. ``python`` is the
+    interpreter inside the sandbox (default the system ``/usr/bin/python3``, standard library only,
+    else the interpreter running smollab); ``ro_binds`` are extra host paths made visible read-only
+    at the same place (for example a directory of wheels); under root they must be readable by
+    ``backend.SANDBOX_UID``. ``site=True`` lets programs import the interpreter's site-packages
+    (pass a venv's python to give them its packages; the venv and its base install are bound
+    read-only); by default they get the standard library only.
     """
 
     def __init__(
@@ -102,6 +103,11 @@ class Sandbox:
         ro_binds: Sequence[str] = (),
         site: bool = False,
     ) -> None:
+        if not isinstance(limits, Limits):
+            raise ConfigError(
+                f"Sandbox takes a Limits, not a {type(limits).__name__}: "
+                "Sandbox(Limits(timeout_s=5, ...)), or Limits(**fields) for a dict."
+            )
         self.limits = limits
         self.unsafe = unsafe
         self.site = site

@@ -262,7 +262,12 @@ class ArithmeticTask(Task):
     def train_examples(
         self, n: int, seed: int, weights: dict[str, float] | None = None
     ) -> list[Example]:
+        if n < 0:
+            raise ConfigError(f"train_examples: n={n} is negative; ask for 0 or more examples.")
         weights = weights or {s: 1.0 for s in self.strata}
+        negative = {s: w for s, w in weights.items() if w < 0}
+        if negative:
+            raise ConfigError(f"Training weights must be >= 0; got {negative}.")
         unknown = set(weights) - set(self.strata)
         if unknown:
             raise ConfigError(
