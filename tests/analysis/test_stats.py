@@ -482,11 +482,17 @@ def test_score_interval_is_wilson_for_0_1_and_never_a_point_for_scores_in_0_1():
 
     assert score_interval([1, 0, 1, 1]) == wilson_interval(3, 4)
     frac = score_interval([0.2, 0.4, 0.9])
-    assert frac.method == "bootstrap-percentile" and frac.low < frac.estimate < frac.high
-    # one item, or items all alike: the bootstrap's point becomes its hull with Wilson
+    assert frac.method == "bootstrap-percentile+t-hull" and frac.low < frac.estimate < frac.high
+    # one item, or items all alike: the bootstrap's point becomes its hull with the Wilson
+    # interval at that mean (not at a rounded count: 0.25 of one item is not 0 of 1)
     one = score_interval([0.25])
-    w = wilson_interval(0, 1)
-    assert (one.low, one.high, one.method) == (0.0, w.high, "bootstrap-percentile+wilson-hull")
+    assert one.method == "bootstrap-percentile+wilson-hull"
+    z = 1.959963984540054  # Wilson's bounds at p = 0.25, n = 1
+    center, half = (0.25 + z * z / 2) / (1 + z * z), z / (1 + z * z) * math.sqrt(0.1875 + z * z / 4)
+    assert (one.low, one.high) == pytest.approx((center - half, center + half))
+    # QA: items all at 0.5 gave [0.118, 0.769] (Wilson of round(2.5) = 2 of 5); now centred
+    half = score_interval([0.5] * 5)
+    assert half.low == pytest.approx(1 - half.high)
     same = score_interval([1.0, 1.0], binary=False)
     assert same.high == 1.0 and same.low == pytest.approx(wilson_interval(2, 2).low)
     # outside [0, 1] (a loss) a point stays a point: Wilson says nothing about it
@@ -504,3 +510,85 @@ def test_a_float_count_is_refused_by_name() -> None:
     with pytest.raises(TypeError, match=r"n must be an integer count, got 10\.0"):
         pass_at_k(10.0, 3, 1)  # type: ignore[arg-type]
     assert wilson_interval(np.int64(3), np.int64(10)).estimate == 0.3  # NumPy ints are counts
+
+
+def test_score_interval_of_fractional_scores_is_no_narrower_than_the_t_interval() -> None:
+    """QA: the percentile bootstrap of a mean covered 87% at 5 items (nominal 95%); the hull
+    with the Student t interval restores it, and bounded scores stay in [0, 1]."""
+    import numpy as np
+
+    from smollab.analysis.stats import score_interval, t_interval
+
+    rng = np.random.default_rng(3)
+    vals = rng.binomial(4, rng.beta(2, 2, size=5)) / 4
+    iv, t = score_interval(vals, binary=False), t_interval(vals)
+    assert iv.low <= max(0.0, t.low) and iv.high >= min(1.0, t.high)
+    assert 0.0 <= iv.low and iv.high <= 1.0
+    # coverage by simulation: 400 datasets of 5 items whose true mean is 0.5
+    hits = 0
+    for _ in range(400):
+        v = rng.binomial(4, rng.beta(2, 2, size=5)) / 4
+        s = score_interval(v, binary=False)
+        hits += s.low <= 0.5 <= s.high
+    assert hits / 400 >= 0.92
+
+
+def test_seed_t_interval_covers_what_a_two_seed_bootstrap_cannot() -> None:
+    """QA: with 2-3 seeds the two-level bootstrap cannot reach past the seeds it saw; the t
+    interval over seeds (one-sample, or Welch's for two sets of seeds) can."""
+    import numpy as np
+    from scipy import stats
+
+    from smollab.analysis.stats import hull, seed_t_interval, t_interval
+
+    assert seed_t_interval([0.5]) is None
+    one = seed_t_interval([0.3, 0.5, 0.64])
+    assert one is not None and one.method == "seed-t"
+    ref = t_interval([0.3, 0.5, 0.64])
+    assert (one.low, one.high) == pytest.approx((ref.low, ref.high))
+    clipped = seed_t_interval([0.02, 0.05, 0.2], bounds=(0.0, 1.0))
+    assert clipped is not None and clipped.low == 0.0 and clipped.high < 1.0
+    # against a one-seed baseline: the baseline's mean is a constant
+    d = seed_t_interval([0.6, 0.7, 0.65], [0.4])
+    assert d is not None and d.estimate == pytest.approx(0.25)
+    assert (d.low, d.high) == pytest.approx(
+        (t_interval([0.2, 0.3, 0.25]).low, t_interval([0.2, 0.3, 0.25]).high)
+    )
+    # two sets of seeds: Welch's interval, as scipy computes it
+    a, b = np.array([0.40, 0.45, 0.38]), np.array([0.6, 0.7, 0.65, 0.58])
+    w = seed_t_interval(b, a)
+    res = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    assert w is not None and (w.low, w.high) == pytest.approx((res.low, res.high))
+    h = hull([w, seed_t_interval(b, a, level=0.5)], "x")  # type: ignore[list-item]
+    assert (h.low, h.high, h.method) == (w.low, w.high, "x")
+
+
+def test_mann_whitney_p_matches_scipy_and_is_exact_with_ties() -> None:
+    import numpy as np
+    from scipy import stats
+
+    from smollab.analysis.stats import mann_whitney_p
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a, b = rng.normal(size=6), rng.normal(size=5) + 0.7
+        assert mann_whitney_p(a, b) == pytest.approx(
+            stats.mannwhitneyu(a, b, method="exact").pvalue
+        )
+    a, b = rng.normal(size=40), rng.normal(size=40) + 0.5
+    assert mann_whitney_p(a, b) == pytest.approx(
+        stats.mannwhitneyu(a, b, method="asymptotic").pvalue
+    )
+    # 3 against 3 can never reject at 0.05; 4 against 4 separated can
+    assert mann_whitney_p([1, 2, 3], [4, 5, 6]) == pytest.approx(0.1)
+    assert mann_whitney_p([1, 2, 3, 4], [5, 6, 7, 8]) == pytest.approx(2 / 70)
+    # ties (steps counted in tens) are enumerated exactly: brute force over all splits
+    import itertools
+
+    x, y = [2730, 1520, 2790, 2730], [3620, 2730, 3990]
+    pooled = stats.rankdata(x + y)
+    u0 = pooled[:4].sum() - 10
+    us = [pooled[list(c)].sum() - 10 for c in itertools.combinations(range(7), 4)]
+    brute = np.mean([abs(u - 6) >= abs(u0 - 6) - 1e-9 for u in us])
+    assert mann_whitney_p(x, y) == pytest.approx(brute)
+    assert mann_whitney_p([5, 5], [5, 5, 5]) == 1.0

@@ -20,8 +20,9 @@ def test_digit_accuracy_that_is_zero_everywhere_is_not_a_zero_width_interval() -
     assert iv["estimate"] == 0.0 and iv["low"] == 0.0
     assert 0.2 < iv["high"] < 0.3  # the Wilson bound of 0/12 (0.243)
     assert iv["method"].endswith("+wilson-hull")
-    # items that differ keep the plain bootstrap
+    # items that differ get the hull of the bootstrap and the t interval over items
     spread = _stratum_block(
         [_recs([0.0, 0.5, 1.0] * 4)], ids, ("multi_digit",), ("digit_accuracy",)
     )["digit_accuracy"]
-    assert spread["method"] == "bootstrap-percentile" and spread["low"] < 0.5 < spread["high"]
+    assert spread["method"] == "bootstrap-percentile+t-hull"
+    assert spread["low"] < 0.5 < spread["high"]

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from smollab.analysis.results import ALPHA, no_difference_reason
 from smollab.io import read_jsonl
 
 #: exact match on arithmetic by guessing is ~0; a baseline above this on the hardest stratum of a
@@ -54,7 +55,8 @@ def _summarize_lm(results: dict[str, Any]) -> str:
         lines.append(
             f"comparison {comp['condition']} vs {comp['baseline']} {comp['task']}/"
             f"{comp['stratum']}: diff {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
-            f"-> {comp['verdict']} (key comparisons.{i}.diff.estimate)"
+            f"McNemar Holm p {comp.get('p_holm', float('nan')):.3g} -> {comp['verdict']} "
+            f"(key comparisons.{i}.diff.estimate)"
         )
     for n in results.get("notes", []):
         lines.append(f"note: {n}")
@@ -178,8 +180,9 @@ def _review_lm(results: dict[str, Any], session_dir: Path) -> list[str]:
     for comp in results.get("comparisons", []):
         if comp["verdict"] == "no detectable difference" and comp["stratum"] == "overall":
             lines.append(
-                f"{comp['condition']} vs {comp['baseline']} on {comp['task']}: the interval of "
-                "the difference contains 0 -> no detectable difference."
+                f"{comp['condition']} vs {comp['baseline']} on {comp['task']}: "
+                f"{no_difference_reason(comp, results.get('alpha', ALPHA))} -> no detectable "
+                "difference."
             )
     return lines or ["No problems found."]
 

@@ -8,7 +8,8 @@ with its standard error, only at the steps every seed snapshotted, and each seed
 and each condition's ``step_val_acc_99`` against the reference
 condition's (``[study] reference``, by default the first condition; ``comparisons``: the
 Hodges-Lehmann shift with its distribution-free interval,
-:func:`smollab.analysis.stats.shift_interval`, and :func:`~smollab.analysis.stats.verdict`).
+:func:`smollab.analysis.stats.shift_interval`, the Mann-Whitney p-value Holm-adjusted over the
+study's comparisons, and :func:`~smollab.analysis.stats.verdict`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from smollab.analysis.stats import (
+    Interval,
     describe_seeds,
     describe_steps,
+    holm_bonferroni,
+    mann_whitney_p,
     mean_sem,
     shift_interval,
     verdict,
@@ -28,6 +32,9 @@ from smollab.analysis.stats import (
 from smollab.io import read_json, read_jsonl
 
 SCHEMA = "smollab.grok_results/1"
+
+#: the level at which the Mann-Whitney test (Holm-adjusted) must reject for a detected shift
+ALPHA = 0.05
 CURVE_FIELDS = ("train_acc", "val_acc", "train_loss", "val_loss", "weight_norm")
 
 
@@ -229,6 +236,7 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
         out["conditions"][cond.name] = block
     out["reference"] = spec.study.reference or spec.conditions[0].name
     out["comparisons"] = _comparisons(out, out["reference"])
+    out["alpha"] = ALPHA
     out["notes"] = _notes(out)
     return out
 
@@ -241,7 +249,9 @@ def _comparisons(
 
     ``shift`` is the Hodges-Lehmann estimate of (condition - reference) steps with its
     distribution-free interval (unbounded ends are ``None``: too few seeds to bound them);
-    ``verdict`` is :func:`verdict` with fewer steps better. Seeds that never reached 99% are
+    ``p_value`` is the Mann-Whitney test's, ``p_holm`` that Holm-adjusted over every comparison
+    computed; ``verdict`` is :func:`verdict` with fewer steps better, which needs the interval to
+    exclude 0 and ``p_holm <= ALPHA``. Seeds that never reached 99% are
     censored, not numbers, so a pair with any of them is ``"not computed"``.
     """
     names = list(out["conditions"])
@@ -281,7 +291,7 @@ def _comparisons(
                 "low": iv.low if math.isfinite(iv.low) else None,
                 "high": iv.high if math.isfinite(iv.high) else None,
             }
-            comp["verdict"] = verdict(iv, higher_is_better=False)
+            comp["p_value"] = mann_whitney_p(a["values"], b["values"])
             if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
                 p_min = 2 / math.comb(a["n"] + b["n"], a["n"])
                 comp["reason"] = (
@@ -290,6 +300,19 @@ def _comparisons(
                     "4 or more seeds per condition can"
                 )
             comps.append(comp)
+    # a shift is detected when its interval excludes 0 and the Mann-Whitney test, Holm-adjusted
+    # over every comparison the study could compute, rejects at ALPHA (as the LM study does)
+    tested = [c for c in comps if "p_value" in c]
+    for c, p in zip(tested, holm_bonferroni([c["p_value"] for c in tested]), strict=True):
+        c["p_holm"] = p
+        iv = Interval(
+            c["shift"]["estimate"],
+            -math.inf if c["shift"]["low"] is None else c["shift"]["low"],
+            math.inf if c["shift"]["high"] is None else c["shift"]["high"],
+            c["shift"]["level"],
+            c["shift"]["method"],
+        )
+        c["verdict"] = verdict(iv, higher_is_better=False, p_value=p, alpha=ALPHA)
     return comps
 
 

@@ -111,7 +111,8 @@ def _print_lm_summary(results) -> None:
         d = c["diff"]
         console.print(
             f"{c['condition']} vs {c['baseline']} on {c['task']} (all strata): "
-            f"{d['estimate']:+.1%} [{d['low']:+.1%}, {d['high']:+.1%}] -> {c['verdict']}"
+            f"{d['estimate']:+.1%} [{d['low']:+.1%}, {d['high']:+.1%}], McNemar Holm p "
+            f"{c['p_holm']:.3g} -> {c['verdict']}"
         )
     for n in results.get("notes", []):
         if n.startswith("Target"):

@@ -295,6 +295,7 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
             "shift": interval(
                 f"comparisons.{i}.shift", comp["shift"], "signed", "signed", open_end="unbounded"
             ),
+            "p_holm": Num(f"comparisons.{i}.p_holm", comp.get("p_holm"), "p"),
             "verdict": comp["verdict"],
             "reason": comp["reason"] or "",
         }
@@ -303,6 +304,8 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
     reference = comps[0]["reference"] if comps else None
     return {
         "comp_rows": comp_rows,
+        "alpha": Num("alpha", results.get("alpha", 0.05), "short"),
+        "n_tested": sum(1 for c in comps if c.get("p_value") is not None),
         "reference": reference,
         "rep_rows": rep_rows,
         "title": results["study"].get("title") or results["study"]["name"],

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from smollab.analysis.results import ALPHA, no_difference_reason
 from smollab.errors import ConfigError, RunFailed
 from smollab.io import NAME_PATTERN, append_jsonl, atomic_write_json, atomic_write_text, read_json
 from smollab.study.executor import Executor, Job, LocalProcessExecutor, Outcome
@@ -322,7 +323,8 @@ def critique(results: dict[str, Any]) -> str:
         if comp["verdict"] == "no detectable difference":
             lines.append(
                 f"- {comp['condition']} vs {comp['baseline']} on {comp['task']}/{comp['stratum']}"
-                f": the interval of the difference contains 0 -> no detectable difference."
+                f": {no_difference_reason(comp, results.get('alpha', ALPHA))} -> no detectable "
+                "difference."
             )
     lines += [f"- {n}" for n in results.get("notes", [])]
     if len(lines) == 2:

@@ -82,7 +82,8 @@ class StudyMeta(_Strict):
     targets: dict[str, float] = Field(
         default_factory=dict,
         description="success criteria: 'task/stratum' -> minimum exact match of the best "
-        "trained condition; the report states which are met",
+        "trained condition; the report states which are met (the whole 95% interval at or "
+        "above the target) and which only by the point estimate",
     )
     reference: str | None = Field(
         None,
