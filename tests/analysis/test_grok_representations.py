@@ -169,7 +169,7 @@ def test_analyse_run_stores_none_with_reasons(tmp_path: Path) -> None:
             last=hidden,
             token_embeddings=rng.normal(size=(p, 8)),
         )
-    res = analyse_run(tmp_path, modular=True)
+    res = analyse_run(tmp_path, fourier="additive")
     assert res["steps"] == [0, 20]
     assert res["layers"]["embed"]["davies_bouldin"] == [None, None]
     assert res["layers"]["embed"]["variance_ratio"] == [None, None]
@@ -186,3 +186,60 @@ def test_analyse_run_stores_none_with_reasons(tmp_path: Path) -> None:
         "fourier.top_k_share",
     }
     json.dumps(res, allow_nan=False)  # no NaN reaches results
+
+
+def test_division_is_read_in_the_fourier_basis_of_its_own_group() -> None:
+    """QA: x / y embeddings built from 3 frequencies of Z_p^* scored like random ones (12% top-5
+    share) in the additive basis over Z_p; in the discrete-log basis they score 100%."""
+    from smollab.analysis.representations import (
+        fourier_basis_of,
+        fourier_sparsity,
+        primitive_root,
+    )
+
+    p = 97
+    g = primitive_root(p)
+    assert sorted(pow(g, k, p) for k in range(p - 1)) == list(range(1, p))
+    assert [primitive_root(q) for q in (3, 5, 7, 11, 13)] == [2, 2, 3, 2, 2]
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(6, 32))
+    emb = np.zeros((p, 32))
+    for k in range(p - 1):
+        t = 2 * np.pi * np.array([3, 11, 20]) * k / (p - 1)
+        emb[pow(g, k, p)] = np.concatenate([np.cos(t), np.sin(t)]) @ w
+    assert fourier_sparsity(emb, basis="multiplicative")["top_k_share"] > 0.999
+    assert fourier_sparsity(emb)["top_k_share"] < 0.2
+    assert [fourier_basis_of(o) for o in ("x_plus_y", "x_minus_y", "x_div_y", "permutation")] == [
+        "additive",
+        "additive",
+        "multiplicative",
+        None,
+    ]
+
+
+def test_pca_points_are_a_seeded_sample_of_all_pairs_not_the_first_rows(tmp_path: Path) -> None:
+    """QA: the PCA panels kept the first 600 of 2,000 snapshot pairs, which are sorted by x:
+    only x < 30 of 97 was drawn."""
+    p = 7
+    x, labels = all_pairs_embed(p)
+    rng = np.random.default_rng(1)
+    hidden = rng.normal(size=(len(x), 8))
+    (tmp_path / "snapshots").mkdir()
+    for step in (0, 20):
+        np.savez(
+            tmp_path / "snapshots" / f"step_{step:06d}.npz",
+            step=step,
+            val_acc=0.5,
+            labels=labels,
+            is_train=np.arange(len(x)) % 2 == 0,
+            embed=x,
+            first=hidden,
+            last=hidden,
+            token_embeddings=rng.normal(size=(p, 8)),
+        )
+    res = analyse_run(tmp_path, fourier=None, pca_points=20, seed=3)
+    rows = np.sort(np.random.default_rng(3).choice(len(labels), 20, replace=False))
+    assert rows.max() >= 20  # not the first 20 rows
+    for entry in res["pca"]:
+        assert entry["labels"] == labels[rows].tolist() and len(entry["xy"]) == 20
+    assert res["fourier"] is None

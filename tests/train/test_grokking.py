@@ -78,6 +78,38 @@ def test_resume_after_kill_reaches_same_final_metrics(tmp_path: Path) -> None:
     ]
 
 
+def test_a_run_killed_before_its_first_checkpoint_starts_over(tmp_path: Path) -> None:
+    """QA: with no checkpoint yet, the restarted run appended to the dead attempt's metrics
+    rows (every early step twice, and a back-jump in the curves and figures)."""
+    kw = {"checkpoint_every": 1000, "snapshot_steps": [0, 12, 40], "snapshot_points": 30}
+    whole = make(tmp_path / "a", **kw).fit()
+    make(tmp_path / "b", **kw).fit(stop_at=23)
+    assert not (tmp_path / "b" / "ckpt" / "last.pt").exists()
+    assert len(read_jsonl(tmp_path / "b" / "metrics.jsonl")) == 5  # steps 5, 10, 12, 15, 20
+    again = make(tmp_path / "b", **kw).fit()
+    strip = {"train_time_s", "snapshot_time_s", "ms_per_step"}
+    assert {k: v for k, v in again.items() if k not in strip} == {
+        k: v for k, v in whole.items() if k not in strip
+    }
+    ra = read_jsonl(tmp_path / "a" / "metrics.jsonl")
+    rb = read_jsonl(tmp_path / "b" / "metrics.jsonl")
+    assert [{k: v for k, v in r.items() if k != "time_s"} for r in ra] == [
+        {k: v for k, v in r.items() if k != "time_s"} for r in rb
+    ]
+
+
+def test_an_off_grid_snapshot_does_not_set_the_99_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA: an extra evaluation row at an explicit snapshot step (12, between the grid's 10 and
+    15) reported step_val_acc_99 = 12, where the same run without that snapshot reports 15."""
+    tr = make(tmp_path, steps=40, snapshot_steps=[0, 12, 40], snapshot_points=30)
+    monkeypatch.setattr(tr, "evaluate", lambda: (0.0, 1.0 if tr.step >= 12 else 0.5))
+    summary = tr.fit()
+    assert 12 in [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")]
+    assert summary["step_val_acc_99"] == 15
+
+
 def test_split_of_another_config_is_refused(tmp_path: Path) -> None:
     make(tmp_path, seed=0).fit(stop_at=0)
     with pytest.raises(DataError, match="different split"):

@@ -21,7 +21,11 @@ once), ``davies_bouldin`` (a ratio over centroid distances of ~0: 0 or ~1e8 by r
 then (``None`` in :func:`analyse_run`'s output, with the reason under ``undefined``).
 
 For modular arithmetic, :func:`fourier_sparsity` measures how concentrated the token embeddings
-are in the Fourier basis over Z_p (grokked models use a few key frequencies).
+are in the Fourier basis of the task's group (grokked models use a few key frequencies): over
+Z_p for x + y and x - y; for x / y over the multiplicative group Z_p^*, which is cyclic of order
+p - 1, so the residues 1..p-1 are ordered by their discrete logarithm to a primitive root first
+(:func:`fourier_basis_of`). A division model that uses a few frequencies of Z_p^* looks no
+sparser than random embeddings in the additive basis.
 """
 
 from __future__ import annotations
@@ -162,10 +166,46 @@ def top_k_share_undefined(p: int, top_k: int = 5) -> str | None:
     )
 
 
-def fourier_sparsity(emb: np.ndarray, top_k: int = 5) -> dict[str, float | None]:
+def primitive_root(p: int) -> int:
+    """The smallest generator of the multiplicative group mod the prime ``p``."""
+    if p == 2:
+        return 1
+    n, factors, q = p - 1, set(), 2
+    while q * q <= n:
+        while n % q == 0:
+            factors.add(q)
+            n //= q
+        q += 1
+    if n > 1:
+        factors.add(n)
+    return next(g for g in range(2, p) if all(pow(g, (p - 1) // f, p) != 1 for f in factors))
+
+
+def fourier_basis_of(operation: str) -> str | None:
+    """Which group's Fourier basis the token embeddings of a grokking task are read in:
+    ``"additive"`` (Z_p) for x + y and x - y, ``"multiplicative"`` (Z_p^* by discrete log) for
+    x / y, ``None`` for the permutation group (not abelian: no such basis)."""
+    return {"x_plus_y": "additive", "x_minus_y": "additive", "x_div_y": "multiplicative"}.get(
+        operation
+    )
+
+
+def log_ordered(emb: np.ndarray) -> np.ndarray:
+    """Rows 1..p-1 of ``emb`` (one per residue mod the prime p = len(emb)) in the order
+    g^0, g^1, ..., g^(p-2) of a primitive root g: Z_p^* as the cyclic group Z_(p-1)."""
+    p = len(emb)
+    g = primitive_root(p)
+    return np.asarray(emb)[[pow(g, k, p) for k in range(p - 1)]]
+
+
+def fourier_sparsity(
+    emb: np.ndarray, top_k: int = 5, basis: str = "additive"
+) -> dict[str, float | None]:
     """How concentrated the rows of ``emb`` (one per residue 0..p-1) are in frequency.
 
-    The embedding matrix is transformed along the residue axis (a real DFT over Z_p); the power
+    The embedding matrix is transformed along the residue axis: a real DFT over Z_p with
+    ``basis="additive"``; over Z_p^* (rows 1..p-1 in discrete-log order, a DFT over Z_(p-1))
+    with ``basis="multiplicative"``, for division. The power
     of each non-constant frequency ``1..p//2`` is summed over dimensions. Returns
     ``top_k_share`` (share of that power in the ``top_k`` strongest frequencies; ``top_k/(p//2)``
     for a flat spectrum, a little more for a random matrix from sampling noise (0.12 for a
@@ -176,6 +216,10 @@ def fourier_sparsity(emb: np.ndarray, top_k: int = 5) -> dict[str, float | None]
     not in the real DFT), so it is weighted by one half.
     """
     e = np.asarray(emb, np.float64)
+    if basis == "multiplicative":
+        e = log_ordered(e)
+    elif basis != "additive":
+        raise ValueError(f"basis must be 'additive' or 'multiplicative', got {basis!r}")
     spec = np.fft.rfft(e - e.mean(0), axis=0)
     power = (np.abs(spec[1:]) ** 2).sum(1)
     if len(e) % 2 == 0 and len(power):
@@ -201,13 +245,15 @@ def load_snapshots(run_dir: Path) -> list[dict[str, Any]]:
 def analyse_run(
     run_dir: Path,
     *,
-    modular: bool,
+    fourier: str | None,
     tsne_points: int | None = None,
     pca_points: int = 600,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Metrics over time for every snapshot of a run, plus PCA (and t-SNE) coordinates of the
-    last layer at each step (``pca_points`` of them, a fixed sample, rounded to 4 digits).
+    last layer at each step (``pca_points`` of them, a seeded random sample of the snapshot's
+    pairs, the same at every step, rounded to 4 digits). ``fourier`` is the basis of
+    :func:`fourier_sparsity` (:func:`fourier_basis_of` the task), ``None`` for no Fourier metrics.
 
     Undefined values are ``None``; ``undefined`` maps a metric's path (``layers.embed.
     davies_bouldin``, ``fourier.top_k_share``) to ``{"reason", "steps"}`` for those that are
@@ -218,7 +264,7 @@ def analyse_run(
         "steps": [],
         "val_acc": [],
         "layers": {lay: {m: [] for m in METRICS} for lay in LAYERS},
-        "fourier": {"top_k_share": [], "gini": []} if modular else None,
+        "fourier": {"top_k_share": [], "gini": [], "basis": fourier} if fourier else None,
         "undefined": {},
         "pca": [],
     }
@@ -226,6 +272,7 @@ def analyse_run(
     def undefined(path: str, reason: str, step: int) -> None:
         res["undefined"].setdefault(path, {"reason": reason, "steps": []})["steps"].append(step)
 
+    pca_rows: np.ndarray | None = None
     for z in snaps:
         labels, is_train = z["labels"], z["is_train"].astype(bool)
         step = int(z["step"])
@@ -238,19 +285,25 @@ def analyse_run(
             if centroids_coincide(z[lay], labels):
                 for m in CENTROID_METRICS:
                     undefined(f"layers.{lay}.{m}", CENTROIDS_COINCIDE, step)
-        if modular:
+        if fourier:
             emb = z["token_embeddings"]
-            for m, f in fourier_sparsity(emb).items():
+            for m, f in fourier_sparsity(emb, basis=fourier).items():
                 res["fourier"][m].append(None if f is None or not np.isfinite(f) else f)
-            why = top_k_share_undefined(len(emb))
+            why = top_k_share_undefined(len(emb) - (fourier == "multiplicative"))
             if why:
                 undefined("fourier.top_k_share", why, step)
-        n = min(pca_points, len(labels))
+        # a seeded sample, not the first rows: the snapshot's pairs are sorted by x, so the first
+        # 600 of 2,000 held only x < 30 of 97
+        if len(labels) > pca_points and pca_rows is None:
+            pca_rows = np.sort(
+                np.random.default_rng(seed).choice(len(labels), pca_points, replace=False)
+            )
+        rows = pca_rows if len(labels) > pca_points else np.arange(len(labels))
         coords, share = pca_2d(z["last"])
         entry = {
             "step": int(z["step"]),
-            "xy": np.round(coords[:n], 4).tolist(),
-            "labels": labels[:n].tolist(),
+            "xy": np.round(coords[rows], 4).tolist(),
+            "labels": labels[rows].tolist(),
             "variance_share": share,
         }
         if tsne_points is not None:

@@ -195,7 +195,7 @@ class GrokKind(RunKind):
     def execute(self, run_dir: Path, spec: Any, emit: Progress) -> dict[str, Any]:
 
         from smollab import __version__
-        from smollab.analysis.representations import analyse_run
+        from smollab.analysis.representations import analyse_run, fourier_basis_of
         from smollab.models import build_small_model
         from smollab.study.worker import begin_run
         from smollab.tasks import build_task, validate_task_config
@@ -234,7 +234,7 @@ class GrokKind(RunKind):
             emit({"event": "stage", "stage": "analysis", "label": spec.label})
             reps = analyse_run(
                 run_dir,
-                modular=task.operation != "permutation",
+                fourier=fourier_basis_of(task.operation),
                 tsne_points=ts.tsne_points,
                 seed=spec.seed,
             )

@@ -18,8 +18,12 @@ Run folder (``run_dir``)::
     train_summary.json
 
 Train metrics are the mean over the training batches since the previous evaluation (no extra
-forward pass). ``step_val_acc_99`` is the first evaluation step with validation accuracy >= 0.99;
-the memorisation step is the first with train accuracy >= 0.99; the gap is their difference.
+forward pass). ``step_val_acc_99`` is the first evaluation step with validation accuracy (the
+whole validation set) >= 0.99; the memorisation step is the first evaluation step whose train
+accuracy (the mean over the batches since the previous evaluation, each measured before its
+update) is >= 0.99; the gap is their difference. Only the ``eval_every`` grid and the run's last
+step count for both: the extra rows at explicit snapshot steps do not. The weight norm is the
+L2 norm of all parameters (embeddings, attention, MLP, LayerNorm gains and biases, the head).
 A run killed mid-way resumes from ``ckpt/last.pt`` with the same split, the same sampler state and
 the same metrics rows, so it reaches exactly the final metrics of an uninterrupted run.
 """
@@ -332,8 +336,14 @@ class GrokTrainer:
         os.replace(tmp, path)
 
     def resume(self) -> bool:
-        """Load ``ckpt/last.pt`` if present and drop metrics rows written after it."""
+        """Load ``ckpt/last.pt`` if present and drop metrics rows and snapshots written after it.
+        Without a checkpoint the run starts again from step 0, so what a run killed before its
+        first checkpoint wrote (metrics rows, snapshots) is removed, not appended to."""
+        mpath = self.run_dir / "metrics.jsonl"
         if not self.ckpt_path.exists():
+            mpath.unlink(missing_ok=True)
+            for snap in (self.run_dir / "snapshots").glob("step_*.npz"):
+                snap.unlink()
             return False
         ck = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
         self.model.load_state_dict(ck["model"])
@@ -342,9 +352,11 @@ class GrokTrainer:
         self.step = int(ck["step"])
         self.state = ck["state"]
         self.grad_ema = ck.get("grad_ema")
-        mpath = self.run_dir / "metrics.jsonl"
         if mpath.exists():
             write_jsonl(mpath, [r for r in read_jsonl(mpath) if r["step"] <= self.step])
+        for snap in (self.run_dir / "snapshots").glob("step_*.npz"):
+            if int(snap.stem.split("_")[1]) > self.step:
+                snap.unlink()
         return True
 
     # ------------------------------------------------------------------ evaluation
@@ -512,9 +524,12 @@ class GrokTrainer:
     def _eval_row(self, train_loss: float, train_acc: float) -> dict[str, Any]:
         t0 = time.perf_counter()
         val_loss, val_acc = self.evaluate()
-        if self.state["step_val_acc_99"] is None and val_acc >= ACC_BAR:
+        # only the evaluation grid (and the run's last step) can set the 99% steps: an extra row
+        # at an explicit snapshot step must not give one condition a finer clock than another
+        on_grid = self.step % self.spec.eval_every == 0 or self.step == self.spec.steps
+        if on_grid and self.state["step_val_acc_99"] is None and val_acc >= ACC_BAR:
             self.state["step_val_acc_99"] = self.step
-        if self.state["step_train_acc_99"] is None and train_acc >= ACC_BAR:
+        if on_grid and self.state["step_train_acc_99"] is None and train_acc >= ACC_BAR:
             self.state["step_train_acc_99"] = self.step
         self.state["train_time_s"] += time.perf_counter() - t0
         return {
