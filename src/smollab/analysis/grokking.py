@@ -114,7 +114,14 @@ def _representations(reps: list[dict[str, Any]], seeds: list[int]) -> dict[str, 
             lay: {m: mean(lambda r, lay=lay, m=m: r["layers"][lay][m]) for m in metrics}
             for lay, metrics in reps[0]["layers"].items()
         },
-        "fourier": {m: mean(lambda r, m=m: r["fourier"][m]) for m in fourier} or None,
+        "fourier": (
+            {
+                **{m: mean(lambda r, m=m: r["fourier"][m]) for m in fourier},
+                "basis": reps[0]["fourier"].get("basis", "additive"),
+            }
+            if fourier
+            else None
+        ),
         "undefined": undefined,
         "not_averaged": not_averaged,
         "per_seed": {

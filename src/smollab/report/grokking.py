@@ -3,18 +3,26 @@
 
 Figures per condition and task:
 
-* ``grok_accuracy_<cond>_<task>``: train and validation accuracy on a log-step axis, one line
-  per seed; the grokking phase (median memorisation step to median step_val_acc_99) shaded;
+* ``grok_accuracy_<cond>_<task>``: train and validation accuracy on a log-step axis, one colour
+  per seed; shaded grey, the grokking phase (median memorisation step to median
+  step_val_acc_99) when the median seed generalised; hatched, memorisation to the end of the run
+  when it memorised but did not generalise; nothing when it did not memorise. Below, where the
+  curves carry it, each seed's weight norm (L2, all parameters) on the same step axis;
 * ``grok_clusters_<cond>_<task>``: each cluster metric over time per layer (the mean over seeds
   at the steps every seed snapshotted, and each seed at its own steps), with the validation
-  accuracy on a second axis;
-* ``grok_pca_<cond>_<task>``: PCA of the last layer's last-position representations before,
-  during and after grokking, coloured by answer class.
+  accuracy on a labelled second axis;
+* ``grok_pca_<cond>_<task>``: PCA of the last layer's last-position representations of one seed,
+  coloured by answer class (with a colour key): before, during and after grokking when that
+  seed both memorised and generalised, its first, middle and last snapshots otherwise.
+
+Step 0 is drawn at 1 on the log-step axes (the captions say so). The captions and titles depend
+on what happened (:data:`FIGURES`); their numbers are keyed into the results.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +32,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from markupsafe import Markup  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from smollab.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from smollab.report.context import Num, check_numbers, interval, phrase  # noqa: E402
+from smollab.report.context import Num, Phrase, check_numbers, interval, phrase  # noqa: E402
 from smollab.report.pdf import build_pdf  # noqa: E402
 from smollab.report.render import NumberLog, html_env, md_env, tex_env  # noqa: E402
 
@@ -38,6 +49,13 @@ METRIC_TITLES = {
 }
 
 
+LEGEND = {"fontsize": 8, "frameon": False}
+#: the label of the step axis: a log scale, on which step 0 is drawn at 1
+STEP_LABEL = "step (log scale)"
+SPAN_GROKKING = "grokking phase (medians over seeds)"
+SPAN_NOT_GENERALISED = "memorised, not generalised within the run"
+
+
 def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
@@ -47,26 +65,166 @@ def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def accuracy_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list[Path]:
-    curves = results["curves"][cond][task]
-    t = results["conditions"][cond]["tasks"][task]
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for i, (seed, c) in enumerate(sorted(curves.items())):
-        steps = np.maximum(np.asarray(c["step"], float), 1)
-        ax.plot(steps, c["train_acc"], color=f"C{i}", ls="--", lw=1, label=f"train, seed {seed}")
-        ax.plot(steps, c["val_acc"], color=f"C{i}", lw=1.4, label=f"val, seed {seed}")
-    mem, gen = t["memorisation_step"]["median"], t["step_val_acc_99"]["median"]
-    if mem is not None:
-        right = gen if gen is not None else max(max(c["step"]) for c in curves.values())
-        ax.axvspan(max(mem, 1), max(right, 1), color="0.85", zorder=0, label="grokking phase")
-    ax.axhline(0.99, color="0.5", lw=0.6, ls=":")
+def _log_steps(steps: Any) -> np.ndarray:
+    """Steps for a log axis: step 0 is drawn at 1 (the captions say so)."""
+    return np.maximum(np.asarray(steps, float), 1)
+
+
+def _step_axis(ax: Any, steps: list[np.ndarray]) -> None:
+    """A log step axis labelled with plain step numbers (1, 10, 100, ...); over at most two
+    decades of steps, the 2s and 5s between them are labelled too."""
     ax.set_xscale("log")
-    ax.set_xlabel("optimisation step (log)")
-    ax.set_ylabel("accuracy")
+    plain = FuncFormatter(lambda x, _: f"{x:.0f}")
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=tuple(range(2, 10))))
+    vals = np.concatenate([np.asarray(s, float).ravel() for s in steps] or [np.ones(1)])
+    vals = vals[np.isfinite(vals)]
+    decades = np.log10(vals.max() / vals.min()) if vals.size else 0.0
+
+    def twos_and_fives(x: float, _: Any) -> str:
+        mantissa = x / 10 ** np.floor(np.log10(x) + 1e-9)
+        return f"{x:.0f}" if round(mantissa) in (2, 5) else ""
+
+    ax.xaxis.set_minor_formatter(FuncFormatter(twos_and_fives) if decades <= 2 else NullFormatter())
+
+
+def _phase_span(results: dict[str, Any], cond: str, task: str) -> tuple[str, float, float] | None:
+    """What the accuracy figure shades: ``("grokking", mem, gen)`` from the median memorisation
+    step to the median step of 99% validation accuracy; ``("not_generalised", mem, end)`` from
+    the median memorisation step to the end of the run when the median seed memorised but never
+    reached 99% validation accuracy; ``None`` when the median seed did not memorise, or
+    generalised no later than it memorised (no phase to show)."""
+    t = results["conditions"][cond]["tasks"][task]
+    mem, gen = t["memorisation_step"]["median"], t["step_val_acc_99"]["median"]
+    if mem is None:
+        return None
+    if gen is None:
+        curves = results.get("curves", {}).get(cond, {}).get(task, {})
+        ends = [max(c["step"]) for c in curves.values() if c.get("step")]
+        ends += [r["steps"] for r in t.get("runs", []) if r.get("steps") is not None]
+        end = max(ends, default=mem)
+        return ("not_generalised", mem, end) if end > mem else None
+    return ("grokking", mem, gen) if gen > mem else None
+
+
+def _has_weight_norm(curves: dict[str, Any]) -> bool:
+    """Whether every seed's curve carries the weight norm (results before it was logged: not)."""
+    return bool(curves) and all(
+        any(v is not None for v in c.get("weight_norm") or []) for c in curves.values()
+    )
+
+
+def accuracy_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list[Path]:
+    """Train (dashed) and validation (solid) accuracy per seed (one colour each) on a log-step
+    axis, the phase shaded (see :func:`_phase_span`), and below, where the curves carry it, each
+    seed's weight norm on the same step axis."""
+    curves = results["curves"][cond][task]
+    wn = _has_weight_norm(curves)
+    if wn:
+        fig, (ax, ax_w) = plt.subplots(
+            2,
+            1,
+            figsize=(7.8, 5.0),
+            sharex=True,
+            gridspec_kw={"height_ratios": [2.3, 1]},
+            layout="constrained",
+        )
+        axes = [ax, ax_w]
+    else:
+        fig, ax = plt.subplots(figsize=(7.8, 3.6), layout="constrained")
+        axes = [ax]
+    handles: list[Any] = []
+    all_steps = []
+    for i, (seed, c) in enumerate(sorted(curves.items())):
+        steps = _log_steps(c["step"])
+        all_steps.append(steps)
+        ax.plot(steps, _nan(c["train_acc"]), color=f"C{i}", ls="--", lw=1)
+        ax.plot(steps, _nan(c["val_acc"]), color=f"C{i}", lw=1.4)
+        if wn:
+            ax_w.plot(steps, _nan(c["weight_norm"]), color=f"C{i}", lw=1.2)
+        handles.append(Line2D([], [], color=f"C{i}", lw=2, label=f"seed {seed}"))
+    handles += [
+        Line2D([], [], color="0.3", ls="--", lw=1, label="train"),
+        Line2D([], [], color="0.3", lw=1.4, label="validation"),
+        Line2D([], [], color="0.5", ls=":", lw=0.8, label="99% accuracy"),
+    ]
+    span = _phase_span(results, cond, task)
+    if span is not None:
+        kind, left, right = span
+        style: dict[str, Any] = (
+            {"facecolor": "0.85", "edgecolor": "none"}
+            if kind == "grokking"
+            else {"facecolor": "none", "edgecolor": "0.6", "hatch": "///", "lw": 0}
+        )
+        for a in axes:
+            a.axvspan(max(left, 1), max(right, 1), zorder=0, **style)
+        label = SPAN_GROKKING if kind == "grokking" else SPAN_NOT_GENERALISED
+        handles.append(Patch(label=label, **style))
+    ax.axhline(0.99, color="0.5", lw=0.8, ls=":")
+    _step_axis(ax, all_steps)
+    ax.set_ylabel("accuracy", fontsize=9)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{task} ({cond})")
-    ax.legend(fontsize=6, ncol=2, loc="center left")
+    ax.set_title(f"{task} ({cond})", fontsize=10)
+    # outside the axes, right of them: it covers no curve
+    fig.legend(handles=handles, loc="outside right upper", **LEGEND)
+    if wn:
+        ax_w.set_ylabel("weight norm\n(L2, all parameters)", fontsize=9)
+    axes[-1].set_xlabel(STEP_LABEL, fontsize=9)
+    for a in axes:
+        a.tick_params(which="both", labelsize=8)
     return _save(fig, out, f"grok_accuracy_{cond}_{task}")
+
+
+def accuracy_caption(results: dict[str, Any], cond: str, task: str) -> Phrase:
+    key = f"conditions.{cond}.tasks.{task}"
+    t = results["conditions"][cond]["tasks"][task]
+    mem = Num(f"{key}.memorisation_step.median", t["memorisation_step"]["median"], "count")
+    gen = Num(f"{key}.step_val_acc_99.median", t["step_val_acc_99"]["median"], "count")
+    head = (
+        "Train (dashed) and validation (solid) accuracy, one colour per seed, on a log-step axis "
+        "(step 0 is drawn at 1); dotted: 99% accuracy. "
+    )
+    span = _phase_span(results, cond, task)
+    if span is None and t["memorisation_step"]["median"] is None:
+        shade: Phrase = phrase(
+            "Nothing is shaded: the median seed did not memorise the training set (99% train "
+            "accuracy) within the run, so there is no memorisation or grokking phase to show."
+        )
+    elif span is None:
+        shade = phrase(
+            "Nothing is shaded: at the median over seeds, validation accuracy reached 99% (step ",
+            gen,
+            ") no later than train accuracy (step ",
+            mem,
+            "), so there is no delay to show.",
+        )
+    elif span[0] == "grokking":
+        shade = phrase(
+            "Shaded grey: the grokking phase, from the median memorisation step (",
+            mem,
+            ") to the median step of 99% validation accuracy (",
+            gen,
+            ").",
+        )
+    else:
+        shade = phrase(
+            "Hatched: memorised, not generalised within the run: from the median memorisation "
+            "step (",
+            mem,
+            ") to the end of the run, which the median seed ended without 99% validation "
+            "accuracy (seeds that reached it: ",
+            Num(f"{key}.step_val_acc_99.n_reached", t["step_val_acc_99"]["n_reached"], "count"),
+            " of ",
+            Num(f"{key}.step_val_acc_99.n", t["step_val_acc_99"]["n"], "count"),
+            "); no grokking phase is shown.",
+        )
+    tail = (
+        " Below: each seed's weight norm (the L2 norm of all parameters) on the same step axis."
+        if _has_weight_norm(results["curves"][cond][task])
+        else ""
+    )
+    return phrase(head, shade, tail)
 
 
 def _nan(values: list[Any]) -> list[float]:
@@ -74,19 +232,31 @@ def _nan(values: list[Any]) -> list[float]:
     return [np.nan if v is None else v for v in values]
 
 
+def _val_axis(ax: Any, steps: np.ndarray, val: list[float]) -> None:
+    """The validation accuracy (black, dotted) on a labelled right-hand axis of ``ax``."""
+    ax2 = ax.twinx()
+    ax2.plot(steps, val, color="k", ls=":", lw=1)
+    ax2.set_ylim(-0.02, 1.02)
+    ax2.set_ylabel("val. accuracy", fontsize=8)
+    ax2.tick_params(labelsize=8)
+
+
 def cluster_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list[Path]:
     """The means over seeds at the steps every seed snapshotted (markers), and each seed's own
     series at its own steps (thin lines: they carry on past the common steps when runs stop
-    early)."""
+    early); every panel with the validation accuracy on a right-hand axis."""
     rep = results["representations"][cond][task]
-    steps = np.maximum(np.asarray(rep["steps"], float), 1)
+    steps = _log_steps(rep["steps"])
     per_seed = list(rep.get("per_seed", {}).values())
-    seed_steps = [np.maximum(np.asarray(r["steps"], float), 1) for r in per_seed]
+    seed_steps = [_log_steps(r["steps"]) for r in per_seed]
     fourier = rep.get("fourier")
     ncols = 3 if fourier else 2
-    fig, axes = plt.subplots(2, ncols, figsize=(4.2 * ncols, 5.6), sharex=True)
+    fig, axes = plt.subplots(2, ncols, figsize=(4.6 * ncols, 6.4), sharex=True)
     val = _nan(rep["val_acc"]["mean"])
     panels = list(axes.ravel())
+    # the panels that show the step axis: the bottom row, and the Fourier panel (top right)
+    # above the unused bottom-right one
+    labelled = list(axes[-1])
     if fourier:
         ax = panels.pop(2)
         for i, (m, label) in enumerate(
@@ -97,14 +267,10 @@ def cluster_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> 
             )
             for x, r in zip(seed_steps, per_seed, strict=True):
                 ax.plot(x, _nan(r["fourier"][m]), color=f"C{i + 3}", lw=0.6, alpha=0.35)
-        ax2 = ax.twinx()
-        ax2.plot(steps, val, color="k", ls=":", lw=1)
-        ax2.set_ylim(-0.02, 1.02)
-        ax2.tick_params(labelsize=6)
-        ax.set_xscale("log")
-        ax.set_title("Fourier sparsity of token embeddings", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6)
+        _val_axis(ax, steps, val)
+        ax.set_title("Fourier sparsity of token embeddings", fontsize=9)
+        ax.legend(fontsize=8)
+        labelled = [a for a in labelled if a is not axes[-1, -1]] + [ax]
         for unused in panels[len(METRIC_TITLES) :]:
             unused.axis("off")
     for ax, metric in zip(panels, METRIC_TITLES, strict=False):
@@ -112,69 +278,172 @@ def cluster_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> 
             ax.plot(steps, _nan(ms[metric]["mean"]), marker="o", ms=2.5, color=f"C{i}", label=layer)
             for x, r in zip(seed_steps, per_seed, strict=True):
                 ax.plot(x, _nan(r["layers"][layer][metric]), color=f"C{i}", lw=0.6, alpha=0.35)
-        ax2 = ax.twinx()
-        ax2.plot(steps, val, color="k", ls=":", lw=1, label="val acc")
-        ax2.set_ylim(-0.02, 1.02)
-        ax2.tick_params(labelsize=6)
-        ax.set_xscale("log")
-        ax.set_title(METRIC_TITLES[metric], fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=6)
-    fig.suptitle(f"{task} ({cond}): cluster metrics vs validation accuracy (dotted)", fontsize=9)
+        _val_axis(ax, steps, val)
+        ax.set_title(METRIC_TITLES[metric], fontsize=9)
+    for ax in axes.ravel():
+        _step_axis(ax, [steps, *seed_steps])
+        ax.tick_params(which="both", labelsize=8)
+    for ax in labelled:
+        ax.set_xlabel(STEP_LABEL, fontsize=8)
+        ax.tick_params(which="both", labelbottom=True)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(
+        f"{task} ({cond}): cluster metrics vs validation accuracy (black dotted, right axis)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return _save(fig, out, f"grok_clusters_{cond}_{task}")
 
 
+def cluster_caption(results: dict[str, Any], cond: str, task: str) -> str:
+    fourier = (
+        " Top right: the Fourier sparsity of the token embeddings (the top-5 frequencies' share "
+        "of the power, and its Gini coefficient) over "
+        + (
+            "the multiplicative group Z_p^*, residues in the order of a primitive root's powers."
+            if (results["representations"][cond][task].get("fourier") or {}).get("basis")
+            == "multiplicative"
+            else "Z_p."
+        )
+        if results["representations"][cond][task].get("fourier")
+        else ""
+    )
+    return (
+        "Silhouette, Davies-Bouldin, variance ratio and held-out linear-probe accuracy of the "
+        "last-position representations per layer (left axes) against the mean validation "
+        "accuracy (black dotted, right axes): markers, the mean over seeds at the steps every "
+        "seed snapshotted; thin lines, each seed at its own steps. Log-step axis: step 0 is "
+        f"drawn at 1. Undefined values (see the notes) are gaps.{fourier}"
+    )
+
+
+#: what the three PCA panels are: phases of grokking when the seed drawn both memorised and
+#: reached 99% validation accuracy, its first, middle and last snapshots otherwise
+PHASES = {"before": "before", "during": "during", "after": "after"}
+SNAPSHOTS = {"before": "first snapshot", "during": "middle snapshot", "after": "last snapshot"}
+
+
+def _pca_seed_steps(results: dict[str, Any], cond: str, task: str) -> tuple[Any, Any]:
+    """The memorisation step and the step of 99% validation accuracy of the seed the PCA
+    panels are drawn from (``None``: not reached)."""
+    t = results["conditions"][cond]["tasks"][task]
+    seed = results["pca"][cond][task].get("seed")
+    for r in t.get("runs", []):
+        if seed is not None and r.get("seed") == seed:
+            return r.get("memorisation_step"), r.get("step_val_acc_99")
+    # the analysis draws the first seed's snapshots (smollab.analysis.grokking._pca_panels)
+    return t["memorisation_step"]["values"][0], t["step_val_acc_99"]["values"][0]
+
+
+def _pca_phased(results: dict[str, Any], cond: str, task: str) -> bool:
+    """Whether the PCA panels are before/during/after grokking: the seed drawn has both a
+    memorisation step and a step of 99% validation accuracy (otherwise "during" is just the
+    middle snapshot)."""
+    mem, gen = _pca_seed_steps(results, cond, task)
+    return mem is not None and gen is not None
+
+
+def _answer_label(spec: dict[str, Any]) -> str:
+    """The colour key's label: what the answer class is for the task."""
+    if spec.get("task") == "grok.permutation" or spec.get("p") is None:
+        k = 1
+        while math.factorial(k) < spec["n_classes"]:
+            k += 1
+        return f"answer (index of the permutation in S{k}, lexicographic)"
+    return f"answer (residue mod {spec['p']})"
+
+
 def pca_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list[Path]:
-    panels = results["pca"][cond][task]["panels"]
-    n_classes = results["tasks"][task]["n_classes"]
+    pca = results["pca"][cond][task]
+    panels = pca["panels"]
+    spec = results["tasks"][task]
+    n_classes = spec["n_classes"]
+    names = PHASES if _pca_phased(results, cond, task) else SNAPSHOTS
     tsne = all("tsne" in p for p in panels)  # t-SNE on request: a second row
     rows = 2 if tsne else 1
-    fig, axes = plt.subplots(rows, len(panels), figsize=(3.2 * len(panels), 3.1 * rows))
-    axes = np.asarray(axes).reshape(rows, len(panels))
+    fig, axes = plt.subplots(
+        rows,
+        len(panels),
+        figsize=(3.2 * len(panels) + 0.8, 3.3 * rows),
+        squeeze=False,
+        layout="constrained",
+    )
+    sc = None
     for col, p in enumerate(panels):
         views = [("PCA", p["xy"], p["labels"])]
         if tsne:
             views.append(("t-SNE", p["tsne"]["xy"], p["tsne"]["labels"]))
         for row, (name, xy, labels) in enumerate(views):
             ax = axes[row, col]
-            xy = np.asarray(xy)
-            ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="hsv", vmin=0, vmax=n_classes, s=4)
-            extra = f" (PC1+2 {sum(p['variance_share']):.0%})" if name == "PCA" else ""
-            ax.set_title(f"{name}, {p['phase']}: step {p['step']}{extra}", fontsize=8)
+            xy = np.asarray(xy, float).reshape(-1, 2)
+            sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="hsv", vmin=0, vmax=n_classes, s=4)
+            phase = names.get(p["phase"], p["phase"])
+            extra = f"\nPC1+2: {sum(p['variance_share']):.0%} of variance" if name == "PCA" else ""
+            ax.set_title(f"{name}, {phase}: step {p['step']}{extra}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"{task} ({cond}): last layer, last position, coloured by answer", fontsize=9)
+    if sc is not None:
+        cbar = fig.colorbar(sc, ax=list(axes.ravel()), fraction=0.03, pad=0.01)
+        ticks = MaxNLocator(nbins=6, integer=True).tick_values(0, n_classes - 1)
+        cbar.set_ticks([t for t in ticks if 0 <= t <= n_classes - 1])
+        cbar.set_label(_answer_label(spec), fontsize=8)
+        cbar.ax.tick_params(labelsize=8)
+    seed = pca.get("seed")
+    who = f", seed {seed}" if seed is not None else ""
+    fig.suptitle(
+        f"{task} ({cond}{who}): last layer, last position, coloured by answer", fontsize=10
+    )
     return _save(fig, out, f"grok_pca_{cond}_{task}")
 
 
+def pca_title(results: dict[str, Any], cond: str, task: str) -> str:
+    if _pca_phased(results, cond, task):
+        return "Representations before, during and after grokking"
+    return "Representations at the first, middle and last snapshot"
+
+
+def pca_caption(results: dict[str, Any], cond: str, task: str) -> Phrase:
+    seed = Num(f"pca.{cond}.{task}.seed", results["pca"][cond][task].get("seed"), "count")
+    spec = results["tasks"][task]
+    head = phrase(
+        "First two principal components of the last layer's last-position representations of seed ",
+        seed,
+        ", coloured by ",
+        _answer_label(spec),
+        ". ",
+    )
+    if _pca_phased(results, cond, task):
+        return phrase(
+            head,
+            "Before: its first snapshot; during: the snapshot nearest the middle of its phase "
+            "from memorisation to 99% validation accuracy; after: its last snapshot.",
+        )
+    return phrase(
+        head,
+        "This seed did not both memorise (99% train accuracy) and reach 99% validation "
+        "accuracy within the run, so the panels are its first, middle and last snapshots, not "
+        "phases of grokking.",
+    )
+
+
+def accuracy_title(results: dict[str, Any], cond: str, task: str) -> str:
+    return (
+        "Accuracy and weight norm over training"
+        if _has_weight_norm(results["curves"][cond][task])
+        else "Accuracy over training"
+    )
+
+
 FIGURES = (
-    (
-        "accuracy",
-        accuracy_figure,
-        "curves",
-        "Accuracy over training",
-        "Train (dashed) and validation accuracy per seed on a log-step axis; shaded: the grokking "
-        "phase from the median memorisation step to the median step of 99% validation accuracy.",
-    ),
+    ("accuracy", accuracy_figure, "curves", accuracy_title, accuracy_caption),
     (
         "clusters",
         cluster_figure,
         "representations",
-        "Cluster metrics over training",
-        "Silhouette, Davies-Bouldin, variance ratio and held-out linear-probe accuracy of the "
-        "last-position representations per layer against validation accuracy: markers, the mean "
-        "over seeds at the steps every seed snapshotted; thin lines, each seed at its own steps. "
-        "Undefined values (see the notes) are gaps.",
+        lambda results, cond, task: "Cluster metrics over training",
+        cluster_caption,
     ),
-    (
-        "pca",
-        pca_figure,
-        "pca",
-        "Representations before, during and after grokking",
-        "First two principal components of the last layer's last-position representations, "
-        "coloured by answer class (seed shown in the results).",
-    ),
+    ("pca", pca_figure, "pca", pca_title, pca_caption),
 )
 
 
@@ -191,8 +460,8 @@ def draw_all(results: dict[str, Any], out: Path) -> list[dict[str, Any]]:
                         "kind": kind,
                         "cond": cond,
                         "task": task,
-                        "title": f"{title}: {task}, {cond}",
-                        "caption": caption,
+                        "title": f"{title(results, cond, task)}: {task}, {cond}",
+                        "caption": caption(results, cond, task),
                         "paths": paths,
                     }
                 )
@@ -249,6 +518,8 @@ def _rep_row(key: str, rep: dict[str, Any]) -> dict[str, Any] | None:
         "fourier": ends(fourier["top_k_share"], f"{key}.fourier.top_k_share", "pct")
         if fourier
         else None,
+        # the group whose Fourier basis was used: Z_p (x + y, x - y) or Z_p^* (x / y)
+        "fourier_group": ("in Z_p^*" if (fourier or {}).get("basis") == "multiplicative" else ""),
         # p // 2 <= 5 frequencies: the top 5 hold all the power (see the notes)
         "fourier_undefined": "fourier.top_k_share" in rep.get("undefined", {}),
         "not_averaged": late,
@@ -313,16 +584,30 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
         "session": results["session"],
         "rows": rows,
         "notes": results.get("notes", []),
-        "conditions": {
-            # unset options (None: off, or the default) are not settings a reader needs
-            k: {
-                kk: v
-                for kk, v in c["config"].items()
-                if kk not in ("device", "threads") and v is not None
-            }
-            for k, c in results["conditions"].items()
-        },
+        "conditions": {k: _settings(c["config"]) for k, c in results["conditions"].items()},
     }
+
+
+def _settings(config: dict[str, Any]) -> dict[str, str]:
+    """A condition's run settings as a reader needs them: no unset options (None: off, or the
+    default), none that its other settings switch off (Grokfast's amplification without
+    Grokfast, the floor of a cosine schedule under a constant one, empty per-part multipliers),
+    and per-part multipliers as ``embed x4``, not a Python dict."""
+    out: dict[str, str] = {}
+    for k, v in config.items():
+        if k in ("device", "threads") or v is None or v == {}:
+            continue
+        if k == "grokfast_lamb" and config.get("grokfast_alpha") is None:
+            continue
+        if k == "min_lr_ratio" and config.get("lr_schedule", "constant") == "constant":
+            continue
+        if isinstance(v, dict):
+            out[k] = ", ".join(f"{part} x{x:g}" for part, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            out[k] = "[" + ", ".join(str(x) for x in v) + "]"
+        else:
+            out[k] = str(v)
+    return out
 
 
 def build_grok_report(session_dir: Path, *, pdf: bool = True) -> tuple[Path, Path | None]:
