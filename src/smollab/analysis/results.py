@@ -62,6 +62,15 @@ def _binary_interval(m: np.ndarray) -> Interval:
     return hull([boot, seed, w], "bootstrap-seeds-items+wilson-hull")
 
 
+def diff_interval(a: np.ndarray, b: np.ndarray) -> Interval:
+    """The interval of ``mean(b) - mean(a)`` (0/1 scores, seeds x the same items) a study
+    reports: the paired two-level bootstrap, widened to its hull with Welch's t interval over
+    the two conditions' seed accuracies when ``b`` has several seeds."""
+    diff = paired_bootstrap_diff(a, b)
+    seed = seed_t_interval(b.mean(axis=1), a.mean(axis=1), bounds=(-1.0, 1.0))
+    return diff if seed is None else hull([diff, seed], f"{diff.method}+seed-t-hull")
+
+
 def _stratum_block(
     per_seed: list[list[dict[str, Any]]],
     ids: list[str],
@@ -252,10 +261,7 @@ def _comparisons(spec, out, preds, strata_ids) -> None:
                 for stratum, sids in groups.items():
                     a = _matrix(preds[(base, task)], sids, "correct")
                     b = _matrix(preds[(cond, task)], sids, "correct")
-                    diff = paired_bootstrap_diff(a, b)
-                    seed = seed_t_interval(b.mean(axis=1), a.mean(axis=1), bounds=(-1.0, 1.0))
-                    if seed is not None:
-                        diff = hull([diff, seed], f"{diff.method}+seed-t-hull")
+                    diff = diff_interval(a, b)
                     tests = [mcnemar(a[0], b[s]) for s in range(b.shape[0])]
                     comps.append(
                         {
