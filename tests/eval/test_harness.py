@@ -226,18 +226,19 @@ def test_code_summary_reports_pass_at_k_once_and_no_zero_width_intervals():
     assert out["metrics"]["pass@1"] == out["pass_at_k"]["pass@1"]
     assert out["pass_at_k"]["pass@1"]["method"] == "wilson"
     assert out["pass_at_k"]["pass@1"]["high"] == pytest.approx(0.6576, abs=1e-4)
-    # one item: the point bootstrap becomes its hull with Wilson(0 of 1)
+    # one item: the point bootstrap becomes its hull with the Wilson interval at 0.059 of 1
     one = out["strata"]["list"]["repeat_ngram_ratio"]
-    assert (one["estimate"], one["low"]) == (0.059, 0.0)
-    assert one["high"] == pytest.approx(0.7935, abs=1e-4)
+    assert one["estimate"] == 0.059
+    assert (one["low"], one["high"]) == pytest.approx((0.00088, 0.8169), abs=1e-4)
     assert one["method"] == "bootstrap-percentile+wilson-hull"
     rows = summary_markdown({"model": "m", "tasks": {"humaneval": out}}).splitlines()[4:]
     assert rows[:5] == [
         "| humaneval | pass@1 | 0.0% [0.0%, 65.8%] | 2 |",
         "| humaneval | syntax_valid | 100.0% [34.2%, 100.0%] | 2 |",
-        "| humaneval | repeat_ngram_ratio | 2.9% [0.0%, 5.9%] | 2 |",
+        # two items: the hull with the t interval over items (1 degree of freedom)
+        "| humaneval | repeat_ngram_ratio | 2.9% [0.0%, 40.4%] | 2 |",
         "| humaneval | doubled_keyword | 0.0% [0.0%, 65.8%] | 2 |",
         "| humaneval / list | pass@1 | 0.0% [0.0%, 79.3%] | 1 |",
     ]
-    assert "| humaneval / list | repeat_ngram_ratio | 5.9% [0.0%, 79.3%] | 1 |" in rows
+    assert "| humaneval / list | repeat_ngram_ratio | 5.9% [0.1%, 81.7%] | 1 |" in rows
     assert len(rows) == 4 + 2 * 4  # each metric once: no second pass@1 row
