@@ -134,6 +134,8 @@ def test_session_reuses_and_resumes_runs(tmp_path: Path, monkeypatch: pytest.Mon
     results = read_json(d / "results" / "results.json")
     block = results["conditions"]["ref"]["tasks"]["add"]
     assert [r["seed"] for r in block["runs"]] == [0, 1]
+    assert all(r["final_weight_norm"] > 0 for r in block["runs"])
+    assert block["final_weight_norm"]["n"] == 2
     assert (d / "data" / "add_split_ref_seed1.json").is_file()
     # a run killed after its step-10 checkpoint: re-running resumes it and ends the same
     run_dir = d / "runs" / block["runs"][0]["hash"]
@@ -197,6 +199,8 @@ def test_session_end_to_end_with_report(tmp_path: Path, cli: Any) -> None:
         assert (d / "figures" / f"grok_{kind}_ref_add.png").is_file()
     results = read_json(d / "results" / "results.json")
     assert results["schema"] == "smollab.grok_results/1"
+    add = results["conditions"]["ref"]["tasks"]["add"]
+    assert add["runs"][0]["final_weight_norm"] > 0 and add["final_weight_norm"]["mean"] > 0
     reps = results["representations"]["ref"]["add"]
     assert reps["steps"] == [0, 10, 30]
     assert set(reps["layers"]) == {"embed", "first", "last"}

@@ -211,6 +211,8 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
                                 "ms_per_step",
                             )
                         },
+                        # runs recorded before the field existed have no final weight norm
+                        "final_weight_norm": r["train"].get("final_weight_norm"),
                     }
                     for r in recs
                 ],
@@ -218,6 +220,11 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
                 "memorisation_step": describe_steps([s["memorisation_step"] for s in tr]),
                 "grokking_gap": describe_steps([s["grokking_gap"] for s in tr]),
                 "final_val_acc": describe_seeds([s["final_val_acc"] for s in tr]),
+                "final_weight_norm": (
+                    describe_seeds([s["final_weight_norm"] for s in tr])
+                    if all(s.get("final_weight_norm") is not None for s in tr)
+                    else None
+                ),
                 "grokked": f"{g['n_reached']}/{g['n']}",
             }
             dirs = [run_dirs[r["hash"]] for r in recs]
