@@ -206,6 +206,7 @@ def test_session_end_to_end_with_report(tmp_path: Path, cli: Any) -> None:
     assert set(reps["layers"]) == {"embed", "first", "last"}
     assert len(reps["fourier"]["gini"]["mean"]) == 3
     panels = results["pca"]["ref"]["add"]["panels"]
+    assert isinstance(results["pca"]["ref"]["add"]["phases_of_grokking"], bool)
     assert [p["phase"] for p in panels] == ["before", "during", "after"]
     md = (d / "report.md").read_text()
     assert "| ref | add | 0 → 30 |" in md and "Representations: first and last snapshot" in md

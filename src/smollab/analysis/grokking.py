@@ -240,6 +240,9 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
                 m = block["tasks"][tname]["memorisation_step"]["values"][0]
                 out["pca"].setdefault(cond.name, {})[tname] = {
                     "seed": recs[0]["seed"],
+                    # before/during/after are phases of grokking only when this seed both
+                    # memorised and generalised; otherwise the first, middle and last snapshots
+                    "phases_of_grokking": m is not None and g["values"][0] is not None,
                     "panels": _pca_panels(reps[0], m, g["values"][0]),
                 }
             med = "not reached" if g["median"] is None else f"{g['median']:.0f}"
