@@ -66,3 +66,34 @@ def test_a_study_whose_runs_fail_alike_stops_and_says_so(tmp_path, monkeypatch) 
     assert "the data folder /nowhere does not exist" in msg and err.value.exit_code == 2
     log = (tmp_path / "s" / "session_log.jsonl").read_text()
     assert log.count('"run_not_started"') == 1
+
+
+def test_lora_targets_naming_no_module_fail_before_any_run(tmp_path, monkeypatch) -> None:
+    """A LoRA target that matches no module is refused when the session is prepared, naming
+    the field and the modules there are; no run starts (it failed in peft after every earlier
+    run had trained)."""
+    started: list[str] = []
+    monkeypatch.setattr(worker, "execute_run", lambda d, e: started.append(d.name))
+    text = TINY_SPEC.replace(
+        "steps = 4\n", 'steps = 4\nmethod = "lora"\nlora_targets = ["c_attnn"]\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        run_study(loads_spec(text), text, out_root=tmp_path, session_name="s")
+    msg = str(err.value)
+    assert "conditions[1].train.lora_targets" in msg and "'c_attnn' names no module" in msg
+    assert "'c_attn'" in msg and "'c_proj'" in msg and "condition 'ft'" in msg
+    assert started == [] and not list((tmp_path / "s" / "runs").iterdir())
+
+
+def test_lora_targets_by_suffix_are_accepted(tmp_path) -> None:
+    """peft's rule: a target is a module's name or a dotted suffix of it."""
+    from smollab.models.loader import model_skeleton
+    from smollab.train.trainer import check_lora_targets
+
+    cfg = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 64}
+    model = model_skeleton("scratch:gpt2", tokenizer="char", config=cfg)
+    assert next(model.parameters()).device.type == "meta"
+    check_lora_targets(model, ["c_attn", "attn.c_proj", "mlp.c_fc"], "lora_targets")
+    check_lora_targets(model, ["all-linear"], "lora_targets")
+    with pytest.raises(ConfigError, match=r"'attn\.c_fcx' names no module"):
+        check_lora_targets(model, ["c_attn", "attn.c_fcx"], "lora_targets")

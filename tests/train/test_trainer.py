@@ -216,6 +216,13 @@ def test_lora_trains_only_adapters(tmp_path: Path, add_task: Any, arch: str) -> 
         assert torch.allclose(tr.model.eval()(ids).logits, reloaded(ids).logits, atol=1e-6)
 
 
+def test_lora_targets_that_name_no_module_are_a_config_error(tmp_path: Path, add_task: Any) -> None:
+    s = spec(method="lora", lora_targets=["q_proj"], steps=3)  # a Llama name on a GPT-2
+    tr = Trainer(tiny_lm("gpt2"), s, tmp_path, task=add_task, fmt=COMPACT, seed=0)
+    with pytest.raises(ConfigError, match=r"lora_targets = \['q_proj'\]: 'q_proj' names no module"):
+        tr.setup()
+
+
 def test_save_final_writes_checkpoint_and_summary(tmp_path: Path, add_task: Any) -> None:
     tr = make_trainer(tmp_path, add_task, spec(steps=4, checkpoint_every=2))
     tr.fit()

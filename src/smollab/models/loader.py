@@ -306,6 +306,32 @@ def _from_hub(repo: str, torch_dtype: Any) -> tuple[Any, Any]:
     )
 
 
+def model_skeleton(
+    source: str, *, tokenizer: str | None = None, config: dict[str, Any] | None = None
+) -> Any | None:
+    """``source``'s architecture on the meta device (no weights, no memory), for checks made
+    before any run (module names for LoRA targets). An embedded or GGUF model is converted
+    first, as its run would; None for a hub model that is not in the local cache."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kind, loc = resolve_source(source)
+    if kind == "scratch":
+        from smollab.models.scratch import scratch_config
+
+        tok = load_tokenizer(tokenizer)
+        cfg = scratch_config(str(loc), len(tok), config or {}, tok.pad_token_id, tok.eos_token_id)
+    else:
+        if kind in ("embedded", "gguf"):
+            loc = convert_gguf(Path(loc), _gguf_cache_dir(Path(loc)))
+        try:
+            cfg = AutoConfig.from_pretrained(loc, local_files_only=kind == "hub")
+        except OSError:
+            return None
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(cfg)
+
+
 def tokenizer_dir(name: str | None) -> Path | None:
     """The directory of a from-scratch model's ``tokenizer``, or None for the character
     tokenizer ('char', the default); a ModelLoadError for anything else that is not an

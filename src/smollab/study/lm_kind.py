@@ -8,6 +8,30 @@ from typing import Any
 from smollab.study.kinds import RUN_KINDS, Progress, RunKind
 
 
+def _check_lora_targets(spec: Any, source: str) -> None:
+    """Named LoRA targets that match no module of their model are refused before any run (they
+    failed in peft after every earlier run had trained)."""
+    from smollab.models.loader import model_skeleton
+    from smollab.train.trainer import check_lora_targets
+
+    skeletons: dict[str, Any] = {}
+    for i, c in enumerate(spec.conditions):
+        if c.train is None or c.train.method != "lora" or c.train.lora_targets == ["all-linear"]:
+            continue
+        m = spec.model_for(c)
+        if m.is_api:  # the spec checks refuse training an API model
+            continue
+        if m.name not in skeletons:
+            skeletons[m.name] = model_skeleton(m.source, tokenizer=m.tokenizer, config=m.config)
+        if skeletons[m.name] is not None:
+            check_lora_targets(
+                skeletons[m.name],
+                c.train.lora_targets,
+                f"{source}: conditions[{i}].train.lora_targets (condition {c.name!r}, model "
+                f"{m.name!r})",
+            )
+
+
 class LMKind(RunKind):
     name = "lm"
 
@@ -46,6 +70,7 @@ class LMKind(RunKind):
                 make_provider_lm(m.source, base_url=m.base_url)
             else:
                 check_source(m.source)
+        _check_lora_targets(spec, str(session_dir / "study.toml"))
         tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
         for t in tasks:
             write_jsonl(

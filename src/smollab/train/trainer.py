@@ -51,6 +51,30 @@ from smollab.train.data import IGNORE, OutOfExamples, encode_example, pack_examp
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
+def check_lora_targets(model: Any, targets: list[str], where: str) -> None:
+    """Refuse LoRA ``targets`` that name no module of ``model`` (a ConfigError naming ``where``
+    and the module names it has). peft's rule: a target matches a module whose dotted name is
+    the target or ends with ``.target``. ``["all-linear"]`` always matches."""
+    if targets == ["all-linear"]:
+        return
+    names = [n for n, _ in model.named_modules() if n]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if not missing:
+        return
+    from transformers.pytorch_utils import Conv1D
+
+    kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d, Conv1D)
+    leaves = sorted(
+        {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, kinds)}
+    )
+    raise ConfigError(
+        f"{where} = {targets}: {', '.join(repr(t) for t in missing)} "
+        f"{'names no module' if len(missing) == 1 else 'name no modules'} of this model. Its "
+        f"layers LoRA can adapt are {', '.join(repr(n) for n in leaves)}; use some of those, or "
+        "['all-linear'] (the default) for every linear layer but the output head."
+    )
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA)."""
     random.seed(seed)
@@ -346,6 +370,7 @@ class Trainer:
         if spec.method == "lora":
             from peft import LoraConfig, get_peft_model
 
+            check_lora_targets(model, spec.lora_targets, "[conditions.train].lora_targets")
             targets: Any = spec.lora_targets
             if targets == ["all-linear"]:
                 targets = "all-linear"
