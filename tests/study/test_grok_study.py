@@ -103,6 +103,39 @@ def test_reference_condition_must_exist() -> None:
     assert loads_spec(ok, "s.toml").study.reference == "fast"
 
 
+def test_a_train_table_gets_the_grokking_hint_first_and_once() -> None:
+    """[conditions.train] holds a language-model study's fine-tuning fields: a grokking study's
+    settings there are not listed as unknown fine-tuning fields; the message says where they go,
+    once, and still names the spec's other errors."""
+    train = spec_text().replace("[conditions.config]", "[conditions.train]")
+    for text in (
+        train,  # snapshot_steps etc. are no fine-tuning fields
+        train.replace("snapshot_steps = [0, 10, 30]\nsnapshot_points = 40\n", ""),
+    ):
+        with pytest.raises(ConfigError) as err:
+            loads_spec(text, "s.toml")
+        msg = err.value.message
+        assert msg.startswith(
+            "s.toml: conditions[0] ('ref'): a grokking study configures training in "
+            "[conditions.config]"
+        )
+        assert "rename the table to [conditions.config]" in msg
+        assert msg.count("[conditions.config]") == 2 and "Did you mean" not in msg
+        assert "Valid fields" not in msg
+    two = (
+        train
+        + '\n[[conditions]]\nname = "b"\nbogus = 1\n[conditions.train]\nsteps = 30\n'
+        + '\n[[conditions]]\nname = "c"\n[conditions.config]\nsteps = 30\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        loads_spec(two, "s.toml")
+    msg = err.value.message
+    assert msg.startswith("s.toml: conditions[0] ('ref') and conditions[1] ('b'): a grokking")
+    assert "rename these tables" in msg and msg.count("a grokking study") == 1
+    # the other error is still named, after the hint
+    assert msg.index("unknown field 'conditions[1].bogus'") > msg.index("rename these tables")
+
+
 def test_division_by_a_composite_modulus_is_refused() -> None:
     text = spec_text().replace('task = "grok.x_plus_y"\np = 7', 'task = "grok.x_div_y"\np = 9')
     with pytest.raises(ConfigError, match="prime"):

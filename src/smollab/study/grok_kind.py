@@ -60,6 +60,32 @@ def hashed_config(ts: Any) -> dict[str, Any]:
     return d
 
 
+def train_tables(data: dict[str, Any]) -> list[tuple[int, str]]:
+    """The conditions (index, name) of a grokking study spec (the raw TOML ``data``) that have a
+    ``[conditions.train]`` table: the fine-tuning settings of a language-model study, which a
+    grokking study does not read."""
+    study = data.get("study")
+    conds = data.get("conditions")
+    if not isinstance(study, dict) or study.get("kind") != "grok" or not isinstance(conds, list):
+        return []
+    return [
+        (i, str(c.get("name", "?")))
+        for i, c in enumerate(conds)
+        if isinstance(c, dict) and c.get("train") is not None
+    ]
+
+
+def train_table_hint(where: list[tuple[int, str]]) -> str:
+    """What to do about the ``[conditions.train]`` tables of :func:`train_tables`."""
+    named = " and ".join(f"conditions[{i}] ({name!r})" for i, name in where)
+    tables = "these tables" if len(where) > 1 else "the table"
+    return (
+        f"{named}: a grokking study configures training in [conditions.config] (steps, lr, "
+        f"weight_decay, batch_size, eval_every, snapshot_steps, ...), not [conditions.train]; "
+        f"rename {tables} to [conditions.config]."
+    )
+
+
 def train_spec(cond_config: dict[str, Any] | None, where: str = "[conditions.config]") -> Any:
     from smollab.study.spec import format_validation_error
     from smollab.train.grokking import GrokTrainSpec
@@ -122,13 +148,11 @@ class GrokKind(RunKind):
                 f"{source}: field 'study.targets' is for language-model studies; a grokking "
                 "study reports step_val_acc_99 per task. Remove the targets."
             )
+        trains = [(i, c.name) for i, c in enumerate(spec.conditions) if c.train is not None]
+        if trains:
+            raise ConfigError(f"{source}: {train_table_hint(trains)}")
         for i, c in enumerate(spec.conditions):
             where = f"{source}: conditions[{i}]"
-            if c.train is not None:
-                raise ConfigError(
-                    f"{where}: a grokking study configures training in [conditions.config] "
-                    "(steps, lr, weight_decay, ...), not [conditions.train]."
-                )
             ts = train_spec(c.config, f"{where}.config")
             try:
                 resolve_device(ts.device)

@@ -310,12 +310,20 @@ def _loc_str(loc: tuple[Any, ...]) -> str:
 
 
 def format_validation_error(
-    err: ValidationError, where: str, model: type[BaseModel] | None = None
+    err: ValidationError,
+    where: str,
+    model: type[BaseModel] | None = None,
+    *,
+    lead: str = "",
+    skip: tuple[tuple[Any, ...], ...] = (),
 ) -> str:
-    """One paragraph naming every bad field, the value given, and what is allowed."""
-    parts = []
+    """One paragraph naming every bad field, the value given, and what is allowed; ``lead``
+    first, and no error under the locations in ``skip`` (``lead`` says what to do there)."""
+    parts = [lead] if lead else []
     for e in err.errors():
         loc = tuple(e["loc"])
+        if any(loc[: len(s)] == s for s in skip):
+            continue
         field = _loc_str(loc)
         if e["type"] == "extra_forbidden":
             owner = model if model is not None and len(loc) == 1 else _model_at(loc)
@@ -331,6 +339,8 @@ def format_validation_error(
             given = e.get("input")
             shown = "" if isinstance(given, dict) else f" (got {given!r})"
             parts.append(f"field {field!r}: {msg}{shown}.")
+    if lead and len(parts) == 1:
+        return f"{where}: {lead}"
     return f"{where}: " + " ".join(parts) + " Fix these fields and run the command again."
 
 
@@ -339,7 +349,14 @@ def parse_spec(data: dict[str, Any], source: str) -> StudySpec:
     try:
         spec = StudySpec(**data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+        from smollab.study.grok_kind import train_table_hint, train_tables
+
+        # a grokking study's [conditions.train] was checked against the fine-tuning fields:
+        # say once where its settings go, not which fine-tuning fields they are not
+        trains = train_tables(data)
+        lead = train_table_hint(trains) if trains else ""
+        skip = tuple(("conditions", i, "train") for i, _ in trains)
+        raise ConfigError(format_validation_error(e, source, lead=lead, skip=skip)) from None
     from smollab.study.kinds import get_kind
 
     _check_models_used(spec, source)
