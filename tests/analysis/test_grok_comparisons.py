@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from smollab.analysis.grokking import _comparisons, critique
-from smollab.analysis.stats import describe_seeds, describe_steps, shift_interval
+from smollab.analysis.stats import (
+    censored_ranks,
+    censored_shift_interval,
+    describe_seeds,
+    describe_steps,
+    holm_bonferroni,
+    mann_whitney_min_p,
+    mann_whitney_p,
+    shift_interval,
+)
 
 
-def _task(steps: list[int | None]) -> dict[str, Any]:
+def _task(steps: list[int | None], last: list[int] | None = None) -> dict[str, Any]:
+    """A task block; ``last``: each seed's last step (default: none, the condition's steps)."""
     g = describe_steps(steps)
     return {
-        "runs": [],
+        "runs": [] if last is None else [{"seed": i, "steps": e} for i, e in enumerate(last)],
         "step_val_acc_99": g,
         "memorisation_step": describe_steps([100] * len(steps)),
         "grokking_gap": describe_steps([None if s is None else s - 100 for s in steps]),
@@ -73,17 +85,24 @@ def test_too_few_seeds_and_unreached_seeds_are_said_not_hidden() -> None:
             "fast": {"add": [900, 1000, 1100], "mul": [900, None, 1000]},
         }
     )
+    # fast seed 1 stopped at step 2000 without 99%: before ref's 3000, so it cannot be ranked
+    out["conditions"]["fast"]["tasks"]["mul"] = _task([900, None, 1000], [1000, 2000, 1100])
     add, mul = _comparisons(out)
     # 3 vs 3 with complete separation: p = 0.10 at best, so 95% cannot be bounded
     assert add["shift"]["low"] is None and add["shift"]["high"] is None
     assert add["shift"]["estimate"] == -1500.0
     assert add["verdict"] == "no detectable difference"
+    assert add["p_min"] == pytest.approx(0.1)
     assert "3 against 3 seeds cannot bound" in add["reason"]
-    assert mul["shift"] is None and mul["verdict"] == "not computed"
-    assert "censored" in mul["reason"]
+    assert mul["shift"] is None and mul["verdict"] == "not computed" and "p_value" not in mul
+    assert mul["reason"].startswith(
+        "fast seed 1 stopped at step 2000 without reaching 99% validation accuracy, before step "
+        "3200, at which ref seed 2 reached it"
+    )
+    assert mul["censored"] == [{"condition": "fast", "seed": 1, "after_step": 2000}]
     text = critique({**out, "comparisons": [add, mul], "notes": []})
     assert "fast vs ref on add: no detectable difference: 3 against 3 seeds" in text
-    assert "fast vs ref on mul: not computed" in text
+    assert "fast vs ref on mul: not computed: fast seed 1 stopped at step 2000" in text
 
 
 def test_a_named_reference_is_compared_with_every_other_condition() -> None:
@@ -125,3 +144,110 @@ def test_report_tables_print_the_shift_from_the_results() -> None:
     # a negative shift is printed with a minus sign, not a hyphen
     assert f"\\ensuremath{{-}}{abs(iv.estimate):.0f}" in tex
     assert f"-{abs(iv.estimate):.0f}" not in tex
+
+
+# --------------------------------------------------------------------------- censored seeds
+
+
+def test_smallest_p_comes_from_the_seed_counts() -> None:
+    """2 seeds against 2 can give p = 1/3 at best, 3 against 3 0.1, 4 against 4 2/70: the
+    two splits that separate the samples completely, of C(m + n, m)."""
+    assert mann_whitney_min_p(2, 2) == pytest.approx(1 / 3)
+    assert mann_whitney_min_p(3, 3) == pytest.approx(0.1)
+    assert mann_whitney_min_p(4, 4) == pytest.approx(2 / 70)
+    assert mann_whitney_min_p(2, 5) == pytest.approx(2 / 21)
+    assert mann_whitney_min_p(3, 4) == mann_whitney_p([1, 2, 3], [7, 8, 9, 10])
+    with pytest.raises(ValueError, match=">= 1"):
+        mann_whitney_min_p(0, 3)
+
+
+def test_censored_ranks_put_unreached_seeds_after_every_reached_one() -> None:
+    a, b = [900, None, 1000], [2380, None, 2350]
+    ranked = censored_ranks(a, b, [1000, 5000, 1000], [2400, 3000, 2400])
+    assert ranked is not None
+    x, y = ranked
+    assert x[0] == 900 and y[2] == 2350 and x[1] == y[1] > 2380  # the censored seeds tie
+    # the p-value does not depend on how much later the censored seeds are
+    assert mann_whitney_p(x, y) == mann_whitney_p([900, 1e9, 1000], [2380, 1e9, 2350])
+    # censored at 2000, before a seed that reached 99% at 2380: no ranks
+    assert censored_ranks(a, b, [1000, 2000, 1000], [2400, 3000, 2400]) is None
+    # stopping exactly at the latest reached step still ranks after it
+    assert censored_ranks(a, b, [0, 2380, 0], [0, 2380, 0]) is not None
+    assert mann_whitney_p(*censored_ranks([None, None], [None], [10, 20], [5])) == 1.0
+
+
+def test_censored_shift_interval_holds_whatever_the_censored_steps_are() -> None:
+    ref = [2380, 1980, 2350, 2410, 2630]
+    fast = [900, None, 1000, 950, 1100, 1000, 1010]
+    last = [5000] * 7
+    iv = censored_shift_interval(fast, ref, last, [5000] * 5)
+    assert iv.method == "hodges-lehmann-exact-censored"
+    # the interval covers the uncensored interval of every completion of the censored seed
+    for late in (5000, 5001, 8000, 1e9):
+        done = shift_interval([late if v is None else v for v in fast], ref)
+        assert iv.low <= done.low and done.high <= iv.high
+        assert done.estimate == iv.estimate  # one censored seed of 7: the median is determined
+    assert iv.high == shift_interval([5000 if v is None else v for v in fast], ref).high
+    # with no censored seed it is shift_interval
+    assert censored_shift_interval(ref, FAST, [0] * 5, [0] * 5).to_dict() == {
+        **shift_interval(ref, FAST).to_dict(),
+        "method": "hodges-lehmann-exact-censored",
+    }
+    # a censored reference seed bounds the shift from above only, and the other way round
+    both = censored_shift_interval([1, 2, 3, 4], [None, 10, 11, 12], [0] * 4, [20, 0, 0, 0])
+    assert both.high < 0 and both.low == -float("inf")
+    # the estimate depends on the censored steps: not given
+    half = censored_shift_interval([100, None], [200, 300], [0, 500], [0, 0])
+    assert half.estimate != half.estimate  # nan
+
+
+def test_censored_seeds_are_compared_when_they_rank_after_every_reached_seed() -> None:
+    """The QA case: 2 seeds per condition, one reference seed never reached 99% in 1500 steps,
+    both of the other condition did; and the 7-against-5 case where the test rejects."""
+    out = _results({"ref": {"add": REF}, "fast": {"add": [900, None, 1000, 950, 1100, 1000, 1010]}})
+    out["conditions"]["fast"]["tasks"]["add"] = _task(
+        [900, None, 1000, 950, 1100, 1000, 1010], [1000, 3000, 1100, 1000, 1200, 1100, 1100]
+    )
+    (comp,) = _comparisons(out)
+    fast = [900, 1e9, 1000, 950, 1100, 1000, 1010]
+    assert comp["p_value"] == pytest.approx(mann_whitney_p(fast, REF)) and comp["p_value"] < 0.05
+    assert comp["p_holm"] == comp["p_value"]  # one comparison
+    iv = censored_shift_interval(
+        [None if v == 1e9 else v for v in fast], REF, [3000] * 7, [5000] * 5
+    )
+    assert comp["shift"]["estimate"] == iv.estimate and comp["shift"]["high"] == iv.high < 0
+    assert comp["verdict"] == "improvement"
+    assert comp["censored"] == [{"condition": "fast", "seed": 1, "after_step": 3000}]
+    assert comp["reason"].startswith(
+        "never reached 99% (censored): fast seed 1 (after step 3000); it ranks after every seed "
+        "that reached it; the shift estimate does not depend on its unknown steps"
+    )
+    out = _results({"ref": {"add": [None, None]}, "wd1": {"add": [None, 1440]}})
+    out["conditions"]["ref"]["tasks"]["add"] = _task([None, None], [1500, 1500])
+    out["conditions"]["wd1"]["tasks"]["add"] = _task([None, 1440], [1500, 1500])
+    (qa,) = _comparisons(out)
+    assert qa["verdict"] == "no detectable difference" and "p_holm" in qa
+    assert qa["p_value"] == mann_whitney_p([2000, 1440], [2000, 2000])
+    assert qa["shift"]["estimate"] is None and qa["shift"]["low"] is None
+    assert qa["p_min"] == pytest.approx(1 / 3)
+    assert "2 against 2 seeds cannot bound" in qa["reason"]
+    assert "wd1 seed 0 (after step 1500), ref seeds 0, 1 (after step 1500)" in qa["reason"]
+    assert "they rank after every seed that reached it and tie with each other" in qa["reason"]
+    assert "the shift estimate depends on their unknown steps and is not given" in qa["reason"]
+
+
+def test_holm_runs_over_censored_comparisons_too() -> None:
+    out = _results(
+        {
+            "ref": {"add": REF},
+            "a": {"add": [900, 950, 1000, 1050, 1100]},
+            "b": {"add": FAST},
+        }
+    )
+    out["conditions"]["b"]["tasks"]["add"] = _task(
+        [900, None, 1000, 950, 1100], [1000] + [3000] * 4
+    )
+    comps = _comparisons(out)
+    ps = [c["p_value"] for c in comps]
+    assert [c["p_holm"] for c in comps] == holm_bonferroni(ps)
+    assert comps[1]["censored"] and comps[1]["p_holm"] >= comps[1]["p_value"]

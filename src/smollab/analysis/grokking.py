@@ -9,7 +9,8 @@ and each condition's ``step_val_acc_99`` against the reference
 condition's (``[study] reference``, by default the first condition; ``comparisons``: the
 Hodges-Lehmann shift with its distribution-free interval,
 :func:`smollab.analysis.stats.shift_interval`, the Mann-Whitney p-value Holm-adjusted over the
-study's comparisons, and :func:`~smollab.analysis.stats.verdict`).
+study's comparisons, and :func:`~smollab.analysis.stats.verdict`; a seed that never reached 99%
+is right-censored at its run's last step, see :func:`_comparisons`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from typing import Any
 
 from smollab.analysis.stats import (
     Interval,
+    censored_ranks,
+    censored_shift_interval,
     describe_seeds,
     describe_steps,
     holm_bonferroni,
+    mann_whitney_min_p,
     mann_whitney_p,
     mean_sem,
     shift_interval,
@@ -258,6 +262,22 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
     return out
 
 
+def _last_steps(cond: dict[str, Any], task: dict[str, Any]) -> tuple[list[Any], list[float]]:
+    """Each seed's id and last step (its run's last evaluation), in the order of its
+    ``step_val_acc_99`` values; a seed that never reached 99% took longer than its last step."""
+    n = task["step_val_acc_99"]["n"]
+    runs = task.get("runs") or []
+    steps = cond.get("config", {}).get("steps")
+    if len(runs) == n:
+        return [r["seed"] for r in runs], [r.get("steps", steps) for r in runs]
+    seeds = cond.get("seeds") or list(range(n))
+    return list(seeds)[:n], [steps] * n
+
+
+def _seed_list(seeds: list[Any]) -> str:
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
 def _comparisons(
     out: dict[str, Any], reference: str | None = None, level: float = 0.95
 ) -> list[dict[str, Any]]:
@@ -265,11 +285,20 @@ def _comparisons(
     first), task by task, in the study's condition order.
 
     ``shift`` is the Hodges-Lehmann estimate of (condition - reference) steps with its
-    distribution-free interval (unbounded ends are ``None``: too few seeds to bound them);
-    ``p_value`` is the Mann-Whitney test's, ``p_holm`` that Holm-adjusted over every comparison
-    computed; ``verdict`` is :func:`verdict` with fewer steps better, which needs the interval to
-    exclude 0 and ``p_holm <= ALPHA``. Seeds that never reached 99% are
-    censored, not numbers, so a pair with any of them is ``"not computed"``.
+    distribution-free interval (unbounded ends are ``None``); ``p_value`` is the Mann-Whitney
+    test's, ``p_holm`` that Holm-adjusted over every comparison computed, ``p_min`` the smallest
+    p-value the seed counts allow (:func:`~smollab.analysis.stats.mann_whitney_min_p`);
+    ``verdict`` is :func:`verdict` with fewer steps better, which needs the interval to exclude
+    0 and ``p_holm <= ALPHA``.
+
+    A seed that never reached 99% is right-censored: it took longer than its run's last step
+    (``censored``: condition, seed and that step). When every censored seed's last step is at
+    least every step at which a seed of either condition reached 99%, it ranks after all of
+    them (censored seeds tie with each other) and the test is computed
+    (:func:`~smollab.analysis.stats.censored_ranks`); the shift is then only bounded
+    (:func:`~smollab.analysis.stats.censored_shift_interval`: ``estimate`` ``None`` where the
+    censoring leaves it undetermined, open ends ``None``). Otherwise the pair is ``"not
+    computed"`` and ``reason`` says which seed stopped before which reached step.
     """
     names = list(out["conditions"])
     if not names:
@@ -282,6 +311,8 @@ def _comparisons(
             if r is None:
                 continue
             a, b = t["step_val_acc_99"], r["step_val_acc_99"]
+            a_seeds, a_last = _last_steps(out["conditions"][cname], t)
+            b_seeds, b_last = _last_steps(out["conditions"][ref], r)
             comp: dict[str, Any] = {
                 "condition": cname,
                 "reference": ref,
@@ -289,33 +320,57 @@ def _comparisons(
                 "metric": "step_val_acc_99",
                 "n": a["n"],
                 "n_reference": b["n"],
+                "p_min": mann_whitney_min_p(a["n"], b["n"]),
+                "censored": [
+                    {"condition": c, "seed": seed, "after_step": last}
+                    for c, g, seeds, lasts in (
+                        (cname, a, a_seeds, a_last),
+                        (ref, b, b_seeds, b_last),
+                    )
+                    for v, seed, last in zip(g["values"], seeds, lasts, strict=True)
+                    if v is None
+                ],
                 "median_ratio": None,
                 "shift": None,
                 "verdict": "not computed",
                 "reason": None,
             }
-            if a["n_reached"] < a["n"] or b["n_reached"] < b["n"]:
-                comp["reason"] = (
-                    "some seeds never reached 99% validation accuracy; their steps are censored "
-                    "(later than the run), so no shift is estimated"
-                )
+            ranked = censored_ranks(a["values"], b["values"], a_last, b_last)
+            if ranked is None:
+                reached = [
+                    {"condition": c, "seed": seed, "step": v}
+                    for c, g, seeds in ((cname, a, a_seeds), (ref, b, b_seeds))
+                    for v, seed in zip(g["values"], seeds, strict=True)
+                    if v is not None
+                ]
+                comp["reason"] = _unranked_reason(comp["censored"], reached)
                 comps.append(comp)
                 continue
-            iv = shift_interval(a["values"], b["values"], level=level)
-            comp["median_ratio"] = a["median"] / b["median"] if b["median"] else None
+            if comp["censored"]:
+                iv = censored_shift_interval(a["values"], b["values"], a_last, b_last, level)
+            else:
+                iv = shift_interval(a["values"], b["values"], level=level)
+            if a["median"] is not None and b["median"]:
+                comp["median_ratio"] = a["median"] / b["median"]
             comp["shift"] = {
                 **iv.to_dict(),
-                "low": iv.low if math.isfinite(iv.low) else None,
-                "high": iv.high if math.isfinite(iv.high) else None,
+                **{
+                    k: v if math.isfinite(v) else None
+                    for k, v in iv.to_dict().items()
+                    if k in ("estimate", "low", "high")
+                },
             }
-            comp["p_value"] = mann_whitney_p(a["values"], b["values"])
-            if not (math.isfinite(iv.low) and math.isfinite(iv.high)):
-                p_min = 2 / math.comb(a["n"] + b["n"], a["n"])
-                comp["reason"] = (
+            comp["p_value"] = mann_whitney_p(*ranked)
+            reasons = []
+            if comp["censored"]:
+                reasons.append(_censored_reason(comp["censored"], iv))
+            if comp["p_min"] > 1 - level:
+                reasons.append(
                     f"{a['n']} against {b['n']} seeds cannot bound a {level:.0%} rank-based "
-                    f"interval (the smallest two-sided p-value they can give is {p_min:.2f}); "
-                    "4 or more seeds per condition can"
+                    f"interval (the smallest two-sided p-value they can give is "
+                    f"{comp['p_min']:.2f}); 4 or more seeds per condition can"
                 )
+            comp["reason"] = "; ".join(reasons) or None
             comps.append(comp)
     # a shift is detected when its interval excludes 0 and the Mann-Whitney test, Holm-adjusted
     # over every comparison the study could compute, rejects at ALPHA (as the LM study does)
@@ -323,7 +378,7 @@ def _comparisons(
     for c, p in zip(tested, holm_bonferroni([c["p_value"] for c in tested]), strict=True):
         c["p_holm"] = p
         iv = Interval(
-            c["shift"]["estimate"],
+            math.nan if c["shift"]["estimate"] is None else c["shift"]["estimate"],
             -math.inf if c["shift"]["low"] is None else c["shift"]["low"],
             math.inf if c["shift"]["high"] is None else c["shift"]["high"],
             c["shift"]["level"],
@@ -331,6 +386,42 @@ def _comparisons(
         )
         c["verdict"] = verdict(iv, higher_is_better=False, p_value=p, alpha=ALPHA)
     return comps
+
+
+def _censored_reason(censored: list[dict[str, Any]], iv: Interval) -> str:
+    """How the censored seeds of a computed comparison entered it."""
+    by: dict[tuple[str, Any], list[Any]] = {}
+    for c in censored:
+        by.setdefault((c["condition"], c["after_step"]), []).append(c["seed"])
+    who = ", ".join(
+        f"{cond} {_seed_list(seeds)} (after step {step:.0f})" for (cond, step), seeds in by.items()
+    )
+    if len(censored) == 1:
+        how, their = "it ranks after every seed that reached it", "its"
+    else:
+        how, their = "they rank after every seed that reached it and tie with each other", "their"
+    shift = (
+        f"the shift estimate depends on {their} unknown steps and is not given"
+        if not math.isfinite(iv.estimate)
+        else f"the shift estimate does not depend on {their} unknown steps"
+    )
+    return (
+        f"never reached 99% (censored): {who}; {how}; {shift}, and its interval holds for any "
+        f"steps after {their} last"
+    )
+
+
+def _unranked_reason(censored: list[dict[str, Any]], reached: list[dict[str, Any]]) -> str:
+    """Why the seeds cannot be ranked: a censored seed whose run ended before a step at which
+    another seed reached 99% may have reached it before or after that seed."""
+    short = min(censored, key=lambda c: c["after_step"])
+    late = max(reached, key=lambda r: r["step"])
+    return (
+        f"{short['condition']} seed {short['seed']} stopped at step {short['after_step']:.0f} "
+        f"without reaching 99% validation accuracy, before step {late['step']:.0f}, at which "
+        f"{late['condition']} seed {late['seed']} reached it: which of the two was later is "
+        "unknown, so the seeds cannot be ranked and neither the test nor the shift is computed"
+    )
 
 
 def _notes(out: dict[str, Any]) -> list[str]:
