@@ -251,3 +251,92 @@ def test_holm_runs_over_censored_comparisons_too() -> None:
     ps = [c["p_value"] for c in comps]
     assert [c["p_holm"] for c in comps] == holm_bonferroni(ps)
     assert comps[1]["censored"] and comps[1]["p_holm"] >= comps[1]["p_value"]
+
+
+def _render(out: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
+    """report.md, report.html (its text: entities unescaped) and paper.tex of the comparisons in
+    ``out``, and the numbers the paper printed."""
+    import html
+
+    from smollab.report.grokking import context
+    from smollab.report.render import NumberLog, html_env, md_env, tex_env
+
+    out["comparisons"] = _comparisons(out)
+    ctx = {**context(out), "figures": []}
+    log = NumberLog()
+    return (
+        md_env().get_template("grok_report.md.j2").render(**ctx),
+        html.unescape(html_env().get_template("grok_report.html.j2").render(**ctx)),
+        tex_env(log).get_template("grok_paper.tex.j2").render(**ctx),
+        log.numbers,
+    )
+
+
+def test_report_words_the_test_rule_for_the_seed_counts_it_has() -> None:
+    """The QA study: 2 seeds per condition, one comparison, censored seeds. No '0 comparisons',
+    no '3 seeds against 3': the smallest p its own seed counts allow, from the results."""
+    out = _results({"ref": {"add": [None, None]}, "wd1": {"add": [None, 1440]}})
+    out["conditions"]["ref"]["tasks"]["add"] = _task([None, None], [1500, 1500])
+    out["conditions"]["wd1"]["tasks"]["add"] = _task([None, 1440], [1500, 1500])
+    md, html, tex, numbers = _render(out)
+    rule = (
+        "A shift is called a difference only if its interval excludes 0 and the Mann-Whitney "
+        "test rejects at 0.05 (one comparison: no Holm adjustment). With 2 seeds against 2 the "
+        "smallest possible p-value is 0.333, above 0.05, so a comparison with these seed counts "
+        "cannot reject."
+    )
+    for text in (md, html, tex):
+        flat = " ".join(text.split())
+        assert rule in flat
+        assert "0 comparisons" not in flat and "3 seeds against 3" not in flat
+        assert "A seed that never reached 99" in flat and "is censored" in flat
+    assert numbers["comparisons.0.p_min"]["value"] == pytest.approx(1 / 3)
+    row = next(line for line in md.splitlines() if line.startswith("| wd1 | add | 2 vs 2"))
+    assert "not given [unbounded, unbounded]" in row and "p = 1.000" in row
+    assert "no detectable difference" in row and "never reached 99% (censored)" in row
+
+
+def test_report_says_when_no_comparison_has_a_test_and_why() -> None:
+    out = _results({"ref": {"add": REF}, "fast": {"add": [900, None, 1000, 950, 1100]}})
+    out["conditions"]["fast"]["tasks"]["add"] = _task([900, None, 1000, 950, 1100], [1000] * 5)
+    md, html, tex, _ = _render(out)
+    said = (
+        "Mann-Whitney test, Holm-adjusted over the comparisons that have a test, rejects at 0.05; "
+        "here no comparison has one (see why)."
+    )
+    for text in (md, html, tex):
+        assert said in " ".join(text.split())
+    row = next(line for line in md.splitlines() if line.startswith("| fast | add | 5 vs 5"))
+    assert "not computed" in row and "fast seed 1 stopped at step 1000" in row
+    # the paper has no 'why' column: it says why under the table
+    assert "is not computed: \\freetext{fast seed 1 stopped at step 1000" in " ".join(tex.split())
+
+
+def test_report_says_when_holm_leaves_no_comparison_able_to_reject() -> None:
+    """4 seeds against 4 can reach p = 0.029, but Holm over 3 comparisons multiplies the
+    smallest by 3; and a shift with an open end but a determined estimate prints both."""
+    four = [2380, 1980, 2350, 2410]
+    out = _results(
+        {
+            "ref": {"add": four},
+            "a": {"add": [900, 950, 1000, 1050]},
+            "b": {"add": [900, 950, 1000, 1050]},
+            "c": {"add": [900, None, 1000, 1050]},
+        }
+    )
+    out["conditions"]["c"]["tasks"]["add"] = _task(
+        [900, None, 1000, 1050], [1100, 3000, 1100, 1100]
+    )
+    md, html, tex, numbers = _render(out)
+    said = (
+        "Holm-adjusted over the 3 comparisons, rejects at 0.05. With these seed counts the "
+        "smallest possible p-value is 0.029, and Holm's adjustment multiplies the smallest of the "
+        "3 by 3, so no comparison can reject."
+    )
+    for text in (md, html, tex):
+        assert said in " ".join(text.split())
+    assert all(c["verdict"] == "no detectable difference" for c in out["comparisons"])
+    shift = out["comparisons"][2]["shift"]
+    assert shift["estimate"] is not None and shift["high"] is None
+    row = next(line for line in md.splitlines() if line.startswith("| c | add | 4 vs 4"))
+    assert f"{shift['estimate']:+.0f} [{shift['low']:+.0f}, unbounded]" in row

@@ -37,7 +37,14 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from smollab.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from smollab.report.context import Num, Phrase, check_numbers, interval, phrase  # noqa: E402
+from smollab.report.context import (  # noqa: E402
+    Num,
+    Phrase,
+    check_numbers,
+    interval,
+    listing,
+    phrase,
+)
 from smollab.report.pdf import build_pdf  # noqa: E402
 from smollab.report.render import NumberLog, html_env, md_env, tex_env  # noqa: E402
 
@@ -563,9 +570,7 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
             "task": comp["task"],
             "seeds": f"{comp['n']} vs {comp['n_reference']}",
             "ratio": Num(f"comparisons.{i}.median_ratio", comp["median_ratio"], "ratio"),
-            "shift": interval(
-                f"comparisons.{i}.shift", comp["shift"], "signed", "signed", open_end="unbounded"
-            ),
+            "shift": _shift(i, comp),
             "p_holm": Num(f"comparisons.{i}.p_holm", comp.get("p_holm"), "p"),
             "verdict": comp["verdict"],
             "reason": comp["reason"] or "",
@@ -573,10 +578,12 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
         for i, comp in enumerate(comps)
     ]
     reference = comps[0]["reference"] if comps else None
+    alpha = Num("alpha", results.get("alpha", 0.05), "short")
     return {
         "comp_rows": comp_rows,
-        "alpha": Num("alpha", results.get("alpha", 0.05), "short"),
-        "n_tested": sum(1 for c in comps if c.get("p_value") is not None),
+        "alpha": alpha,
+        "decision": _decision(comps, alpha),
+        "censoring": any(c.get("censored") for c in comps),
         "reference": reference,
         "rep_rows": rep_rows,
         "title": results["study"].get("title") or results["study"]["name"],
@@ -586,6 +593,76 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
         "notes": results.get("notes", []),
         "conditions": {k: _settings(c["config"]) for k, c in results["conditions"].items()},
     }
+
+
+def _shift(i: int, comp: dict[str, Any]) -> Phrase:
+    """The shift with its interval (an end too few seeds or censored seeds leave unbounded is
+    "unbounded"); "not given" in place of an estimate that depends on censored seeds' steps."""
+    key, shift = f"comparisons.{i}", comp["shift"]
+    if shift is None or shift.get("estimate") is not None:
+        return interval(f"{key}.shift", shift, "signed", "signed", open_end="unbounded")
+    ends = [
+        "unbounded"
+        if shift.get(side) is None
+        else Num(f"{key}.shift.{side}", shift[side], "signed")
+        for side in ("low", "high")
+    ]
+    return phrase("not given [", ends[0], ", ", ends[1], "]")
+
+
+def _decision(comps: list[dict[str, Any]], alpha: Num) -> Phrase:
+    """When a shift is called a difference, worded for the comparisons the study has: how many
+    Holm's adjustment runs over, and which seed counts cannot reach ``alpha`` at all (their
+    smallest possible p-value, ``p_min``, from the results)."""
+    tested = [(i, c) for i, c in enumerate(comps) if c.get("p_value") is not None]
+    rule = (
+        "A shift is called a difference only if its interval excludes 0 and the Mann-Whitney test"
+    )
+    if not tested:
+        head = phrase(
+            rule,
+            ", Holm-adjusted over the comparisons that have a test, rejects at ",
+            alpha,
+            "; here no comparison has one (see why).",
+        )
+    elif len(tested) == 1:
+        head = phrase(rule, " rejects at ", alpha, " (one comparison: no Holm adjustment).")
+    else:
+        head = phrase(
+            rule, f", Holm-adjusted over the {len(tested)} comparisons, rejects at ", alpha, "."
+        )
+    bound = [(i, c) for i, c in tested if c.get("p_min") is not None]
+    counts: dict[tuple[int, int], Num] = {}
+    for i, c in bound:
+        if c["p_min"] > alpha.value:
+            counts.setdefault(
+                (c["n"], c["n_reference"]), Num(f"comparisons.{i}.p_min", c["p_min"], "num")
+            )
+    if counts:
+        (n0, m0), p0 = next(iter(counts.items()))
+        said = [phrase(f"With {n0} seeds against {m0} the smallest possible p-value is ", p0)]
+        said += [
+            phrase(f"with {n} against {m} it is ", p) for (n, m), p in list(counts.items())[1:]
+        ]
+        return phrase(
+            head,
+            " ",
+            listing(said),
+            ", above ",
+            alpha,
+            ", so a comparison with these seed counts cannot reject.",
+        )
+    if len(tested) > 1 and bound and len(bound) == len(tested):
+        i, low = min(bound, key=lambda ic: ic[1]["p_min"])
+        if len(tested) * low["p_min"] > alpha.value:
+            return phrase(
+                head,
+                " With these seed counts the smallest possible p-value is ",
+                Num(f"comparisons.{i}.p_min", low["p_min"], "num"),
+                f", and Holm's adjustment multiplies the smallest of the {len(tested)} by "
+                f"{len(tested)}, so no comparison can reject.",
+            )
+    return head
 
 
 def _settings(config: dict[str, Any]) -> dict[str, str]:
