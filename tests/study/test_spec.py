@@ -12,6 +12,7 @@ from smollab.errors import ConfigError
 from smollab.study.problem import load_problem
 from smollab.study.runspec import RunSpec, expand
 from smollab.study.spec import load_spec, loads_spec
+from tests.conftest import TINY_SPEC
 
 
 def bad(text: str, source: str = "s.toml") -> str:
@@ -430,3 +431,29 @@ def test_checking_a_spec_loads_no_model_library(tmp_path: Path, tiny_spec_text: 
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("steps = 4\n", 'steps = "4"\n', "conditions[1].train.steps"),
+        ("batch_size = 4\n", "batch_size = 4.0\n", "conditions[1].train.batch_size"),
+        ("n_test = 12\n", "n_test = true\n", "tasks[0]"),
+        ("n_test = 12\n", 'n_test = "12"\n', "tasks[0]"),
+        ("seeds = [0, 1]\n", 'seeds = ["0", 1]\n', "study.seeds[0]"),
+    ],
+)
+def test_numbers_given_as_text_or_floats_are_refused(old: str, new: str, field: str) -> None:
+    """TOML has types: a count written as text or a float is a typo to report, not to coerce
+    (`steps = "150"` ran as 150)."""
+    text = TINY_SPEC.replace(old, new, 1)
+    assert text != TINY_SPEC
+    with pytest.raises(ConfigError, match=re.escape(field)) as err:
+        loads_spec(text, "s.toml")
+    assert "s.toml" in str(err.value) and "valid integer" in str(err.value)
+
+
+def test_an_integer_is_a_float_and_betas_a_list() -> None:
+    text = TINY_SPEC.replace("lr = 1e-3\n", "lr = 1\nbetas = [0.9, 0.98]\n")
+    train = loads_spec(text).conditions[1].train
+    assert train is not None and train.lr == 1.0 and train.betas == (0.9, 0.98)

@@ -64,7 +64,7 @@ Seeds = Annotated[list[Seed], Field(min_length=1), AfterValidator(_distinct_seed
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class StudyMeta(_Strict):
@@ -140,7 +140,7 @@ class TrainSpec(_Strict):
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr / peak lr (cosine)")
     warmup_steps: int = Field(10, ge=0)
     weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.95)
+    betas: tuple[float, float] = Field((0.9, 0.95), strict=False)
     grad_clip: float = Field(1.0, ge=0, description="0 disables clipping")
     batch_size: int = Field(8, ge=1, description="sequences per micro-batch")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")

@@ -47,7 +47,7 @@ class ItemScore:
 class TaskConfig(BaseModel):
     """Fields common to every task entry of a study spec (``[[tasks]]``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     id: str = Field(
         pattern=NAME_PATTERN,
