@@ -30,6 +30,9 @@ def small():
 
 
 def _lines(p: Path) -> list[dict]:
+    """The records of a JSONL file (none when there is no file)."""
+    if not p.exists():
+        return []
     return [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
 
 
@@ -44,6 +47,12 @@ def test_prompts_longer_than_the_window_are_cut_and_counted(small, tmp_path):
     assert set(g["metrics"]) == {"strict_match", "flexible_extract"}
     assert res["tasks"]["hellaswag"]["truncated"] == 0
     assert all(r["truncated"] for r in _lines(tmp_path / "samples_gsm8k.jsonl"))
+    summary = (tmp_path / "summary.md").read_text()
+    assert (
+        "gsm8k: 2 of 2 items had their prompt or context cut from the left to fit the "
+        "model's 64-token context window" in summary
+    )
+    assert "hellaswag: " not in summary
     assert res["context_window"] == 64
     assert res["device"] == "cpu" and isinstance(res["environment"]["cuda_available"], bool)
     assert json.loads((tmp_path / "results.json").read_text())["tasks"].keys() == {
@@ -242,3 +251,46 @@ def test_code_summary_reports_pass_at_k_once_and_no_zero_width_intervals():
     ]
     assert "| humaneval / list | repeat_ngram_ratio | 5.9% [0.1%, 81.7%] | 1 |" in rows
     assert len(rows) == 4 + 2 * 4  # each metric once: no second pass@1 row
+
+
+def test_an_ending_longer_than_the_window_is_named_before_anything_is_computed(tmp_path):
+    """QA: scratch:gpt2 (character tokenizer, 256-token window) on hellaswag --limit 600
+    stopped after 256 items with 'A continuation of 296 tokens does not fit', naming no item.
+    The 296 tokens are item 318's fourth ending alone (its context is 223 tokens and would
+    have been cut from the left); lm-eval cannot score it either. The item is named, with
+    what to do, before any item is computed."""
+    from smollab.models import load_model
+
+    char = load_model("scratch:gpt2")
+    task = make_task("hellaswag", limit=600, data_dir=str(SHARED))
+    with pytest.raises(ConfigError) as e:
+        run_eval(char, [task], tmp_path, use_cache=False)
+    msg = str(e.value)
+    assert "hellaswag item '318' (number 319 in the data; request 4 of 4)" in msg
+    assert "continuation is 296 tokens, longer than the model's context window of 256" in msg
+    assert "1 more item(s) have the same problem (580)" in msg
+    assert "--limit 318" in msg
+    assert not _lines(tmp_path / "samples_hellaswag.jsonl")
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "summary.md").exists()
+
+
+def test_an_ending_found_too_long_mid_task_is_named_and_the_finished_items_kept(
+    small, tmp_path, monkeypatch
+):
+    """Where the up-front check's byte bound lets one through, the LM's own check stops the
+    chunk before it is computed and the error names the item; earlier chunks are kept."""
+    import smollab.eval.runner as runner
+
+    task = make_task("hellaswag", limit=10, data_dir=str(SHARED))  # item 8: a 34-token ending
+    lm = HFLM(small.model, small.tokenizer, max_length=30, model_key="k")
+    with pytest.raises(ConfigError, match=r"item '8' \(number 9 in the data; request 1 of 4\)"):
+        run_task(lm, task, tmp_path / "a")  # the up-front check: nothing computed
+    assert not _lines(tmp_path / "a" / "samples_hellaswag.jsonl")
+    monkeypatch.setattr(runner, "TOKEN_MARGIN", -(10**6))  # the bound finds nothing
+    with pytest.raises(ConfigError) as e:
+        run_task(lm, task, tmp_path / "b", chunk=4)
+    assert "item '8' (number 9 in the data; request 1 of 4): its continuation is 34" in str(e.value)
+    assert "--limit 8" in str(e.value) and "stay in samples_hellaswag.jsonl" in str(e.value)
+    assert [r["id"] for r in _lines(tmp_path / "b" / "samples_hellaswag.jsonl")] == [
+        str(i) for i in range(8)
+    ]

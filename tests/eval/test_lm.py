@@ -9,6 +9,7 @@ from smollab.errors import ConfigError
 from smollab.eval.generate import sequential_generate
 from smollab.eval.lm import (
     HFLM,
+    ContinuationTooLong,
     GenerateRequest,
     LoglikelihoodRequest,
     RequestCache,
@@ -255,8 +256,42 @@ def test_long_context_is_cut_from_the_left_like_lm_eval(gpt2_bpe):
 @needs_tok
 def test_continuation_longer_than_window_is_a_clear_error(gpt2_bpe):
     lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer)
-    with pytest.raises(ConfigError, match="context window of 64 tokens"):
-        lm.loglikelihood([LoglikelihoodRequest("x", " y" * 100)])
+    reqs = [LoglikelihoodRequest("x", " y"), LoglikelihoodRequest("x", " y" * 100)]
+    with pytest.raises(ContinuationTooLong, match="context window of 64 tokens") as e:
+        lm.loglikelihood(reqs)
+    assert (e.value.index, e.value.n_tokens, e.value.window) == (1, 100, 64)
+    assert isinstance(e.value, ConfigError)  # the CLI prints it as one paragraph
+    assert lm.too_long(reqs) == [(1, 100)]
+
+
+@needs_tok
+@pytest.mark.parametrize("tree", [True, False])
+@pytest.mark.parametrize("window", [22, 40])
+def test_truncated_hellaswag_contexts_are_scored_as_lm_eval_scores_each_request(
+    gpt2_bpe, tree, window
+):
+    """QA: the endings of one context were all given the context the longest ending left
+    room for, so a shorter ending lost context tokens that lm-eval keeps (24 of 80 requests
+    scored differently at window 48) and was flagged truncated when it was not. Each request
+    keeps (context + continuation)[-(window + 1):][:-1], in prefix trees and in chain rows;
+    window 22 is exactly the longest ending (item 2's fourth: one context token kept)."""
+    from smollab.eval.harness import make_task
+
+    task = make_task("hellaswag", limit=8, data_dir=str(SHARED))
+    reqs = [r for d in task.docs() for r in task.requests(d)]
+    lm = HFLM(gpt2_bpe.model, gpt2_bpe.tokenizer, max_length=window, batch_size=5)
+    lm._tree = tree
+    got = lm.loglikelihood(reqs)
+    assert_matches_reference(lm, reqs, got)
+    pairs = [lm._encode_pair(r.context, r.continuation) for r in reqs]
+    cut = [len(c) + len(x) > window + 1 for c, x in pairs]
+    assert [g.truncated for g in got] == cut
+    # the case at issue is there: an item whose endings are cut by different amounts (or
+    # some cut and some not)
+    kept = [(c, max(0, len(c) + len(x) - window - 1)) for c, x in pairs]
+    by_item = [{k for _, k in kept[i : i + 4]} for i in range(0, len(kept), 4)]
+    assert any(len(ks) > 1 for ks in by_item)
+    assert max(len(x) for _, x in pairs) == 22
 
 
 @needs_tok

@@ -207,7 +207,11 @@ def eval_cmd(
         table.add_row(*map(str, row))
     console.print(table)
     for name, t in results["tasks"].items():
-        extra = f", {t['truncated']} prompts cut from the left" if t["truncated"] else ""
+        extra = (
+            f", {t['truncated']} with the prompt or context cut from the left to fit the window"
+            if t["truncated"]
+            else ""
+        )
         console.print(f"{name}: {t['n']} items in {t['seconds']:.1f} s{extra}")
     if api:
         info = results["model_info"]

@@ -159,7 +159,7 @@ def run_eval(
     from smollab.eval.lm import HFLM, RequestCache
     from smollab.eval.parallel import ProcPool, check_procs, default_threads, merge_parts
     from smollab.eval.provider_lm import ProviderLM, check_budget_target, check_tasks
-    from smollab.eval.runner import run_task, samples_key, summarize
+    from smollab.eval.runner import check_continuations, run_task, samples_key, summarize
     from smollab.paths import smollab_home
     from smollab.study.env import environment
 
@@ -199,13 +199,15 @@ def run_eval(
         "tasks": {},
     }
     check_procs(procs, api=isinstance(lm, ProviderLM), device=str(results["device"]))
-    if isinstance(lm, ProviderLM):
-        try:
+    try:
+        for task in tasks:  # an item that cannot be scored stops the run before any is computed
+            check_continuations(lm, task, task.docs())
+        if isinstance(lm, ProviderLM):
             _api_preflight(lm, tasks, out_dir, budget_usd, results, emit)
-        except BaseException:
-            if cache is not None:
-                cache.close()
-            raise
+    except BaseException:
+        if cache is not None:
+            cache.close()
+        raise
     pool: Any = contextlib.nullcontext()
     if procs > 1:
         if load_args is None:
@@ -315,6 +317,16 @@ def summary_markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| {t} | {m} | {v} | {n} |" for t, m, v, n in summary_rows(results)]
+    cut = [(name, t) for name, t in results["tasks"].items() if t.get("truncated")]
+    if cut:
+        window = results.get("context_window")
+        lines.append("")
+        lines += [
+            f"{name}: {t['truncated']} of {t['n']} items had their prompt or context cut from "
+            f"the left to fit the model's {window}-token context window (as "
+            "lm-evaluation-harness cuts them; `truncated` in the samples)."
+            for name, t in cut
+        ]
     return "\n".join(lines) + "\n"
 
 

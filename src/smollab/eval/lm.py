@@ -8,7 +8,10 @@
     continuation's tokens are ``encode(context + continuation)[len(encode(context)):]``; the
     model reads ``encode(context) + continuation_tokens``; an empty context is replaced by the EOS
     token. When context + continuation exceeds the context window, the context is cut from the
-    left (the continuation is never cut: a continuation longer than the window is an error).
+    left, request by request, as lm-eval's ``(context + continuation)[-(window + 1):][:-1]``
+    (the endings of one context may keep different amounts of it) and the result says
+    ``truncated``; the continuation is never cut: one longer than the window raises
+    :class:`ContinuationTooLong` (:meth:`HFLM.too_long` finds them without computing).
 
 ``generate(requests)``
     For each :class:`GenerateRequest`: the continuation of ``prompt`` up to ``max_tokens`` new
@@ -46,7 +49,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -59,12 +62,30 @@ from smollab.tasks.requests import GenerateRequest, Loglikelihood, Loglikelihood
 
 __all__ = [
     "HFLM",
+    "ContinuationTooLong",
     "GenerateRequest",
     "Loglikelihood",
     "LoglikelihoodRequest",
     "RequestCache",
     "model_window",
 ]
+
+
+class ContinuationTooLong(ConfigError):
+    """A loglikelihood request whose continuation alone is longer than the context window.
+    lm-evaluation-harness cuts only the context (and asserts the continuation fits), so such a
+    request has no score there either. ``index``: the request's position in the call;
+    ``n_tokens``: its continuation's tokens; ``window``: the context window."""
+
+    def __init__(self, index: int, n_tokens: int, window: int, continuation: str) -> None:
+        self.index, self.n_tokens, self.window = index, n_tokens, window
+        head = continuation if len(continuation) <= 60 else continuation[:57] + "..."
+        super().__init__(
+            f"Request {index}: its continuation {head!r} is {n_tokens} tokens, longer than the "
+            f"model's context window of {window} tokens. The context is cut from the left to "
+            "make room (as lm-evaluation-harness does), but the continuation is scored whole, "
+            "so it cannot fit: use a model with a longer window, or leave this request out."
+        )
 
 
 class RequestCache:
@@ -395,36 +416,53 @@ class HFLM:
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         return self._encode_pairs([(context, continuation)])[0]
 
+    def too_long(
+        self, requests: Sequence[LoglikelihoodRequest] | Sequence[tuple[list[int], list[int]]]
+    ) -> list[tuple[int, int]]:
+        """(index, continuation tokens) of each request whose continuation alone is longer
+        than the context window (:meth:`loglikelihood` refuses them with
+        :class:`ContinuationTooLong`). Takes requests, or their encoded (context,
+        continuation) token pairs. Tokenises only, computes nothing."""
+        if requests and isinstance(requests[0], LoglikelihoodRequest):
+            reqs = cast(Sequence[LoglikelihoodRequest], requests)
+            pairs = self._encode_pairs([(r.context, r.continuation) for r in reqs])
+        else:
+            pairs = cast(list[tuple[list[int], list[int]]], list(requests))
+        return [(i, len(x)) for i, (_, x) in enumerate(pairs) if len(x) > self.max_length]
+
     def _loglikelihood(self, requests, progress) -> list[Loglikelihood]:
         if not requests:
             return []
-        # group requests by context: each context is fed once, with all its continuations
-        groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
         window = self.max_length
         pairs = self._encode_pairs([(r.context, r.continuation) for r in requests])
-        for i, (r, (ctx, cont)) in enumerate(zip(requests, pairs, strict=True)):
+        for i, (r, (_, cont)) in enumerate(zip(requests, pairs, strict=True)):
             if not cont:
                 raise ConfigError(
                     f"Request {i}: the continuation {r.continuation!r} encodes to no tokens; "
                     "a loglikelihood needs at least one continuation token."
                 )
-            if len(cont) > window:
-                raise ConfigError(
-                    f"A continuation of {len(cont)} tokens does not fit the model's context "
-                    f"window of {window} tokens; use a model with a longer window."
-                )
-            groups.setdefault(tuple(ctx), []).append((i, cont))
-        # lm-eval keeps the last window+1 tokens of context+continuation and feeds all but
-        # the last: at most window+1-longest context tokens (and at least one)
-        keep = {c: max(1, window + 1 - max(len(x) for _, x in m)) for c, m in groups.items()}
+        too_long = self.too_long(pairs)
+        if too_long:
+            i, n = too_long[0]
+            raise ContinuationTooLong(i, n, window, requests[i].continuation)
+        # lm-eval feeds (context + continuation)[-(window + 1):][:-1]: each request keeps the
+        # last window + 1 - len(continuation) context tokens (all of them when they fit), so
+        # the endings of one context may keep different amounts of it. Requests are grouped
+        # by the context they keep: each kept context is fed once, with all its continuations
+        groups: dict[tuple[tuple[int, ...], bool], list[tuple[int, list[int]]]] = {}
+        for i, (ctx, cont) in enumerate(pairs):
+            keep = min(len(ctx), window + 1 - len(cont))
+            groups.setdefault((tuple(ctx[len(ctx) - keep :]), keep < len(ctx)), []).append(
+                (i, cont)
+            )
         # a tree's mask replaces a sliding window's: only where no row reaches past it
-        span = max(min(k, len(c)) + max(len(x) for _, x in groups[c]) - 1 for c, k in keep.items())
+        span = max(len(c) + max(len(x) for _, x in m) - 1 for (c, _), m in groups.items())
         slide = getattr(self.model.config, "sliding_window", None)
-        tree = self._tree_ok(next(iter(groups.items()))) and not (slide and span > slide)
+        (ctx0, _), members0 = next(iter(groups.items()))
+        tree = self._tree_ok((ctx0, members0)) and not (slide and span > slide)
         rows: list[_Row] = []
-        for context, members in groups.items():
-            k = keep[context]
-            rows += _prefix_rows(list(context[-k:]), members, len(context) > k, tree)
+        for (context, truncated), members in groups.items():
+            rows += _prefix_rows(list(context), members, truncated, tree)
         # longest rows first (a batch that does not fit in memory fails at once, not at the
         # end); a forward takes rows until it holds batch_size continuations (CONT_ROWS x on
         # an accelerator)

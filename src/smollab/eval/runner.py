@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from smollab.analysis.stats import score_interval
 from smollab.errors import ConfigError
-from smollab.eval.lm import HFLM, GenerateRequest, LoglikelihoodRequest
+from smollab.eval.lm import HFLM, ContinuationTooLong, GenerateRequest, LoglikelihoodRequest
 from smollab.io import append_jsonl, read_json, read_jsonl, write_jsonl
 from smollab.tasks.bench import BenchTask
 
@@ -112,6 +112,66 @@ def todo_requests(lm: HFLM | ProviderLM | ApiTarget, task: BenchTask, out_dir: P
     return [r for d in task.docs() if d["id"] not in done for r in task.requests(d)]
 
 
+#: a continuation of b UTF-8 bytes is at most b + this many tokens (byte-level BPE, character
+#: and byte-fallback tokenizers give at most one token per byte; the margin covers special
+#: tokens and a merge across the context boundary): only longer ones are tokenised to check
+#: that they fit the window (the exact check still runs before each chunk is computed)
+TOKEN_MARGIN = 16
+
+
+def check_continuations(lm: Any, task: BenchTask, docs: Sequence[dict[str, Any]]) -> None:
+    """Raise a ConfigError naming the first item of ``docs`` (and counting the others) with a
+    loglikelihood continuation longer than ``lm``'s context window: it cannot be scored (the
+    context is cut from the left to make room, never the continuation, as in
+    lm-evaluation-harness). Tokenises only the continuations that might not fit; computes
+    nothing. Tasks of other request types, and LMs without a window (API models), pass."""
+    if task.request_type != "loglikelihood" or not hasattr(lm, "too_long"):
+        return
+    window = lm.max_length
+    maybe = [
+        (d, j, r)
+        for d in docs
+        for j, r in enumerate(cast(list[LoglikelihoodRequest], task.requests(d)))
+        if len(r.continuation.encode()) + TOKEN_MARGIN > window
+    ]
+    if not maybe:
+        return
+    bad = lm.too_long([r for _, _, r in maybe])
+    if bad:
+        raise _too_long_error(task, [(maybe[i][0], maybe[i][1], n) for i, n in bad], window)
+
+
+def _too_long_error(
+    task: BenchTask, bad: Sequence[tuple[dict[str, Any], int, int]], window: int
+) -> ConfigError:
+    """The error for items whose continuation (request ``j`` of the item, ``n`` tokens) is
+    longer than the window: the first one named, what to do, what is kept."""
+    doc, j, n = bad[0]
+    ids = list(dict.fromkeys(str(d["id"]) for d, _, _ in bad))
+    pos = next(k for k, d in enumerate(task.docs()) if d["id"] == doc["id"])
+    n_req = len(task.requests(doc))
+    more = (
+        f" {len(ids) - 1} more item(s) have the same problem ({', '.join(ids[1:6])}"
+        f"{', ...' if len(ids) > 6 else ''})."
+        if len(ids) > 1
+        else ""
+    )
+    before = (
+        f" or evaluate only the {pos} items before it (--limit {pos}; limit={pos} in a spec)"
+        if pos
+        else ""
+    )
+    return ConfigError(
+        f"{task.name} item {doc['id']!r} (number {pos + 1} in the data; request {j + 1} of "
+        f"{n_req}): its continuation is {n} tokens, longer than the model's context window of "
+        f"{window} tokens. The context is cut from the left to make room, as "
+        "lm-evaluation-harness does, but a continuation is scored whole, so this item cannot "
+        f"be scored (lm-evaluation-harness stops on it too).{more} Use a model with a longer "
+        f"window,{before}. Items already finished stay in samples_{task.name}.jsonl and are "
+        "reused when you run again."
+    )
+
+
 def run_task(
     lm: HFLM | ProviderLM,
     task: BenchTask,
@@ -131,6 +191,7 @@ def run_task(
     done = _resume(samples, samples_key(lm.model_key, task))
     docs = task.docs()
     todo = [d for d in docs if d["id"] not in done]
+    check_continuations(lm, task, todo)  # before anything is computed
     if progress and len(todo) < len(docs):
         progress(len(docs) - len(todo))
     t0 = time.perf_counter()
@@ -140,7 +201,11 @@ def run_task(
         flat = [r for rs in per_doc for r in rs]
         # progress counts items: an item is done when all its requests are
         if task.request_type == "loglikelihood":
-            responses: list[Any] = lm.loglikelihood(cast(list[LoglikelihoodRequest], flat))
+            try:
+                responses: list[Any] = lm.loglikelihood(cast(list[LoglikelihoodRequest], flat))
+            except ContinuationTooLong as e:  # one check_continuations' bound let through
+                at = [(d, j) for d, rs in zip(part, per_doc, strict=True) for j in range(len(rs))]
+                raise _too_long_error(task, [(*at[e.index], e.n_tokens)], e.window) from None
         else:
             responses = lm.generate(cast(list[GenerateRequest], flat))
         grouped, i = [], 0
