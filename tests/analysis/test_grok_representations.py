@@ -243,3 +243,135 @@ def test_pca_points_are_a_seeded_sample_of_all_pairs_not_the_first_rows(tmp_path
     for entry in res["pca"]:
         assert entry["labels"] == labels[rows].tolist() and len(entry["xy"]) == 20
     assert res["fourier"] is None
+
+
+GROK_SPEC = """
+[study]
+name = "grok-pca"
+kind = "grok"
+seeds = [0, 1]
+
+[[models]]
+name = "tiny"
+source = "small:decoder"
+config = {{ n_layer = {n_layer}, d_model = 32, n_head = 2 }}
+
+[[tasks]]
+id = "add"
+task = "grok.x_plus_y"
+p = 7
+
+[[conditions]]
+name = "ref"
+[conditions.config]
+steps = 900
+eval_every = 100
+snapshot_steps = [0, 300, 600, 800, 900]
+"""
+
+
+def _aggregate(tmp_path: Path, n_layer: int, runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """:func:`aggregate` over fake finished runs: per seed its memorisation step (``mem``), its
+    step of 99% validation accuracy (``gen``) and the validation accuracy at each snapshot."""
+    from smollab.analysis.grokking import aggregate
+    from smollab.io import atomic_write_json
+    from smollab.study.spec import loads_spec
+
+    spec = loads_spec(GROK_SPEC.format(n_layer=n_layer), "s.toml")
+    steps = [0, 300, 600, 800, 900]
+    records, dirs = [], {}
+    for seed, r in runs.items():
+        d = tmp_path / f"run{seed}"
+        d.mkdir()
+        rows = [
+            {
+                "step": s,
+                "train_acc": 1.0,
+                "val_acc": v,
+                "train_loss": 0.1,
+                "val_loss": 0.1,
+                "weight_norm": 10.0,
+            }
+            for s, v in zip(steps, r["val"], strict=True)
+        ]
+        (d / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+        rep = run_rep(steps, r["val"])
+        rep["pca"] = [
+            {"step": s, "xy": [[0.0, 1.0]], "labels": [0], "variance_share": [0.5, 0.1]}
+            for s in steps
+        ]
+        atomic_write_json(d / "representations.json", rep)
+        dirs[f"h{seed}"] = d
+        gap = None if r["gen"] is None or r["mem"] is None else r["gen"] - r["mem"]
+        records.append(
+            {
+                "condition": "ref",
+                "task": "add",
+                "seed": seed,
+                "hash": f"h{seed}",
+                "train": {
+                    "step_val_acc_99": r["gen"],
+                    "memorisation_step": r["mem"],
+                    "grokking_gap": gap,
+                    "final_val_acc": r["val"][-1],
+                    "final_train_acc": 1.0,
+                    "steps": 900,
+                    "ms_per_step": 1.0,
+                    "final_weight_norm": 10.0,
+                },
+            }
+        )
+    return aggregate(spec, records, dirs, "s")
+
+
+def test_pca_shows_the_first_seed_that_grokked_and_a_snapshot_after_it(tmp_path: Path) -> None:
+    """QA: only seed 1 grokked, and its validation accuracy fell again before the run ended
+    (27% at step 900): the panels are seed 1's, 'after' is a snapshot from its step of 99%
+    on that still had 99%, with its validation accuracy; one block: first is last."""
+    out = _aggregate(
+        tmp_path,
+        1,
+        {
+            0: {"mem": 300, "gen": None, "val": [0.0, 0.1, 0.3, 0.5, 0.6]},
+            1: {"mem": 300, "gen": 600, "val": [0.0, 0.5, 0.995, 1.0, 0.27]},
+        },
+    )
+    pca = out["pca"]["ref"]["add"]
+    assert pca["seed"] == 1 and pca["phases_of_grokking"] is True
+    assert [(p["phase"], p["step"], p["val_acc"]) for p in pca["panels"]] == [
+        ("before", 0, 0.0),
+        ("during", 300, 0.5),  # the snapshot nearest (300 + 600) / 2 = 450
+        ("after", 800, 1.0),  # not the last snapshot (900, at 27%)
+    ]
+    assert out["representations"]["ref"]["add"]["first_is_last"] is True
+
+
+def test_pca_after_panel_when_no_snapshot_kept_99_percent(tmp_path: Path) -> None:
+    out = _aggregate(
+        tmp_path,
+        2,
+        {
+            0: {"mem": 300, "gen": 800, "val": [0.0, 0.2, 0.5, 0.98, 0.27]},
+            1: {"mem": 300, "gen": 600, "val": [0.0, 0.5, 0.995, 1.0, 1.0]},
+        },
+    )
+    pca = out["pca"]["ref"]["add"]
+    # seed 0 is the first that grokked; none of its snapshots from step 800 on had 99%: the
+    # first of them, at its validation accuracy
+    assert pca["seed"] == 0 and pca["phases_of_grokking"] is True
+    assert (pca["panels"][2]["step"], pca["panels"][2]["val_acc"]) == (800, 0.98)
+    assert out["representations"]["ref"]["add"]["first_is_last"] is False
+
+
+def test_pca_without_a_grokked_seed_shows_seed_0_as_snapshots(tmp_path: Path) -> None:
+    out = _aggregate(
+        tmp_path,
+        2,
+        {
+            0: {"mem": 300, "gen": None, "val": [0.0, 0.1, 0.3, 0.5, 0.6]},
+            1: {"mem": None, "gen": None, "val": [0.0, 0.1, 0.2, 0.3, 0.4]},
+        },
+    )
+    pca = out["pca"]["ref"]["add"]
+    assert pca["seed"] == 0 and pca["phases_of_grokking"] is False
+    assert [p["step"] for p in pca["panels"]] == [0, 600, 900]

@@ -304,9 +304,66 @@ def test_report_prints_the_captions_numbers_keyed_into_results(tmp_path: Path) -
     build_grok_report(tmp_path, pdf=False)
     md = (tmp_path / "report.md").read_text()
     assert "memorised, not generalised within the run" in md
-    assert "Representations at the first, middle and last snapshot: add, ref" in md
+    assert "Representations at the first, middle and last snapshot (seed 0): add, ref" in md
     numbers = read_json(tmp_path / "paper" / "numbers.json")["numbers"]
     assert numbers["conditions.ref.tasks.add.memorisation_step.median"]["text"] == "120"
     assert numbers["pca.ref.add.seed"]["text"] == "0"
     for stem in ("grok_accuracy_ref_add", "grok_clusters_ref_add", "grok_pca_ref_add"):
         assert (tmp_path / "figures" / f"{stem}.png").is_file()
+
+
+def test_pca_names_its_seed_and_each_snapshots_validation_accuracy(
+    tmp_path: Path, figs: list[Any]
+) -> None:
+    """QA: only seed 1 grokked, and the 'after' snapshot is one where validation accuracy fell
+    again (no snapshot from its step of 99% on kept it): the titles say seed 1 and 27%."""
+    res = grok_results([100, 100], [None, 200])
+    pca = res["pca"]["ref"]["add"]
+    pca.update(seed=1, phases_of_grokking=True)
+    for p, v in zip(pca["panels"], (0.1, 0.5, 0.27), strict=True):
+        p["val_acc"] = v
+    pca_figure(res, "ref", "add", tmp_path)
+    (fig,) = figs
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert titles[2] == "PCA, after: step 400\nval. acc. 27%; PC1+2: 70% of variance"
+    assert titles[0].startswith("PCA, before: step 0\nval. acc. 10%")
+    assert "seed 1" in fig._suptitle.get_text()
+    text = caption(res, "pca", tmp_path)
+    assert text.startswith("Representations before, during and after grokking (seed 1): add, ref")
+    assert "representations of seed 1" in text
+    assert "which it reached at step 200" in text
+    assert "its first snapshot from that step on, where validation accuracy was 27.0%" in text
+    pca["panels"][2]["val_acc"] = 1.0
+    assert "its last snapshot from that step on at which validation accuracy was still 99%" in (
+        caption(res, "pca", tmp_path)
+    )
+
+
+def test_pca_follows_the_analysis_flag_for_phases(tmp_path: Path, figs: list[Any]) -> None:
+    """Both steps, but no snapshot after the step of 99% (the analysis says so): snapshots."""
+    res = grok_results([100, 100], [300, 320])
+    res["pca"]["ref"]["add"]["phases_of_grokking"] = False
+    pca_figure(res, "ref", "add", tmp_path)
+    titles = [ax.get_title() for ax in figs[0].axes[:3]]
+    assert titles[2].startswith("PCA, last snapshot: step 400")
+    assert "not phases of grokking" in caption(res, "pca", tmp_path)
+
+
+def test_one_block_draws_first_equals_last_once(tmp_path: Path, figs: list[Any]) -> None:
+    res = grok_results([100, 100], [300, 320])
+    res["representations"]["ref"]["add"]["first_is_last"] = True
+    cluster_figure(res, "ref", "add", tmp_path)
+    (fig,) = figs
+    sil = next(ax for ax in fig.axes if ax.get_title().startswith("Silhouette"))
+    labels = [t.get_text() for t in sil.get_legend().get_texts()]
+    assert sorted(labels) == ["embed", "first = last layer"]
+    # a mean line and one line per seed for each of the two layers drawn
+    assert len(sil.get_lines()) == 2 * (1 + 2)
+    assert "first and last layers are the same module, drawn once" in caption(
+        res, "clusters", tmp_path
+    )
+    figs.clear()
+    res["representations"]["ref"]["add"]["first_is_last"] = False
+    cluster_figure(res, "ref", "add", tmp_path)
+    sil = next(ax for ax in figs[0].axes if ax.get_title().startswith("Silhouette"))
+    assert sorted(t.get_text() for t in sil.get_legend().get_texts()) == ["embed", "first", "last"]

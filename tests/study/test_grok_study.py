@@ -237,10 +237,12 @@ def test_session_end_to_end_with_report(tmp_path: Path, cli: Any) -> None:
     reps = results["representations"]["ref"]["add"]
     assert reps["steps"] == [0, 10, 30]
     assert set(reps["layers"]) == {"embed", "first", "last"}
+    assert reps["first_is_last"] is False  # n_layer = 2 by default
     assert len(reps["fourier"]["gini"]["mean"]) == 3
     panels = results["pca"]["ref"]["add"]["panels"]
     assert isinstance(results["pca"]["ref"]["add"]["phases_of_grokking"], bool)
     assert [p["phase"] for p in panels] == ["before", "during", "after"]
+    assert all(0 <= p["val_acc"] <= 1 for p in panels)
     md = (d / "report.md").read_text()
     assert "| ref | add | 0 → 30 |" in md and "Representations: first and last snapshot" in md
     numbers = read_json(d / "paper" / "numbers.json")["numbers"]

@@ -135,23 +135,53 @@ def _representations(reps: list[dict[str, Any]], seeds: list[int]) -> dict[str, 
     }
 
 
-def _pca_panels(rep: dict[str, Any], mem: int | None, gen: int | None) -> list[dict[str, Any]]:
-    """Three PCA panels of one seed: before (first snapshot), during (nearest the middle of the
-    memorisation-to-generalisation phase), after (last snapshot)."""
+def _pca_seed(reps: list[dict[str, Any]], mem: list[Any], gen: list[Any]) -> int:
+    """Which seed (index) the PCA panels show: the first that memorised, reached 99% validation
+    accuracy and has a snapshot at or after that step, so that they can show grokking; the
+    first seed if none has."""
+    for i, (rep, m, g) in enumerate(zip(reps, mem, gen, strict=True)):
+        if m is not None and g is not None and any(p["step"] >= g for p in rep["pca"]):
+            return i
+    return 0
+
+
+def _pca_panels(rep: dict[str, Any], mem: int | None, gen: int | None) -> dict[str, Any]:
+    """Three PCA panels of one seed (``rep``: its :func:`analyse_run` output), each with the
+    validation accuracy of its snapshot (``val_acc``).
+
+    ``phases_of_grokking`` when the seed memorised (``mem``), reached 99% validation accuracy
+    (``gen``) and has a snapshot at or after ``gen``: before (the first snapshot), during (the
+    one nearest the middle of ``mem``..``gen``), after (the last snapshot at or after ``gen``
+    whose validation accuracy is still 99%, else the first one at or after ``gen``: validation
+    accuracy can fall again before a run ends). Otherwise its first, middle and last snapshots.
+    """
+    from smollab.train.grokking import ACC_BAR
+
     pcs = rep["pca"]
     if not pcs:
-        return []
+        return {"phases_of_grokking": False, "panels": []}
     steps = [p["step"] for p in pcs]
-    if mem is not None and gen is not None:
+    val = rep.get("val_acc") or [None] * len(pcs)
+    after = [i for i, s in enumerate(steps) if gen is not None and s >= gen]
+    phased = mem is not None and gen is not None and bool(after)
+    if phased:
+        assert mem is not None and gen is not None
         mid = (mem + gen) / 2
+        kept = [i for i in after if val[i] is not None and val[i] >= ACC_BAR]
+        last = kept[-1] if kept else after[0]
     else:
         mid = steps[len(steps) // 2]
+        last = len(pcs) - 1
     during = min(range(len(steps)), key=lambda i: abs(steps[i] - mid))
-    picks = [("before", 0), ("during", during), ("after", len(pcs) - 1)]
-    return [{"phase": name, **pcs[i]} for name, i in picks]
+    picks = [("before", 0), ("during", during), ("after", last)]
+    return {
+        "phases_of_grokking": phased,
+        "panels": [{"phase": name, **pcs[i], "val_acc": val[i]} for name, i in picks],
+    }
 
 
 def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path], session: str):
+    from smollab.models import SMALL_MODELS
     from smollab.tasks import build_task, validate_task_config
     from smollab.tasks.modular import ModularTask
     from smollab.train.grokking import GrokTrainSpec
@@ -183,8 +213,11 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
             "n_classes": task.n_classes,
         }
     for cond in spec.conditions:
+        model = spec.model_for(cond)
+        cfg_cls, _ = SMALL_MODELS.get(model.source.split(":", 1)[-1])
+        n_layer = getattr(cfg_cls(**model.config), "n_layer", None)
         block: dict[str, Any] = {
-            "model": spec.model_for(cond).name,
+            "model": model.name,
             "config": GrokTrainSpec(**(cond.config or {})).model_dump(mode="json"),
             "seeds": spec.seeds_for(cond),
             "tasks": {},
@@ -241,14 +274,16 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
             agg = _representations(reps, [r["seed"] for r in recs])
             if agg is not None:
                 out["representations"].setdefault(cond.name, {})[tname] = agg
-                m = block["tasks"][tname]["memorisation_step"]["values"][0]
+                mem = block["tasks"][tname]["memorisation_step"]["values"]
+                i = _pca_seed(reps, mem, g["values"])
+                # before/during/after are phases of grokking only when this seed both
+                # memorised and generalised; otherwise the first, middle and last snapshots
                 out["pca"].setdefault(cond.name, {})[tname] = {
-                    "seed": recs[0]["seed"],
-                    # before/during/after are phases of grokking only when this seed both
-                    # memorised and generalised; otherwise the first, middle and last snapshots
-                    "phases_of_grokking": m is not None and g["values"][0] is not None,
-                    "panels": _pca_panels(reps[0], m, g["values"][0]),
+                    "seed": recs[i]["seed"],
+                    **_pca_panels(reps[i], mem[i], g["values"][i]),
                 }
+                # one block: the "first" and "last" layers are the same module
+                out["representations"][cond.name][tname]["first_is_last"] = n_layer == 1
             med = "not reached" if g["median"] is None else f"{g['median']:.0f}"
             out["summary"].append(
                 f"{cond.name} / {tname}: 99% val acc in {g['n_reached']}/{g['n']} seeds, "

@@ -10,10 +10,12 @@ Figures per condition and task:
   curves carry it, each seed's weight norm (L2, all parameters) on the same step axis;
 * ``grok_clusters_<cond>_<task>``: each cluster metric over time per layer (the mean over seeds
   at the steps every seed snapshotted, and each seed at its own steps), with the validation
-  accuracy on a labelled second axis;
-* ``grok_pca_<cond>_<task>``: PCA of the last layer's last-position representations of one seed,
-  coloured by answer class (with a colour key): before, during and after grokking when that
-  seed both memorised and generalised, its first, middle and last snapshots otherwise.
+  accuracy on a labelled second axis; with one block, its first and last layer drawn once;
+* ``grok_pca_<cond>_<task>``: PCA of the last layer's last-position representations of one seed
+  (named in the titles), coloured by answer class (with a colour key), each panel titled with
+  its snapshot's validation accuracy: before, during and after grokking for the first seed that
+  grokked (after: a snapshot from its step of 99% on), else seed 0's first, middle and last
+  snapshots (``results["pca"]``, :func:`smollab.analysis.grokking._pca_panels`).
 
 Step 0 is drawn at 1 on the log-step axes (the captions say so). The captions and titles depend
 on what happened (:data:`FIGURES`); their numbers are keyed into the results.
@@ -248,6 +250,20 @@ def _val_axis(ax: Any, steps: np.ndarray, val: list[float]) -> None:
     ax2.tick_params(labelsize=8)
 
 
+#: the legend label of the one layer drawn when the model has one block (``first_is_last``)
+FIRST_IS_LAST = "first = last layer"
+
+
+def _layers(rep: dict[str, Any]) -> dict[str, str]:
+    """The layers the cluster figure draws and their labels: with one block (``first_is_last``
+    in the results) the "first" and "last" layers are the same module, drawn once."""
+    if rep.get("first_is_last"):
+        return {
+            lay: FIRST_IS_LAST if lay == "last" else lay for lay in rep["layers"] if lay != "first"
+        }
+    return {lay: lay for lay in rep["layers"]}
+
+
 def cluster_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list[Path]:
     """The means over seeds at the steps every seed snapshotted (markers), and each seed's own
     series at its own steps (thin lines: they carry on past the common steps when runs stop
@@ -280,9 +296,11 @@ def cluster_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> 
         labelled = [a for a in labelled if a is not axes[-1, -1]] + [ax]
         for unused in panels[len(METRIC_TITLES) :]:
             unused.axis("off")
+    layers = _layers(rep)
     for ax, metric in zip(panels, METRIC_TITLES, strict=False):
-        for i, (layer, ms) in enumerate(rep["layers"].items()):
-            ax.plot(steps, _nan(ms[metric]["mean"]), marker="o", ms=2.5, color=f"C{i}", label=layer)
+        for i, (layer, label) in enumerate(layers.items()):
+            ms = rep["layers"][layer]
+            ax.plot(steps, _nan(ms[metric]["mean"]), marker="o", ms=2.5, color=f"C{i}", label=label)
             for x, r in zip(seed_steps, per_seed, strict=True):
                 ax.plot(x, _nan(r["layers"][layer][metric]), color=f"C{i}", lw=0.6, alpha=0.35)
         _val_axis(ax, steps, val)
@@ -315,12 +333,18 @@ def cluster_caption(results: dict[str, Any], cond: str, task: str) -> str:
         if results["representations"][cond][task].get("fourier")
         else ""
     )
+    one = (
+        " The model has one block, so its first and last layers are the same module, drawn once "
+        f"('{FIRST_IS_LAST}')."
+        if results["representations"][cond][task].get("first_is_last")
+        else ""
+    )
     return (
         "Silhouette, Davies-Bouldin, variance ratio and held-out linear-probe accuracy of the "
         "last-position representations per layer (left axes) against the mean validation "
         "accuracy (black dotted, right axes): markers, the mean over seeds at the steps every "
         "seed snapshotted; thin lines, each seed at its own steps. Log-step axis: step 0 is "
-        f"drawn at 1. Undefined values (see the notes) are gaps.{fourier}"
+        f"drawn at 1. Undefined values (see the notes) are gaps.{one}{fourier}"
     )
 
 
@@ -330,22 +354,31 @@ PHASES = {"before": "before", "during": "during", "after": "after"}
 SNAPSHOTS = {"before": "first snapshot", "during": "middle snapshot", "after": "last snapshot"}
 
 
+def _pca_run(results: dict[str, Any], cond: str, task: str) -> int | None:
+    """The index in ``runs`` of the seed the PCA panels are drawn from."""
+    seed = results["pca"][cond][task].get("seed")
+    runs = results["conditions"][cond]["tasks"][task].get("runs", [])
+    return next((j for j, r in enumerate(runs) if seed is not None and r.get("seed") == seed), None)
+
+
 def _pca_seed_steps(results: dict[str, Any], cond: str, task: str) -> tuple[Any, Any]:
     """The memorisation step and the step of 99% validation accuracy of the seed the PCA
     panels are drawn from (``None``: not reached)."""
     t = results["conditions"][cond]["tasks"][task]
-    seed = results["pca"][cond][task].get("seed")
-    for r in t.get("runs", []):
-        if seed is not None and r.get("seed") == seed:
-            return r.get("memorisation_step"), r.get("step_val_acc_99")
-    # the analysis draws the first seed's snapshots (smollab.analysis.grokking._pca_panels)
+    j = _pca_run(results, cond, task)
+    if j is not None:
+        return t["runs"][j].get("memorisation_step"), t["runs"][j].get("step_val_acc_99")
+    # results without runs: the analysis drew the first seed's snapshots
     return t["memorisation_step"]["values"][0], t["step_val_acc_99"]["values"][0]
 
 
 def _pca_phased(results: dict[str, Any], cond: str, task: str) -> bool:
-    """Whether the PCA panels are before/during/after grokking: the seed drawn has both a
-    memorisation step and a step of 99% validation accuracy (otherwise "during" is just the
-    middle snapshot)."""
+    """Whether the PCA panels are before/during/after grokking, as the analysis says
+    (``phases_of_grokking``: the seed drawn memorised, reached 99% validation accuracy and
+    has a snapshot after that); for results without the flag, whether it has both steps."""
+    pca = results["pca"][cond][task]
+    if "phases_of_grokking" in pca:
+        return bool(pca["phases_of_grokking"])
     mem, gen = _pca_seed_steps(results, cond, task)
     return mem is not None and gen is not None
 
@@ -385,8 +418,14 @@ def pca_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list
             xy = np.asarray(xy, float).reshape(-1, 2)
             sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="hsv", vmin=0, vmax=n_classes, s=4)
             phase = names.get(p["phase"], p["phase"])
-            extra = f"\nPC1+2: {sum(p['variance_share']):.0%} of variance" if name == "PCA" else ""
-            ax.set_title(f"{name}, {phase}: step {p['step']}{extra}", fontsize=9)
+            lines = [f"{name}, {phase}: step {p['step']}"]
+            if name == "PCA":
+                val = p.get("val_acc")
+                acc = [] if val is None else [f"val. acc. {val:.0%}"]
+                lines.append(
+                    "; ".join([*acc, f"PC1+2: {sum(p['variance_share']):.0%} of variance"])
+                )
+            ax.set_title("\n".join(lines), fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
     if sc is not None:
@@ -404,32 +443,61 @@ def pca_figure(results: dict[str, Any], cond: str, task: str, out: Path) -> list
 
 
 def pca_title(results: dict[str, Any], cond: str, task: str) -> str:
+    seed = results["pca"][cond][task].get("seed")
+    who = "" if seed is None else f" (seed {seed})"
     if _pca_phased(results, cond, task):
-        return "Representations before, during and after grokking"
-    return "Representations at the first, middle and last snapshot"
+        return f"Representations before, during and after grokking{who}"
+    return f"Representations at the first, middle and last snapshot{who}"
 
 
 def pca_caption(results: dict[str, Any], cond: str, task: str) -> Phrase:
-    seed = Num(f"pca.{cond}.{task}.seed", results["pca"][cond][task].get("seed"), "count")
+    key = f"pca.{cond}.{task}"
+    pca = results["pca"][cond][task]
+    seed = Num(f"{key}.seed", pca.get("seed"), "count")
     spec = results["tasks"][task]
     head = phrase(
         "First two principal components of the last layer's last-position representations of seed ",
         seed,
         ", coloured by ",
         _answer_label(spec),
-        ". ",
+        "; each panel's title gives the validation accuracy at its snapshot. ",
     )
-    if _pca_phased(results, cond, task):
+    if not _pca_phased(results, cond, task):
         return phrase(
             head,
-            "Before: its first snapshot; during: the snapshot nearest the middle of its phase "
-            "from memorisation to 99% validation accuracy; after: its last snapshot.",
+            "No seed both memorised (99% train accuracy) and reached 99% validation accuracy "
+            "with a snapshot after it, so the panels are this seed's first, middle and last "
+            "snapshots, not phases of grokking.",
+        )
+    j = _pca_run(results, cond, task)
+    gen = Num(
+        f"conditions.{cond}.tasks.{task}.runs.{j}.step_val_acc_99"
+        if j is not None
+        else f"conditions.{cond}.tasks.{task}.step_val_acc_99.values.0",
+        _pca_seed_steps(results, cond, task)[1],
+        "count",
+    )
+    head = phrase(
+        head,
+        "It is the first seed that both memorised and reached 99% validation accuracy. Before: "
+        "its first snapshot; during: the snapshot nearest the middle of its phase from "
+        "memorisation to 99% validation accuracy, which it reached at step ",
+        gen,
+        "; after: ",
+    )
+    i, val = next(
+        ((i, p.get("val_acc")) for i, p in enumerate(pca["panels"]) if p.get("phase") == "after"),
+        (0, None),
+    )
+    if val is not None and val < 0.99:
+        return phrase(
+            head,
+            "its first snapshot from that step on, where validation accuracy was ",
+            Num(f"{key}.panels.{i}.val_acc", val, "pct"),
+            " (no snapshot from that step on had 99%).",
         )
     return phrase(
-        head,
-        "This seed did not both memorise (99% train accuracy) and reach 99% validation "
-        "accuracy within the run, so the panels are its first, middle and last snapshots, not "
-        "phases of grokking.",
+        head, "its last snapshot from that step on at which validation accuracy was still 99%."
     )
 
 
