@@ -127,5 +127,7 @@ def test_the_cli_results_table_names_a_benchmarks_score():
     console.print(results_table(results))
     text = console.export_text()
     assert "Score (95% interval)" in text
-    assert "hs (acc) / all" in text and "add / overall" in text and "add (" not in text
+    # one stratum: one row (its items are the overall items)
+    assert "hs (acc) / overall" in text and "add / overall" in text and "add (" not in text
+    assert "/ all" not in text
     assert "50.0% [25.0%, 75.0%]" in text

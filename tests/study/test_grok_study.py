@@ -263,10 +263,11 @@ def test_lm_study_refuses_a_kind_config() -> None:
         loads_spec(text, "m.toml")
 
 
-def test_lm_study_refuses_a_reference_condition() -> None:
+def test_lm_study_refuses_a_baseline_reference_condition() -> None:
+    """A language-model study's reference is a trained condition (tests/study/test_lm_reference)."""
     from tests.conftest import REPO
 
     text = (REPO / "studies" / "multiplication.toml").read_text()
     text = text.replace("[study]", '[study]\nreference = "baseline"', 1)
-    with pytest.raises(ConfigError, match="'study.reference' is for grokking studies"):
+    with pytest.raises(ConfigError, match="'study.reference' is 'baseline', a baseline condition"):
         loads_spec(text, "m.toml")

@@ -10,12 +10,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from smollab.analysis.results import ALPHA, no_difference_reason
+from smollab.analysis.results import (
+    ALPHA,
+    against,
+    baseline_checks,
+    every_comparison,
+    no_difference_reason,
+)
 from smollab.io import read_jsonl
-
-#: exact match on arithmetic by guessing is ~0; a baseline above this on the hardest stratum of a
-#: task that the problem says the model fails is suspicious
-CHANCE_EXACT_MATCH = 0.0
 
 
 def summarize(results: dict[str, Any]) -> str:
@@ -50,14 +52,15 @@ def _summarize_lm(results: dict[str, Any]) -> str:
         ts = c.get("train_summary") or {}
         if ts.get("final_loss"):
             lines.append(f"  final loss {ts['final_loss']}")
-    for i, comp in enumerate(results.get("comparisons", [])):
-        d = comp["diff"]
-        lines.append(
-            f"comparison {comp['condition']} vs {comp['baseline']} {comp['task']}/"
-            f"{comp['stratum']}: diff {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
-            f"McNemar Holm p {comp.get('p_holm', float('nan')):.3g} -> {comp['verdict']} "
-            f"(key comparisons.{i}.diff.estimate)"
-        )
+    for field in ("comparisons", "vs_reference"):
+        for i, comp in enumerate(results.get(field) or []):
+            d = comp["diff"]
+            lines.append(
+                f"comparison {comp['condition']} vs {against(comp)} {comp['task']}/"
+                f"{comp['stratum']}: diff {d['estimate']:+.3f} [{d['low']:+.3f}, "
+                f"{d['high']:+.3f}] McNemar Holm p {comp.get('p_holm', float('nan')):.3g} -> "
+                f"{comp['verdict']} (key {field}.{i}.diff.estimate)"
+            )
     for n in results.get("notes", []):
         lines.append(f"note: {n}")
     return "\n".join(lines)
@@ -80,38 +83,6 @@ def _seeds_and_intervals(results: dict[str, Any]) -> list[str]:
                         f"{cname} {tname}/{s}: only {b['n_items']} items; intervals are wide "
                         f"([{em['low']:.2f}, {em['high']:.2f}])."
                     )
-    return out
-
-
-def _chance(results: dict[str, Any]) -> list[str]:
-    out = []
-    for cname, c in results["conditions"].items():
-        if c["kind"] != "baseline":
-            continue
-        for tname, t in c["tasks"].items():
-            strata = list(t["strata"].items())
-            info = (results.get("tasks") or {}).get(tname) or {}
-            if len(strata) >= 2 and info.get("strata_by_difficulty", True):
-                easy, hard = strata[0][1]["exact_match"], strata[-1][1]["exact_match"]
-                if hard["estimate"] > easy["estimate"] + 0.2:
-                    out.append(
-                        f"{cname} {tname}: the hardest stratum scores higher than the easiest; "
-                        "check the scorer and the strata before trusting any comparison."
-                    )
-            chance = info.get("chance")
-            overall = t["overall"]["exact_match"]
-            if chance is not None and overall["low"] <= chance:
-                out.append(
-                    f"{cname} {tname}: the baseline's {overall['estimate']:.1%} "
-                    f"[{overall['low']:.1%}, {overall['high']:.1%}] does not exceed guessing "
-                    f"({chance:.0%}); a gain over it may be a gain over chance, not over a "
-                    "working model."
-                )
-            elif all(b["exact_match"]["estimate"] <= CHANCE_EXACT_MATCH for _, b in strata):
-                out.append(
-                    f"{cname} {tname}: exact match is 0 everywhere (chance level); check the "
-                    "prompt format and generations before reading the comparison as a gain."
-                )
     return out
 
 
@@ -173,14 +144,14 @@ def review(results: dict[str, Any], session_dir: Path) -> list[str]:
 def _review_lm(results: dict[str, Any], session_dir: Path) -> list[str]:
     lines = [
         *_seeds_and_intervals(results),
-        *_chance(results),
+        *baseline_checks(results),
         *_confounds(results),
         *_loss_vs_generations(results, session_dir),
     ]
-    for comp in results.get("comparisons", []):
+    for comp in every_comparison(results):
         if comp["verdict"] == "no detectable difference" and comp["stratum"] == "overall":
             lines.append(
-                f"{comp['condition']} vs {comp['baseline']} on {comp['task']}: "
+                f"{comp['condition']} vs {against(comp)} on {comp['task']}: "
                 f"{no_difference_reason(comp, results.get('alpha', ALPHA))} -> no detectable "
                 "difference."
             )

@@ -2,10 +2,13 @@
 
 Per condition, task and stratum: exact match with an interval (Wilson for one seed; for several,
 the hull of a two-level bootstrap over seeds and items and a t interval over the seeds'
-accuracies), digit accuracy, error-type fractions. Per trained condition vs each baseline: an
-interval of the difference on the same items (the hull of a paired bootstrap and a t interval
-over seeds), McNemar per seed (the largest p is reported, then Holm-adjusted across all
-comparisons) and a verdict that never calls a difference inside its interval an improvement.
+accuracies), digit accuracy, error-type fractions. Per trained condition vs each baseline on its
+model (``comparisons``), and, when ``[study] reference`` names a trained condition, per other
+trained condition vs that reference (``vs_reference``): an interval of the difference on the same
+items (:func:`diff_interval`), McNemar's test per pair of runs (:func:`_mcnemar_pairs`; the
+largest p is reported, then Holm-adjusted across both lists together) and a verdict that never
+calls a difference inside its interval an improvement. A task with one stratum is compared once,
+as ``overall`` (its one stratum is the same items).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from smollab.analysis.stats import (
+    MCNEMAR_EXACT_BELOW,
     Interval,
     describe_seeds,
     hierarchical_bootstrap_accuracy,
@@ -62,13 +66,52 @@ def _binary_interval(m: np.ndarray) -> Interval:
     return hull([boot, seed, w], "bootstrap-seeds-items+wilson-hull")
 
 
+def seed_t_kind(n_a: int, n_b: int) -> str | None:
+    """Which t interval over seeds :func:`diff_interval` widens its bootstrap with, for
+    conditions of ``n_a`` and ``n_b`` seeds: ``"welch"`` (both have several: Welch's interval
+    over the two sets of seed accuracies), ``"one-sample"`` (one side ran once: a one-sample t
+    over the other side's per-seed differences from that run), or None (one seed each: the
+    bootstrap alone)."""
+    if n_a > 1 and n_b > 1:
+        return "welch"
+    return "one-sample" if max(n_a, n_b) > 1 else None
+
+
 def diff_interval(a: np.ndarray, b: np.ndarray) -> Interval:
     """The interval of ``mean(b) - mean(a)`` (0/1 scores, seeds x the same items) a study
-    reports: the paired two-level bootstrap, widened to its hull with Welch's t interval over
-    the two conditions' seed accuracies when ``b`` has several seeds."""
+    reports: the paired two-level bootstrap, widened to its hull with the t interval over seeds
+    that :func:`seed_t_kind` names (Welch's when both sides have several seeds; a one-sample t
+    when one side ran once, whichever side that is)."""
     diff = paired_bootstrap_diff(a, b)
-    seed = seed_t_interval(b.mean(axis=1), a.mean(axis=1), bounds=(-1.0, 1.0))
+    bounds = (-1.0, 1.0)
+    if b.shape[0] > 1:
+        seed = seed_t_interval(b.mean(axis=1), a.mean(axis=1), bounds=bounds)
+    elif a.shape[0] > 1:  # b ran once: the t interval of mean(a) - b, turned around
+        rev = seed_t_interval(a.mean(axis=1), b.mean(axis=1), bounds=bounds)
+        assert rev is not None  # two or more seeds
+        seed = Interval(-rev.estimate, -rev.high, -rev.low, rev.level, rev.method)
+    else:
+        seed = None
     return diff if seed is None else hull([diff, seed], f"{diff.method}+seed-t-hull")
+
+
+def _mcnemar_pairs(
+    a: np.ndarray, b: np.ndarray, a_seeds: list[int], b_seeds: list[int]
+) -> tuple[str, list[list[int]], list[Any]]:
+    """McNemar's test of ``b`` against ``a`` (seeds x the same items) for each pair of runs:
+    ``("seed", ...)`` pairs seed s of one with seed s of the other when both ran the same
+    seeds (two trained conditions then share each seed's initialisation and data order);
+    ``("all", ...)`` tests every run of ``b`` against every run of ``a`` otherwise (a baseline
+    that ran once: each seed of the condition against that run). Returns the pairing, the
+    ``[seed_a, seed_b]`` pairs and the tests, in that order."""
+    if list(a_seeds) == list(b_seeds):
+        idx = [(i, i) for i in range(len(a_seeds))]
+        pairing = "seed"
+    else:
+        idx = [(i, j) for i in range(len(a_seeds)) for j in range(len(b_seeds))]
+        pairing = "all"
+    pairs = [[a_seeds[i], b_seeds[j]] for i, j in idx]
+    return pairing, pairs, [mcnemar(a[i], b[j]) for i, j in idx]
 
 
 def _stratum_block(
@@ -248,6 +291,44 @@ def _curves(run_dir: Path) -> dict[str, Any]:
 ALPHA = 0.05
 
 
+def _compare(
+    out: dict[str, Any],
+    preds: dict[tuple[str, str], list[list[dict[str, Any]]]],
+    strata_ids: dict[str, dict[str, list[str]]],
+    against: str,
+    cond: str,
+    role: str,
+) -> list[dict[str, Any]]:
+    """``cond`` against ``against`` (its ``role``: "baseline" or "reference") on every task and
+    stratum, and overall; a task with one stratum is compared once, as overall (the same items,
+    hence the same test, which would otherwise count twice in Holm's family)."""
+    seeds_a = out["conditions"][against]["seeds"]
+    seeds_b = out["conditions"][cond]["seeds"]
+    rows = []
+    for task, ids in strata_ids.items():
+        every = [i for v in ids.values() for i in v]
+        groups = {OVERALL: every} if len(ids) == 1 else {**ids, OVERALL: every}
+        for stratum, sids in groups.items():
+            a = _matrix(preds[(against, task)], sids, "correct")
+            b = _matrix(preds[(cond, task)], sids, "correct")
+            pairing, pairs, tests = _mcnemar_pairs(a, b, seeds_a, seeds_b)
+            rows.append(
+                {
+                    "task": task,
+                    "stratum": stratum,
+                    role: against,
+                    "condition": cond,
+                    "diff": diff_interval(a, b).to_dict(),
+                    "seed_t": seed_t_kind(a.shape[0], b.shape[0]),
+                    "mcnemar": [m.to_dict() for m in tests],
+                    "pairing": pairing,
+                    "pairs": pairs,
+                    "p_max": max(m.p_value for m in tests),
+                }
+            )
+    return rows
+
+
 def _comparisons(spec, out, preds, strata_ids) -> None:
     baselines = [c.name for c in spec.conditions if c.is_baseline and c.name in out["conditions"]]
     trained = [c.name for c in spec.conditions if c.train and c.name in out["conditions"]]
@@ -256,31 +337,37 @@ def _comparisons(spec, out, preds, strata_ids) -> None:
         for cond in trained:
             if out["conditions"][cond]["model"] != out["conditions"][base]["model"]:
                 continue
-            for task, ids in strata_ids.items():
-                groups = {**ids, OVERALL: [i for v in ids.values() for i in v]}
-                for stratum, sids in groups.items():
-                    a = _matrix(preds[(base, task)], sids, "correct")
-                    b = _matrix(preds[(cond, task)], sids, "correct")
-                    diff = diff_interval(a, b)
-                    tests = [mcnemar(a[0], b[s]) for s in range(b.shape[0])]
-                    comps.append(
-                        {
-                            "task": task,
-                            "stratum": stratum,
-                            "baseline": base,
-                            "condition": cond,
-                            "diff": diff.to_dict(),
-                            "mcnemar": [m.to_dict() for m in tests],
-                            "p_max": max(m.p_value for m in tests),
-                        }
-                    )
+            comps += _compare(out, preds, strata_ids, base, cond, "baseline")
+    # with [study] reference, every other trained condition against it too (any model: the
+    # items are the same), in the same Holm family as the comparisons with the baseline
+    ref = spec.study.reference if spec.study.reference in out["conditions"] else None
+    refs = []
+    for cond in trained:
+        if ref is not None and cond != ref:
+            refs += _compare(out, preds, strata_ids, ref, cond, "reference")
     # a difference is detected when its interval excludes 0 and McNemar's test, Holm-adjusted
     # over every comparison of the study, rejects at 0.05
-    for c, p in zip(comps, holm_bonferroni([c["p_max"] for c in comps]), strict=True):
+    family = comps + refs
+    for c, p in zip(family, holm_bonferroni([c["p_max"] for c in family]), strict=True):
         c["p_holm"] = p
         c["verdict"] = verdict(Interval(**c["diff"]), p_value=p, alpha=ALPHA)
     out["comparisons"] = comps
+    out["reference"] = ref
+    out["vs_reference"] = refs
     out["alpha"] = ALPHA
+    out["mcnemar_exact_below"] = MCNEMAR_EXACT_BELOW
+
+
+def every_comparison(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The comparisons with a baseline, then those with the reference (one Holm family)."""
+    return [*(results.get("comparisons") or []), *(results.get("vs_reference") or [])]
+
+
+def against(comp: dict[str, Any]) -> str:
+    """What a comparison sets its condition against: ``"baseline"`` or ``"lr1e-3 (reference)"``."""
+    if "reference" in comp:
+        return f"{comp['reference']} (reference)"
+    return str(comp.get("baseline"))
 
 
 def no_difference_reason(comp: dict[str, Any], alpha: float = ALPHA) -> str:
@@ -293,6 +380,49 @@ def no_difference_reason(comp: dict[str, Any], alpha: float = ALPHA) -> str:
             f"McNemar's Holm-adjusted p = {comp['p_holm']:.3g} > {alpha}"
         )
     return f"the interval of the difference [{d['low']:+.1%}, {d['high']:+.1%}] contains 0"
+
+
+#: exact match by guessing on a generative task (arithmetic, GSM8K, code) is ~0
+CHANCE_EXACT_MATCH = 0.0
+
+
+def baseline_checks(results: dict[str, Any]) -> list[str]:
+    """What a reviewer flags about each baseline, per task: a multiple-choice task's (one with
+    a guessing level, ``tasks.<task>.chance``: 1 / the number of choices) overall interval that
+    reaches down to guessing or below; for a task without one, exact match 0 on every stratum;
+    and a hardest stratum scoring well above the easiest (the scorer or the strata are
+    suspect). Read by the offline critique and the agent's review alike."""
+    out = []
+    for cname, c in results["conditions"].items():
+        if c["kind"] != "baseline":
+            continue
+        for tname, t in c["tasks"].items():
+            strata = list(t["strata"].items())
+            info = (results.get("tasks") or {}).get(tname) or {}
+            if len(strata) >= 2 and info.get("strata_by_difficulty", True):
+                easy, hard = strata[0][1]["exact_match"], strata[-1][1]["exact_match"]
+                if hard["estimate"] > easy["estimate"] + 0.2:
+                    out.append(
+                        f"{cname} {tname}: the hardest stratum scores higher than the easiest; "
+                        "check the scorer and the strata before trusting any comparison."
+                    )
+            chance = info.get("chance")
+            overall = t[OVERALL]["exact_match"]
+            if chance is not None and overall["low"] <= chance:
+                out.append(
+                    f"{cname} {tname}: the baseline's {overall['estimate']:.1%} "
+                    f"[{overall['low']:.1%}, {overall['high']:.1%}] does not exceed guessing "
+                    f"({chance:.0%}); a gain over it may be a gain over chance, not over a "
+                    "working model."
+                )
+            elif chance is None and all(
+                b["exact_match"]["estimate"] <= CHANCE_EXACT_MATCH for _, b in strata
+            ):
+                out.append(
+                    f"{cname} {tname}: exact match is 0 everywhere (chance level); check the "
+                    "prompt format and generations before reading the comparison as a gain."
+                )
+    return out
 
 
 def _notes(spec, out, tasks) -> list[str]:

@@ -29,6 +29,7 @@ import numpy as np
 from scipy import stats as _sps
 
 __all__ = [
+    "MCNEMAR_EXACT_BELOW",
     "Interval",
     "McNemarResult",
     "bootstrap_interval",
@@ -57,7 +58,7 @@ __all__ = [
 _CHUNK_ELEMENTS = 1 << 22
 
 #: Discordant-pair count at or above which McNemar switches from exact to chi-square.
-_MCNEMAR_EXACT_BELOW = 25
+MCNEMAR_EXACT_BELOW = 25
 
 
 # --------------------------------------------------------------------------- result types
@@ -643,7 +644,7 @@ def mcnemar(
     n = b01 + b10
     if n == 0:
         return McNemarResult(0, 0, 0.0, 1.0, "exact")
-    if n < _MCNEMAR_EXACT_BELOW:
+    if n < MCNEMAR_EXACT_BELOW:
         k = min(b01, b10)
         p = min(1.0, 2.0 * float(_sps.binom.cdf(k, n, 0.5)))
         return McNemarResult(b01, b10, float(k), p, "exact")

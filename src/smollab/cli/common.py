@@ -155,7 +155,8 @@ def results_table(results: dict[str, Any]) -> Table:
     for tname, t in results["tasks"].items():
         score = score_label(t)
         named = tname if score == "exact match" else f"{tname} ({score})"
-        for s in [*t["strata"], "overall"]:
+        # one stratum: its row and the overall row hold the same items; print it once
+        for s in [*t["strata"], "overall"] if len(t["strata"]) != 1 else ["overall"]:
             row = [f"{named} / {s}"]
             for c in conds:
                 tb = results["conditions"][c]["tasks"][tname]

@@ -104,15 +104,18 @@ def _execute(
 
 
 def _print_lm_summary(results) -> None:
+    from smollab.analysis.results import against, every_comparison
+
     console.print(results_table(results))
-    for c in results["comparisons"]:
+    for c in every_comparison(results):
         if c["stratum"] != "overall":
             continue
         d = c["diff"]
         console.print(
-            f"{c['condition']} vs {c['baseline']} on {c['task']} (all strata): "
+            f"{c['condition']} vs {against(c)} on {c['task']} (all strata): "
             f"{d['estimate']:+.1%} [{d['low']:+.1%}, {d['high']:+.1%}], McNemar Holm p "
-            f"{c['p_holm']:.3g} -> {c['verdict']}"
+            f"{c['p_holm']:.3g} -> {c['verdict']}",
+            markup=False,
         )
     for n in results.get("notes", []):
         if n.startswith("Target"):

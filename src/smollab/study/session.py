@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from smollab.analysis.results import ALPHA, no_difference_reason
+from smollab.analysis.results import (
+    ALPHA,
+    against,
+    baseline_checks,
+    every_comparison,
+    no_difference_reason,
+)
 from smollab.errors import ConfigError, RunFailed
 from smollab.io import NAME_PATTERN, append_jsonl, atomic_write_json, atomic_write_text, read_json
 from smollab.study.executor import Executor, Job, LocalProcessExecutor, Outcome
@@ -319,10 +325,11 @@ def critique(results: dict[str, Any]) -> str:
         n = len(c["seeds"])
         if c["kind"] != "baseline" and n < 3:
             lines.append(f"- {cname}: only {n} seed(s); seed variance is not well estimated.")
-    for comp in results["comparisons"]:
+    lines += [f"- {line}" for line in baseline_checks(results)]
+    for comp in every_comparison(results):
         if comp["verdict"] == "no detectable difference":
             lines.append(
-                f"- {comp['condition']} vs {comp['baseline']} on {comp['task']}/{comp['stratum']}"
+                f"- {comp['condition']} vs {against(comp)} on {comp['task']}/{comp['stratum']}"
                 f": {no_difference_reason(comp, results.get('alpha', ALPHA))} -> no detectable "
                 "difference."
             )

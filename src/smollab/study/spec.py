@@ -87,8 +87,10 @@ class StudyMeta(_Strict):
     )
     reference: str | None = Field(
         None,
-        description="grokking studies: the condition every other condition is compared with "
-        "(default: the first condition)",
+        description="the condition every other condition is compared with: in a grokking "
+        "study any condition (default: the first); in a language-model study a trained "
+        "condition, which the other trained conditions are compared with besides the baseline "
+        "(default: none)",
     )
 
     @field_validator("targets")
@@ -244,11 +246,6 @@ class StudySpec(_Strict):
         task_ids = [t.get("id") for t in self.tasks]
         if len(set(task_ids)) != len(task_ids):
             raise ValueError(f"task ids must be distinct, got {task_ids}")
-        if self.study.reference is not None and self.study.reference not in cnames:
-            raise ValueError(
-                f"study.reference names condition {self.study.reference!r}; the conditions are "
-                f"{cnames}"
-            )
         for c in self.conditions:
             if c.model is not None and c.model not in names:
                 raise ValueError(
@@ -360,8 +357,20 @@ def parse_spec(data: dict[str, Any], source: str) -> StudySpec:
     from smollab.study.kinds import get_kind
 
     _check_models_used(spec, source)
+    _check_reference(spec, source)
     get_kind(spec.study.kind, where=f"{source}: study.kind").check_spec(spec, source)
     return spec
+
+
+def _check_reference(spec: StudySpec, source: str) -> None:
+    """``[study] reference`` names a condition of the study (the kind checks what it may be)."""
+    ref, cnames = spec.study.reference, [c.name for c in spec.conditions]
+    if ref is not None and ref not in cnames:
+        raise ConfigError(
+            f"{source}: study.reference names condition {ref!r}, which this study does not "
+            f"have; the conditions are {cnames}. Set the field study.reference to one of them, "
+            "or remove it."
+        )
 
 
 def _check_models_used(spec: StudySpec, source: str) -> None:
@@ -391,12 +400,7 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
     _check_api_models(spec, configs, source)
     _check_scratch_models(spec, source)
     _check_generation_budgets(spec, configs, source)
-    if spec.study.reference is not None:
-        raise ConfigError(
-            f"{source}: field 'study.reference' is for grokking studies (kind = 'grok'). A "
-            "language-model study compares every trained condition with every baseline "
-            "condition (one without [conditions.train]). Remove study.reference."
-        )
+    _check_lm_reference(spec, source)
     strata = {c.id: set(getattr(c, "strata", []) or []) | {"overall"} for c in configs}
     for key in spec.study.targets:
         task, stratum = key.split("/")
@@ -406,6 +410,32 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
                 f"{sorted(f'{t}/{s}' for t, ss in strata.items() for s in ss)}."
             )
     _check_formats(spec, source)
+
+
+def _check_lm_reference(spec: StudySpec, source: str) -> None:
+    """A language-model study's reference is a trained condition, and another trained
+    condition is there to be compared with it (each is compared with the baseline anyway)."""
+    ref = spec.study.reference
+    trained = [c.name for c in spec.conditions if c.train]
+    if ref is None or (ref in trained and len(trained) > 1):
+        return
+    where = f"{source}: field 'study.reference' is {ref!r}"
+    if ref in trained:
+        raise ConfigError(
+            f"{where}, the only trained condition: there is no other trained condition to "
+            "compare with it (it is compared with the baseline already). Add another trained "
+            "condition, or remove study.reference."
+        )
+    raise ConfigError(
+        f"{where}, a baseline condition (one without [conditions.train]). Every trained "
+        "condition is compared with the baseline already; the reference is the trained "
+        "condition the others are compared with too. "
+        + (
+            f"Set it to one of {trained}, or remove study.reference."
+            if trained
+            else "This study has no trained condition: remove study.reference."
+        )
+    )
 
 
 def _check_model_sources(spec: StudySpec, source: str) -> None:
