@@ -273,6 +273,13 @@ def _condition(name: str, cond: dict[str, Any], results: dict[str, Any]) -> dict
         "trained": _is_trained(cond),
         "n_seeds": Num(f"{key}.seeds.length", len(seeds), "count"),
         "seeds": [Num(f"{key}.seeds.{i}", s, "count") for i, s in enumerate(seeds)],
+        # "1 (0)", "3 (0, 1, 2)": a bare "0" would read as zero seeds
+        "seeds_label": phrase(
+            Num(f"{key}.seeds.length", len(seeds), "count"),
+            " (",
+            joined([Num(f"{key}.seeds.{i}", s, "count") for i, s in enumerate(seeds)]),
+            ")",
+        ),
         "runs": list(cond.get("runs") or []),
         "train": train_items,
         "train_main": {
@@ -282,13 +289,15 @@ def _condition(name: str, cond: dict[str, Any], results: dict[str, Any]) -> dict
     }
 
 
-def _comparison(i: int, comp: dict[str, Any]) -> dict[str, Any]:
-    key = f"comparisons.{i}"
+def _comparison(i: int, comp: dict[str, Any], field: str = "comparisons") -> dict[str, Any]:
+    """One entry of ``comparisons`` (against a baseline) or ``vs_reference`` (``field``); its
+    ``baseline`` is what the condition is set against either way."""
+    key = f"{field}.{i}"
     return {
         "task": Ident(comp.get("task") or "?"),
         "stratum": Ident(comp.get("stratum") or "?"),
         "condition": Ident(comp.get("condition") or "?"),
-        "baseline": Ident(comp.get("baseline") or "?"),
+        "baseline": Ident(comp.get("baseline") or comp.get("reference") or "?"),
         "diff": interval(f"{key}.diff", comp.get("diff"), "pp"),
         "p_max": Num(f"{key}.p_max", comp.get("p_max"), "p"),
         "p_holm": Num(f"{key}.p_holm", comp.get("p_holm"), "p"),
@@ -344,13 +353,15 @@ def _headline(
 
 
 def _findings(task: str, comps: list[dict[str, Any]], trained: list[str]) -> list[dict[str, Any]]:
-    """Per trained condition: the strata of ``task`` grouped by verdict (``overall`` excluded)."""
+    """Per trained condition: the strata of ``task`` grouped by verdict (``overall`` excluded,
+    unless it is the only comparison: a task with one stratum is compared overall only)."""
     out = []
     for cond in trained:
         groups: dict[str, list[str]] = {IMPROVEMENT: [], NO_DIFFERENCE: [], DEGRADATION: []}
-        for c in comps:
-            if c["task"] == task and c["condition"] == cond and c["stratum"] != "overall":
-                groups.setdefault(c["verdict"], []).append(c["stratum"])
+        mine = [c for c in comps if c["task"] == task and c["condition"] == cond]
+        strata = [c for c in mine if c["stratum"] != "overall"] or mine
+        for c in strata:
+            groups.setdefault(c["verdict"], []).append(c["stratum"])
         out.append(
             {
                 "condition": Ident(cond),
@@ -363,7 +374,11 @@ def _findings(task: str, comps: list[dict[str, Any]], trained: list[str]) -> lis
 
 
 def _task(
-    name: str, spec: dict[str, Any], results: dict[str, Any], comps: list[dict[str, Any]]
+    name: str,
+    spec: dict[str, Any],
+    results: dict[str, Any],
+    comps: list[dict[str, Any]],
+    refs: list[dict[str, Any]],
 ) -> dict[str, Any]:
     strata = list(spec.get("strata") or [])
     by_difficulty = bool(spec.get("strata_by_difficulty", True))
@@ -371,7 +386,8 @@ def _task(
     metrics = list(spec.get("metrics") or ["exact_match"])
     conds = list(results["conditions"])
     rows = []
-    for stratum in [*strata, "overall"]:
+    # one stratum: the overall row holds the same items (and the comparisons are keyed overall)
+    for stratum in [*strata, "overall"] if len(strata) != 1 else ["overall"]:
         cells = []
         for cond in conds:
             where, entry = _stratum_block(results["conditions"][cond], name, stratum)
@@ -404,6 +420,11 @@ def _task(
         "rows": rows,
         "comparisons": [c for c in comps if c["task"] == name],
         "findings": _findings(name, comps, trained),
+        "vs_reference": [c for c in refs if c["task"] == name],
+        "ref_findings": _findings(
+            name, refs, [c for c in trained if c != results.get("reference")]
+        ),
+        "ref_overall": [c for c in refs if c["task"] == name and c["stratum"] == "overall"],
         # strata that are categories, not steps of difficulty, have no "hardest": the headline
         # is then the overall comparison
         "headline": _headline(results, name, strata if by_difficulty else ["overall"], comps),
@@ -473,12 +494,24 @@ def _limitations(ctx: dict[str, Any]) -> list[Phrase]:
         phrase(
             "A difference is called an improvement only when its whole ",
             ctx["level"],
-            " interval lies above zero and McNemar's test (the largest p over seeds, "
+            " interval lies above zero and McNemar's test (the largest p over pairs of runs, "
             "Holm-adjusted over the study's comparisons) rejects at ",
             ctx["alpha"],
             ": with few items that change, the bootstrap interval alone is too narrow.",
         )
     )
+    two = [c for c in ctx["conditions"] if c["n_seeds"].value == 2]
+    if two:
+        out.append(
+            phrase(
+                listing([c["name"] for c in two]),
+                " ran ",
+                counted(two[0]["n_seeds"], "seed"),
+                ": a t interval over two seeds is very wide when they disagree and shrinks to "
+                "the item bootstrap's when they happen to agree, so an overall interval can be "
+                "narrower than its strata's; read these intervals with care.",
+            )
+        )
     if any(t["score"] == "exact match" for t in ctx["tasks"]):
         out.append(
             phrase(
@@ -494,6 +527,9 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
     study = results.get("study") or {}
     raw_comps = results.get("comparisons") or []
     comps = [_comparison(i, c) for i, c in enumerate(raw_comps)]
+    raw_refs = results.get("vs_reference") or []
+    refs = [_comparison(i, c, "vs_reference") for i, c in enumerate(raw_refs)]
+    reference = results.get("reference")
     conditions = [_condition(n, c, results) for n, c in results["conditions"].items()]
     trained = [c for c in conditions if c["trained"]]
     baselines = [c for c in conditions if not c["trained"]]
@@ -521,14 +557,20 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
             phrase(c["name"], " (", counted(c["n_seeds"], "seed"), ")") for c in trained
         ],
         "baseline": baselines[0] if baselines else None,
-        "tasks": [_task(n, s, results, comps) for n, s in results["tasks"].items()],
+        "tasks": [_task(n, s, results, comps, refs) for n, s in results["tasks"].items()],
         "comparisons": comps,
         "n_comparisons": Num("comparisons.length", len(comps), "count"),
+        "reference": Ident(reference) if reference else None,
+        "vs_reference": refs,
+        # several trained conditions and no reference: they were never compared with each other
+        "reference_hint": not reference and len(trained) >= 2,
+        "reference_example": Ident(f'reference = "{trained[0]["name"]}"') if trained else None,
+        "tests": _tests(results, [*raw_comps, *raw_refs]),
         "training": _training(results),
         "notes": [str(n) for n in results.get("notes") or []],
         "interval_methods": _methods(results),
         "diff_methods": sorted(
-            {Ident((c.get("diff") or {}).get("method") or "?") for c in raw_comps}
+            {Ident((c.get("diff") or {}).get("method") or "?") for c in [*raw_comps, *raw_refs]}
         ),
         "figures": [],  # set once drawn: [{kind, task, stem, title, caption, png, pdf}]
         "loss_figure": None,
@@ -536,6 +578,93 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
     }
     ctx["limitations"] = _limitations(ctx)
     return ctx
+
+
+_SEED_T = {
+    "one-sample": "a one-sample t interval over the per-seed differences from the side that "
+    "ran once",
+    "welch": "Welch's t interval over the two conditions' seed accuracies",
+}
+_PAIRING = {
+    "seed": "each seed of the condition against the same seed of the {role} (the runs share "
+    "that seed's initialisation and data order)",
+    "all": "each run of the condition against each run of the {role}",
+}
+
+
+def _family_text(raw: list[dict[str, Any]], role: str) -> list[Phrase]:
+    """How the comparisons against a ``role`` ("baseline" or "reference") were computed, read
+    from what results.json recorded for them (``seed_t``, ``pairing``); nothing for results
+    written before those were recorded."""
+    kinds = [k for k in ("one-sample", "welch") if any(c.get("seed_t") == k for c in raw)]
+    pairings = [k for k in ("seed", "all") if any(c.get("pairing") == k for c in raw)]
+    if not raw or (not kinds and not pairings):
+        return []
+    out = []
+    if kinds:
+        ts = [
+            phrase(
+                _SEED_T[k],
+                " where ",
+                "one side ran once" if k == "one-sample" else "both ran several seeds",
+            )
+            if len(kinds) > 1
+            else phrase(_SEED_T[k])
+            for k in kinds
+        ]
+        out.append(
+            phrase(
+                f"Each difference from the {role} is the hull of a paired bootstrap over seeds "
+                "and items and ",
+                listing(ts, "or"),
+                ".",
+            )
+        )
+    elif any(c.get("seed_t", "") is None for c in raw):
+        out.append(
+            phrase(
+                f"Each difference from the {role} is a paired bootstrap over items (one run on "
+                "each side: there is no spread over seeds to add)."
+            )
+        )
+    if pairings:
+        out.append(
+            phrase(
+                f"McNemar's test against the {role} compares ",
+                listing([_PAIRING[k].format(role=role) for k in pairings], "or"),
+                " on the same items; the largest p over these pairs is reported.",
+            )
+        )
+    return out
+
+
+def _tests(results: dict[str, Any], raw: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the comparisons of ``results.json`` computed, stated for the Statistics text: the t
+    interval over seeds that widened each family's difference intervals, how McNemar's runs
+    were paired, and which forms of McNemar's test ran with the discordant count at which it
+    switches form. Results written before these were recorded give only what they hold."""
+    base = [c for c in raw if "reference" not in c]
+    refs = [c for c in raw if "reference" in c]
+    text = [*_family_text(base, "baseline"), *_family_text(refs, "reference")]
+    forms = {m.get("method") for c in raw for m in c.get("mcnemar") or []}
+    below = results.get("mcnemar_exact_below")
+    if below is not None and forms:
+        ran = (
+            "both forms ran here"
+            if {"exact", "chi2-cc"} <= forms
+            else "only the exact form ran here"
+            if forms == {"exact"}
+            else "only the chi-square form ran here"
+        )
+        text.append(
+            phrase(
+                "McNemar's test is exact (two-sided binomial) when fewer than ",
+                Num("mcnemar_exact_below", below, "count"),
+                " items differ between the two runs, and a chi-square with continuity "
+                f"correction otherwise; {ran}.",
+            )
+        )
+    return {"text": text}
 
 
 def _methods(results: dict[str, Any]) -> list[Ident]:
