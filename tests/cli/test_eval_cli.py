@@ -130,3 +130,23 @@ def test_threads_option_sets_and_records_the_threads(cli, tmp_path):
     assert res["workers"] == {"procs": 1, "threads_per_proc": 1, "start_seconds": None}
     bad = cli("eval", *MODEL, "--task", "arith_probe", "--threads", "0")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_a_second_eval_into_a_folder_keeps_the_first_ones_tasks(cli, tmp_path):
+    """QA: eval --task hellaswag --task arith_probe --out D, then eval --task gsm8k ... --out D
+    left results.json and summary.md with the second run's tasks only."""
+    out = tmp_path / "ev"
+    proc = cli("eval", *MODEL, "--task", "arith_probe", "--limit", "1", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("eval", *MODEL, "--task", "hellaswag", "--limit", "1", "--data-dir", SHARED,
+               "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "keeps the results of the tasks evaluated there before: arith_probe" in text
+    assert "arith_probe: 5 items in" in text and "s (an earlier run)" in text
+    assert list(json.loads((out / "results.json").read_text())["tasks"]) == [
+        "arith_probe",
+        "hellaswag",
+    ]
+    summary = (out / "summary.md").read_text()
+    assert "| arith_probe | acc |" in summary and "| hellaswag | acc |" in summary

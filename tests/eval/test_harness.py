@@ -294,3 +294,66 @@ def test_an_ending_found_too_long_mid_task_is_named_and_the_finished_items_kept(
     assert [r["id"] for r in _lines(tmp_path / "b" / "samples_hellaswag.jsonl")] == [
         str(i) for i in range(8)
     ]
+
+
+def test_results_cover_every_task_evaluated_in_the_folder(small, tmp_path):
+    """QA: eval --task hellaswag --task arith_probe, then eval --task gsm8k into the same
+    folder left results.json and summary.md with gsm8k only (the earlier samples still
+    there). A later run keeps the entries of the tasks it does not evaluate and replaces
+    those it does."""
+    first = [
+        make_task("hellaswag", limit=2, data_dir=str(SHARED)),
+        make_task("arith_probe", limit=1),
+    ]
+    events: list[dict] = []
+    res1 = run_eval(small, first, tmp_path, batch_size=4, use_cache=False)
+    res2 = run_eval(
+        small,
+        [make_task("gsm8k", limit=1, max_tokens=4, data_dir=str(SHARED))],
+        tmp_path,
+        batch_size=4,
+        use_cache=False,
+        on_event=events.append,
+    )
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert list(saved["tasks"]) == list(res2["tasks"]) == ["hellaswag", "arith_probe", "gsm8k"]
+    assert saved["tasks"]["hellaswag"] == res1["tasks"]["hellaswag"]
+    assert saved["model_key"] == res1["model_key"]
+    assert {"event": "kept", "tasks": ["hellaswag", "arith_probe"]} in events
+    summary = (tmp_path / "summary.md").read_text()
+    assert all(f"| {t} | " in summary for t in ("hellaswag", "arith_probe", "gsm8k"))
+    # the same task again, with another limit: its entry is replaced, the others kept
+    run_eval(small, [make_task("hellaswag", limit=3, data_dir=str(SHARED))], tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert list(saved["tasks"]) == ["hellaswag", "arith_probe", "gsm8k"]
+    assert saved["tasks"]["hellaswag"]["n"] == 3
+
+
+def test_another_model_is_refused_where_results_of_one_are(small, tmp_path):
+    """Another model's results never join a folder's results.json: refused before anything
+    is computed, the folder unchanged. A results.json from before keys were recorded is
+    matched by source and model_info."""
+    from smollab.models import load_model
+
+    run_eval(small, [make_task("arith_probe", limit=1)], tmp_path, use_cache=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    other = load_model("scratch:gpt2", config={"n_layer": 1, "n_embd": 16}, seed=2)
+    task = make_task("hellaswag", limit=1, data_dir=str(SHARED))
+    with pytest.raises(ConfigError) as e:
+        run_eval(other, [task], tmp_path, use_cache=False)
+    msg = str(e.value)
+    assert f"{tmp_path / 'results.json'} holds the results of 'scratch:gpt2' (weights key" in msg
+    assert "on arith_probe, and this run evaluates 'scratch:gpt2' (weights key" in msg
+    assert "another folder (--out), or move results.json and summary.md away" in msg
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # an older results.json (no model_key): the same source and model_info are the same model
+    old = json.loads(before["results.json"])
+    del old["model_key"]
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    res = run_eval(small, [task], tmp_path, use_cache=False)
+    assert list(res["tasks"]) == ["arith_probe", "hellaswag"]
+    # one that is not JSON is named, and left as it is
+    (tmp_path / "results.json").write_text('{"model": "x", "tas')
+    with pytest.raises(ConfigError, match="results.json is not valid JSON .* move it away"):
+        run_eval(small, [task], tmp_path, use_cache=False)
+    assert (tmp_path / "results.json").read_text() == '{"model": "x", "tas'

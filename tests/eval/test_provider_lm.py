@@ -71,12 +71,16 @@ def test_gsm8k_chat_through_an_openai_compatible_server(cli: Any, server: Replay
     assert info["cost_usd"] is None  # no price for a local server
     assert info["temperature"].startswith("as the task asks")
     assert "4 API calls" in proc.stdout
+    # the task's own share, kept with its entry when later runs add other tasks here
+    assert t["api_usage"] == {"calls": 4, "input_tokens": 400, "output_tokens": 80,
+                              "cost_usd": None}  # fmt: skip
     # another folder: every reply comes from the request cache, no new call
     proc = cli(*args, "--out", tmp_path / "again")
     assert proc.returncode == 0, proc.stderr
     assert len(server.requests) == 4
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     assert again["tasks"]["gsm8k_chat"]["metrics"] == t["metrics"]
+    assert again["tasks"]["gsm8k_chat"]["api_usage"]["calls"] == 0
 
 
 def test_anthropic_wire_for_generation(server: Replay, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -183,6 +183,11 @@ def eval_cmd(
                     f"configuration moved to {escape(e['path'])} (they come back if that "
                     "configuration runs here again)"
                 )
+            elif e["event"] == "kept":
+                console.print(
+                    f"{escape(str(out_dir / 'results.json'))} keeps the results of the tasks "
+                    f"evaluated there before: {', '.join(e['tasks'])}"
+                )
             elif e["event"] == "task":
                 bars[e["task"]] = progress.add_task(e["task"], total=e["total"])
             elif e["event"] == "items":
@@ -206,13 +211,15 @@ def eval_cmd(
     for row in summary_rows(results):
         table.add_row(*map(str, row))
     console.print(table)
+    now = {t.name for t in tasks}
     for name, t in results["tasks"].items():
         extra = (
             f", {t['truncated']} with the prompt or context cut from the left to fit the window"
             if t["truncated"]
             else ""
         )
-        console.print(f"{name}: {t['n']} items in {t['seconds']:.1f} s{extra}")
+        when = "" if name in now else " (an earlier run)"
+        console.print(f"{name}: {t['n']} items in {t['seconds']:.1f} s{when}{extra}")
     if api:
         info = results["model_info"]
         cost = "unknown" if info["cost_usd"] is None else f"${info['cost_usd']:.4f}"

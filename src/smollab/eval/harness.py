@@ -6,7 +6,11 @@
       summary.md              the summary table
 
 Running the same evaluation again into the same folder reuses finished items (the samples files)
-and, through the request cache, finished requests.
+and, through the request cache, finished requests. One folder holds one model: results.json and
+summary.md cover every task evaluated there (a run keeps the entries of the tasks it does not
+evaluate, and replaces those it does), and a run of another model into a folder whose
+results.json holds results is refused before anything is computed. The top-level fields
+(environment, device, workers) describe the latest run.
 """
 
 from __future__ import annotations
@@ -127,6 +131,57 @@ def _api_preflight(
     check_api_budget([bound], budget_usd, "this evaluation")
 
 
+def earlier_results(path: Path, model: str, info: dict[str, Any], key: str) -> dict[str, Any]:
+    """The task entries of the results.json at ``path`` (none when there is none), for a run
+    of the model ``model`` (source) with weights key ``key``. A ConfigError, before anything is
+    computed, when it holds another model's results (its ``model_key``; for a file written
+    before keys were recorded, its source and ``model_info``) or cannot be read: one folder's
+    results never mix two models, and nothing in it is overwritten."""
+    from smollab.errors import CorruptFile
+    from smollab.io import read_json
+
+    if not path.exists():
+        return {}
+    keep = (
+        "Nothing was computed and nothing in that folder was changed: each task's items stay "
+        "in its samples_<task>.jsonl, and running a task again rebuilds its results from them "
+        "without evaluating anything twice."
+    )
+    try:
+        old = read_json(path)
+    except CorruptFile as e:
+        raise ConfigError(
+            f"{e.message} This evaluation would add its tasks to it. Restore it, or move it "
+            f"away and run again. {keep}"
+        ) from None
+    tasks = old.get("tasks")
+    if not isinstance(old.get("model"), str) or not isinstance(tasks, dict):
+        raise ConfigError(
+            f"{path} is not the results file of `smollab eval` (no 'model' or no 'tasks' "
+            "object). Write this evaluation to another folder (--out), or move that file "
+            f"away. {keep}"
+        )
+    ident = ("kind", "location", "cache", "n_params", "api", "model", "base_url")
+    raw_info = old.get("model_info")
+    old_info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
+    same = (
+        old["model_key"] == key
+        if "model_key" in old
+        else old["model"] == model and all(old_info.get(k) == info.get(k) for k in ident)
+    )
+    if not same and tasks:
+        what = f"'{old['model']}'" + (
+            f" (weights key {old['model_key']})" if "model_key" in old else ""
+        )
+        raise ConfigError(
+            f"{path} holds the results of {what} on {', '.join(tasks)}, and this run evaluates "
+            f"'{model}' (weights key {key}): one results folder holds one model, so that "
+            "results.json and summary.md never mix two. Write this model's results to another "
+            f"folder (--out), or move results.json and summary.md away first. {keep}"
+        )
+    return dict(tasks) if same else {}
+
+
 def run_eval(
     loaded: Any,
     tasks: Sequence[BenchTask],
@@ -192,6 +247,9 @@ def run_eval(
     results: dict[str, Any] = {
         "model": loaded.source,
         "model_info": loaded.info,
+        # the weights' fingerprint (the samples' and request cache's key): a later run into
+        # this folder adds to these results only with the same weights
+        "model_key": lm.model_key,
         "context_window": lm.max_length,
         # where the model ran (the environment only says whether CUDA is present)
         "device": str(lm.device) if isinstance(lm, HFLM) else "api",
@@ -199,7 +257,9 @@ def run_eval(
         "tasks": {},
     }
     check_procs(procs, api=isinstance(lm, ProviderLM), device=str(results["device"]))
+    path = out_dir / "results.json"
     try:
+        kept = earlier_results(path, loaded.source, loaded.info, lm.model_key)
         for task in tasks:  # an item that cannot be scored stops the run before any is computed
             check_continuations(lm, task, task.docs())
         if isinstance(lm, ProviderLM):
@@ -219,11 +279,15 @@ def run_eval(
             batch_size=batch_size,
             use_cache=use_cache,
         )
-    path = out_dir / "results.json"
+    results["tasks"] = kept  # a task evaluated now replaces its entry in place
+    earlier = [name for name in kept if name not in {t.name for t in tasks}]
+    if earlier:
+        emit({"event": "kept", "tasks": earlier})
     try:
         with pool:
             for task in tasks:
                 docs = task.docs()
+                api_before = lm.info if isinstance(lm, ProviderLM) else {}
                 emit({"event": "task", "task": task.name, "total": len(docs)})
                 t0 = time.perf_counter()
 
@@ -269,7 +333,10 @@ def run_eval(
                     "samples": f"samples_{task.name}.jsonl",
                 }
                 if isinstance(lm, ProviderLM):
-                    results["model_info"] = lm.info  # calls, tokens and cost so far
+                    results["model_info"] = lm.info  # calls, tokens and cost of this run
+                    # this task's share, which stays with its entry when a later run into
+                    # this folder evaluates other tasks
+                    results["tasks"][task.name]["api_usage"] = _usage_since(api_before, lm.info)
                 if procs > 1:  # worker start and model loading: in no task's seconds
                     results["workers"] = {
                         "procs": procs,
@@ -289,6 +356,16 @@ def run_eval(
         # also after a failure: the tasks that finished keep their summary
         atomic_write_text(out_dir / "summary.md", summary_markdown(results))
     return results
+
+
+def _usage_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """An API model's calls, tokens and cost between two of its ``info`` snapshots (None where
+    a count or the cost is unknown)."""
+    out: dict[str, Any] = {}
+    for k in ("calls", "input_tokens", "output_tokens", "cost_usd"):
+        a, b = before.get(k), after.get(k)
+        out[k] = None if a is None or b is None else round(b - a, 6)
+    return out
 
 
 def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, int]]:
