@@ -150,3 +150,13 @@ def test_a_second_eval_into_a_folder_keeps_the_first_ones_tasks(cli, tmp_path):
     ]
     summary = (out / "summary.md").read_text()
     assert "| arith_probe | acc |" in summary and "| hellaswag | acc |" in summary
+
+
+def test_pass_k_option_is_checked_against_the_samples(cli):
+    msg = assert_clean_error(
+        cli("eval", *MODEL, "--task", "mbpp", "--samples", "2", "--pass-k", "1", "--pass-k", "5"),
+        code=2,
+    )
+    assert "field 'k': pass@k with k = [5] needs at least 5 samples per problem" in msg
+    msg = assert_clean_error(cli("eval", *MODEL, "--task", "hellaswag", "--pass-k", "2"), code=2)
+    assert "Option --pass-k applies to the tasks humaneval" in msg

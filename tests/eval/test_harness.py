@@ -241,16 +241,17 @@ def test_code_summary_reports_pass_at_k_once_and_no_zero_width_intervals():
     assert (one["low"], one["high"]) == pytest.approx((0.00088, 0.8169), abs=1e-4)
     assert one["method"] == "bootstrap-percentile+wilson-hull"
     rows = summary_markdown({"model": "m", "tasks": {"humaneval": out}}).splitlines()[4:]
-    assert rows[:5] == [
+    assert rows[:6] == [
         "| humaneval | pass@1 | 0.0% [0.0%, 65.8%] | 2 |",
         "| humaneval | syntax_valid | 100.0% [34.2%, 100.0%] | 2 |",
         # two items: the hull with the t interval over items (1 degree of freedom)
         "| humaneval | repeat_ngram_ratio | 2.9% [0.0%, 40.4%] | 2 |",
         "| humaneval | doubled_keyword | 0.0% [0.0%, 65.8%] | 2 |",
+        "| humaneval | pass@2 | 0.0% [0.0%, 65.8%] | 2 |",  # k = n, with 2 samples
         "| humaneval / list | pass@1 | 0.0% [0.0%, 79.3%] | 1 |",
     ]
     assert "| humaneval / list | repeat_ngram_ratio | 5.9% [0.1%, 81.7%] | 1 |" in rows
-    assert len(rows) == 4 + 2 * 4  # each metric once: no second pass@1 row
+    assert len(rows) == 4 + 1 + 2 * 4  # each metric once: no second pass@1 row
 
 
 def test_an_ending_longer_than_the_window_is_named_before_anything_is_computed(tmp_path):
@@ -357,3 +358,65 @@ def test_another_model_is_refused_where_results_of_one_are(small, tmp_path):
     with pytest.raises(ConfigError, match="results.json is not valid JSON .* move it away"):
         run_eval(small, [task], tmp_path, use_cache=False)
     assert (tmp_path / "results.json").read_text() == '{"model": "x", "tas'
+
+
+def _code_records(n: int, passed: list[int]) -> list[dict]:
+    rec = {
+        "stratum": "list",
+        "syntax_valid": 1.0,
+        "repeat_ngram_ratio": 0.0,
+        "doubled_keyword": 0.0,
+        "completions": ["  pass"] * n,
+        "outcomes": ["passed"] * n,
+    }
+    return [{"id": str(i), "n": n, "c": c, "pass@1": c / n, **rec} for i, c in enumerate(passed)]
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "want"),
+    [
+        (5, None, ["pass@1", "pass@5"]),  # QA: --samples 5 reported pass@1 only
+        (20, None, ["pass@1", "pass@10", "pass@20"]),
+        (1, None, ["pass@1"]),
+        (5, [1, 3], ["pass@1", "pass@3"]),  # chosen (--pass-k 1 --pass-k 3): exactly these
+    ],
+)
+def test_pass_at_k_is_reported_up_to_the_samples_drawn_and_at_n(n, k, want):
+    task = make_task("mbpp", limit=2, n_samples=n, k=k, data_dir=str(SHARED))
+    out = summarize(task, _code_records(n, [0, n // 2 + 1]))
+    assert list(out["pass_at_k"]) == want
+    # one item never passes, the other passes n // 2 + 1 of n: any k > n // 2 reaches it
+    assert out["pass_at_k"][want[-1]]["estimate"] == 0.5
+
+
+def test_a_pass_at_k_above_the_samples_is_refused_and_the_default_survives_a_round_trip():
+    from smollab.tasks import validate_task_config
+
+    with pytest.raises(ConfigError) as e:
+        make_task("mbpp", n_samples=2, k=[1, 5])
+    assert "field 'k': pass@k with k = [5] needs at least 5 samples per problem" in str(e.value)
+    assert "n_samples is 2" in str(e.value) and "--pass-k" in str(e.value)
+    # --procs workers rebuild the task from its dumped config, where the default k is set
+    task = make_task("mbpp", n_samples=2)
+    again = validate_task_config(task.config.model_dump(mode="json"))
+    assert again.k == [1, 10, 100]  # type: ignore[attr-defined]
+
+
+def test_results_record_the_sampling_settings_used():
+    """QA: config.temperature was null for --samples 5, drawn at temperature 0.8."""
+    from smollab.eval.harness import _config_used
+
+    sampled = make_task("mbpp", limit=1, n_samples=5, max_tokens=32, data_dir=str(SHARED))
+    got = _config_used(sampled, sampled.docs())
+    assert (got["config"]["temperature"], got["config"]["top_p"]) == (0.8, 0.95)
+    assert got["sampling"] == {"temperature": 0.8, "top_p": 0.95, "greedy": False,
+                               "seeds": [0, 1, 2, 3, 4], "max_tokens": 32}  # fmt: skip
+    greedy = make_task("humaneval", limit=1, data_dir=str(SHARED))
+    got = _config_used(greedy, greedy.docs())
+    assert (got["config"]["temperature"], got["config"]["top_p"]) == (0.0, 1.0)
+    assert got["sampling"]["greedy"] and got["sampling"]["seeds"] == [0]
+    gsm = make_task("gsm8k", limit=1, data_dir=str(SHARED))
+    got = _config_used(gsm, gsm.docs())
+    assert "temperature" not in got["config"] and got["sampling"]["temperature"] == 0.0
+    hs = make_task("hellaswag", limit=1, data_dir=str(SHARED))
+    assert "sampling" not in _config_used(hs, hs.docs())

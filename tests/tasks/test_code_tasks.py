@@ -117,8 +117,10 @@ def test_hostile_and_collapsed_completions_fail_and_the_harness_goes_on():
     assert recs[0]["pass@1"] == pytest.approx(1 / 3)
     assert recs[2]["doubled_keyword"] == 1.0 and recs[2]["syntax_valid"] == 0.0
     agg = task.aggregate(recs)
-    assert set(agg["pass_at_k"]) == {"pass@1"}  # k=10, 100 exceed n=3
+    # k = 10, 100 exceed n = 3; k = n itself is reported
+    assert list(agg["pass_at_k"]) == ["pass@1", "pass@3"]
     assert agg["pass_at_k"]["pass@1"]["estimate"] == pytest.approx(2 / 9)
+    assert agg["pass_at_k"]["pass@3"]["estimate"] == pytest.approx(2 / 3)
     assert agg["outcomes"]["syntax_error"] == 5
 
 

@@ -38,6 +38,15 @@ def eval_cmd(
         int | None,
         typer.Option("--samples", min=1, help="samples per problem for pass@k (code tasks)"),
     ] = None,
+    pass_k: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--pass-k",
+            min=1,
+            help="pass@k to report, each k at most --samples; repeat for several (default: "
+            "1, 10, 100 up to --samples, and --samples itself)",
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="results folder (default outputs/eval/<model>)")
     ] = None,
@@ -90,7 +99,8 @@ def eval_cmd(
 
     Tasks: hellaswag, hellaswag_nanogpt, gsm8k, gsm8k_chat, arith_probe, humaneval,
     humaneval_unstripped, humaneval_chat, mbpp, mbpp_sanitized, mbpp_chat (code tasks run
-    their tests in the sandbox; --samples N gives pass@k; the _chat variants are for instruct
+    their tests in the sandbox; --samples N gives pass@k, for k in 1, 10, 100 up to N and
+    k = N, or for the k of --pass-k K [--pass-k K2 ...]; the _chat variants are for instruct
     and API models, scored on the reply's fenced code).
     Items finished before an interruption are kept; the same command resumes.
     --procs N splits the items over N processes (the results are those of one process).
@@ -115,10 +125,12 @@ def eval_cmd(
         "data_dir": str(data_path) if (data_path := data_dir_arg(data_dir)) else None,
         "max_tokens": max_tokens,
         "n_samples": samples,
+        "k": list(dict.fromkeys(pass_k)) if pass_k else None,
         "unsafe": True if unsafe_sandbox else None,
     }
     flags = {
         "n_samples": "--samples",
+        "k": "--pass-k",
         "unsafe": "--unsafe-sandbox",
         "max_tokens": "--max-tokens",
         "num_fewshot": "--num-fewshot",

@@ -318,7 +318,7 @@ def run_eval(
                 wall = time.perf_counter() - t0
                 results["tasks"][task.name] = {
                     "task": task.config.task,
-                    "config": task.describe(),
+                    **_config_used(task, docs),
                     # what was read; config's data_dir is only what was passed (the env
                     # variable's folder is not part of the samples key)
                     "data_files": list(task.data_files),
@@ -356,6 +356,30 @@ def run_eval(
         # also after a failure: the tasks that finished keep their summary
         atomic_write_text(out_dir / "summary.md", summary_markdown(results))
     return results
+
+
+def _config_used(task: BenchTask, docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``config``: the task's resolved configuration, its sampling fields (``temperature``,
+    ``top_p``) as the requests used them (a code task's temperature left out is 0 for one
+    sample, else 0.8; top_p is 1 when decoding is greedy); and for a generation task
+    ``sampling``: temperature, top_p, the seeds of an item's samples and the token budget."""
+    from smollab.tasks.requests import GenerateRequest
+
+    config = task.describe()
+    reqs = [r for r in task.requests(docs[0]) if isinstance(r, GenerateRequest)] if docs else []
+    if not reqs:
+        return {"config": config}
+    sampling = {
+        "temperature": reqs[0].temperature,
+        "top_p": reqs[0].top_p,
+        "greedy": reqs[0].temperature == 0,
+        "seeds": [r.seed for r in reqs],
+        "max_tokens": reqs[0].max_tokens,
+    }
+    for k in ("temperature", "top_p"):
+        if k in config:
+            config[k] = sampling[k]
+    return {"config": config, "sampling": sampling}
 
 
 def _usage_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

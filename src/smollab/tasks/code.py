@@ -33,7 +33,8 @@ the model's reply is expected to hold a fenced code block):
 Every program runs in :class:`smollab.sandbox.Sandbox` (never in this process); a timeout, a
 crash or a failed assert is a failed sample. With ``n_samples`` > 1 the samples are drawn at
 ``temperature`` (default 0.8, top-p 0.95; sample j uses seed j) and pass@k is the unbiased
-estimator of :func:`smollab.analysis.stats.pass_at_k`; with one sample, decoding is greedy.
+estimator of :func:`smollab.analysis.stats.pass_at_k`, for k in 1, 10, 100 up to n and for
+k = n (or for the ``k`` given); with one sample, decoding is greedy.
 
 Per item the record also holds the code metrics of :mod:`smollab.eval.code_metrics` (syntax
 validity, repetition, doubled keywords) averaged over its samples, each sample's outcome
@@ -57,6 +58,8 @@ from smollab.tasks.bench import BenchConfig, BenchTask
 from smollab.tasks.requests import GenerateRequest
 
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>")
+#: the pass@k reported by default (those up to n_samples), with k = n_samples itself
+DEFAULT_K = (1, 10, 100)
 MBPP_STOP = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```")
 CATEGORIES = (
     ("string", re.compile(r"\b(string|strings|char|chars|character|characters|word|words|"
@@ -105,7 +108,11 @@ class CodeConfig(BenchConfig):
     """``[[tasks]]`` entry for ``humaneval`` / ``mbpp`` / ``mbpp_sanitized``."""
 
     n_samples: int = Field(1, ge=1, description="samples per problem (pass@k needs k <= n)")
-    k: list[int] = Field(default_factory=lambda: [1, 10, 100], description="pass@k to report")
+    k: list[int] = Field(
+        default_factory=lambda: list(DEFAULT_K),
+        description="pass@k to report (the default: those of 1, 10, 100 up to n_samples, and "
+        "n_samples itself; another list: exactly these, each at most n_samples)",
+    )
     temperature: float | None = Field(
         None, ge=0, description="sampling temperature (default: 0 for one sample, else 0.8)"
     )
@@ -119,12 +126,21 @@ class CodeConfig(BenchConfig):
 
     @field_validator("k")
     @classmethod
-    def _k_positive(cls, v: list[int]) -> list[int]:
+    def _k_positive(cls, v: list[int], info: ValidationInfo) -> list[int]:
         bad = [k for k in v if k < 1]
         if bad:
             raise ValueError(
                 f"pass@k is over k >= 1 samples, so k = {bad} means nothing; list k values of "
                 "at least 1, e.g. k = [1, 10]"
+            )
+        n = info.data.get("n_samples", 1)
+        over = sorted({k for k in v if k > n})
+        # the default is compared by value: a config dumped and read back sets it explicitly
+        if over and v != list(DEFAULT_K):
+            raise ValueError(
+                f"pass@k with k = {over} needs at least {over[-1]} samples per problem, and "
+                f"n_samples is {n}; raise n_samples (smollab eval --samples) or list k values "
+                f"(--pass-k) up to {n}"
             )
         return v
 
@@ -261,9 +277,10 @@ class CodeTask(BenchTask):
             return {}
         n = min(r["n"] for r in records)
         out: dict[str, Any] = {"pass_at_k": {}}
-        for k in sorted(set(self.config.k)):
-            if k > n:
-                continue
+        ks = {k for k in self.config.k if k <= n}
+        if self.config.k == list(DEFAULT_K):  # the default: also pass@n itself
+            ks.add(n)
+        for k in sorted(ks):
             vals = [pass_at_k(r["n"], r["c"], k) for r in records]
             iv = score_interval(vals)
             out["pass_at_k"][f"pass@{k}"] = {**iv.to_dict(), "n": len(vals)}
