@@ -420,3 +420,13 @@ def test_results_record_the_sampling_settings_used():
     assert "temperature" not in got["config"] and got["sampling"]["temperature"] == 0.0
     hs = make_task("hellaswag", limit=1, data_dir=str(SHARED))
     assert "sampling" not in _config_used(hs, hs.docs())
+
+
+def test_the_pass_at_k_chosen_does_not_change_which_samples_are_reused():
+    from smollab.eval.runner import samples_key
+
+    def key(**kw):
+        return samples_key("m", make_task("mbpp", n_samples=5, data_dir=str(SHARED), **kw))
+
+    assert key() == key(k=[1, 5]) == key(k=[2])
+    assert key() != key(temperature=0.5)  # what the samples are drawn with does

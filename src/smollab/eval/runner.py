@@ -46,8 +46,14 @@ def _chunk(task: BenchTask, lm: HFLM | ProviderLM) -> int:
 
 
 def samples_key(model_key: str, task: BenchTask) -> str:
-    """What the samples of a task depend on: the model and the task's config (minus limit)."""
+    """What the samples of a task depend on: the model and the task's config, minus what only
+    chooses which items run or what is reported from them (``limit``; a code task's pass@k
+    ``k``, keyed as the default so the keys of earlier samples stay what they were)."""
+    from smollab.tasks.code import DEFAULT_K, CodeTask
+
     cfg = {k: v for k, v in task.describe().items() if k != "limit"}
+    if isinstance(task, CodeTask):
+        cfg["k"] = list(DEFAULT_K)
     return hashlib.sha256(json.dumps([model_key, cfg], sort_keys=True).encode()).hexdigest()[:16]
 
 
