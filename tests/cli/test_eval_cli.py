@@ -160,3 +160,42 @@ def test_pass_k_option_is_checked_against_the_samples(cli):
     assert "field 'k': pass@k with k = [5] needs at least 5 samples per problem" in msg
     msg = assert_clean_error(cli("eval", *MODEL, "--task", "hellaswag", "--pass-k", "2"), code=2)
     assert "Option --pass-k applies to the tasks humaneval" in msg
+
+
+def test_ctrl_c_says_the_evaluated_items_are_kept_and_the_command_resumes(tmp_path, tmp_home):
+    """QA: an interrupted eval printed the study's message (runs, training checkpoints)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.cli.test_interrupt import _sigint_default
+    from tests.conftest import REPO, cli_env, one_line, smollab_cmd
+
+    out = tmp_path / "ev"
+    args = ("eval", "--model", "scratch:gpt2", "--task", "hellaswag", "--limit", "300",
+            "--data-dir", SHARED, "--out", out, "--no-cache")  # fmt: skip
+    proc = subprocess.Popen(
+        smollab_cmd(*map(str, args)),
+        env=cli_env(tmp_home, SMOLLAB_EVAL_CHUNK="4"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_sigint_default,
+    )
+    samples = out / "samples_hellaswag.jsonl"
+    t0 = time.monotonic()
+    while not (samples.exists() and len(_lines(samples)) >= 4):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - t0 < 120, "no item was evaluated in 120 s"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    msg = one_line(stderr)
+    assert "interrupted: the items evaluated so far are kept in the samples_<task>.jsonl" in msg
+    assert "run the same eval command again to resume" in msg and "checkpoint" not in msg
+    assert len(_lines(samples)) < 300 and not (out / "summary.md").exists()

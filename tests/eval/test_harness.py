@@ -430,3 +430,22 @@ def test_the_pass_at_k_chosen_does_not_change_which_samples_are_reused():
 
     assert key() == key(k=[1, 5]) == key(k=[2])
     assert key() != key(temperature=0.5)  # what the samples are drawn with does
+
+
+def test_an_evaluation_stopped_before_any_task_finished_writes_no_empty_summary(small, tmp_path):
+    """QA: an eval interrupted before its first item left a summary.md with an empty table.
+    Where earlier tasks' results are in the folder, the summary keeps showing them."""
+
+    def stop(e: dict) -> None:
+        if e["event"] == "task":
+            raise KeyboardInterrupt
+
+    task = make_task("hellaswag", limit=2, data_dir=str(SHARED))
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(small, [task], tmp_path, use_cache=False, on_event=stop)
+    assert not (tmp_path / "summary.md").exists() and not (tmp_path / "results.json").exists()
+    run_eval(small, [make_task("arith_probe", limit=1)], tmp_path, use_cache=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(small, [task], tmp_path, use_cache=False, on_event=stop)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| arith_probe | acc |" in summary and "hellaswag" not in summary

@@ -35,25 +35,34 @@ def data_dir_arg(value: str | None) -> Path | None:
     return Path(value).expanduser()
 
 
-def handle_errors(fn: F) -> F:
-    """Turn SmollabError / Ctrl-C into one clear paragraph and a non-zero exit, no traceback."""
+#: what Ctrl-C prints by default (a study's words; ``handle_errors(interrupted=...)`` for others)
+INTERRUPTED = (
+    "what finished is kept (runs, evaluated items, the last training checkpoints); run the "
+    "same command again to resume."
+)
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SmollabError as e:
-            # escaped: messages name spec tables such as [conditions.train], not rich markup
-            err_console.print(f"[bold red]error:[/] {escape(e.render())}", highlight=False)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            err_console.print(
-                "[bold yellow]interrupted:[/] what finished is kept (runs, evaluated items, "
-                "the last training checkpoints); run the same command again to resume."
-            )
-            sys.exit(130)
 
-    return wrapper  # type: ignore[return-value]
+def handle_errors(fn: F | None = None, *, interrupted: str = INTERRUPTED) -> Any:
+    """Turn SmollabError / Ctrl-C into one clear paragraph and a non-zero exit, no traceback.
+    ``@handle_errors``, or ``@handle_errors(interrupted=TEXT)`` for a command whose Ctrl-C
+    message is not a study's."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except SmollabError as e:
+                # escaped: messages name spec tables such as [conditions.train], not rich markup
+                err_console.print(f"[bold red]error:[/] {escape(e.render())}", highlight=False)
+                sys.exit(e.exit_code)
+            except KeyboardInterrupt:
+                err_console.print(f"[bold yellow]interrupted:[/] {escape(interrupted)}")
+                sys.exit(130)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(fn) if fn is not None else decorate
 
 
 class StudyProgress:

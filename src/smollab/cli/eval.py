@@ -11,7 +11,11 @@ from smollab.cli.agent import BudgetOpt
 from smollab.cli.common import console, data_dir_arg, handle_errors, print_paths
 
 
-@handle_errors
+@handle_errors(
+    interrupted="the items evaluated so far are kept in the samples_<task>.jsonl files of the "
+    "output folder (results.json and summary.md hold the tasks that finished); run the same "
+    "eval command again to resume from them."
+)
 def eval_cmd(
     model: Annotated[str, typer.Option("--model", help="model source (see `smollab study`)")],
     task: Annotated[list[str], typer.Option("--task", help="benchmark task; repeat for several")],

@@ -353,8 +353,10 @@ def run_eval(
     finally:
         if cache is not None:
             cache.close()
-        # also after a failure: the tasks that finished keep their summary
-        atomic_write_text(out_dir / "summary.md", summary_markdown(results))
+        # also after a failure: the tasks that finished keep their summary (none when no
+        # task has finished here: an empty table would say nothing)
+        if results["tasks"]:
+            atomic_write_text(out_dir / "summary.md", summary_markdown(results))
     return results
 
 
