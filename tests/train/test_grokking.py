@@ -296,3 +296,24 @@ def test_bf16_on_a_cpu_without_native_bf16_warns(
         warnings = [e["text"] for e in events if e.get("event") == "warning"]
         expected = precision == "bf16" and not native
         assert warnings == ([grok_mod.BF16_EMULATED] if expected else [])
+
+
+def test_grok_settings_given_as_text_are_refused_naming_the_field() -> None:
+    """`steps = "7500"` in [conditions.config] is a typo to report, not a number to coerce."""
+    from smollab.study.spec import loads_spec
+
+    text = (
+        '[study]\nname = "g"\nkind = "grok"\nseeds = [0]\n'
+        '[[models]]\nname = "m"\nsource = "small:decoder"\nconfig = { d_model = 32, n_head = 2 }\n'
+        '[[tasks]]\nid = "add"\ntask = "grok.x_plus_y"\np = 7\n'
+        '[[conditions]]\nname = "ref"\n[conditions.config]\nsteps = 30\nlr = 1\n'
+    )
+    assert loads_spec(text, "g.toml").conditions[0].config == {"steps": 30, "lr": 1}
+    for old, new, field in (
+        ("steps = 30", 'steps = "30"', "steps"),
+        ("p = 7", 'p = "7"', "p"),
+        ("d_model = 32", "d_model = 32.0", "d_model"),
+    ):
+        with pytest.raises(ConfigError, match=field) as err:
+            loads_spec(text.replace(old, new), "g.toml")
+        assert "g.toml" in str(err.value)

@@ -25,7 +25,7 @@ from smollab.registry import Registry
 class DecoderConfig(BaseModel):
     """The reference grokking model: 2 layers, d_model 128, 4 heads, post-LayerNorm."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     n_layer: int = Field(2, ge=1)
     d_model: int = Field(128, ge=8)

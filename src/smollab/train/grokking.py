@@ -63,11 +63,11 @@ class GrokTrainSpec(BaseModel):
     default (AdamW lr 1e-3, betas 0.9/0.98, weight decay 0.5, 50 warm-up steps, batch 512,
     7,500 steps)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     steps: int = Field(7500, ge=1)
     lr: float = Field(1e-3, gt=0)
-    betas: tuple[float, float] = (0.9, 0.98)
+    betas: tuple[float, float] = Field((0.9, 0.98), strict=False)
     weight_decay: float = Field(0.5, ge=0)
     warmup_steps: int = Field(50, ge=0, description="linear warm-up from 0 (as the template)")
     lr_schedule: Literal["constant", "cosine"] = Field(
