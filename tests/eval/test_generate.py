@@ -206,13 +206,14 @@ def test_growing_layer_holds_what_dynamic_layer_holds(capacity: int) -> None:
 
 
 def test_new_cache_uses_growing_layers() -> None:
-    from smollab.eval.generate import GrowingLayer, new_cache
+    from smollab.eval.generate import GrowingLayer, _cache_kwarg, _returned_cache, new_cache
 
     lm = tiny_lm("llama")
     cache = new_cache(lm.model, 32)
     assert cache is not None
-    out = lm.model(input_ids=torch.tensor([[1, 2, 3]]), past_key_values=cache, use_cache=True)
-    layers = out.past_key_values.layers
+    kv = _cache_kwarg(lm.model)
+    out = lm.model(input_ids=torch.tensor([[1, 2, 3]]), **{kv: cache}, use_cache=True)
+    layers = _returned_cache(out).layers
     assert layers and all(isinstance(x, GrowingLayer) for x in layers)
     assert layers[0].get_seq_length() == 3 and layers[0]._k.shape[2] == 32
     assert new_cache(object(), 8) is None  # no config: the model makes its own cache

@@ -136,6 +136,22 @@ def new_cache(model: Any, capacity: int) -> DynamicCache | None:
     return cache
 
 
+def _cache_kwarg(model: Any) -> str:
+    """The name forward takes the KV cache under: transformers 5.x renames ``past_key_values``
+    to ``cache`` (the old name warns, and goes in 5.40); 4.x and custom models keep the old."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _returned_cache(out: Any) -> Any:
+    """The KV cache a forward returned, under either name (see :func:`_cache_kwarg`)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def _encode(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
     return [tokenizer(p).input_ids for p in prompts]
 
@@ -297,11 +313,10 @@ def _generate_batch(
     # the shared prefix: one row through the model, its cache repeated for every row
     p = _common_prefix_len(seqs) if n > 1 else 0
     cache = new_cache(model, max(len(s) for s in seqs) + max_new_tokens)
+    kv = _cache_kwarg(model)
     if p:
         prefix = torch.tensor([seqs[0][:p]], dtype=torch.long, device=device)
-        cache = model(
-            input_ids=prefix, past_key_values=cache, use_cache=True, **last
-        ).past_key_values
+        cache = _returned_cache(model(input_ids=prefix, **{kv: cache}, use_cache=True, **last))
         cache.batch_repeat_interleave(n)
         seqs = [s[p:] for s in seqs]
     width = max(len(s) for s in seqs)
@@ -317,11 +332,11 @@ def _generate_batch(
         input_ids=ids,
         attention_mask=mask,
         position_ids=pos,
-        past_key_values=cache,
+        **{kv: cache},
         use_cache=True,
         **last,
     )
-    cache = out.past_key_values
+    cache = _returned_cache(out)
     logits = out.logits[:, -1, :]
     generated: list[list[int]] = [[] for _ in range(n)]
     texts = [""] * n
@@ -356,10 +371,10 @@ def _generate_batch(
             input_ids=tok[:, None],
             attention_mask=mask,
             position_ids=next_pos[:, None],
-            past_key_values=cache,
+            **{kv: cache},
             use_cache=True,
         )
-        cache = out.past_key_values
+        cache = _returned_cache(out)
         logits = out.logits[:, -1, :]
         next_pos = next_pos + 1
     return texts
