@@ -64,3 +64,25 @@ def test_no_improvement_anywhere_is_stated():
     assert "no trained condition showed a detectable improvement" in abstract
     assert r"\texttt{finetune\_full}, improvement on" not in tex
     assert r"\texttt{finetune\_full}, no detectable difference on \texttt{1x1}" in tex
+
+
+def test_the_paper_says_how_a_from_scratch_baseline_and_its_seeds_relate():
+    """QA: the paper said trained conditions are 'fine-tuned from the same model' when the
+    model was a random initialisation, one per seed."""
+
+    def conditions_paragraph(results) -> str:
+        tex, _ = render_paper(build_context(results))
+        return " ".join(tex.split(r"\paragraph{Conditions.}")[1].split(r"\begin{table}")[0].split())
+
+    results = load_sample()
+    pretrained = conditions_paragraph(results)
+    assert "fine-tuned from the same model" in pretrained and "scratch" not in pretrained
+    results["models"]["smollm2-135m"]["source"] = "scratch:llama"
+    scratch = conditions_paragraph(results)
+    assert "fine-tuned" not in scratch
+    assert "each seed is its own random initialisation" in scratch
+    assert "evaluated untrained, once per seed" in scratch
+    assert "starts from the same seed's initialisation" in scratch
+    results["models"]["other"] = {"source": "smollm2-135m", "model_type": "llama"}
+    mixed = conditions_paragraph(results)
+    assert "a from-scratch model's random initialisation, once per seed" in mixed

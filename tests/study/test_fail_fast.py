@@ -57,9 +57,10 @@ def test_a_study_whose_runs_fail_alike_stops_and_says_so(tmp_path, monkeypatch) 
         raise ConfigError("the data folder /nowhere does not exist")
 
     monkeypatch.setattr(worker, "execute_run", execute_run)
-    spec = loads_spec(TINY_SPEC)
+    text = TINY_SPEC.replace('name = "baseline"\n', 'name = "baseline"\nseeds = [0]\n')
+    spec = loads_spec(text)
     with pytest.raises(RunFailed) as err:
-        run_study(spec, TINY_SPEC, out_root=tmp_path, session_name="s", executor=InlineExecutor())
+        run_study(spec, text, out_root=tmp_path, session_name="s", executor=InlineExecutor())
     assert len(started) == 2
     msg = err.value.render()
     assert "2 of 3 runs failed, and the other run was not started, since the same error" in msg

@@ -88,7 +88,7 @@ def test_session_layout(session: Any) -> None:
     assert read_json(d / "metrics.json")["llm"]["calls"] == 0
     events = [e["event"] for e in read_jsonl(d / "session_log.jsonl")]
     assert events[0] == "plan" and events[-1] == "report_done"
-    assert events.count("run_end") == 3
+    assert events.count("run_end") == 4  # a scratch baseline runs every seed
 
     runs = expand(prob.spec)
     plans = (d / "plans.txt").read_text()
@@ -168,7 +168,7 @@ def test_rerun_reuses_finished_runs(session: Any, monkeypatch: pytest.MonkeyPatc
     _, out, _, prob = session
     d = out / "tiny"
     records = sorted((d / "runs").glob("*/record.json"))
-    assert len(records) == 3
+    assert len(records) == 4
     before = {p: p.stat().st_mtime_ns for p in records}
     ckpts = {p: p.stat().st_mtime_ns for p in (d / "runs").glob("*/ckpt/final/model.safetensors")}
     assert len(ckpts) == 2
@@ -191,12 +191,13 @@ def test_rerun_reuses_finished_runs(session: Any, monkeypatch: pytest.MonkeyPatc
     assert res.outcomes == []
     assert sorted(e["label"] for e in events if e["event"] == "reused") == [
         "baseline/seed0",
+        "baseline/seed1",
         "ft/seed0",
         "ft/seed1",
     ]
     assert {p: p.stat().st_mtime_ns for p in records} == before
     assert {p: p.stat().st_mtime_ns for p in ckpts} == ckpts
-    assert read_json(d / "session.json")["reused"] == 3
+    assert read_json(d / "session.json")["reused"] == 4
 
 
 def test_store_index_and_reindex(session: Any) -> None:
@@ -206,18 +207,23 @@ def test_store_index_and_reindex(session: Any) -> None:
     hashes = sorted(r.hash for r in expand(prob.spec))
     rows = store.runs("tiny")
     assert sorted(r["hash"] for r in rows) == hashes
-    assert [(r["condition"], r["seed"]) for r in rows] == [("baseline", 0), ("ft", 0), ("ft", 1)]
+    assert [(r["condition"], r["seed"]) for r in rows] == [
+        ("baseline", 0),
+        ("baseline", 1),
+        ("ft", 0),
+        ("ft", 1),
+    ]
     sessions = store.sessions()
-    assert [(s["name"], s["status"], s["n_runs"]) for s in sessions] == [("tiny", "done", 3)]
+    assert [(s["name"], s["status"], s["n_runs"]) for s in sessions] == [("tiny", "done", 4)]
     with sqlite3.connect(store.path) as c:
         strata = {r[0] for r in c.execute("SELECT stratum FROM metrics WHERE session='tiny'")}
         n_metrics = c.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
-    assert strata == {"1x1", "1x2"} and n_metrics == 3 * 2
+    assert strata == {"1x1", "1x2"} and n_metrics == 4 * 2
 
     store.path.unlink()
     fresh = Store(out)
     assert fresh.runs("tiny") == []
-    assert fresh.reindex() == 3
+    assert fresh.reindex() == 4
     again = fresh.runs("tiny")
     assert sorted(r["hash"] for r in again) == hashes
     assert {r["hash"]: r["record"] for r in again} == {r["hash"]: r["record"] for r in rows}

@@ -30,8 +30,32 @@ def test_tiny_spec_parses(tiny_spec_text: str) -> None:
     base, ft = spec.conditions
     assert base.is_baseline and not ft.is_baseline
     assert ft.train is not None and ft.train.steps == 4 and ft.train.lr == 1e-3
-    assert spec.seeds_for(base) == [0] and spec.seeds_for(ft) == [0, 1]
+    # a from-scratch model's baseline is each seed's random initialisation: every seed runs
+    assert spec.seeds_for(base) == [0, 1] and spec.seeds_for(ft) == [0, 1]
     assert spec.model_for(ft).source == "scratch:gpt2"
+
+
+def test_a_pretrained_models_baseline_runs_once_a_scratch_models_on_every_seed(
+    tiny_spec_text: str,
+) -> None:
+    """QA: with a scratch model each trained seed started from its own initialisation but the
+    baseline ran seed 0 alone, so seeds 1.. were compared with an initialisation they never had."""
+    text = tiny_spec_text.replace(
+        'source = "scratch:gpt2"\ntokenizer = "char"\n'
+        "config = { n_layer = 1, n_head = 2, n_embd = 32, block_size = 64 }",
+        'source = "smollm2-135m-instruct"',
+    )
+    spec = loads_spec(text, "pre.toml")
+    base, ft = spec.conditions
+    assert spec.seeds_for(base) == [0] and spec.seeds_for(ft) == [0, 1]
+    runs = expand(loads_spec(tiny_spec_text, "tiny.toml"))
+    assert sorted((r.condition, r.seed) for r in runs) == [
+        ("baseline", 0), ("baseline", 1), ("ft", 0), ("ft", 1)
+    ]  # fmt: skip
+    pinned = loads_spec(
+        tiny_spec_text.replace('name = "baseline"', 'name = "baseline"\nseeds = [3]')
+    )
+    assert pinned.seeds_for(pinned.conditions[0]) == [3]  # a condition's own seeds still win
 
 
 def test_load_spec_from_file(tmp_path: Path, tiny_spec_text: str) -> None:
@@ -150,8 +174,8 @@ def test_identical_conditions_are_caught_by_expand(tiny_spec_text: str) -> None:
 
 def test_expand_runs(tiny_spec_text: str) -> None:
     runs = expand(loads_spec(tiny_spec_text))
-    assert [r.label for r in runs] == ["baseline/seed0", "ft/seed0", "ft/seed1"]
-    assert len({r.hash for r in runs}) == 3
+    assert [r.label for r in runs] == ["baseline/seed0", "baseline/seed1", "ft/seed0", "ft/seed1"]
+    assert len({r.hash for r in runs}) == 4
     assert all(len(r.hash) == 16 for r in runs)
 
 
@@ -159,7 +183,7 @@ def test_expand_runs(tiny_spec_text: str) -> None:
 
 
 def _run(tiny_spec_text: str, **changes) -> RunSpec:
-    base = expand(loads_spec(tiny_spec_text))[1]  # ft/seed0
+    base = next(r for r in expand(loads_spec(tiny_spec_text)) if r.label == "ft/seed0")
     return base.model_copy(update=changes)
 
 
@@ -180,7 +204,7 @@ def test_runspec_hash_ignores_labels(tiny_spec_text: str) -> None:
         .replace('name = "ft"', 'name = "finetune"')
         .replace("tiny-gpt2", "my-model")
     )
-    r2 = expand(loads_spec(renamed))[1]
+    r2 = next(x for x in expand(loads_spec(renamed)) if x.label == "finetune/seed0")
     assert (r2.study, r2.condition, r2.model_name) == ("other", "finetune", "my-model")
     assert r2.hash == r.hash
 

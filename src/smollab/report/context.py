@@ -539,6 +539,7 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
             "source": Ident(m.get("source") or name),
             "model_type": Ident(m.get("model_type") or "?"),
             "n_params": Num(f"models.{name}.n_params", m.get("n_params"), "params"),
+            "from_scratch": str(m.get("source") or "").startswith("scratch:"),
         }
         for name, m in (results.get("models") or {}).items()
     ]
@@ -551,6 +552,14 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
         "level": _first_level(results),
         "alpha": Num("alpha", results.get("alpha", 0.05), "short"),
         "models": models,
+        # "all", "some" or "none" of the models are random initialisations (scratch:ARCH)
+        "from_scratch": (
+            "none"
+            if not any(m["from_scratch"] for m in models)
+            else "all"
+            if all(m["from_scratch"] for m in models)
+            else "some"
+        ),
         "conditions": conditions,
         "trained": trained,
         "trained_desc": [

@@ -196,7 +196,10 @@ class ConditionSpec(_Strict):
     model: str | None = Field(None, description="model name (default: the first model)")
     format: str = Field("plain", description="prompt format for training and evaluation")
     train: TrainSpec | None = Field(None, description="absent: a baseline (evaluation only)")
-    seeds: Seeds | None = Field(None, description="default: [study].seeds when trained")
+    seeds: Seeds | None = Field(
+        None,
+        description="default: [study].seeds (a baseline of a pretrained model: the first)",
+    )
     config: dict[str, Any] | None = Field(
         None,
         description="the run settings of a study kind other than 'lm' (e.g. kind = 'grok': "
@@ -263,9 +266,15 @@ class StudySpec(_Strict):
         return next(m for m in self.models if m.name == name)
 
     def seeds_for(self, cond: ConditionSpec) -> list[int]:
+        """A condition's seeds: its own, else [study].seeds; a baseline of a pretrained model
+        runs once (the first seed: evaluation is deterministic), a baseline of a from-scratch
+        model on every seed, since each seed is its own random initialisation (each trained
+        seed is then compared with the initialisation it started from)."""
         if cond.seeds is not None:
             return cond.seeds
-        return self.study.seeds if not cond.is_baseline else [self.study.seeds[0]]
+        if not cond.is_baseline or self.model_for(cond).source.startswith("scratch:"):
+            return self.study.seeds
+        return [self.study.seeds[0]]
 
 
 # ------------------------------------------------------------------ loading and errors
