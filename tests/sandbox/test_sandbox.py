@@ -207,6 +207,36 @@ def test_verdict_passed_requires_no_limit() -> None:
     assert v.to_json()["killed_by"] == "output" and v.to_json()["signal_name"] is None
 
 
+def test_interleaved_fork_bomb_tracebacks_are_the_process_limit() -> None:
+    # `while True: os.fork()`: the many processes' tracebacks interleave on the shared stderr,
+    # so the last line can be a fragment (as captured from a real run); still the nproc limit
+    from smollab.sandbox.verdict import classify
+
+    def killed_by(stderr: str) -> str | None:
+        return classify(
+            exit_code=1,
+            signal=None,
+            harness_kill=None,
+            stderr_tail=stderr,
+            duration_s=0.5,
+            limits=Limits(),
+        )
+
+    garbled = (
+        "BlockingIOError: [Errno 11] Resource temporarily unavailable\n"
+        "while True: os.fork()\n Traceback (most recent call last):\n"
+        '      File "/tmp/work/main.py", line 2, in <module>\n'
+        "       while True: os.fork()\n                 ^^^^^^^^^\n"
+        "BlockingIOError: [Errno 11] Resource temporarily unavailable\n"
+        "      Traceback (most recent call last):\n"
+    )
+    assert killed_by(garbled) == "nproc"
+    assert killed_by(": [Errno 11] Resource temporarily unavailable\n") == "nproc"
+    # an ordinary failure stays an ordinary failure
+    plain = 'Traceback (most recent call last):\n  File "main.py", line 1\nValueError: x\n'
+    assert killed_by(plain) is None
+
+
 def test_read_only_binds_are_visible_and_read_only(sandbox: Sandbox, tmp_path: Path) -> None:
     # pytest's tmp_path is private to root; the sandbox uid needs a path it may traverse
     lib = Path(tempfile.mkdtemp(prefix="smollab-ro-bind-"))

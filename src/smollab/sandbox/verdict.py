@@ -67,7 +67,8 @@ class Verdict:
     ``exit_code`` is the exit status, or None when a signal ended it (then ``signal`` is set).
     ``killed_by`` names the limit that stopped it: "timeout" and "output" are enforced by the
     harness; "cpu", "memory", "file_size" and "nproc" are read from the signal or from the last
-    error Python printed (MemoryError, "File too large", a failed fork), so a program that catches
+    error Python printed (MemoryError, "File too large", a failed fork; a failed fork in any of
+    the last few lines, where a fork bomb's tracebacks interleave), so a program that catches
     those errors and exits 0 is not marked. ``stdout_tail``/``stderr_tail`` hold the last
     ``Limits.output_bytes`` bytes of each stream (``output_truncated`` says whether anything was
     dropped). ``error`` is set when the sandbox itself could not start the program; that is a fault
@@ -100,11 +101,15 @@ _LAST_ERROR_PATTERNS: list[tuple[re.Pattern[str], KilledBy]] = [
 ]
 
 
-def _last_line(text: str) -> str:
-    for line in reversed(text.splitlines()):
-        if line.strip():
-            return line.strip()
-    return ""
+def _last_lines(text: str, n: int) -> list[str]:
+    """The last ``n`` non-blank lines of ``text``, stripped, the last one first."""
+    lines = [line.strip() for line in reversed(text.splitlines()) if line.strip()]
+    return lines[:n]
+
+
+#: a failed fork as Python reports it anywhere in a line: the tracebacks of a fork bomb's many
+#: processes interleave on the shared stderr, so its last line can be a fragment of one
+_FORK_FAILED = re.compile(r"(BlockingIOError|\[Errno 11\] Resource temporarily unavailable)")
 
 
 def classify(
@@ -129,8 +134,13 @@ def classify(
     if signal == _signal.SIGXFSZ:
         return "file_size"
     if exit_code not in (None, 0):
-        last = _last_line(stderr_tail)
+        tail = _last_lines(stderr_tail, 8)
+        last = tail[0] if tail else ""
         for pattern, kind in _LAST_ERROR_PATTERNS:
             if pattern.search(last):
                 return kind
+        # processes that all hit the process limit write their tracebacks at once, and the
+        # lines interleave: a failed fork in any of the last lines is the process limit
+        if any(_FORK_FAILED.search(line) for line in tail):
+            return "nproc"
     return None
