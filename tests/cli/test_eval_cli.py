@@ -162,6 +162,15 @@ def test_pass_k_option_is_checked_against_the_samples(cli):
     assert "Option --pass-k applies to the tasks humaneval" in msg
 
 
+def test_huge_samples_is_refused_before_anything_is_loaded(cli):
+    # 10^8 samples per problem once built 5 GB of requests in a minute before any was scored
+    proc = cli("eval", *MODEL, "--task", "humaneval", "--samples", "100000000", "--pass-k", "5")
+    msg = assert_clean_error(proc, code=2)
+    assert "field 'n_samples': n_samples (smollab eval --samples) is 100000000" in msg
+    assert "ask for at most 1000" in msg
+    assert "n_samples is 1" not in msg  # --pass-k is not compared with a refused --samples
+
+
 def test_ctrl_c_says_the_evaluated_items_are_kept_and_the_command_resumes(tmp_path, tmp_home):
     """QA: an interrupted eval printed the study's message (runs, training checkpoints)."""
     import os

@@ -40,7 +40,9 @@ def eval_cmd(
     ] = None,
     samples: Annotated[
         int | None,
-        typer.Option("--samples", min=1, help="samples per problem for pass@k (code tasks)"),
+        typer.Option(
+            "--samples", min=1, help="samples per problem for pass@k (code tasks; at most 1000)"
+        ),
     ] = None,
     pass_k: Annotated[
         list[int] | None,

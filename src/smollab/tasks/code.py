@@ -60,6 +60,10 @@ from smollab.tasks.requests import GenerateRequest
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>")
 #: the pass@k reported by default (those up to n_samples), with k = n_samples itself
 DEFAULT_K = (1, 10, 100)
+#: the most samples per problem: pass@100 is estimated from n = 200 (Chen et al., 2021); every
+#: sample is a request held in memory, a generation and a sandboxed run, so 10^8 of them exhaust
+#: the machine's memory before the first one is scored
+MAX_SAMPLES = 1000
 MBPP_STOP = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```")
 CATEGORIES = (
     ("string", re.compile(r"\b(string|strings|char|chars|character|characters|word|words|"
@@ -124,6 +128,18 @@ class CodeConfig(BenchConfig):
         False, description="run without bubblewrap where user namespaces are unavailable"
     )
 
+    @field_validator("n_samples")
+    @classmethod
+    def _samples_bounded(cls, v: int) -> int:
+        if v > MAX_SAMPLES:
+            raise ValueError(
+                f"n_samples (smollab eval --samples) is {v}, above the {MAX_SAMPLES} samples "
+                "per problem this harness draws: each one is held in memory, generated and run "
+                "in the sandbox, and far more exhaust the memory before any is scored. pass@100 "
+                f"is estimated well from 200 samples; ask for at most {MAX_SAMPLES}"
+            )
+        return v
+
     @field_validator("k")
     @classmethod
     def _k_positive(cls, v: list[int], info: ValidationInfo) -> list[int]:
@@ -133,7 +149,9 @@ class CodeConfig(BenchConfig):
                 f"pass@k is over k >= 1 samples, so k = {bad} means nothing; list k values of "
                 "at least 1, e.g. k = [1, 10]"
             )
-        n = info.data.get("n_samples", 1)
+        if "n_samples" not in info.data:  # n_samples itself was refused: nothing to compare
+            return v
+        n = info.data["n_samples"]
         over = sorted({k for k in v if k > n})
         # the default is compared by value: a config dumped and read back sets it explicitly
         if over and v != list(DEFAULT_K):
