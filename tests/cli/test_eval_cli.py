@@ -93,6 +93,7 @@ def test_window_too_short_for_the_generation_budget(cli, tmp_path):
                "--out", tmp_path / "ev")  # fmt: skip
     msg = assert_clean_error(proc, code=2)
     assert "max_tokens=256 leaves no room for the prompt" in msg and "256 tokens" in msg
+    assert "below 256 (e.g. smollab eval --max-tokens 64;" in msg  # the flag that fixes it
 
 
 @pytest.mark.slow

@@ -587,6 +587,8 @@ class HFLM:
                 raise ConfigError(
                     f"max_tokens={max_tokens} leaves no room for the prompt in the model's "
                     f"context window of {self.max_length} tokens; lower the generation budget "
+                    f"below {self.max_length} (e.g. smollab eval --max-tokens "
+                    f"{max(1, self.max_length // 4)}; max_tokens in a study's [[tasks]] table) "
                     "or use a model with a longer window."
                 )
             # lm-eval's rule: keep the last (window - max_tokens) prompt tokens
