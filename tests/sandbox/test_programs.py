@@ -133,6 +133,16 @@ def test_wrong_format_names_the_missing_keys(tmp_path: Path) -> None:
         load_humaneval(tmp_path)
 
 
+def test_a_json_list_in_the_jsonl_slot_is_named(data: Path, tmp_path: Path) -> None:
+    # sanitized-mbpp.json copied over mbpp.jsonl: one line holding a list (it said "Record 1
+    # lacks task_id, text, ..."), and the same list written indented
+    rows = [{"task_id": 2, "prompt": "x"}]
+    for text in (json.dumps(rows), json.dumps(rows, indent=1)):
+        _write(tmp_path, "mbpp/mbpp.jsonl", text.encode())
+        with pytest.raises(DataError, match=r"mbpp.jsonl holds one JSON (list|document), not JSON"):
+            load_mbpp(tmp_path)
+
+
 def test_sanitized_mbpp_wrong_shape(tmp_path: Path) -> None:
     _write(tmp_path, "mbpp/sanitized-mbpp.json", b'{"not": "a list"}')
     with pytest.raises(DataError, match="JSON array"):

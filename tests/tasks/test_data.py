@@ -65,6 +65,16 @@ def test_jsonl_cut_mid_record_says_truncated(tmp_path):
         read_records(p)
 
 
+@pytest.mark.parametrize(
+    "text,what", [(json.dumps(ROWS), "list"), (json.dumps(ROWS, indent=2), "document")]
+)
+def test_a_json_list_where_jsonl_is_expected_is_named(tmp_path, text, what):
+    # a list on one line read as one record said "record 0: missing field(s) ... (has list)"
+    _write(tmp_path / "gsm8k" / "test.jsonl", text)
+    with pytest.raises(DataError, match=f"test.jsonl holds one JSON {what}, not JSON Lines"):
+        load_records("gsm8k", ("test.jsonl",), ("question", "answer"), data_dir=tmp_path)
+
+
 def test_truncated_json_document(tmp_path):
     p = _write(tmp_path / "d.json", json.dumps(ROWS)[:-5])
     with pytest.raises(DataError, match="not valid JSON.*truncated"):

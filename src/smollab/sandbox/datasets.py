@@ -85,12 +85,25 @@ def _read_jsonl(path: Path) -> list[Any]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
+            if not rows and line.strip() in ("[", "{"):
+                raise _not_jsonl(path, "one JSON document") from None
             raise DataError(
                 f"Line {n} of {path} is not valid JSON ({e.msg}); the file is truncated or not "
                 "JSON Lines.",
                 hint="Copy the file again from its source (see PROVENANCE.md beside it).",
             ) from None
+    if len(rows) == 1 and isinstance(rows[0], list):
+        raise _not_jsonl(path, "one JSON list")
     return rows
+
+
+def _not_jsonl(path: Path, what: str) -> DataError:
+    return DataError(
+        f"Data file {path} holds {what}, not JSON Lines: a .jsonl file has one JSON record per "
+        "line.",
+        hint="Write one record per line (jq -c '.[]' does it for a list), or copy the file again "
+        "from its source (see PROVENANCE.md beside it).",
+    )
 
 
 def humaneval_file(data: str | os.PathLike[str] | None = None) -> Path:

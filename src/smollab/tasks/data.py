@@ -56,6 +56,14 @@ def read_text(path: Path) -> str:
         raise DataError(f"Data file {path} is not UTF-8 text ({e}).") from None
 
 
+#: a .json file (a list of records) where JSON Lines are expected
+_NOT_JSONL = (
+    "Data file {path} holds {what}, not JSON Lines: a .jsonl file has one JSON record per line. "
+    "Write one record per line (jq -c '.[]' does it for a list), or copy the file again from "
+    "its source (see PROVENANCE.md)."
+)
+
+
 def read_records(path: str | Path) -> list[Any]:
     """Records of a ``.jsonl`` / ``.json`` file (optionally ``.gz`` / ``.bz2``).
 
@@ -75,6 +83,10 @@ def read_records(path: str | Path) -> list[Any]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
+                if not rows and line.strip() in ("[", "{"):
+                    raise DataError(
+                        _NOT_JSONL.format(path=path, what="one JSON document")
+                    ) from None
                 last = i == len(lines)
                 raise DataError(
                     f"Data file {path}, line {i}: not valid JSON ({e.msg})"
@@ -82,6 +94,8 @@ def read_records(path: str | Path) -> list[Any]:
                     + ". Each line of a .jsonl file must be one JSON record; copy the file again "
                     "from its source (see PROVENANCE.md)."
                 ) from None
+        if len(rows) == 1 and isinstance(rows[0], list):
+            raise DataError(_NOT_JSONL.format(path=path, what="one JSON list"))
         return rows
     if stem.endswith(".json"):
         try:
