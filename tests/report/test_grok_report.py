@@ -137,3 +137,73 @@ def test_no_common_step_gives_no_row_but_a_note(tmp_path: Path) -> None:
 def test_cluster_figure_draws_undefined_values_as_gaps(tmp_path: Path) -> None:
     paths = cluster_figure(results(tmp_path), "ref", "add", tmp_path)
     assert all(p.is_file() for p in paths)
+
+
+def test_report_and_paper_say_which_tasks_and_models_were_trained(tmp_path: Path) -> None:
+    res = results(tmp_path)
+    res["tasks"] = {
+        "add": {
+            "task": "grok.x_plus_y",
+            "p": 23,
+            "train_fraction": 0.5,
+            "n_pairs": 529,
+            "n_train": 264,
+            "n_val": 265,
+            "n_classes": 23,
+        },
+        "perm": {
+            "task": "grok.permutation",
+            "p": None,
+            "train_fraction": 0.3,
+            "n_pairs": 14400,
+            "n_classes": 120,
+        },  # results written before n_train/n_val were recorded
+    }
+    res["models"] = {"dec": {"source": "small:decoder", "config": {"n_layer": 2, "d_model": 64}}}
+    res["conditions"]["ref"]["model"] = "dec"
+    atomic_write_json(tmp_path / "results" / "results.json", res)
+    build_grok_report(tmp_path, pdf=False)
+    md = (tmp_path / "report.md").read_text()
+    setup = md.split("## Tasks and models")[1].split("## Conditions")[0]
+    assert (
+        "- `add`: grok.x_plus_y (mod p = 23); 529 pairs, training fraction 0.5 (264 for "
+        "training, 265 held out for validation)" in setup
+    )
+    assert "- `perm`: grok.permutation (120 elements); 14400 pairs, training fraction 0.3\n" in (
+        setup
+    )
+    assert "- model `dec`: small:decoder (n_layer=2, d_model=64), trained from scratch in ref" in (
+        setup
+    )
+    html = (tmp_path / "report.html").read_text()
+    assert "<li><code>add</code>: grok.x_plus_y (mod p = 23); 529 pairs" in html
+    tex = (tmp_path / "paper" / "paper.tex").read_text()
+    methods = tex.split("\\section{Methods}")[1].split("\\section{Results}")[0]
+    assert "\\texttt{add}: grok.x\\_plus\\_y (mod p = 23); 529 pairs" in methods
+    assert "\\texttt{dec}: \\freetext{small:decoder (n\\_layer=2, d\\_model=64)" in methods
+    numbers = read_json(tmp_path / "paper" / "numbers.json")["numbers"]
+    assert {"tasks.add.p", "tasks.add.n_train", "tasks.add.n_val", "tasks.perm.n_classes"} <= set(
+        numbers
+    )
+
+
+def test_a_seed_that_grokked_and_fell_back_below_99_is_noted(tmp_path: Path) -> None:
+    res = results(tmp_path)
+    add = res["conditions"]["ref"]["tasks"]["add"]
+    # seed 0 reached 99% at 230 and ended at 100%; seed 1 reached it at 250, ended at 37.8%
+    add["step_val_acc_99"] = describe_steps([230, 250])
+    add["runs"] = [
+        {"seed": 0, "steps": 240, "step_val_acc_99": 230, "final_val_acc": 1.0},
+        {"seed": 1, "steps": 300, "step_val_acc_99": 250, "final_val_acc": 0.378},
+    ]
+    notes = _notes(res)
+    fell = [n for n in notes if "ended the run below it" in n]
+    assert fell == [
+        "ref / add: 1 of 2 seeds that reached 99% validation accuracy ended the run below it "
+        "(seed 1 37.8%): they count as grokked at their first crossing (step_val_acc_99), "
+        "which did not last."
+    ]
+    # a seed that never reached 99% is noted as such, not as one that fell back
+    add["step_val_acc_99"] = describe_steps([230, None])
+    add["runs"][1]["step_val_acc_99"] = None
+    assert not any("ended the run below it" in n for n in _notes(res))

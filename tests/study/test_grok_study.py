@@ -245,8 +245,13 @@ def test_session_end_to_end_with_report(tmp_path: Path, cli: Any) -> None:
     assert all(0 <= p["val_acc"] <= 1 for p in panels)
     md = (d / "report.md").read_text()
     assert "| ref | add | 0 → 30 |" in md and "Representations: first and last snapshot" in md
+    # the report says what was trained on what: p = 7 gives 49 pairs, half of them (25) trained on
+    assert results["tasks"]["add"] | {"n_train": 25, "n_val": 24} == results["tasks"]["add"]
+    assert "- `add`: grok.x_plus_y (mod p = 7); 49 pairs, training fraction 0.5 (25 for " in md
+    assert "- model `tiny`: small:decoder (d_model=32, n_head=2), trained from scratch in ref" in md
     numbers = read_json(d / "paper" / "numbers.json")["numbers"]
     assert "conditions.ref.tasks.add.final_val_acc.mean" in numbers
+    assert "tasks.add.n_train" in numbers and "tasks.add.p" in numbers
     # `smollab report` rebuilds a grokking session with the grokking report
     (d / "report.md").unlink()
     proc = cli("report", d, "--no-pdf")

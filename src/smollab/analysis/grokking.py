@@ -210,6 +210,9 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
             "p": task.config.p if task.operation != "permutation" else None,
             "train_fraction": task.config.train_fraction,
             "n_pairs": task.n_pairs,
+            # every seed's split has these sizes (only which pairs differs)
+            "n_train": len(task.split(0).train),
+            "n_val": len(task.split(0).val),
             "n_classes": task.n_classes,
         }
     for cond in spec.conditions:
@@ -460,6 +463,8 @@ def _unranked_reason(censored: list[dict[str, Any]], reached: list[dict[str, Any
 
 
 def _notes(out: dict[str, Any]) -> list[str]:
+    from smollab.train.grokking import ACC_BAR
+
     notes = []
     for cname, c in out["conditions"].items():
         for tname, t in c["tasks"].items():
@@ -469,6 +474,20 @@ def _notes(out: dict[str, Any]) -> list[str]:
                     f"{cname} / {tname}: {g['n'] - g['n_reached']} of {g['n']} seeds never reached "
                     "99% validation accuracy within the run; they count as 'not reached', not as "
                     "the run length."
+                )
+            fell = [
+                r
+                for r in t["runs"]
+                if r.get("step_val_acc_99") is not None
+                and r.get("final_val_acc") is not None
+                and r["final_val_acc"] < ACC_BAR
+            ]
+            if fell:
+                ends = ", ".join(f"seed {r['seed']} {100 * r['final_val_acc']:.1f}%" for r in fell)
+                notes.append(
+                    f"{cname} / {tname}: {len(fell)} of {g['n_reached']} seeds that reached 99% "
+                    f"validation accuracy ended the run below it ({ends}): they count as "
+                    "grokked at their first crossing (step_val_acc_99), which did not last."
                 )
             if any(r["steps"] < c["config"]["steps"] for r in t["runs"]):
                 notes.append(

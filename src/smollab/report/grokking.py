@@ -40,6 +40,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from smollab.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from smollab.report.context import (  # noqa: E402
+    Ident,
     Num,
     Phrase,
     check_numbers,
@@ -660,7 +661,54 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "notes": results.get("notes", []),
         "conditions": {k: _settings(c["config"]) for k, c in results["conditions"].items()},
+        "task_lines": _task_lines(results),
+        "model_lines": _model_lines(results),
     }
+
+
+def _task_lines(results: dict[str, Any]) -> list[Phrase]:
+    """Each task as the study set it up: the operation, the modulus (or the group's size), and
+    how its pairs were split (the split's own rounding: :meth:`ModularTask.split`)."""
+    lines = []
+    for name, t in results.get("tasks", {}).items():
+        key = f"tasks.{name}"
+        what: list[Any] = [t["task"]]
+        if t.get("p") is not None:
+            what += [" (mod p = ", Num(f"{key}.p", t["p"], "count"), ")"]
+        elif t.get("n_classes") is not None:
+            what += [" (", Num(f"{key}.n_classes", t["n_classes"], "count"), " elements)"]
+        split: list[Any] = []
+        if t.get("n_pairs") is not None and t.get("train_fraction") is not None:
+            split = [
+                "; ",
+                Num(f"{key}.n_pairs", t["n_pairs"], "count"),
+                " pairs, training fraction ",
+                Num(f"{key}.train_fraction", t["train_fraction"], "short"),
+            ]
+            # results written before the split sizes were recorded have only the fraction
+            if t.get("n_train") is not None and t.get("n_val") is not None:
+                split += [
+                    " (",
+                    Num(f"{key}.n_train", t["n_train"], "count"),
+                    " for training, ",
+                    Num(f"{key}.n_val", t["n_val"], "count"),
+                    " held out for validation)",
+                ]
+        lines.append(phrase(Ident(name), ": ", *what, *split))
+    return lines
+
+
+def _model_lines(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each model (``name``) with its source, its architecture settings as written in the spec
+    (like the conditions' run settings) and the conditions that train it (``text``)."""
+    lines = []
+    for name, m in results.get("models", {}).items():
+        used = [c for c, block in results["conditions"].items() if block.get("model") == name]
+        cfg = ", ".join(f"{k}={v}" for k, v in (m.get("config") or {}).items())
+        text = m["source"] + (f" ({cfg})" if cfg else "")
+        text += ", trained from scratch" + (f" in {', '.join(used)}" if used else "")
+        lines.append({"name": Ident(name), "text": text})
+    return lines
 
 
 def _shift(i: int, comp: dict[str, Any]) -> Phrase:
