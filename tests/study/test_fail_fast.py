@@ -64,7 +64,8 @@ def test_a_study_whose_runs_fail_alike_stops_and_says_so(tmp_path, monkeypatch) 
     assert len(started) == 2
     msg = err.value.render()
     assert "2 of 3 runs failed, and the other run was not started, since the same error" in msg
-    assert "the data folder /nowhere does not exist" in msg and err.value.exit_code == 2
+    assert "the data folder /nowhere does not exist. Fix the cause" in msg
+    assert err.value.exit_code == 2
     log = (tmp_path / "s" / "session_log.jsonl").read_text()
     assert log.count('"run_not_started"') == 1
 
@@ -98,3 +99,9 @@ def test_lora_targets_by_suffix_are_accepted(tmp_path) -> None:
     check_lora_targets(model, ["all-linear"], "lora_targets")
     with pytest.raises(ConfigError, match=r"'attn\.c_fcx' names no module"):
         check_lora_targets(model, ["c_attn", "attn.c_fcx"], "lora_targets")
+
+
+def test_a_worker_killed_by_a_signal_is_named(tmp_path: Path) -> None:
+    (job,) = _jobs(tmp_path, 1)
+    out = LocalProcessExecutor._outcome(job, -9, {})
+    assert not out.ok and out.error == "the worker was killed by signal 9 (SIGKILL)"

@@ -266,7 +266,11 @@ class LocalProcessExecutor(Executor):
             if last.get("kind") == "internal":
                 msg += f" (full traceback in {last.get('log')})"
         elif code < 0:
-            msg = f"the worker was killed by signal {-code}"
+            try:
+                name = f" ({signal.Signals(-code).name})"
+            except ValueError:
+                name = ""
+            msg = f"the worker was killed by signal {-code}{name}"
         else:
             msg = f"the worker exited with status {code}; see {job.run_dir / 'worker.log'}"
         return Outcome(job, False, error=msg, exit_code=int(last.get("exit_code", 1)))

@@ -276,9 +276,12 @@ def run_study(
             n = len(skipped)
             also = f", and {'the other run was' if n == 1 else f'the other {n} were'} not "
             also += "started, since the same error repeated"
+        error = (first.error or "").rstrip()
+        if not error.endswith((".", "!", "?")):
+            error += "."  # the hint follows: "... signal 9 (SIGKILL). Fix the cause ..."
         raise RunFailed(
             f"{len(failed)} of {len(jobs)} runs failed{also}; {len(records)} finished runs are "
-            f"kept in {d / 'runs'}. First failure ({first.job.label}): {first.error}",
+            f"kept in {d / 'runs'}. First failure ({first.job.label}): {error}",
             hint="Fix the cause and re-run the same command: finished runs are reused.",
         ).with_exit(first.exit_code)
     kind.link_data(d, spec, runs)
