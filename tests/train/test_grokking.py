@@ -317,3 +317,23 @@ def test_grok_settings_given_as_text_are_refused_naming_the_field() -> None:
         with pytest.raises(ConfigError, match=field) as err:
             loads_spec(text.replace(old, new), "g.toml")
         assert "g.toml" in str(err.value)
+
+
+def test_a_batch_larger_than_the_training_set_warns(tmp_path: Path) -> None:
+    """p = 7: 24 training pairs; a batch of 100 (drawn with replacement) trains, with a warning
+    naming the field, the sizes and the fix; a batch of 24 does not warn."""
+    for bs, warned in ((100, True), (24, False)):
+        events: list[dict] = []
+        t = make(tmp_path / str(bs), steps=5, batch_size=bs)
+        t.emit = events.append
+        t.fit()
+        warnings = [e["text"] for e in events if e.get("event") == "warning"]
+        assert warnings == (
+            [
+                "batch_size = 100 is larger than the 24 training pairs of task 'add': batches "
+                "are drawn with replacement, so a step sees each pair about 4.2 times and costs "
+                "4.2x a batch of 24. Set batch_size to at most 24, or raise p or train_fraction"
+            ]
+            if warned
+            else []
+        )

@@ -437,6 +437,8 @@ class GrokTrainer:
         self.model.train()
         if spec.precision == "bf16" and not native_bf16(self.device):
             self.emit({"event": "warning", "text": BF16_EMULATED})
+        if spec.batch_size > len(self.train_y):
+            self.emit({"event": "warning", "text": self._batch_warning()})
         if not resumed and 0 in snaps:
             _, acc0 = self.evaluate()
             self.snapshot(acc0)
@@ -490,6 +492,15 @@ class GrokTrainer:
                 self.emit({"event": "step", "step": self.step, "total": spec.steps, **row})
                 t_last = time.perf_counter()
         return self.finish()
+
+    def _batch_warning(self) -> str:
+        bs, n = self.spec.batch_size, len(self.train_y)
+        return (
+            f"batch_size = {bs} is larger than the {n} training pairs of task "
+            f"{self.task.name!r}: batches are drawn with replacement, so a step sees each pair "
+            f"about {bs / n:.1f} times and costs {bs / n:.1f}x a batch of {n}. Set batch_size "
+            f"to at most {n}, or raise p or train_fraction"
+        )
 
     @torch.no_grad()
     def _grokfast_filter(self) -> None:
