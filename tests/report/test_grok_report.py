@@ -207,3 +207,25 @@ def test_a_seed_that_grokked_and_fell_back_below_99_is_noted(tmp_path: Path) -> 
     add["step_val_acc_99"] = describe_steps([230, None])
     add["runs"][1]["step_val_acc_99"] = None
     assert not any("ended the run below it" in n for n in _notes(res))
+
+
+def test_the_papers_conditions_list_reads_as_settings_not_quoted_json(tmp_path: Path) -> None:
+    """QA: the paper printed {"batch_size": "64", "compile": "False", ...}, each value a quoted
+    string; it now reads like the report's list, batch_size = 64, ..."""
+    res = results(tmp_path)
+    res["conditions"]["ref"]["config"] = {
+        "steps": 300,
+        "batch_size": 64,
+        "compile": False,
+        "betas": [0.9, 0.98],
+        "grokfast_alpha": None,
+    }
+    atomic_write_json(tmp_path / "results" / "results.json", res)
+    build_grok_report(tmp_path, pdf=False)
+    tex = (tmp_path / "paper" / "paper.tex").read_text()
+    line = tex.split("Conditions (the run settings")[1].split("\\end{itemize}")[0]
+    assert '"' not in line and "\\{" not in line
+    assert (
+        "\\item ref: \\freetext{steps = 300}, \\freetext{batch\\_size = 64}, "
+        "\\freetext{compile = False}, \\freetext{betas = [0.9, 0.98]}\n" in line
+    )
