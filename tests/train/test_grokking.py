@@ -141,6 +141,18 @@ def test_stop_after_99(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert summary["snapshots"] == ["step_000000.npz", "step_000010.npz", "step_000035.npz"]
 
 
+def test_stop_after_99_of_zero_snapshots_the_step_that_reached_99(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA: with stop_after_99 = 0 the run ended at the step that reached 99% without the last
+    snapshot every other early stop gets."""
+    tr = make(tmp_path, steps=500, stop_after_99=0, snapshot_steps=[0, 10, 400])
+    monkeypatch.setattr(tr, "evaluate", lambda: (0.0, 1.0 if tr.step >= 15 else 0.5))
+    summary = tr.fit()
+    assert summary["step_val_acc_99"] == 15 and summary["steps"] == 15
+    assert summary["snapshots"] == ["step_000000.npz", "step_000010.npz", "step_000015.npz"]
+
+
 def test_snapshot_step_beyond_the_run() -> None:
     with pytest.raises(ValidationError, match="outside the run"):
         GrokTrainSpec(steps=100, snapshot_steps=[0, 50, 101])

@@ -483,6 +483,10 @@ class GrokTrainer:
                 if at_snapshot:
                     self.snapshot(row["val_acc"])
                 end = self._end_step()
+                if snaps and not at_snapshot and self.step >= end:
+                    # stop_after_99 = 0: the run ends at the step that reached 99%, which gets
+                    # the last snapshot as any early stop does
+                    self.snapshot(row["val_acc"])
                 # checkpoints are taken at evaluation steps, where the train accumulators are 0
                 if self.step - self.state.get("ckpt_step", 0) >= spec.checkpoint_every or (
                     self.step >= end
