@@ -229,3 +229,24 @@ def test_the_papers_conditions_list_reads_as_settings_not_quoted_json(tmp_path: 
         "\\item ref: \\freetext{steps = 300}, \\freetext{batch\\_size = 64}, "
         "\\freetext{compile = False}, \\freetext{betas = [0.9, 0.98]}\n" in line
     )
+
+
+def test_the_accuracy_caption_says_when_only_some_seeds_reached_99() -> None:
+    """QA: with 2 of 3 seeds grokking the caption shaded 'the grokking phase' to a median step
+    and said nothing of the seed that never reached 99%; the table did."""
+    from smollab.report.grokking import accuracy_caption
+
+    def caption(steps: list[int | None]) -> str:
+        t = {
+            "memorisation_step": describe_steps([100, 100, 100]),
+            "step_val_acc_99": describe_steps(steps),
+        }
+        res = {"conditions": {"ref": {"tasks": {"add": t}}}, "curves": {"ref": {"add": {}}}}
+        return str(accuracy_caption(res, "ref", "add"))
+
+    some = caption([700, 790, None])
+    assert "the median step of 99% validation accuracy (790)." in some
+    assert "Only 2 of 3 seeds reached 99% validation accuracy" in some
+    assert "counts a seed that did not as later than every seed that did" in some
+    every = caption([700, 790, 800])
+    assert "Shaded grey: the grokking phase" in every and "Only" not in every

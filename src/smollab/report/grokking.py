@@ -210,12 +210,26 @@ def accuracy_caption(results: dict[str, Any], cond: str, task: str) -> Phrase:
             "), so there is no delay to show.",
         )
     elif span[0] == "grokking":
+        g = t["step_val_acc_99"]
+        some = (
+            phrase(
+                " Only ",
+                Num(f"{key}.step_val_acc_99.n_reached", g["n_reached"], "count"),
+                " of ",
+                Num(f"{key}.step_val_acc_99.n", g["n"], "count"),
+                " seeds reached 99% validation accuracy; the median counts a seed that did "
+                "not as later than every seed that did.",
+            )
+            if g.get("n_reached") is not None and g["n_reached"] < g["n"]
+            else ""
+        )
         shade = phrase(
             "Shaded grey: the grokking phase, from the median memorisation step (",
             mem,
             ") to the median step of 99% validation accuracy (",
             gen,
             ").",
+            some,
         )
     else:
         shade = phrase(
