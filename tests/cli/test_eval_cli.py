@@ -44,7 +44,15 @@ def test_eval_writes_results_samples_summary_and_resumes(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     ids = [s["id"] for s in _lines(out / "samples_hellaswag.jsonl")]
     assert ids == ["0", "1", "2", "3", "4", "5"]
-    assert json.loads((out / "results.json").read_text())["tasks"]["hellaswag"]["n"] == 6
+    hs = json.loads((out / "results.json").read_text())["tasks"]["hellaswag"]
+    assert hs["n"] == 6 and hs["n_reused"] == 4
+    said = " ".join(proc.stdout.split())
+    assert "hellaswag: 6 items in" in said
+    assert "(4 read back from samples_hellaswag.jsonl, 2 computed)" in said
+    # and once more: nothing to compute, and the message says so
+    proc = cli("eval", *args[:-4], "--limit", "6", "--out", out)
+    said = " ".join(proc.stdout.split())
+    assert "(every item read back from samples_hellaswag.jsonl)" in said, said
 
 
 def test_unknown_task_lists_valid_tasks(cli):

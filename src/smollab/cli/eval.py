@@ -207,7 +207,10 @@ def eval_cmd(
                     f"evaluated there before: {', '.join(e['tasks'])}"
                 )
             elif e["event"] == "task":
-                bars[e["task"]] = progress.add_task(e["task"], total=e["total"])
+                per = e.get("samples", 1)
+                # the bar counts problems; with many samples each, it says so
+                label = e["task"] + (f" ({per} samples per problem)" if per > 1 else "")
+                bars[e["task"]] = progress.add_task(label, total=e["total"])
             elif e["event"] == "items":
                 progress.advance(bars[e["task"]], e["n"])
 
@@ -237,6 +240,14 @@ def eval_cmd(
             else ""
         )
         when = "" if name in now else " (an earlier run)"
+        reused = t.get("n_reused") or 0
+        if name in now and reused:
+            new = t["n"] - reused
+            when = (
+                f" (every item read back from {t['samples']})"
+                if not new
+                else f" ({reused} read back from {t['samples']}, {new} computed)"
+            )
         console.print(f"{name}: {t['n']} items in {t['seconds']:.1f} s{when}{extra}")
     if api:
         info = results["model_info"]

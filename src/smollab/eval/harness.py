@@ -288,7 +288,8 @@ def run_eval(
             for task in tasks:
                 docs = task.docs()
                 api_before = lm.info if isinstance(lm, ProviderLM) else {}
-                emit({"event": "task", "task": task.name, "total": len(docs)})
+                n_samples = getattr(task.config, "n_samples", 1)
+                emit({"event": "task", "task": task.name, "total": len(docs), "samples": n_samples})
                 t0 = time.perf_counter()
 
                 def progress(n: int, t: str = task.name) -> None:
@@ -330,6 +331,8 @@ def run_eval(
                     # items computed in this call (not resumed) per second of computing
                     # (with --procs: of the workers' wall time, their start excluded)
                     "items_per_second": round(n_new / busy, 3) if n_new and busy else None,
+                    # items found in the samples file (an earlier or interrupted run)
+                    "n_reused": len(docs) - n_new,
                     "samples": f"samples_{task.name}.jsonl",
                 }
                 if isinstance(lm, ProviderLM):
