@@ -217,3 +217,50 @@ def test_ctrl_c_says_the_evaluated_items_are_kept_and_the_command_resumes(tmp_pa
     assert "interrupted: the items evaluated so far are kept in the samples_<task>.jsonl" in msg
     assert "run the same eval command again to resume" in msg and "checkpoint" not in msg
     assert len(_lines(samples)) < 300 and not (out / "summary.md").exists()
+
+
+def test_eval_of_an_exact_match_task_with_a_benchmark_and_resume(cli, tmp_path):
+    """DESIGN.md's flow `smollab eval --model M --task arith.mul:2x2 --task hellaswag`."""
+    out = tmp_path / "ev"
+    args = (*MODEL, "--task", "arith.mul:2x2", "--task", "hellaswag", "--data-dir", SHARED,
+            "--out", out, "--batch-size", "4", "--no-cache")  # fmt: skip
+    proc = cli("eval", *args, "--limit", "3")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert list(res["tasks"]) == ["arith.mul", "hellaswag"]
+    mul = res["tasks"]["arith.mul"]
+    assert mul["n"] == 3 and list(mul["strata"]) == ["2x2"]
+    iv = mul["metrics"]["exact_match"]
+    assert iv["method"] == "wilson" and iv["n"] == 3 and iv["low"] <= iv["estimate"] <= iv["high"]
+    assert mul["strata"]["2x2"]["exact_match"]["n"] == 3
+    rows = _lines(out / "samples_arith.mul.jsonl")
+    assert [r["id"] for r in rows] == ["2x2-0000", "2x2-0001", "2x2-0002"]
+    for r in rows:
+        assert r["stratum"] == "2x2" and r["prompt"].startswith("Q: What is ")
+        assert {"completion", "target", "correct"} <= set(r)
+        a, b = r["prompt"].removeprefix("Q: What is ").removesuffix("? A:").split(" * ")
+        assert r["target"] == str(int(a) * int(b))
+    assert sum(r["correct"] for r in rows) / 3 == pytest.approx(iv["estimate"])
+    summary = (out / "summary.md").read_text()
+    assert (
+        "| arith.mul | exact_match |" in summary and "| arith.mul / 2x2 | exact_match |" in summary
+    )
+    assert "| hellaswag | acc |" in summary
+    # more items: the 3 finished are read back
+    proc = cli("eval", *args, "--limit", "5")
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stdout.split())
+    assert "(3 read back from samples_arith.mul.jsonl, 2 computed)" in said, said
+    assert len(_lines(out / "samples_arith.mul.jsonl")) == 5
+    # another exact-match task into the same folder keeps the others' results
+    proc = cli("eval", *MODEL, "--task", "arith.add:1x1", "--limit", "2", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert list(res["tasks"]) == ["arith.mul", "hellaswag", "arith.add"]
+    assert res["tasks"]["arith.mul"]["n"] == 5 and res["tasks"]["arith.add"]["n"] == 2
+
+
+def test_unknown_stratum_lists_the_tasks_strata(cli):
+    msg = assert_clean_error(cli("eval", *MODEL, "--task", "arith.mul:5x5"), code=2)
+    assert "Task 'arith.mul' has no stratum '5x5'" in msg
+    assert "are: 1x1, 1x2, 2x2, 3x3" in msg and "--task arith.mul:2x2" in msg

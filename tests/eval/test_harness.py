@@ -449,3 +449,87 @@ def test_an_evaluation_stopped_before_any_task_finished_writes_no_empty_summary(
         run_eval(small, [task], tmp_path, use_cache=False, on_event=stop)
     summary = (tmp_path / "summary.md").read_text()
     assert "| arith_probe | acc |" in summary and "hellaswag" not in summary
+
+
+# ------------------------------------------------------------ exact-match tasks (arith.*)
+
+
+def test_exact_match_items_are_those_a_study_run_evaluates(small, tmp_path):
+    """Per item, `smollab eval --task arith.mul:1x1,3x3` gives the prompt, completion and
+    correctness of a study run of the same model and format: the study's call of
+    evaluate_items on its task (a [[tasks]] table giving only task) with its defaults."""
+    from smollab.eval import evaluate_items
+    from smollab.tasks import build_task, validate_task_config
+
+    study_task = build_task(validate_task_config({"id": "mul", "task": "arith.mul"}))
+    study = evaluate_items(  # as study/worker.py's _evaluate_tasks calls it ([eval] defaults)
+        small.model, small.tokenizer, study_task, "plain", study_task.test_set(), batch_size=64
+    )
+    by_id = {r["id"]: r for r in study}
+    task = make_task("arith.mul:1x1,3x3", limit=5)
+    res = run_eval(small, [task], tmp_path, batch_size=4, use_cache=False)
+    got = _lines(tmp_path / "samples_arith.mul.jsonl")
+    assert [r["id"] for r in got] == [f"1x1-{j:04d}" for j in range(5)] + [
+        f"3x3-{j:04d}" for j in range(5)
+    ]
+    for r in got:
+        want = by_id[r["id"]]
+        for k in ("stratum", "prompt", "target", "completion", "prediction", "correct"):
+            assert r[k] == want[k], (r["id"], k)
+        assert r["exact_match"] == float(want["correct"])
+    entry = res["tasks"]["arith.mul"]
+    assert entry["n"] == 10 and set(entry["strata"]) == {"1x1", "3x3"}
+    assert entry["config"]["format"] == "plain" and entry["config"]["num_fewshot"] == 0
+    assert entry["config"]["task_config"]["n_test_per_stratum"] == {"1x1": 50}
+    iv = entry["strata"]["3x3"]["exact_match"]
+    assert iv["method"] == "wilson" and iv["n"] == 5
+    hits = sum(r["correct"] for r in got)
+    assert entry["metrics"]["exact_match"]["estimate"] == pytest.approx(hits / 10)
+
+
+def test_exact_match_resumes_finished_items_across_limits_and_strata(small, tmp_path):
+    run_eval(small, [make_task("arith.add:2x2", limit=2)], tmp_path, use_cache=False)
+    first = _lines(tmp_path / "samples_arith.add.jsonl")
+    # more strata and more items: the 2 items computed are read back, not computed again
+    res = run_eval(small, [make_task("arith.add", limit=3)], tmp_path, use_cache=False)
+    t = res["tasks"]["arith.add"]
+    assert t["n"] == 12 and t["n_reused"] == 2
+    assert set(t["strata"]) == {"1x1", "1x2", "2x2", "3x3"}
+    rows = _lines(tmp_path / "samples_arith.add.jsonl")
+    assert rows[:2] == first and len(rows) == 12
+    # another format is another key: its samples do not mix with these (set aside)
+    task = make_task("arith.add:2x2", limit=2, num_fewshot=3)
+    res = run_eval(small, [task], tmp_path, use_cache=False)
+    assert res["tasks"]["arith.add"]["n_reused"] == 0
+    assert res["tasks"]["arith.add"]["config"]["format"] == "fewshot"
+    assert len(list(tmp_path.glob("samples_arith.add.*.jsonl"))) == 1
+
+
+def test_exact_match_uses_the_batch_size(small, tmp_path, monkeypatch):
+    import smollab.eval.evaluator as evaluator
+
+    seen = []
+    real = evaluator.greedy_generate
+
+    def spy(*args, **kw):
+        seen.append(kw["batch_size"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(evaluator, "greedy_generate", spy)
+    run_eval(small, [make_task("arith.mul:2x2", limit=3)], tmp_path, batch_size=3,
+             use_cache=False)  # fmt: skip
+    assert seen == [3]
+
+
+def test_exact_match_task_errors():
+    with pytest.raises(ConfigError) as e:
+        make_task("arith.mul:4x4")
+    assert "has no stratum '4x4'" in e.value.message
+    assert "1x1, 1x2, 2x2, 3x3" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        make_task("hellaswag:2x2")
+    assert "only the exact-match tasks (arith.add, arith.mul) take a :STRATUM" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        make_task("arith.mul", num_fewshot=2, format="compact")
+    assert "'compact' puts no solved examples" in e.value.message
+    assert make_task("arith.mul", num_fewshot=5).fmt.n_shots == 5

@@ -456,3 +456,18 @@ def test_train_examples_refuses_a_negative_count_or_weight() -> None:
     with pytest.raises(ConfigError, match=r"must be >= 0; got \{'1x1': -1\}"):
         task.train_examples(4, seed=0, weights={"1x1": -1})
     assert task.train_examples(0, seed=0) == []
+
+
+def test_a_table_with_only_the_task_holds_out_half_of_1x1() -> None:
+    """A [[tasks]] table giving only task (and `smollab eval --task arith.mul`) is valid: 1x1
+    (100 pairs) holds out 50, as the reference studies set it; an explicit n_test too large for
+    it is still refused."""
+    cfg = validate_task_config({"id": "mul", "task": "arith.mul"})
+    assert cfg.n_test == 200 and cfg.n_test_per_stratum == {"1x1": 50}
+    assert cfg == validate_task_config(
+        {"id": "mul", "task": "arith.mul", "n_test": 200, "n_test_per_stratum": {"1x1": 50}}
+    )
+    cfg = validate_task_config({"id": "m", "task": "arith.mul", "n_test_per_stratum": {"1x1": 9}})
+    assert cfg.n_test_per_stratum == {"1x1": 9}
+    with pytest.raises(ConfigError, match="use at most 50"):
+        validate_task_config({"id": "m", "task": "arith.mul", "n_test": 200})

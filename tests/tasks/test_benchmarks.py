@@ -30,9 +30,12 @@ def test_unknown_task_lists_valid_ones():
         make_task("hellaswg")
 
 
-def test_exact_match_task_is_pointed_at_studies():
-    with pytest.raises(ConfigError, match="arith.mul.*smollab study"):
-        make_task("arith.mul")
+def test_exact_match_tasks_run_in_eval_and_grokking_tasks_are_pointed_at_studies():
+    from smollab.eval.exact_match import ExactMatchEval
+
+    assert isinstance(make_task("arith.mul"), ExactMatchEval)
+    with pytest.raises(ConfigError, match="grok.x_plus_y.*smollab study"):
+        make_task("grok.x_plus_y")
 
 
 def test_hellaswag_requests_and_scores():
@@ -156,13 +159,17 @@ def test_hellaswag_raw_records_get_lm_eval_preprocessing():
     assert doc["choices"][0] == " Bake it well." and doc["label"] == 2 and doc["id"] == "7"
 
 
+#: the tasks that take --num-fewshot: gsm8k and the exact-match tasks (their fewshot format)
+FEWSHOT_TAKERS = "Option --num-fewshot applies to the tasks arith.add, arith.mul, gsm8k;"
+
+
 def test_fewshot_is_a_gsm8k_option_only():
     from smollab.eval.harness import make_tasks
 
     opts = {"num_fewshot": 2, "limit": 1, "data_dir": str(SHARED)}
     hs, g = make_tasks(["hellaswag", "gsm8k"], opts)
     assert g.num_fewshot == 2 and g.docs()[0]["prompt"].count("Question:") == 3
-    with pytest.raises(ConfigError, match="Option --num-fewshot applies to the tasks gsm8k"):
+    with pytest.raises(ConfigError, match=FEWSHOT_TAKERS):
         make_tasks(["hellaswag"], opts, {"num_fewshot": "--num-fewshot"})
 
 
@@ -181,5 +188,5 @@ def test_fewshot_larger_than_the_pool_and_fewshot_on_the_chat_variant_are_refuse
     assert "train.jsonl holds 2 solved examples; ask for at most 2" in str(e.value)
     assert len(make_task("gsm8k", num_fewshot=2, data_dir=str(tmp_path)).docs()) == 3
     # gsm8k_chat is zero-shot: the option is refused, not recorded and ignored
-    with pytest.raises(ConfigError, match="Option --num-fewshot applies to the tasks gsm8k"):
+    with pytest.raises(ConfigError, match=FEWSHOT_TAKERS):
         make_tasks(["gsm8k_chat"], {"num_fewshot": 3}, {"num_fewshot": "--num-fewshot"})

@@ -18,13 +18,37 @@ from smollab.cli.common import console, data_dir_arg, handle_errors, print_paths
 )
 def eval_cmd(
     model: Annotated[str, typer.Option("--model", help="model source (see `smollab study`)")],
-    task: Annotated[list[str], typer.Option("--task", help="benchmark task; repeat for several")],
+    task: Annotated[
+        list[str],
+        typer.Option(
+            "--task",
+            help="benchmark task, or exact-match task (arith.add, arith.mul) with an optional "
+            ":STRATUM[,STRATUM...] suffix (arith.mul:2x2); repeat for several",
+        ),
+    ],
     limit: Annotated[
         int | None,
-        typer.Option("--limit", min=1, help="only the first N items (arith_probe: per stratum)"),
+        typer.Option(
+            "--limit",
+            min=1,
+            help="only the first N items (arith_probe, arith.add, arith.mul: per stratum)",
+        ),
     ] = None,
     num_fewshot: Annotated[
-        int | None, typer.Option("--num-fewshot", min=0, help="few-shot examples")
+        int | None,
+        typer.Option(
+            "--num-fewshot",
+            min=0,
+            help="few-shot examples (gsm8k; arith.*: N > 0 uses the fewshot format with N)",
+        ),
+    ] = None,
+    prompt_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="prompt format of the exact-match tasks (default plain, a study's default): "
+            "plain, fewshot, compact, compact_rev, compact_pp, chat, chat_answer",
+        ),
     ] = None,
     batch_size: Annotated[
         int | None,
@@ -108,6 +132,13 @@ def eval_cmd(
     their tests in the sandbox; --samples N gives pass@k, for k in 1, 10, 100 up to N and
     k = N, or for the k of --pass-k K [--pass-k K2 ...]; the _chat variants are for instruct
     and API models, scored on the reply's fenced code).
+    Exact-match tasks arith.add and arith.mul (greedy generation scored by exact match, as
+    in a study, with the study's evaluator): by default what a study evaluates when its
+    [[tasks]] table gives only the task: strata 1x1, 1x2, 2x2, 3x3, 200 held-out items each,
+    prompt format plain (no few-shot examples); --task arith.mul:2x2 picks strata, --limit N
+    takes the first N items of each, --num-fewshot N (N > 0) uses the fewshot format with N
+    examples, --format another format. Results: exact match with Wilson 95% intervals
+    overall and per stratum (and digit accuracy).
     Items finished before an interruption are kept; the same command resumes.
     --procs N splits the items over N processes (the results are those of one process).
 
@@ -116,14 +147,20 @@ def eval_cmd(
     of calls in flight (default 8). Before the first call the worst case of the calls not yet
     cached is printed; --budget-usd B refuses the run (exit 4, no call made) if it exceeds B.
 
-    Example: smollab eval --model smollm2-135m --task hellaswag --task gsm8k --limit 100
+    Example: smollab eval --model smollm2-135m --task arith.mul:2x2 --task hellaswag
     """
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from smollab.errors import ConfigError
-    from smollab.eval.harness import default_out_dir, make_tasks, run_eval, summary_rows
+    from smollab.eval.harness import (
+        check_exact_match_procs,
+        default_out_dir,
+        make_tasks,
+        run_eval,
+        summary_rows,
+    )
 
     opts: dict[str, Any] = {
         "limit": limit,
@@ -133,6 +170,7 @@ def eval_cmd(
         "n_samples": samples,
         "k": list(dict.fromkeys(pass_k)) if pass_k else None,
         "unsafe": True if unsafe_sandbox else None,
+        "format": prompt_format,
     }
     flags = {
         "n_samples": "--samples",
@@ -140,6 +178,7 @@ def eval_cmd(
         "unsafe": "--unsafe-sandbox",
         "max_tokens": "--max-tokens",
         "num_fewshot": "--num-fewshot",
+        "format": "--format",
     }
     tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)  # before torch is imported
     from smollab.eval.parallel import check_procs
@@ -158,6 +197,7 @@ def eval_cmd(
     api = is_api_source(model)
     batch_size = batch_size or (API_CONCURRENCY if api else 32)
     check_procs(procs, api=api, device=device)
+    check_exact_match_procs(tasks, procs)
     check_budget_target(model, budget_usd)
     if api:
         check_tasks(model, tasks)

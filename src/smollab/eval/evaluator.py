@@ -48,6 +48,15 @@ def api_requests(
     ]
 
 
+def generation_budget(tokenizer: Any, fmt: PromptFormat, items: Sequence[Example]) -> int:
+    """A local model's default token budget for ``items`` (what :func:`evaluate_items` uses
+    when given none): the longest target's tokens + 2, at least :data:`API_MAX_NEW_TOKENS` for
+    chat-template formats (a chat reply may restate the question first)."""
+    longest = max(len(tokenizer(fmt.target(ex, tokenizer)).input_ids) for ex in items)
+    budget = longest + 2
+    return max(budget, API_MAX_NEW_TOKENS) if fmt.uses_chat_template else budget
+
+
 def evaluate_items(
     model: Any,
     tokenizer: Any,
@@ -94,10 +103,7 @@ def evaluate_items(
         shots = fewshot_examples(task, fmt)
         prompts = [fmt.prompt(ex, tokenizer, shots) for ex in items]
         if max_new_tokens is None:
-            longest = max(len(tokenizer(fmt.target(ex, tokenizer)).input_ids) for ex in items)
-            max_new_tokens = longest + 2
-            if fmt.uses_chat_template:  # a chat reply may restate the question first
-                max_new_tokens = max(max_new_tokens, API_MAX_NEW_TOKENS)
+            max_new_tokens = generation_budget(tokenizer, fmt, items)
         completions = greedy_generate(
             model,
             tokenizer,

@@ -28,8 +28,23 @@ from smollab.tasks import TASKS, BenchTask, build_task, validate_task_config
 
 
 def bench_task_names() -> list[str]:
-    """The registered tasks that ``smollab eval`` runs (benchmark tasks)."""
+    """The registered benchmark tasks (scored through the LM interface)."""
     return [n for n in TASKS.names() if _is_bench(n)]
+
+
+def eval_task_names() -> list[str]:
+    """The registered tasks that ``smollab eval`` runs: the benchmark tasks and the
+    exact-match task families (:mod:`smollab.eval.exact_match`)."""
+    from smollab.eval.exact_match import is_exact_match
+
+    return [n for n in TASKS.names() if _is_bench(n) or is_exact_match(n)]
+
+
+def _config_class(name: str) -> Any:
+    """The config class of ``--task name`` (an exact-match family's: ExactMatchConfig)."""
+    from smollab.eval.exact_match import ExactMatchConfig, is_exact_match
+
+    return ExactMatchConfig if is_exact_match(name) else TASKS.get(name)[0]
 
 
 def _is_bench(name: str) -> bool:
@@ -40,20 +55,37 @@ def _is_bench(name: str) -> bool:
 
 
 def make_task(name: str, **fields: Any) -> BenchTask:
-    """Build a benchmark task by registry name; ``fields`` set config values (None = default).
+    """Build a task for ``smollab eval`` by registry name; ``fields`` set config values (None =
+    default). A benchmark task is built as registered; an exact-match task family
+    (``arith.mul``) as an :class:`~smollab.eval.exact_match.ExactMatchEval`, and its name may
+    end in ``:STRATUM[,STRATUM...]`` to evaluate only those strata.
 
-    Unknown names and tasks that are not benchmarks raise ConfigError listing the valid names.
+    Unknown names, and tasks ``smollab eval`` does not run, raise ConfigError listing the
+    valid names; so do strata the task does not have (listing its strata).
     """
-    valid = ", ".join(bench_task_names())
+    from smollab.eval.exact_match import ExactMatchEval, is_exact_match, parse_task_arg
+
+    arg = name
+    name, strata = parse_task_arg(arg)
+    valid = ", ".join(eval_task_names())
     if name not in TASKS:
         raise ConfigError(f"Unknown task {name!r}. Valid tasks for `smollab eval`: {valid}.")
-    if not _is_bench(name):
+    exact = is_exact_match(name)
+    if not _is_bench(name) and not exact:
         raise ConfigError(
-            f"Task {name!r} is a generative exact-match task: evaluate it in a study "
-            f"(`smollab study SPEC`). Valid tasks for `smollab eval`: {valid}."
+            f"Task {name!r} is not evaluated by `smollab eval` (it is trained and evaluated "
+            f"by its study kind: `smollab study SPEC`). Valid tasks for `smollab eval`: {valid}."
         )
-    cfg_cls, _ = TASKS.get(name)
+    if strata is not None and not exact:
+        raise ConfigError(
+            f"--task {arg}: only the exact-match tasks "
+            f"({', '.join(n for n in eval_task_names() if is_exact_match(n))}) take a "
+            f":STRATUM suffix; {name!r} is a benchmark task. Give --task {name}."
+        )
+    cfg_cls = _config_class(name)
     raw: dict[str, Any] = {"id": name, "task": name}
+    if strata is not None:
+        raw["strata"] = strata
     for k, v in fields.items():
         if v is None:
             continue
@@ -63,9 +95,22 @@ def make_task(name: str, **fields: Any) -> BenchTask:
                 f"{', '.join(f for f in cfg_cls.model_fields if f not in ('id', 'task'))})."
             )
         raw[k] = os.fspath(v) if isinstance(v, os.PathLike) else v  # data_dir=Path(...)
+    if exact:
+        return ExactMatchEval(_validate(cfg_cls, raw, f"task {name}"))
     task = build_task(validate_task_config(raw, where=f"task {name}"))
     assert isinstance(task, BenchTask)
     return task
+
+
+def _validate(cfg_cls: Any, raw: dict[str, Any], where: str) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return cfg_cls(**raw)
+    except ValidationError as e:
+        from smollab.study.spec import format_validation_error
+
+        raise ConfigError(format_validation_error(e, where, cfg_cls)) from None
 
 
 def make_tasks(
@@ -74,15 +119,26 @@ def make_tasks(
     """Build several tasks from shared options: each task takes the options its config has
     (``--samples`` goes to the code tasks only); an option set but taken by none of the tasks
     is an error naming its flag (from ``flags``) and the tasks that take it."""
+    from smollab.eval.exact_match import parse_task_arg
+
     for n in names:
-        make_task(n)  # unknown names first, with the list of valid ones
-    fields = {n: TASKS.get(n)[0].model_fields for n in names}
+        make_task(n)  # unknown names and strata first, with the list of valid ones
+    base = {n: parse_task_arg(n)[0] for n in names}
+    twice = [b for b in dict.fromkeys(base.values()) if list(base.values()).count(b) > 1]
+    if twice:
+        raise ConfigError(
+            f"Task {twice[0]!r} is given more than once "
+            f"({', '.join(n for n in names if base[n] == twice[0])}); its results and samples "
+            f"are kept under its name. Give it once, its strata comma-separated (e.g. --task "
+            f"{twice[0]}:1x1,2x2)."
+        )
+    fields = {n: _config_class(base[n]).model_fields for n in names}
     tasks = []
     for n in names:
         tasks.append(make_task(n, **{k: v for k, v in options.items() if k in fields[n]}))
     for k, v in options.items():
         if v is not None and not any(k in f for f in fields.values()):
-            takers = [t for t in bench_task_names() if k in TASKS.get(t)[0].model_fields]
+            takers = [t for t in eval_task_names() if k in _config_class(t).model_fields]
             flag = (flags or {}).get(k, k)
             raise ConfigError(
                 f"Option {flag} applies to the tasks {', '.join(takers)}; none of the given "
@@ -257,6 +313,7 @@ def run_eval(
         "tasks": {},
     }
     check_procs(procs, api=isinstance(lm, ProviderLM), device=str(results["device"]))
+    check_exact_match_procs(tasks, procs)
     path = out_dir / "results.json"
     try:
         kept = earlier_results(path, loaded.source, loaded.info, lm.model_key)
@@ -363,13 +420,33 @@ def run_eval(
     return results
 
 
+def check_exact_match_procs(tasks: Sequence[BenchTask], procs: int) -> None:
+    """``--procs N > 1`` splits benchmark tasks only; refuse it for exact-match tasks."""
+    from smollab.eval.exact_match import ExactMatchEval
+
+    exact = [t.name for t in tasks if isinstance(t, ExactMatchEval)]
+    if procs > 1 and exact:
+        raise ConfigError(
+            f"--procs {procs}: the exact-match task(s) {', '.join(exact)} are evaluated in one "
+            "process (through the study's evaluator). Evaluate them without --procs; the "
+            "benchmark tasks can run with --procs in another call into the same --out, whose "
+            "results.json and summary.md then hold both."
+        )
+
+
 def _config_used(task: BenchTask, docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``config``: the task's resolved configuration, its sampling fields (``temperature``,
     ``top_p``) as the requests used them (a code task's temperature left out is 0 for one
     sample, else 0.8; top_p is 1 when decoding is greedy); and for a generation task
-    ``sampling``: temperature, top_p, the seeds of an item's samples and the token budget."""
+    ``sampling``: temperature, top_p, the seeds of an item's samples and the token budget
+    (for an exact-match task: greedy, and the budget a study gives it; None for an API model,
+    whose reply length is the API default of :mod:`smollab.eval.evaluator`)."""
+    from smollab.eval.exact_match import ExactMatchEval
     from smollab.tasks.requests import GenerateRequest
 
+    if isinstance(task, ExactMatchEval):
+        greedy = {"temperature": 0.0, "greedy": True, "max_tokens": task.max_new_tokens}
+        return {"config": task.describe(), "sampling": greedy}
     config = task.describe()
     reqs = [r for r in task.requests(docs[0]) if isinstance(r, GenerateRequest)] if docs else []
     if not reqs:

@@ -47,11 +47,13 @@ def _chunk(task: BenchTask, lm: HFLM | ProviderLM) -> int:
 
 def samples_key(model_key: str, task: BenchTask) -> str:
     """What the samples of a task depend on: the model and the task's config, minus what only
-    chooses which items run or what is reported from them (``limit``; a code task's pass@k
-    ``k``, keyed as the default so the keys of earlier samples stay what they were)."""
+    chooses which items run or what is reported from them (``limit``, and the task's other
+    ``selection_fields``: an exact-match task's selected strata; a code task's pass@k ``k``,
+    keyed as the default so the keys of earlier samples stay what they were)."""
     from smollab.tasks.code import DEFAULT_K, CodeTask
 
-    cfg = {k: v for k, v in task.describe().items() if k != "limit"}
+    skip = getattr(task, "selection_fields", ("limit",))
+    cfg = {k: v for k, v in task.describe().items() if k not in skip}
     if isinstance(task, CodeTask):
         cfg["k"] = list(DEFAULT_K)
     return hashlib.sha256(json.dumps([model_key, cfg], sort_keys=True).encode()).hexdigest()[:16]
@@ -192,6 +194,10 @@ def run_task(
     for loglikelihood tasks and two batches for generation, where an item costs far more and a
     crash should lose little).
     """
+    from smollab.eval.exact_match import ExactMatchEval
+
+    if isinstance(task, ExactMatchEval):  # through the study's evaluator
+        return task.run(lm, out_dir, progress=progress, chunk=chunk)
     chunk = chunk or _chunk(task, lm)
     samples = out_dir / f"samples_{task.name}.jsonl"
     done = _resume(samples, samples_key(lm.model_key, task))

@@ -113,6 +113,34 @@ class ArithmeticConfig(TaskConfig):
         1234, ge=0, description="seed of the test-set sample (shared by conditions)"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_small_strata(cls, raw: Any) -> Any:
+        """With ``n_test`` left at its default, a stratum too small for it (1x1: 100 pairs)
+        holds out half its pairs (50), as the reference studies set it, unless
+        ``n_test_per_stratum`` names it: a table that gives only ``task`` is valid. Only
+        tables refused before change (an explicit ``n_test`` too large stays an error)."""
+        if not isinstance(raw, dict) or "n_test" in raw:
+            return raw
+        strata = raw.get(
+            "strata", cls.model_fields["strata"].get_default(call_default_factory=True)
+        )
+        given = raw.get("n_test_per_stratum", {})
+        default = cls.model_fields["n_test"].default
+        if not isinstance(strata, list) or not isinstance(given, dict):
+            return raw  # the field validators say what is wrong
+        small = {}
+        for s in strata:
+            try:
+                a, b = parse_stratum(str(s))
+            except ConfigError:
+                return raw
+            canon = f"{a}x{b}"
+            size = stratum_size(canon)
+            if size <= default and s not in given and canon not in given:
+                small[canon] = size // 2
+        return {**raw, "n_test_per_stratum": {**given, **small}} if small else raw
+
     @field_validator("strata")
     @classmethod
     def _valid_strata(cls, v: list[str]) -> list[str]:
