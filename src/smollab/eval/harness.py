@@ -477,12 +477,15 @@ def _usage_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
 def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, int]]:
     """(task, metric, 'estimate [low, high]', n) for every task metric, pass@k and stratum; a
     metric that is also a pass@k (the code tasks' pass@1) is one row, with the task's pass@k
-    interval."""
+    interval; a task with one stratum has its rows once, labelled 'task / stratum'."""
     rows = []
     for name, t in results["tasks"].items():
+        strata = t.get("strata", {})
+        # one stratum (arith.mul:2x2): its rows are the task's, shown once under its name
+        label = f"{name} / {next(iter(strata))}" if len(strata) == 1 else name
         for m, iv in {**t["metrics"], **t.get("pass_at_k", {})}.items():
-            rows.append((name, m, _fmt(iv), iv["n"]))
-        for s, ms in t.get("strata", {}).items():
+            rows.append((label, m, _fmt(iv), iv["n"]))
+        for s, ms in strata.items() if len(strata) > 1 else ():
             for m, iv in ms.items():
                 rows.append((f"{name} / {s}", m, _fmt(iv), iv["n"]))
     return rows
