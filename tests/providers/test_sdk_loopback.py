@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from smollab.providers import AuthError, Outage, RateLimited, make_provider
+from smollab.providers import AuthError, Outage, ProviderError, RateLimited, make_provider
 from smollab.providers.base import ToolSpec
 from tests.providers.wire import Replay
 
@@ -154,3 +154,22 @@ def test_openai_server_without_tools_falls_back_to_json(server: Replay) -> None:
     r = p.complete("S", MSGS, TOOLS, max_tokens=50)
     assert r.tool_calls[0].name == "finish" and p.tool_mode == "json"
     assert "tools" in server.requests[0]["body"] and "tools" not in server.requests[1]["body"]
+
+
+@pytest.mark.parametrize("body", ["{not json", "{}", "[1, 2]", '{"choices": []}'])
+def test_a_reply_that_is_not_a_chat_completion_is_one_clear_error(
+    server: Replay, body: str
+) -> None:
+    """A 200 whose body is garbage (a wrong --base-url, a broken local server) is a
+    ProviderError naming the server and --base-url, not a JSONDecodeError or IndexError."""
+    server.respond = lambda _: (200, body)
+    for call in (
+        lambda: openai(server).complete("S", MSGS, TOOLS, max_tokens=5),
+        lambda: openai(server).ping(),
+    ):
+        with pytest.raises(ProviderError, match="not a chat completion") as e:
+            call()
+        assert "openai:gpt-4o at http://127.0.0.1" in str(e.value) and "--base-url" in str(e.value)
+    if body != "{not json":  # the anthropic SDK takes any JSON
+        with pytest.raises(ProviderError, match="not a chat completion"):
+            anthropic(server).complete("S", MSGS, TOOLS, max_tokens=5)

@@ -18,6 +18,7 @@ from smollab.providers.base import (
     ToolCall,
     ToolSpec,
     Usage,
+    malformed_reply,
     map_sdk_error,
 )
 
@@ -156,6 +157,8 @@ class AnthropicProvider:
                 msg = self.client.messages.create(**kwargs)
         except Exception as e:
             raise map_error(e, self.where) from None
+        if not isinstance(getattr(msg, "content", None), list):
+            raise malformed_reply(self.where, f"no content in {str(msg)[:120]!r}")
         text = "".join(b.text for b in msg.content if b.type == "text")
         calls = [
             ToolCall(

@@ -64,7 +64,20 @@ def map_sdk_error(
                 "`smollab resume SESSION`); finished work is kept.",
             )
         return ProviderError(f"{where}: request rejected (HTTP {status}): {_error_message(e)}")
+    if isinstance(e, json.JSONDecodeError):  # the SDK parses a 200 reply that is not JSON
+        return malformed_reply(where, f"not JSON: {e.doc[:120]!r}")
     return e
+
+
+def malformed_reply(where: str, what: str) -> ProviderError:
+    """A 200 reply that is not a chat reply (garbage JSON, an HTML page, no choices): one clear
+    :class:`ProviderError` instead of the parser's traceback."""
+    return ProviderError(
+        f"{where}: the server's reply is not a chat completion ({what}).",
+        hint="Check that --base-url is the API root of an OpenAI-compatible server (it usually "
+        "ends in /v1) and that the server is healthy, then run the same command again (an agent "
+        "session: `smollab resume SESSION`); finished work is kept.",
+    )
 
 
 def _error_message(e: Exception) -> str:

@@ -21,6 +21,7 @@ from smollab.providers.base import (
     Usage,
     _error_message,
     json_tool_instructions,
+    malformed_reply,
     map_sdk_error,
     parse_json_tool_call,
 )
@@ -192,7 +193,7 @@ class OpenAIProvider:
 
     def _once(self, kwargs: dict[str, Any]) -> Reply:
         r = self.client.chat.completions.create(**kwargs)
-        choice = r.choices[0]
+        choice = self._first_choice(r)
         calls = [
             _tool_call(c.id, c.function.name, c.function.arguments)
             for c in (choice.message.tool_calls or [])
@@ -238,13 +239,22 @@ class OpenAIProvider:
             stop_reason=finish,
         )
 
+    def _first_choice(self, r: Any) -> Any:
+        """The reply's first choice; a reply without one (an HTML page, ``{}``, ``[]``, no
+        message) is a :func:`malformed_reply`, not an AttributeError."""
+        choices = getattr(r, "choices", None)
+        if not isinstance(choices, list) or not choices or choices[0].message is None:
+            raise malformed_reply(self.where, f"no message in {str(r)[:120]!r}")
+        return choices[0]
+
     def ping(self) -> None:
         try:
-            self.client.chat.completions.create(
+            r = self.client.chat.completions.create(
                 model=self.model, messages=[{"role": "user", "content": "Say OK."}], max_tokens=1
             )
         except Exception as e:
             raise map_error(e, self.where) from None
+        self._first_choice(r)
 
 
 def _tool_call(id_: str | None, name: str, raw: str | None) -> ToolCall:
