@@ -9,6 +9,7 @@ import typer
 from smollab.cli import agent as _agent
 from smollab.cli import eval as _eval
 from smollab.cli import report as _report
+from smollab.cli import sample as _sample
 from smollab.cli import sandbox as _sandbox
 from smollab.cli import study as _study
 
@@ -26,6 +27,7 @@ app.command("study")(_study.study)
 app.command("report")(_report.report)
 app.command("sessions")(_report.sessions)
 app.command("eval")(_eval.eval_cmd)
+app.command("sample")(_sample.sample_cmd)
 app.command("resume")(_agent.resume)
 app.command("estimate")(_agent.estimate)
 app.add_typer(_sandbox.app, name="sandbox")
