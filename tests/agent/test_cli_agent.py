@@ -128,3 +128,37 @@ def test_existing_session_is_not_overwritten(cli, problem: Path, tmp_path: Path)
     r = cli("run", problem, "--agent", f"scripted:{script}", "--out", tmp_path / "o")
     assert r.returncode == 2 and "smollab resume" in one_line(r.stderr)
     _no_traceback(r)
+
+
+def test_outage_mid_session_names_the_session_to_resume(
+    tmp_home: Path, problem: Path, tmp_path: Path, server: Replay
+) -> None:
+    """Once the session folder exists, `smollab run` again is refused, so a failing server's
+    error says `smollab resume <that folder>`, not 'run the same command again'."""
+    import json
+
+    from tests.providers.wire import chat_completion
+
+    server.respond = lambda body: (
+        (200, chat_completion("OK"))
+        if body.get("max_tokens") == 1
+        else (500, json.dumps({"error": {"message": "boom"}}))
+    )
+    r = _run(
+        tmp_home,
+        "run",
+        str(problem),
+        "--agent",
+        "openai:local-model",
+        "--base-url",
+        server.url + "/v1",
+        "--no-pdf",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    err = one_line(r.stderr)
+    assert r.returncode == 3 and "the server failed (HTTP 500)" in err, r.stderr
+    assert f"continue with `smollab resume {tmp_path / 'o' / 'tiny'}`" in err
+    assert "SESSION" not in err and "same command again" not in err
+    _no_traceback(r)
+    assert (tmp_path / "o" / "tiny" / "session.json").is_file()

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from smollab.cli.common import console, handle_errors, print_paths
-from smollab.errors import ConfigError
+from smollab.errors import ConfigError, SmollabError
 
 AgentOpt = Annotated[
     str | None,
@@ -134,7 +134,11 @@ def run_agent(
         "max_output_tokens": max_output_tokens,
     }
     _save_launch(out, name, launch)
-    res = agent.run(start_iteration=start_iteration)
+    try:
+        res = agent.run(start_iteration=start_iteration)
+    except SmollabError as e:
+        _name_session(e, out / name)
+        raise
     llm = res.metrics.get("llm", {})
     cost = llm.get("cost_usd")
     from rich.markup import escape
@@ -158,6 +162,22 @@ def run_agent(
         + _study_api_line(llm)
     )
     print_paths([res.session_dir, *([res.paper_pdf] if res.paper_pdf else [])])
+
+
+def _name_session(e: SmollabError, session_dir: Path) -> None:
+    """Where a provider or budget error's hint says ``smollab resume SESSION``, name the session:
+    once its folder exists, running the same ``smollab run`` again is refused, so resuming it is
+    the way on."""
+    if not e.hint or "SESSION" not in e.hint:
+        return
+    import shlex
+
+    cmd = f"`smollab resume {shlex.quote(str(session_dir))}"
+    e.hint = e.hint.replace(
+        "run the same command again (an agent session: `smollab resume SESSION`)",
+        f"continue with {cmd}`",
+    ).replace("`smollab resume SESSION", cmd)
+    e.args = (e.render(),)
 
 
 def _study_api_line(llm: dict[str, Any]) -> str:
