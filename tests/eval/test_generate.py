@@ -287,3 +287,23 @@ def test_evaluate_items_names_a_loaded_model_and_a_benchmark_task() -> None:
     bench = make_task("arith_probe", limit=1)
     with pytest.raises(ConfigError, match="arith_probe is a benchmark task: evaluate it with"):
         evaluate_items(lm.model, lm.tokenizer, bench, "compact", task.test_set())
+
+
+def test_a_lora_model_gets_the_cache_under_its_base_models_name():
+    """QA: sampling a LoRA run warned that past_key_values is deprecated: the peft wrapper's
+    forward takes **kwargs, so its own signature named neither keyword."""
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+
+    from smollab.eval.generate import _cache_kwarg, greedy_generate
+    from tests.conftest import tiny_lm
+
+    lm = tiny_lm("llama")
+    kv = _cache_kwarg(lm.model)
+    peft_model = get_peft_model(lm.model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    assert _cache_kwarg(peft_model) == kv
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        out = greedy_generate(peft_model, lm.tokenizer, ["1+1=", "2+2="], max_new_tokens=3)
+    assert len(out) == 2

@@ -138,9 +138,11 @@ def new_cache(model: Any, capacity: int) -> DynamicCache | None:
 
 def _cache_kwarg(model: Any) -> str:
     """The name forward takes the KV cache under: transformers 5.x renames ``past_key_values``
-    to ``cache`` (the old name warns, and goes in 5.40); 4.x and custom models keep the old."""
+    to ``cache`` (the old name warns, and goes in 5.40); 4.x and custom models keep the old.
+    A peft (LoRA) model passes extra keywords on to its base model, whose name counts."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
-        params = inspect.signature(model.forward).parameters
+        params = inspect.signature(base.forward).parameters
     except (TypeError, ValueError):
         return "past_key_values"
     return "cache" if "cache" in params else "past_key_values"
