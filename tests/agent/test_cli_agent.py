@@ -162,3 +162,61 @@ def test_outage_mid_session_names_the_session_to_resume(
     assert "SESSION" not in err and "same command again" not in err
     _no_traceback(r)
     assert (tmp_path / "o" / "tiny" / "session.json").is_file()
+
+
+def test_ctrl_c_names_the_session_to_resume(
+    tmp_home: Path, problem: Path, tmp_path: Path, server: Replay
+) -> None:
+    """Ctrl-C during a model call exits 130 with `smollab resume <session>` (a study's
+    'run the same command again' would be refused for an agent session)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from tests.providers.wire import chat_completion
+
+    asked, release = threading.Event(), threading.Event()
+
+    def respond(body: dict) -> tuple[int, str]:  # type: ignore[type-arg]
+        if body.get("max_tokens") == 1:
+            return 200, chat_completion("OK")
+        asked.set()
+        release.wait(60)
+        return 500, json.dumps({"error": {"message": "late"}})
+
+    server.respond = respond
+    proc = subprocess.Popen(
+        smollab_cmd(
+            "run",
+            str(problem),
+            "--agent",
+            "openai:local-model",
+            "--base-url",
+            server.url + "/v1",
+            "--no-pdf",
+            "--out",
+            str(tmp_path / "o"),
+        ),
+        env=cli_env(tmp_home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert asked.wait(90), "the agent never made its first call"
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    msg = one_line(err)
+    assert proc.returncode == 130, err
+    assert f"continue with `smollab resume {tmp_path / 'o' / 'tiny'}`" in msg
+    assert "same command again" not in msg and "Traceback" not in err

@@ -139,6 +139,24 @@ def run_agent(
     except SmollabError as e:
         _name_session(e, out / name)
         raise
+    except KeyboardInterrupt:
+        # not the study's "run the same command again": `smollab run` now refuses this folder
+        import shlex
+        import sys
+
+        from rich.markup import escape
+
+        from smollab.cli.common import err_console
+
+        err_console.print(
+            "[bold yellow]interrupted:[/] "
+            + escape(
+                "the session is saved (model replies, tool results, finished runs and the last "
+                "training checkpoints); continue with "
+                f"`smollab resume {shlex.quote(str(out / name))}`."
+            )
+        )
+        sys.exit(130)
     llm = res.metrics.get("llm", {})
     cost = llm.get("cost_usd")
     from rich.markup import escape
