@@ -105,6 +105,29 @@ def test_budget_needs_a_price_before_any_call(
     assert server.requests == []
 
 
+def test_budget_of_zero_is_refused_before_any_call(
+    tmp_home: Path, problem: Path, tmp_path: Path, server: Replay
+) -> None:
+    """A zero budget cannot pay even the preflight's key check: refused, no call, no session."""
+    r = _run(
+        tmp_home,
+        "run",
+        str(problem),
+        "--agent",
+        "openai:gpt-4o",
+        "--base-url",
+        server.url + "/v1",
+        "--budget-usd",
+        "0",
+        "--out",
+        str(tmp_path / "o"),
+        OPENAI_API_KEY="sk-test-planted-000000000000000000",
+    )
+    assert r.returncode == 2 and "--budget-usd 0 leaves nothing" in one_line(r.stderr)
+    _no_traceback(r)
+    assert server.requests == [] and not (tmp_path / "o" / "tiny").exists()
+
+
 def test_resume_needs_a_session(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     r = cli("resume", tmp_path)
     assert r.returncode == 2 and "is not a session folder" in one_line(r.stderr)

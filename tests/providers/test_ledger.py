@@ -55,8 +55,9 @@ def test_worst_case_bounds_real_cost() -> None:
 
 
 def test_budget_refuses_before_the_call() -> None:
-    led = Ledger("anthropic", "claude-sonnet-4-5", budget_usd=0.01)
-    with pytest.raises(BudgetExceeded, match="Budget reached"):
+    led = Ledger("anthropic", "claude-sonnet-4-5", budget_usd=0.005)
+    # the budget is shown as given, not rounded to $0.01 (or a budget under a cent to $0.00)
+    with pytest.raises(BudgetExceeded, match=r"Budget reached: \$0\.0000 of \$0\.0050 spent"):
         led.before_call(40_000, 2000)
     assert led.calls == []
     assert led.before_call(100, 10) is not None

@@ -106,6 +106,14 @@ def run_agent(
 
     # before any call: a budget that cannot be enforced is refused up front
     Ledger(provider.name, provider.model, budget_usd).check_budget_configured()
+    if budget_usd == 0 and provider.name != "scripted":
+        # every model call costs something, the preflight's key check included
+        raise ConfigError(
+            f"--budget-usd 0 leaves nothing for {agent_spec}'s calls, not even the preflight's "
+            "one-token key check. Pass a positive budget (`smollab estimate "
+            f"{problem_path} --agent {agent_spec}` shows what a session costs), or drop "
+            "--budget-usd."
+        )
     checks = preflight(provider, problem, out)
     console.print(_preflight_table(checks))
     agent = Agent(

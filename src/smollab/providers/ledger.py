@@ -206,7 +206,7 @@ class Ledger:
         if self.budget_usd is not None and worst is not None:
             if self.budget_spent + worst > self.budget_usd:
                 raise BudgetExceeded(
-                    f"Budget reached: ${self.budget_spent:.4f} of ${self.budget_usd:.2f} spent, "
+                    f"Budget reached: ${self.budget_spent:.4f} of ${self.budget_usd:.4f} spent, "
                     f"and the next call could cost up to ${worst:.4f}. The session is saved.",
                     hint="Continue with `smollab resume SESSION --budget-usd MORE`.",
                 )
