@@ -185,6 +185,14 @@ def test_outage_mid_session_names_the_session_to_resume(
     assert "SESSION" not in err and "same command again" not in err
     _no_traceback(r)
     assert (tmp_path / "o" / "tiny" / "session.json").is_file()
+    # resume takes --base-url (the server moved); its preflight failing names the session too
+    r = _run(
+        tmp_home, "resume", str(tmp_path / "o" / "tiny"), "--base-url", "http://127.0.0.1:9/v1"
+    )
+    err = one_line(r.stderr)
+    assert r.returncode == 3 and "at http://127.0.0.1:9/v1: cannot reach the server" in err
+    assert f"continue with `smollab resume {tmp_path / 'o' / 'tiny'}`" in err
+    _no_traceback(r)
 
 
 def test_ctrl_c_names_the_session_to_resume(

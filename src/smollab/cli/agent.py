@@ -114,7 +114,12 @@ def run_agent(
             f"{problem_path} --agent {agent_spec}` shows what a session costs), or drop "
             "--budget-usd."
         )
-    checks = preflight(provider, problem, out)
+    try:
+        checks = preflight(provider, problem, out)
+    except SmollabError as e:
+        if resume:  # the session exists: `smollab run` again would be refused
+            _name_session(e, out / name)
+        raise
     console.print(_preflight_table(checks))
     agent = Agent(
         problem,
@@ -240,6 +245,13 @@ def resume(
     pdf: Annotated[
         bool, typer.Option("--pdf/--no-pdf", help="build paper.pdf when TeX is present")
     ] = True,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="the OpenAI-compatible server, where it moved (default: the session's own)",
+        ),
+    ] = None,
 ) -> None:
     """Continue an agent session after a crash, a budget stop or an interrupt.
 
@@ -271,7 +283,7 @@ def resume(
         budget_usd=budget_usd if budget_usd is not None else launch.get("budget_usd"),
         start_iteration=start_iteration,
         code=Path(launch["code"]) if launch.get("code") else None,
-        base_url=launch.get("base_url"),
+        base_url=base_url or launch.get("base_url"),
         workers=launch.get("workers"),
         pdf=pdf,
         resume=True,
