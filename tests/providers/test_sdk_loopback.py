@@ -173,3 +173,10 @@ def test_a_reply_that_is_not_a_chat_completion_is_one_clear_error(
     if body != "{not json":  # the anthropic SDK takes any JSON
         with pytest.raises(ProviderError, match="not a chat completion"):
             anthropic(server).complete("S", MSGS, TOOLS, max_tokens=5)
+
+
+def test_openai_404_names_the_model_and_how_to_check_it(server: Replay) -> None:
+    server.respond = lambda _: (404, '{"error": {"message": "model not found"}}')
+    with pytest.raises(ProviderError, match="not found \\(HTTP 404\\)") as e:
+        openai(server).complete("S", MSGS, [], max_tokens=5)
+    assert "openai:gpt-4o at" in str(e.value) and "--agent PROVIDER:MODEL" in str(e.value)

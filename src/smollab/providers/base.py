@@ -53,7 +53,12 @@ def map_sdk_error(
             "`smollab resume SESSION`); finished work is kept.",
         )
     if isinstance(e, sdk.NotFoundError):
-        return ProviderError(f"{where}: not found (HTTP 404): the model name is probably wrong.")
+        return ProviderError(
+            f"{where}: not found (HTTP 404): the model name is probably wrong.",
+            hint="Check the model in --agent PROVIDER:MODEL (an OpenAI-compatible server lists "
+            "its models at <base-url>/models), then run the same command again (an agent "
+            "session: `smollab resume SESSION`); finished work is kept.",
+        )
     if isinstance(e, sdk.APIConnectionError):
         return Outage(f"{where}: cannot reach the server ({type(e).__name__}).", hint=reach_hint)
     if isinstance(e, sdk.APIStatusError):
