@@ -81,6 +81,19 @@ def test_missing_spec_and_problem_files(cli: Any, tmp_path: Path) -> None:
     assert "reference protocol" in msg and "toml" in msg
 
 
+def test_run_without_agent_says_why_it_runs_the_reference_protocol(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key in the environment does not start the agent: the offline run says so, and how."""
+    from smollab.cli.study import _why_offline
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert _why_offline() == "no LLM configured"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    assert "OPENAI_API_KEY is set: add --agent openai:<model>" in _why_offline()
+
+
 def test_unknown_hub_model_offline(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
     text = with_source(tiny_spec_text, "nonexistent-org/nonexistent-model")
     text = text.split('[[conditions]]\nname = "ft"')[0]  # baseline only: fail fast either way

@@ -150,6 +150,20 @@ def study(
     _execute(spec, spec_path.read_text(), out, session_name, None, workers, pdf, budget_usd)
 
 
+def _why_offline() -> str:
+    """Why `smollab run` without --agent runs the reference protocol: a key in the environment
+    does not start the agent, so a user who exported one is told how to."""
+    import os
+
+    for var, provider in (("ANTHROPIC_API_KEY", "anthropic"), ("OPENAI_API_KEY", "openai")):
+        if os.environ.get(var):
+            return (
+                f"no --agent given; {var} is set: add --agent {provider}:<model> for the "
+                "research agent"
+            )
+    return "no LLM configured"
+
+
 @handle_errors
 def run(
     problem: Annotated[Path, typer.Argument(help="problem file (Markdown)", metavar="PROBLEM")],
@@ -212,5 +226,5 @@ def run(
         return
 
     p = load_problem(problem)
-    console.print(f"[bold]{p.title}[/] (reference protocol, no LLM configured)")
+    console.print(f"[bold]{p.title}[/] (reference protocol, {_why_offline()})")
     _execute(p.spec, p.protocol_text, out, session_name, p.text, workers, pdf, budget_usd)
