@@ -132,6 +132,12 @@ def test_resume_needs_a_session(cli, tmp_path: Path) -> None:  # type: ignore[no
     r = cli("resume", tmp_path)
     assert r.returncode == 2 and "is not a session folder" in one_line(r.stderr)
     _no_traceback(r)
+    # a session that lost its problem.md says so (not 'pass a problem file' to a command
+    # that takes none)
+    (tmp_path / "session.json").write_text('{"launch": {"agent": "openai:m", "max_iterations": 1}}')
+    r = cli("resume", tmp_path)
+    assert r.returncode == 2 and f"{tmp_path} has no problem.md" in one_line(r.stderr)
+    _no_traceback(r)
 
 
 def test_estimate(cli, problem: Path) -> None:  # type: ignore[no-untyped-def]

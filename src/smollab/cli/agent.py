@@ -274,6 +274,11 @@ def resume(
             f"{session} was not started by the agent (no launch record in session.json); "
             "re-run `smollab run` or `smollab study` for it: finished runs are reused."
         )
+    if not (session / "problem.md").is_file():
+        raise ConfigError(
+            f"{session} has no problem.md (the session's copy of its problem file, written when "
+            "it started): copy the problem file there as problem.md, then resume."
+        )
     run_agent(
         session / "problem.md",
         launch["agent"],
