@@ -45,6 +45,17 @@ def test_sessions_on_empty_dir(cli: Any, tmp_path: Path) -> None:
     assert "No sessions in" in one_line(proc.stdout)
 
 
+def test_sessions_says_which_agent_sessions_stopped(cli: Any, tmp_path: Path) -> None:
+    for name, status in (("b", "budget"), ("f", "failed"), ("r", "running")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "session.json").write_text(
+            f'{{"stage": "act", "status": "{status}", "updated": "t"}}'
+        )
+    out = one_line(cli("sessions", "--out", tmp_path).stdout)
+    assert "act (budget reached)" in out and "act (stopped by an error)" in out
+    assert out.count("act") == 3
+
+
 def test_report_on_non_session_dir(cli: Any, tmp_path: Path) -> None:
     (tmp_path / "something.txt").write_text("not a session")
     proc = cli("report", tmp_path, "--no-pdf")

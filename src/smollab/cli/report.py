@@ -70,6 +70,10 @@ def _runs_cell(d: Path, state: dict) -> str:
     return f"{done}/{len(hashes)}"
 
 
+#: an agent session that stopped before its end: the stage it stopped in is not all it says
+_STOPPED = {"failed": " (stopped by an error)", "budget": " (budget reached)"}
+
+
 @handle_errors
 def sessions(
     out: Annotated[Path, typer.Option("--out", help="root folder of sessions")] = Path("outputs"),
@@ -96,7 +100,7 @@ def sessions(
             continue
         table.add_row(
             d.name,
-            s.get("stage", "?"),
+            str(s.get("stage", "?")) + _STOPPED.get(str(s.get("status")), ""),
             s.get("updated", "?"),
             _runs_cell(d, s),
             "yes" if (d / "report.md").exists() else "no",
