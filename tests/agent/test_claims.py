@@ -34,6 +34,13 @@ def test_invented_numbers_and_bad_keys_are_listed() -> None:
     assert "'97.5%'" in joined and "'12'" in joined and "conditions.ft.nope" in joined
 
 
+def test_malformed_references_are_listed_not_printed() -> None:
+    """A reference with an unknown filter is not template text left in the paper."""
+    for ref in ("{{conditions.ft.em|percent}}", "{{conditions.ft.em|PCT}}", "{{conditions ft}}"):
+        r = check_claims(f"EM was {ref}.", RESULTS, set())
+        assert not r.ok and f"{ref} is not a reference" in " ".join(r.problems)
+
+
 def test_names_with_digits_are_not_claims() -> None:
     r = check_claims("gpt2 and SmolLM2 on 3x3 and mul/1x2.", RESULTS, set())
     assert r.ok, r.problems

@@ -55,6 +55,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+#: what is left of a ``{{...}}`` after the references are rendered: a malformed one
+LEFTOVER_REF = re.compile(r"\{\{[^{}\n]*\}\}")
 REF = re.compile(r"\{\{\s*([A-Za-z0-9_.\-/]+)\s*(?:\|\s*(pct|num|int)\s*)?\}\}")
 # a number not glued to a word: "1x1" and "gpt2" are names, not claims
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:,\d{3})*(?:\.\d+)?(?![\w])(\s*(?:\\?%|percent))?")
@@ -334,6 +336,13 @@ def check_claims(prose: str, results: dict[str, Any], constants: set[float]) -> 
         return "\x00" + fmt_value(flat[key], style) + "\x01"
 
     rendered = REF.sub(render, prose)
+    # a reference REF does not match (an unknown filter, a space in the key) would reach the
+    # paper as template text; the writer is sent back to fix it
+    for m in LEFTOVER_REF.finditer(rendered):
+        problems.append(
+            f"{m.group(0)} is not a reference: write {{{{key}}}} or {{{{key|pct}}}} (filters: "
+            "pct, num, int) with a key of results.json"
+        )
     scan = re.sub(r"\x00[^\x01]*\x01", " ", rendered)
     n = 0
     for sentence in SENTENCE_END.split(scan):
