@@ -257,3 +257,18 @@ def test_ctrl_c_names_the_session_to_resume(
     assert proc.returncode == 130, err
     assert f"continue with `smollab resume {tmp_path / 'o' / 'tiny'}`" in msg
     assert "same command again" not in msg and "Traceback" not in err
+
+
+def test_a_pdf_that_failed_to_build_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import smollab.report
+    from smollab.cli.agent import _missing_pdf_note
+
+    assert _missing_pdf_note(False, None, tmp_path) is None
+    assert _missing_pdf_note(True, tmp_path / "paper.pdf", tmp_path) is None
+    monkeypatch.setattr(smollab.report, "tex_available", lambda: "latexmk", raising=False)
+    note = _missing_pdf_note(True, None, tmp_path)
+    assert note and "latexmk failed" in note and str(tmp_path / "paper" / "build.log") in note
+    monkeypatch.setattr(smollab.report, "tex_available", lambda: None, raising=False)
+    assert "no TeX engine" in (_missing_pdf_note(True, None, tmp_path) or "")

@@ -193,6 +193,24 @@ def run_agent(
         + _study_api_line(llm)
     )
     print_paths([res.session_dir, *([res.paper_pdf] if res.paper_pdf else [])])
+    note = _missing_pdf_note(pdf, res.paper_pdf, res.session_dir)
+    if note:
+        console.print(f"warning: {note}", style="yellow", markup=False)
+
+
+def _missing_pdf_note(pdf: bool, paper_pdf: Path | None, session_dir: Path) -> str | None:
+    """Why a PDF that was asked for (and could be built) is missing, or None."""
+    if not pdf or paper_pdf is not None:
+        return None
+    from smollab.report import tex_available
+
+    engine = tex_available()
+    if not engine:
+        return "no TeX engine (latexmk/pdflatex) found: paper.tex is written, paper.pdf is skipped."
+    return (
+        f"paper.pdf was not built: {engine} failed on paper.tex (see "
+        f"{session_dir / 'paper' / 'build.log'}); paper.tex is kept."
+    )
 
 
 def _name_session(e: SmollabError, session_dir: Path) -> None:
