@@ -221,11 +221,12 @@ def _name_session(e: SmollabError, session_dir: Path) -> None:
         return
     import shlex
 
+    from smollab.providers.base import RUN_AGAIN
+
     cmd = f"`smollab resume {shlex.quote(str(session_dir))}"
-    e.hint = e.hint.replace(
-        "run the same command again (an agent session: `smollab resume SESSION`)",
-        f"continue with {cmd}`",
-    ).replace("`smollab resume SESSION", cmd)
+    e.hint = e.hint.replace(RUN_AGAIN, f"continue with {cmd}`").replace(
+        "`smollab resume SESSION", cmd
+    )
     e.args = (e.render(),)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from smollab.errors import ConfigError
 from smollab.providers.base import (
+    RUN_AGAIN,
     Reply,
     ToolCall,
     ToolSpec,
@@ -31,8 +32,7 @@ def map_error(e: Exception, where: str) -> Exception:
         e,
         where,
         key_hint="Check ANTHROPIC_API_KEY and try again.",
-        reach_hint="Check the network, then run the same command again (an agent session: "
-        "`smollab resume SESSION`).",
+        reach_hint=f"Check the network, then {RUN_AGAIN}.",
     )
 
 

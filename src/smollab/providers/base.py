@@ -38,6 +38,11 @@ class Outage(ProviderError):
     """5xx or connection failure after retries."""
 
 
+#: how a hint says to retry: the CLI names the session in place of ``SESSION`` once the agent's
+#: session folder exists (:func:`smollab.cli.agent._name_session`)
+RUN_AGAIN = "run the same command again (an agent session: `smollab resume SESSION`)"
+
+
 def map_sdk_error(
     sdk: Any, e: Exception, where: str, *, key_hint: str, reach_hint: str
 ) -> Exception:
@@ -49,15 +54,13 @@ def map_sdk_error(
     if isinstance(e, sdk.RateLimitError):
         return RateLimited(
             f"{where}: rate limit or quota exceeded (HTTP 429) after retries.",
-            hint="Wait, or raise the quota, then run the same command again (an agent session: "
-            "`smollab resume SESSION`); finished work is kept.",
+            hint=f"Wait, or raise the quota, then {RUN_AGAIN}; finished work is kept.",
         )
     if isinstance(e, sdk.NotFoundError):
         return ProviderError(
             f"{where}: not found (HTTP 404): the model name is probably wrong.",
             hint="Check the model in --agent PROVIDER:MODEL (an OpenAI-compatible server lists "
-            "its models at <base-url>/models), then run the same command again (an agent "
-            "session: `smollab resume SESSION`); finished work is kept.",
+            f"its models at <base-url>/models), then {RUN_AGAIN}; finished work is kept.",
         )
     if isinstance(e, sdk.APIConnectionError):
         return Outage(f"{where}: cannot reach the server ({type(e).__name__}).", hint=reach_hint)
@@ -65,8 +68,7 @@ def map_sdk_error(
         if status and status >= 500:
             return Outage(
                 f"{where}: the server failed (HTTP {status}) after retries.",
-                hint="Try again later: run the same command again (an agent session: "
-                "`smollab resume SESSION`); finished work is kept.",
+                hint=f"Try again later: {RUN_AGAIN}; finished work is kept.",
             )
         return ProviderError(f"{where}: request rejected (HTTP {status}): {_error_message(e)}")
     if isinstance(e, json.JSONDecodeError):  # the SDK parses a 200 reply that is not JSON
@@ -80,8 +82,7 @@ def malformed_reply(where: str, what: str) -> ProviderError:
     return ProviderError(
         f"{where}: the server's reply is not a chat completion ({what}).",
         hint="Check that --base-url is the API root of an OpenAI-compatible server (it usually "
-        "ends in /v1) and that the server is healthy, then run the same command again (an agent "
-        "session: `smollab resume SESSION`); finished work is kept.",
+        f"ends in /v1) and that the server is healthy, then {RUN_AGAIN}; finished work is kept.",
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from smollab.errors import ConfigError
 from smollab.providers.base import (
+    RUN_AGAIN,
     Reply,
     ToolCall,
     ToolSpec,
@@ -54,8 +55,7 @@ def map_error(e: Exception, where: str) -> Exception:
         e,
         where,
         key_hint="Check the key in the environment variable and try again.",
-        reach_hint="Check the network or --base-url, then run the same command again (an agent "
-        "session: `smollab resume SESSION`).",
+        reach_hint=f"Check the network or --base-url, then {RUN_AGAIN}.",
     )
 
 
