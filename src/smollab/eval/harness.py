@@ -63,7 +63,12 @@ def make_task(name: str, **fields: Any) -> BenchTask:
     Unknown names, and tasks ``smollab eval`` does not run, raise ConfigError listing the
     valid names; so do strata the task does not have (listing its strata).
     """
-    from smollab.eval.exact_match import ExactMatchEval, is_exact_match, parse_task_arg
+    from smollab.eval.exact_match import (
+        ExactMatchConfig,
+        ExactMatchEval,
+        is_exact_match,
+        parse_task_arg,
+    )
 
     arg = name
     name, strata = parse_task_arg(arg)
@@ -95,22 +100,12 @@ def make_task(name: str, **fields: Any) -> BenchTask:
                 f"{', '.join(f for f in cfg_cls.model_fields if f not in ('id', 'task'))})."
             )
         raw[k] = os.fspath(v) if isinstance(v, os.PathLike) else v  # data_dir=Path(...)
-    if exact:
-        return ExactMatchEval(_validate(cfg_cls, raw, f"task {name}"))
-    task = build_task(validate_task_config(raw, where=f"task {name}"))
+    config = validate_task_config(raw, where=f"task {name}", config_cls=cfg_cls)
+    if isinstance(config, ExactMatchConfig):
+        return ExactMatchEval(config)
+    task = build_task(config)
     assert isinstance(task, BenchTask)
     return task
-
-
-def _validate(cfg_cls: Any, raw: dict[str, Any], where: str) -> Any:
-    from pydantic import ValidationError
-
-    try:
-        return cfg_cls(**raw)
-    except ValidationError as e:
-        from smollab.study.spec import format_validation_error
-
-        raise ConfigError(format_validation_error(e, where, cfg_cls)) from None
 
 
 def make_tasks(

@@ -33,13 +33,17 @@ __all__ = [
 ]
 
 
-def validate_task_config(raw: dict[str, Any], where: str = "[[tasks]]") -> TaskConfig:
-    """Validate one ``[[tasks]]`` table against its task's own config class."""
+def validate_task_config(
+    raw: dict[str, Any], where: str = "[[tasks]]", config_cls: type[TaskConfig] | None = None
+) -> TaskConfig:
+    """Validate one ``[[tasks]]`` table against its task's own config class (or against
+    ``config_cls``, e.g. ``smollab eval``'s config of an exact-match task)."""
     name = raw.get("task")
     if not isinstance(name, str):
         what = "is missing" if name is None else f"is {name!r}, not a task name (a string)"
         raise ConfigError(f"{where}: field 'task' {what}; name a task, one of {TASKS.names()}.")
-    config_cls, _ = TASKS.get(name, where=f"{where}.task")
+    if config_cls is None:
+        config_cls, _ = TASKS.get(name, where=f"{where}.task")
     try:
         return config_cls(**raw)
     except ValidationError as e:
