@@ -264,6 +264,8 @@ def _condition(name: str, cond: dict[str, Any], results: dict[str, Any]) -> dict
                 Num(f"{key}.train.{label}", x, "short") if not isinstance(x, str | bool) else str(x)
             )
             train_items.append({"name": label, "value": shown})
+    n_seeds = Num(f"{key}.seeds.length", len(seeds), "count")
+    seed_nums = [Num(f"{key}.seeds.{i}", s, "count") for i, s in enumerate(seeds)]
     return {
         "name": Ident(name),
         "kind": Ident(cond.get("kind") or "?"),
@@ -271,15 +273,10 @@ def _condition(name: str, cond: dict[str, Any], results: dict[str, Any]) -> dict
         "format": Ident(cond.get("format") or "-"),
         "method": Ident(cond.get("method") or "-"),
         "trained": _is_trained(cond),
-        "n_seeds": Num(f"{key}.seeds.length", len(seeds), "count"),
-        "seeds": [Num(f"{key}.seeds.{i}", s, "count") for i, s in enumerate(seeds)],
+        "n_seeds": n_seeds,
+        "seeds": seed_nums,
         # "1 (0)", "3 (0, 1, 2)": a bare "0" would read as zero seeds
-        "seeds_label": phrase(
-            Num(f"{key}.seeds.length", len(seeds), "count"),
-            " (",
-            joined([Num(f"{key}.seeds.{i}", s, "count") for i, s in enumerate(seeds)]),
-            ")",
-        ),
+        "seeds_label": phrase(n_seeds, " (", joined(seed_nums), ")"),
         "runs": list(cond.get("runs") or []),
         "train": train_items,
         "train_main": {
@@ -574,7 +571,7 @@ def build_context(results: dict[str, Any]) -> dict[str, Any]:
         # several trained conditions and no reference: they were never compared with each other
         "reference_hint": not reference and len(trained) >= 2,
         "reference_example": Ident(f'reference = "{trained[0]["name"]}"') if trained else None,
-        "tests": _tests(results, [*raw_comps, *raw_refs]),
+        "tests": _tests(results, raw_comps, raw_refs),
         "training": _training(results),
         "notes": [str(n) for n in results.get("notes") or []],
         "interval_methods": _methods(results),
@@ -647,15 +644,15 @@ def _family_text(raw: list[dict[str, Any]], role: str) -> list[Phrase]:
     return out
 
 
-def _tests(results: dict[str, Any], raw: list[dict[str, Any]]) -> dict[str, Any]:
+def _tests(
+    results: dict[str, Any], base: list[dict[str, Any]], refs: list[dict[str, Any]]
+) -> dict[str, Any]:
     """What the comparisons of ``results.json`` computed, stated for the Statistics text: the t
     interval over seeds that widened each family's difference intervals, how McNemar's runs
     were paired, and which forms of McNemar's test ran with the discordant count at which it
     switches form. Results written before these were recorded give only what they hold."""
-    base = [c for c in raw if "reference" not in c]
-    refs = [c for c in raw if "reference" in c]
     text = [*_family_text(base, "baseline"), *_family_text(refs, "reference")]
-    forms = {m.get("method") for c in raw for m in c.get("mcnemar") or []}
+    forms = {m.get("method") for c in [*base, *refs] for m in c.get("mcnemar") or []}
     below = results.get("mcnemar_exact_below")
     if below is not None and forms:
         ran = (
