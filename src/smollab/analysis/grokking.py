@@ -205,14 +205,14 @@ def aggregate(spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path
         task = build_task(validate_task_config(t))
         # check_spec accepted only grokking tasks for a grok study
         assert isinstance(task, ModularTask)
+        split = task.split(0)  # every seed's split has these sizes (only which pairs differs)
         out["tasks"][task.name] = {
             "task": task.config.task,
             "p": task.config.p if task.operation != "permutation" else None,
             "train_fraction": task.config.train_fraction,
             "n_pairs": task.n_pairs,
-            # every seed's split has these sizes (only which pairs differs)
-            "n_train": len(task.split(0).train),
-            "n_val": len(task.split(0).val),
+            "n_train": len(split.train),
+            "n_val": len(split.val),
             "n_classes": task.n_classes,
         }
     for cond in spec.conditions:
@@ -390,11 +390,12 @@ def _comparisons(
                 iv = shift_interval(a["values"], b["values"], level=level)
             if a["median"] is not None and b["median"]:
                 comp["median_ratio"] = a["median"] / b["median"]
+            shift = iv.to_dict()
             comp["shift"] = {
-                **iv.to_dict(),
+                **shift,
                 **{
                     k: v if math.isfinite(v) else None
-                    for k, v in iv.to_dict().items()
+                    for k, v in shift.items()
                     if k in ("estimate", "low", "high")
                 },
             }
