@@ -306,6 +306,16 @@ def _from_hub(repo: str, torch_dtype: Any) -> tuple[Any, Any]:
     )
 
 
+def _scratch_config(
+    arch: str, tokenizer: str | None, config: dict[str, Any] | None
+) -> tuple[Any, Any]:
+    """A from-scratch model's tokenizer and its architecture's config sized to it."""
+    from smollab.models.scratch import scratch_config
+
+    tok = load_tokenizer(tokenizer)
+    return tok, scratch_config(arch, len(tok), config or {}, tok.pad_token_id, tok.eos_token_id)
+
+
 def model_skeleton(
     source: str, *, tokenizer: str | None = None, config: dict[str, Any] | None = None
 ) -> Any | None:
@@ -317,10 +327,7 @@ def model_skeleton(
 
     kind, loc = resolve_source(source)
     if kind == "scratch":
-        from smollab.models.scratch import scratch_config
-
-        tok = load_tokenizer(tokenizer)
-        cfg = scratch_config(str(loc), len(tok), config or {}, tok.pad_token_id, tok.eos_token_id)
+        _, cfg = _scratch_config(str(loc), tokenizer, config)
     else:
         if kind in ("embedded", "gguf"):
             loc = convert_gguf(Path(loc), _gguf_cache_dir(Path(loc)))
@@ -411,10 +418,7 @@ def load_model(
     kind, loc = resolve_source(source)
     info: dict[str, Any] = {"kind": kind, "location": str(loc)}
     if kind == "scratch":
-        from smollab.models.scratch import scratch_config
-
-        tok = load_tokenizer(tokenizer)
-        cfg = scratch_config(str(loc), len(tok), config or {}, tok.pad_token_id, tok.eos_token_id)
+        tok, cfg = _scratch_config(str(loc), tokenizer, config)
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
     else:
