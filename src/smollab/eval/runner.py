@@ -47,15 +47,10 @@ def _chunk(task: BenchTask, lm: HFLM | ProviderLM) -> int:
 
 def samples_key(model_key: str, task: BenchTask) -> str:
     """What the samples of a task depend on: the model and the task's config, minus what only
-    chooses which items run or what is reported from them (``limit``, and the task's other
-    ``selection_fields``: an exact-match task's selected strata; a code task's pass@k ``k``,
-    keyed as the default so the keys of earlier samples stay what they were)."""
-    from smollab.tasks.code import DEFAULT_K, CodeTask
-
-    skip = getattr(task, "selection_fields", ("limit",))
-    cfg = {k: v for k, v in task.describe().items() if k not in skip}
-    if isinstance(task, CodeTask):
-        cfg["k"] = list(DEFAULT_K)
+    chooses which items run or what is reported from them (:meth:`BenchTask.samples_config`:
+    ``limit``; an exact-match task's selected strata; a code task's pass@k ``k``, keyed as the
+    default so the keys of earlier samples stay what they were)."""
+    cfg = task.samples_config()
     return hashlib.sha256(json.dumps([model_key, cfg], sort_keys=True).encode()).hexdigest()[:16]
 
 

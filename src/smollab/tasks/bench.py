@@ -135,3 +135,12 @@ class BenchTask(ABC):
         if self.version != 1:
             d["version"] = self.version
         return d
+
+    #: :meth:`describe` fields that only choose which items run or what is reported from them:
+    #: left out of :meth:`samples_config`, so a run with more items reuses those computed
+    selection_fields: tuple[str, ...] = ("limit",)
+
+    def samples_config(self) -> dict[str, Any]:
+        """What this task's samples depend on (with the model, the key under which ``smollab
+        eval`` resumes them): :meth:`describe` minus :attr:`selection_fields`."""
+        return {k: v for k, v in self.describe().items() if k not in self.selection_fields}

@@ -219,6 +219,11 @@ class CodeTask(BenchTask):
             )
         return self._sandbox
 
+    def samples_config(self) -> dict[str, Any]:
+        """pass@k's ``k`` only chooses what is reported: keyed as the default, so the keys of
+        earlier samples stay what they were."""
+        return {**super().samples_config(), "k": list(DEFAULT_K)}
+
     def requests(self, doc: dict[str, Any]) -> list[GenerateRequest]:
         n = self.config.n_samples
         temp = self.config.temperature
