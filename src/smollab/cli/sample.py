@@ -95,11 +95,13 @@ def format_prompts(questions: list[Any], fmt_name: str, tokenizer: Any) -> list[
     from smollab.tasks import PROMPT_FORMATS, build_task
 
     fmt = PROMPT_FORMATS.get(fmt_name, where="--format")
+    shots: dict[str, Any] = {}  # by operation: one task and one draw of examples each
     out = []
     for ex in questions:
         op = ex.question["op"]
-        shots = fewshot_examples(build_task({"id": op, "task": f"arith.{op}"}), fmt)
-        out.append(fmt.prompt(ex, tokenizer, shots))
+        if op not in shots:
+            shots[op] = fewshot_examples(build_task({"id": op, "task": f"arith.{op}"}), fmt)
+        out.append(fmt.prompt(ex, tokenizer, shots[op]))
     return out
 
 
@@ -141,15 +143,11 @@ def load_run(run_dir: Path, *, device: str, dtype: str) -> tuple[Any, str, str |
         dtype=dtype,
     )
     if spec.train is None:
-        lm.model.eval()
-        return (
-            lm,
-            (
-                f"run {spec.label} is a baseline (no trained checkpoint): sampling its base model "
-                f"{spec.model.source}"
-            ),
-            None,
+        said = (
+            f"run {spec.label} is a baseline (no trained checkpoint): sampling its base model "
+            f"{spec.model.source}"
         )
+        return lm, said, None
     final = run_dir / "ckpt" / "final"
     if not final.is_dir():
         raise ConfigError(
@@ -161,14 +159,11 @@ def load_run(run_dir: Path, *, device: str, dtype: str) -> tuple[Any, str, str |
     model = _load_trained(lm.model, final, spec.train.method)
     lm.model = model.to(device=next(lm.model.parameters()).device, dtype=getattr(torch, dtype))
     lm.model.eval()
-    return (
-        lm,
-        (
-            f"run {spec.label}: the {spec.train.method} fine-tune of {spec.model.source} "
-            f"({spec.train.steps} steps) from {final}"
-        ),
-        None,
+    said = (
+        f"run {spec.label}: the {spec.train.method} fine-tune of {spec.model.source} "
+        f"({spec.train.steps} steps) from {final}"
     )
+    return lm, said, None
 
 
 @handle_errors(interrupted="nothing was written; run the command again.")
@@ -321,12 +316,11 @@ def sample_cmd(
         from smollab.eval.lm import HFLM
         from smollab.models import load_model
 
-        loaded = (
+        loaded = (  # in eval mode, as load_model and load_run give it
             source
             if not isinstance(source, str)
             else load_model(source, tokenizer=tokenizer, device=device, dtype=dtype)
         )
-        loaded.model.eval()
         lm = HFLM(loaded.model, loaded.tokenizer, batch_size=batch_size, model_key="sample")
         tok = loaded.tokenizer
         if max_tokens >= lm.max_length:
