@@ -35,6 +35,16 @@ def data_dir_arg(value: str | None) -> Path | None:
     return Path(value).expanduser()
 
 
+def local_base_url_error(model: str | None) -> SmollabError:
+    """The error for ``--base-url`` given with a local ``--model``."""
+    from smollab.errors import ConfigError
+
+    return ConfigError(
+        f"--base-url is for API models (openai:MODEL on a compatible server); {model!r} is a "
+        "local model. Drop --base-url, or name the server's model as openai:MODEL."
+    )
+
+
 #: what Ctrl-C prints by default (a study's words; ``handle_errors(interrupted=...)`` for others)
 INTERRUPTED = (
     "what finished is kept (runs, evaluated items, the last training checkpoints); run the "

@@ -8,7 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from smollab.cli.agent import BudgetOpt
-from smollab.cli.common import console, data_dir_arg, handle_errors, print_paths
+from smollab.cli.common import (
+    console,
+    data_dir_arg,
+    handle_errors,
+    local_base_url_error,
+    print_paths,
+)
 
 
 @handle_errors(
@@ -153,7 +159,6 @@ def eval_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from smollab.errors import ConfigError
     from smollab.eval.harness import (
         check_exact_match_procs,
         default_out_dir,
@@ -202,10 +207,7 @@ def eval_cmd(
     if api:
         check_tasks(model, tasks)
     elif base_url:
-        raise ConfigError(
-            f"--base-url is for API models (openai:MODEL on a compatible server); {model!r} is "
-            "a local model. Drop --base-url, or name the server's model as openai:MODEL."
-        )
+        raise local_base_url_error(model)
     # an API model is only a client (its key is checked here): set up before the data
     api_lm = make_provider_lm(model, base_url=base_url, concurrency=batch_size) if api else None
     out_dir = out or default_out_dir(model)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from smollab.cli.common import console, handle_errors, print_paths
+from smollab.cli.common import console, handle_errors, local_base_url_error, print_paths
 from smollab.errors import ConfigError
 
 #: an arithmetic question a prompt format can wrap: ``23*47``, ``23 * 47 =``, ``7+8?``
@@ -309,10 +309,7 @@ def sample_cmd(
         tok = _ApiChat()
     else:
         if base_url:
-            raise ConfigError(
-                f"--base-url is for API models (openai:MODEL on a compatible server); {model!r} "
-                "is a local model. Drop --base-url, or name the server's model as openai:MODEL."
-            )
+            raise local_base_url_error(model)
         from smollab.eval.lm import HFLM
         from smollab.models import load_model
 
