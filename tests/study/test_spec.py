@@ -122,6 +122,22 @@ def test_a_warmup_that_never_ends(tiny_spec_text: str) -> None:
     loads_spec(tiny_spec_text.replace("warmup_steps = 1\n", ""))
 
 
+def test_a_default_warmup_longer_than_the_run_survives_the_run_folder(
+    tiny_spec_text: str, tmp_path: Path
+) -> None:
+    """The worker reads the run back from spec.json, where the default warm-up (10) of a
+    4-step run is written out like a field the user set: it is not refused there (it was, and
+    every such run failed before training)."""
+    from smollab.study.worker import load_run_spec, prepare_run_dir
+
+    spec = loads_spec(tiny_spec_text.replace("warmup_steps = 1\n", ""))
+    run = next(r for r in expand(spec) if r.train is not None)
+    assert run.train.steps == 4 and run.train.warmup_steps == 10
+    prepare_run_dir(tmp_path / run.hash, run)
+    again = load_run_spec(tmp_path / run.hash)
+    assert again == run and again.hash == run.hash
+
+
 def test_missing_field(tiny_spec_text: str) -> None:
     msg = bad(tiny_spec_text.replace('source = "scratch:gpt2"\n', ""))
     assert "models[0].source" in msg and "required" in msg

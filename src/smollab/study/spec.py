@@ -43,6 +43,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -61,6 +62,10 @@ def _distinct_seeds(v: list[int]) -> list[int]:
 # a list of seeds has at least one and no repeats
 Seed = Annotated[int, Field(strict=True, ge=0, le=2**32 - 1)]
 Seeds = Annotated[list[Seed], Field(min_length=1), AfterValidator(_distinct_seeds)]
+
+
+#: validation context key of a spec read back from a run folder (checked when it was written)
+STORED = "stored"
 
 
 class _Strict(BaseModel):
@@ -177,10 +182,17 @@ class TrainSpec(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _warmup_within_run(self) -> TrainSpec:
+    def _warmup_within_run(self, info: ValidationInfo) -> TrainSpec:
         # the default (10) on a shorter run is a plain ramp, as it always was; a warm-up the
-        # user set that never ends means the run never trains at the lr it names
-        if "warmup_steps" in self.model_fields_set and self.warmup_steps >= self.steps:
+        # user set that never ends means the run never trains at the lr it names. A run's
+        # stored spec.json sets every field, the default included, and was checked when its
+        # study was parsed: it is not checked again (STORED).
+        stored = isinstance(info.context, dict) and info.context.get(STORED)
+        if (
+            not stored
+            and "warmup_steps" in self.model_fields_set
+            and self.warmup_steps >= self.steps
+        ):
             raise ValueError(
                 f"warmup_steps = {self.warmup_steps} is not below steps = {self.steps}, so the "
                 f"learning rate would never reach lr = {self.lr:g}; use fewer warm-up steps or "

@@ -29,6 +29,7 @@ from smollab.errors import SmollabError
 from smollab.io import atomic_write_json, read_json, write_jsonl
 from smollab.study.env import environment
 from smollab.study.runspec import RunSpec
+from smollab.study.spec import STORED
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -63,7 +64,7 @@ def load_run_spec(run_dir: Path) -> RunSpec:
     """The spec a run folder was prepared with (``spec.json``)."""
     raw = read_json(run_dir / "spec.json")
     raw.pop("hash", None)
-    return RunSpec(**raw)
+    return RunSpec.model_validate(raw, context={STORED: True})
 
 
 def begin_run(
