@@ -12,6 +12,7 @@ from smollab.cli import report as _report
 from smollab.cli import sample as _sample
 from smollab.cli import sandbox as _sandbox
 from smollab.cli import study as _study
+from smollab.cli import train as _train
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -27,6 +28,7 @@ app.command("study")(_study.study)
 app.command("report")(_report.report)
 app.command("sessions")(_report.sessions)
 app.command("eval")(_eval.eval_cmd)
+app.command("train")(_train.train_cmd)
 app.command("sample")(_sample.sample_cmd)
 app.command("resume")(_agent.resume)
 app.command("estimate")(_agent.estimate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,14 +60,26 @@ def _use_data_dir(value: str | None) -> None:
 
 
 def _execute(
-    spec, spec_text, out, session_name, problem_text, workers, pdf, budget_usd=None
-) -> None:
+    spec,
+    spec_text,
+    out,
+    session_name,
+    problem_text,
+    workers,
+    pdf,
+    budget_usd=None,
+    *,
+    report: bool = True,
+    notes: bool = True,
+) -> Any:
+    """Run a study with progress bars and print its results; returns the SessionResult.
+    ``report``/``notes`` as for :func:`~smollab.study.session.run_study`."""
     from smollab.report import tex_available
     from smollab.study.executor import LocalProcessExecutor
     from smollab.study.session import run_study
 
     engine = tex_available()
-    if pdf:
+    if pdf and report:
         console.print(
             f"preflight: PDF will be built with {engine}"
             if engine
@@ -93,6 +105,8 @@ def _execute(
             on_event=progress,
             pdf=pdf,
             budget_usd=budget_usd,
+            report=report,
+            notes=notes,
         )
     if "summary" in res.results:  # study kinds other than 'lm' summarise themselves
         for line in res.results["summary"]:
@@ -101,6 +115,7 @@ def _execute(
         _print_lm_summary(res.results)
     print_paths([res.session_dir, *res.written])
     console.print(f"done in {time.perf_counter() - t0:.0f} s")
+    return res
 
 
 def _print_lm_summary(results) -> None:

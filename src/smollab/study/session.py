@@ -148,12 +148,15 @@ def run_study(
     pdf: bool = True,
     notes: bool = True,
     budget_usd: float | None = None,
+    report: bool = True,
 ) -> SessionResult:
     """Run every run of ``spec`` into a session folder and write results, figures and paper.
 
     ``notes=False`` leaves ``plans.txt`` and ``critiques.txt`` alone: the research agent owns
-    them when it drives the study. Before any run starts, the worst case of the API-model calls
-    still to make is reported (``api_bound`` events) and checked against ``budget_usd``.
+    them when it drives the study. ``report=False`` stops after ``results/`` (``smollab
+    train``: figures, report and paper are then written by ``smollab report``). Before any
+    run starts, the worst case of the API-model calls still to make is reported
+    (``api_bound`` events) and checked against ``budget_usd``.
     """
     from smollab.study.kinds import get_kind
     from smollab.study.spec import StudySpec, loads_spec
@@ -295,13 +298,15 @@ def run_study(
     if notes:
         atomic_write_text(d / "critiques.txt", kind.critique(results))
     session.log("analysis_done")
-    session.state("report")
-    paper_tex, paper_pdf = kind.report(d, pdf=pdf)
-    session.log("report_done")
+    written = [rd / "results.json"]
+    if report:
+        session.state("report")
+        paper_tex, paper_pdf = kind.report(d, pdf=pdf)
+        session.log("report_done")
+        written += [d / "report.md", d / "report.html"]
+        written += [p for p in (paper_tex, paper_pdf) if p]
     session.state("done")
     store.upsert_session(session.name, status="done", updated=_now())
-    written = [rd / "results.json", d / "report.md", d / "report.html"]
-    written += [p for p in (paper_tex, paper_pdf) if p]
     return SessionResult(d, results, outcomes, written)
 
 

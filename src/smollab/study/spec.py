@@ -33,6 +33,9 @@ depend on a seed). The spec opens with the command that runs it, e.g.::
 from __future__ import annotations
 
 import difflib
+import json
+import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -114,8 +117,9 @@ class ModelSpec(_Strict):
 
     name: str
     source: str = Field(
-        description="'smollm2-135m' (embedded), a hub id, a local dir, a .gguf file, or "
-        "'scratch:gpt2' / 'scratch:llama' for a from-scratch model"
+        description="'smollm2-135m' (embedded), a hub id, a local dir, a .gguf file, a finished "
+        "study run folder (outputs/SESSION/runs/HASH: its trained model), or 'scratch:gpt2' / "
+        "'scratch:llama' for a from-scratch model"
     )
     tokenizer: str | None = Field(
         None, description="scratch models: 'char' (default) or a tokenizer dir"
@@ -489,7 +493,8 @@ def _check_model_sources(spec: StudySpec, source: str) -> None:
 def _known_window(m: ModelSpec, scratch: dict[str, Any] | None) -> tuple[int, str] | None:
     """A model's context window in tokens and where it comes from, where that is known without
     loading the model: a from-scratch model's block_size, or the position limit in a local model
-    directory's config.json (the attributes :func:`smollab.eval.lm.model_window` reads)."""
+    directory's config.json (the attributes :func:`smollab.eval.lm.model_window` reads); a study
+    run's is its base model's."""
     import json
 
     from smollab.errors import ModelLoadError
@@ -503,6 +508,8 @@ def _known_window(m: ModelSpec, scratch: dict[str, Any] | None) -> tuple[int, st
         local = local_model_path(m.source)
     except ModelLoadError:
         return None
+    if local is not None and local[0] == "run":
+        return _run_window(local[1])
     if local is None or local[0] != "dir":
         return None
     try:
@@ -514,6 +521,21 @@ def _known_window(m: ModelSpec, scratch: dict[str, Any] | None) -> tuple[int, st
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v, f"{attr} = {v} in {local[1] / 'config.json'}"
     return None
+
+
+def _run_window(run_dir: Path) -> tuple[int, str] | None:
+    """A study run's context window: its base model's (fine-tuning keeps the architecture)."""
+    from smollab.models.loader import run_spec_of
+    from smollab.models.scratch import check_scratch
+
+    base = run_spec_of(run_dir).model  # checked by local_model_path already
+    scratch = None
+    if base.source.startswith("scratch:"):
+        scratch = check_scratch(base.source.split(":", 1)[1], base.config)
+    known = _known_window(base, scratch)
+    if known is None:
+        return None
+    return known[0], f"{known[1]}, the base model {base.source!r} of run {run_dir}"
 
 
 def _check_generation_budgets(spec: StudySpec, configs: list[Any], source: str) -> None:
@@ -688,6 +710,50 @@ def _check_formats(spec: StudySpec, source: str) -> None:
 
     for i, c in enumerate(spec.conditions):
         PROMPT_FORMATS.get(c.format, where=f"{source}: conditions[{i}].format")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(v: Any) -> str:
+    """One TOML value; tables nested in a value are inline."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float) and math.isfinite(v):
+        return repr(v)
+    if isinstance(v, str):  # JSON's string escapes are TOML basic-string escapes
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(x)}" for k, x in v.items())
+        return "{ " + items + " }" if items else "{}"
+    raise ConfigError(f"A study spec cannot hold the value {v!r} ({type(v).__name__}).")
+
+
+def dumps_spec(data: dict[str, Any]) -> str:
+    """The TOML text of a study spec given as a dict (what :func:`loads_spec` reads back), laid
+    out as a hand-written spec is: ``[study]``, then ``[[models]]``, ``[[tasks]]`` and
+    ``[[conditions]]`` with each condition's ``train``/``config`` table under it, then
+    ``[eval]`` and ``[execution]``."""
+    blocks = []
+    for top, value in data.items():
+        rows = value if isinstance(value, list) else [value]
+        header = f"[[{top}]]" if isinstance(value, list) else f"[{top}]"
+        for row in rows:
+            lines = [header]
+            subtables = []
+            for k, v in row.items():
+                if isinstance(value, list) and k in ("train", "config") and isinstance(v, dict):
+                    subtables.append((k, v))
+                else:
+                    lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+            for k, v in subtables:
+                lines.append(f"[{top}.{k}]")
+                lines += [f"{_toml_key(str(k2))} = {_toml_value(x)}" for k2, x in v.items()]
+            blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
 
 
 def loads_spec(text: str, source: str = "<string>") -> StudySpec:

@@ -1,0 +1,430 @@
+"""``smollab train --model M --task T``: train one model, as a study of one condition.
+
+The command writes the study spec its flags describe (``SESSION/study.toml``) and runs it with
+the study engine, so a trained model is a run like any other: content-hashed under
+``SESSION/runs/HASH``, resumed from its last checkpoint when the command is run again,
+evaluated on held-out items, and readable by ``smollab sample --run``, ``smollab eval --model``
+and ``smollab report``. ``smollab study SESSION/study.toml`` runs the same study again
+(finished runs are reused) and writes its report and paper.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from smollab.cli.common import console, handle_errors
+from smollab.cli.study import DataOpt, OutOpt, PdfOpt, WorkersOpt, _execute, _use_data_dir
+from smollab.errors import ConfigError
+
+#: what --set KEY=VALUE may prefix a key with (no prefix: a training setting)
+SET_SCOPES = ("train", "task", "model", "eval")
+#: the flags that set a training field, and the field
+TRAIN_FLAGS = {
+    "--steps": "steps",
+    "--lr": "lr",
+    "--batch-size": "batch_size",
+    "--method": "method",
+    "--seq-len": "seq_len",
+}
+TRAIN_FLAGS_BY_FIELD = {f: flag for flag, f in TRAIN_FLAGS.items()}
+#: the grokking runs' model when --model is not given: the reference protocol's
+#: (problems/grokking_representations.md), whose attention starts as nn.MultiheadAttention's
+GROK_MODEL = "small:decoder"
+GROK_MODEL_CONFIG: dict[str, Any] = {"init": "mha"}
+LM_MODEL = "smollm2-135m"
+
+
+def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``--set KEY=VALUE`` options -> ``{scope: {field: value}}`` for the scopes of
+    :data:`SET_SCOPES`. VALUE is read as a TOML value (``5``, ``3e-4``, ``true``, ``[0.9,
+    0.99]``, ``{"1x1" = 1}``), else kept as text."""
+    out: dict[str, dict[str, Any]] = {s: {} for s in SET_SCOPES}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"--set {item!r} is not KEY=VALUE. Give a training setting (--set "
+                "warmup_steps=5), a task option (--set task.n_test=100), a model config "
+                "field (--set model.n_layer=1) or an evaluation setting (--set "
+                "eval.batch_size=32)."
+            )
+        scope, dot, name = key.partition(".")
+        if not dot:
+            scope, name = "train", key
+        elif scope not in SET_SCOPES or not name:
+            raise ConfigError(
+                f"--set {item!r}: {key!r} is not a setting. A key is a training setting "
+                f"(lr) or one of {', '.join(s + '.FIELD' for s in SET_SCOPES)}."
+            )
+        if name in out[scope]:
+            raise ConfigError(
+                f"--set gives {key!r} twice ({out[scope][name]!r} and {raw.strip()!r}); give "
+                "it once."
+            )
+        out[scope][name] = toml_value(raw)
+    return out
+
+
+def toml_value(raw: str) -> Any:
+    """A ``--set`` value: TOML (numbers, booleans, arrays, inline tables, quoted strings),
+    else the text itself (``--set lora_targets=q_proj`` is the string)."""
+    text = raw.strip()
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _task_table(arg: str, options: dict[str, Any]) -> dict[str, Any]:
+    from smollab.eval.exact_match import parse_task_arg
+    from smollab.tasks import TASKS
+
+    name, strata = parse_task_arg(arg)
+    config_cls, _ = TASKS.get(name, where=f"--task {arg}")  # unknown names list the valid ones
+    taken = {k: v for k, v in options.items() if k in config_cls.model_fields}
+    table: dict[str, Any] = {"id": name.rsplit(".", 1)[-1], "task": name, **taken}
+    if strata is not None:
+        if not strata:
+            raise ConfigError(
+                f"--task {arg} names no stratum after ':'. Give strata comma-separated (e.g. "
+                f"--task {name}:1x1,2x2), or drop the ':'."
+            )
+        table["strata"] = strata
+    return table
+
+
+def _task_fields(tables: list[dict[str, Any]]) -> str:
+    from smollab.tasks import TASKS
+
+    return " ".join(
+        f"{t['task']} takes "
+        + ", ".join(f for f in TASKS.get(t["task"])[0].model_fields if f not in ("id", "task"))
+        + "."
+        for t in tables
+    )
+
+
+def _check_fields(model: Any, values: dict[str, Any], flags: dict[str, str], what: str) -> None:
+    """``values`` against the pydantic ``model`` of a training config; each bad field named
+    by the flag that set it (``--lr``) or as ``--set FIELD=...``."""
+    from pydantic import ValidationError
+
+    try:
+        model(**values)
+    except ValidationError as e:
+        valid = list(model.model_fields)
+        parts = []
+        for err in e.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a rule over several settings names them itself
+                parts.append(f"{msg}.")
+                continue
+            field = str(err["loc"][0])
+            flag = flags.get(field, f"--set {field}=...")
+            if err["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(field, valid, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                parts.append(
+                    f"{flag}: {what} has no setting {field!r}.{hint} Its settings: "
+                    f"{', '.join(valid)}."
+                )
+            else:
+                parts.append(f"{flag}: {msg} (got {err.get('input')!r}).")
+        raise ConfigError("smollab train: " + " ".join(parts)) from None
+
+
+def _slug(text: str) -> str:
+    """A folder-safe piece of a session name."""
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(text.rstrip("/")).name or text).strip("-.")
+    return s or "model"
+
+
+def build_spec(
+    *,
+    model: str | None,
+    tasks: list[str],
+    fmt: str | None,
+    train_flags: dict[str, Any],
+    sets: list[str],
+    seeds: list[int],
+    baseline: bool,
+    name: str | None,
+    tokenizer: str | None,
+) -> dict[str, Any]:
+    """The study spec (a dict, as TOML would give it) that ``smollab train``'s flags describe:
+    one model, the tasks (the first is trained on), a condition ``train`` and, with
+    ``baseline``, an evaluation-only condition ``baseline``."""
+    from smollab.tasks import PROMPT_FORMATS
+    from smollab.tasks.bench import BenchConfig
+    from smollab.tasks.modular import ModularTaskConfig
+
+    scoped = parse_sets(sets)
+    given = {k for k, v in train_flags.items() if v is not None}
+    twice = sorted(given & set(scoped["train"]))
+    if twice:
+        raise ConfigError(
+            f"{TRAIN_FLAGS_BY_FIELD[twice[0]]} and --set {twice[0]}=... both set "
+            f"{twice[0]!r}; give it once."
+        )
+    train = {**{k: v for k, v in train_flags.items() if v is not None}, **scoped["train"]}
+    tables = [_task_table(t, scoped["task"]) for t in dict.fromkeys(tasks)]
+    for k in scoped["task"]:  # each task takes the options it has; one no task has is an error
+        if not any(k in t for t in tables):
+            raise ConfigError(
+                f"--set task.{k}=...: none of the tasks ({', '.join(tasks)}) has an option "
+                f"{k!r}. {_task_fields(tables)}"
+            )
+    ids = [t["id"] for t in tables]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(
+            f"--task names one task twice ({', '.join(tasks)}); give it once, its strata "
+            "comma-separated (e.g. --task arith.mul:1x1,2x2)."
+        )
+    from smollab.tasks import TASKS
+
+    classes = [TASKS.get(t["task"])[0] for t in tables]
+    grok = [issubclass(c, ModularTaskConfig) for c in classes]
+    if any(grok) and not all(grok):
+        mixed = ", ".join(t["task"] for t, g in zip(tables, grok, strict=True) if g)
+        raise ConfigError(
+            f"--task mixes grokking tasks ({mixed}) "
+            "with language-model tasks; they train different models. Train them with separate "
+            "smollab train commands."
+        )
+    if not grok[0] and issubclass(classes[0], BenchConfig):
+        raise ConfigError(
+            f"smollab train trains on the first --task, and {tables[0]['task']} is a benchmark "
+            "that is only evaluated. Put a trainable task first (arith.add, arith.mul, or "
+            "grok.* for a small model from scratch) and the benchmarks after it, e.g. --task "
+            f"arith.mul --task {tables[0]['task']}."
+        )
+    model_config = scoped["model"]
+    model_table: dict[str, Any]
+    if all(grok):
+        from smollab.train.grokking import GrokTrainSpec
+
+        lm_only = {
+            "--format": fmt,
+            "--method": train.get("method"),
+            "--seq-len": train.get("seq_len"),
+            "--tokenizer": tokenizer,
+            "--baseline": baseline or None,
+            "--set eval.*": scoped["eval"] or None,
+        }
+        bad = [flag for flag, v in lm_only.items() if v is not None]
+        if bad:
+            raise ConfigError(
+                f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} for language-model "
+                "training (arith.* tasks); grokking tasks train a small model from scratch, "
+                "every run fully, with no prompt format. Drop "
+                f"{'it' if len(bad) == 1 else 'them'}."
+            )
+        _check_fields(GrokTrainSpec, train, TRAIN_FLAGS_BY_FIELD, "grokking training")
+        source = model or GROK_MODEL
+        config = {**(GROK_MODEL_CONFIG if model is None else {}), **model_config}
+        model_table = {"name": _slug(source), "source": source}
+        if config:
+            model_table["config"] = config
+        condition: dict[str, Any] = {"name": "train", "config": train}
+        conditions = [condition]
+    else:
+        from smollab.study.spec import TrainSpec
+
+        _check_fields(TrainSpec, train, TRAIN_FLAGS_BY_FIELD, "fine-tuning")
+        if fmt is not None:
+            PROMPT_FORMATS.get(fmt, where="--format")
+        source = model or LM_MODEL
+        model_table = {"name": _slug(source), "source": source}
+        if tokenizer is not None:
+            model_table["tokenizer"] = tokenizer
+        if model_config:
+            model_table["config"] = model_config
+        cond_format = {"format": fmt} if fmt is not None else {}
+        conditions = [{"name": "train", **cond_format, "train": train}]
+        if baseline:
+            conditions.insert(0, {"name": "baseline", **cond_format})
+    session = name or f"train-{ids[0]}-{_slug(source)}"
+    spec: dict[str, Any] = {
+        "study": {
+            "name": session,
+            **({"kind": "grok"} if all(grok) else {}),
+            "title": f"{source} trained on {', '.join(t['task'] for t in tables[:1])}",
+            "seeds": seeds,
+        },
+        "models": [model_table],
+        "tasks": tables,
+        "conditions": conditions,
+    }
+    if scoped["eval"]:
+        spec["eval"] = scoped["eval"]
+    return spec
+
+
+@handle_errors
+def train_cmd(
+    task: Annotated[
+        list[str],
+        typer.Option(
+            "--task",
+            help="task to train on (arith.add, arith.mul[:STRATA], grok.x_plus_y, ...); "
+            "repeat to evaluate more tasks (benchmarks too) after training on the first",
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help=f"model source, as in a study (default {LM_MODEL}; grok.* tasks: "
+            f"{GROK_MODEL} with init = 'mha', the reference protocol's)",
+        ),
+    ] = None,
+    prompt_format: Annotated[
+        str | None,
+        typer.Option("--format", help="prompt format for training and evaluation (default plain)"),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option("--method", help="full or lora (default full)")
+    ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="optimizer steps")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="peak learning rate")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="batch size")] = None,
+    seq_len: Annotated[
+        int | None, typer.Option("--seq-len", help="training sequence length in tokens")
+    ] = None,
+    seed: Annotated[
+        list[int] | None,
+        typer.Option("--seed", min=0, help="seed; repeat for several runs (default 0)"),
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="any other setting, KEY=VALUE (a TOML value): a training setting "
+            '(warmup_steps=5, weights={"2x2"=4}), task.FIELD (task.n_test=100), model.FIELD '
+            "(a from-scratch model's config: model.n_layer=1) or eval.FIELD; repeat",
+        ),
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option("--tokenizer", help="tokenizer dir for scratch: models")
+    ] = None,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline",
+            help="also evaluate the untrained model and compare (McNemar, intervals)",
+        ),
+    ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--session-name", help="session folder under --out (default train-TASK-MODEL)"
+        ),
+    ] = None,
+    out: OutOpt = Path("outputs"),
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report/--no-report",
+            help="also write figures, report.md/.html and the paper (default: results only; "
+            "smollab report SESSION writes them later)",
+        ),
+    ] = False,
+    pdf: PdfOpt = True,
+    workers: WorkersOpt = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Train one model on a task and evaluate it: a study of one condition.
+
+    Language models (arith.add, arith.mul) are fine-tuned with the loss on the answer tokens;
+    grokking tasks (grok.x_plus_y, grok.x_minus_y, grok.x_div_y, grok.permutation) train a
+    small model from scratch with the reference configuration unless --steps/--lr/--set say
+    otherwise. The settings and their defaults are those of a study's [conditions.train]
+    (language models) or [conditions.config] (grokking); see `smollab study`.
+
+    Writes OUT/NAME/study.toml (the study these flags describe) and the run folders
+    OUT/NAME/runs/HASH (checkpoints, metrics.jsonl, the trained model in ckpt/final,
+    per-item predictions) and results/results.json. The same command again resumes an
+    interrupted run from its last checkpoint and reuses finished ones.
+
+    Examples:
+      smollab train --task arith.mul:1x1,1x2 --format compact --steps 60 --lr 3e-4
+      smollab train --task arith.add --model scratch:gpt2 --set model.n_layer=2 --seed 0 --seed 1
+      smollab train --task grok.x_plus_y --steps 3000 --set stop_after_99=100
+    """
+    from smollab.study.session import check_session_name
+    from smollab.study.spec import dumps_spec, loads_spec
+
+    if name is not None:
+        check_session_name(name)
+    spec_dict = build_spec(
+        model=model,
+        tasks=task,
+        fmt=prompt_format,
+        train_flags={
+            "steps": steps,
+            "lr": lr,
+            "batch_size": batch_size,
+            "method": method,
+            "seq_len": seq_len,
+        },
+        sets=sets or [],
+        seeds=list(dict.fromkeys(seed)) if seed else [0],
+        baseline=baseline,
+        name=name,
+        tokenizer=tokenizer,
+    )
+    session = spec_dict["study"]["name"]
+    check_session_name(session)
+    text = (
+        "# Written by `smollab train`. `smollab study THIS_FILE` runs this study again\n"
+        "# (finished runs are reused) and writes its report and paper.\n"
+    ) + dumps_spec(spec_dict)
+    spec = loads_spec(text, f"smollab train (the study it describes, {out / session}/study.toml)")
+    _use_data_dir(data_dir)
+    res = _execute(spec, text, out, None, None, workers, pdf, report=report, notes=False)
+    _print_runs(res, spec)
+
+
+def _print_runs(res: Any, spec: Any) -> None:
+    """Each trained run's training summary, where its model is, and what to run next."""
+    from smollab.io import read_json
+    from smollab.study.runspec import expand
+
+    trained = []
+    for r in expand(spec):
+        rd = res.session_dir / "runs" / r.hash
+        if r.condition == "baseline" or not (rd / "record.json").is_file():
+            continue
+        trained.append(rd)
+        summ = read_json(rd / "record.json").get("train") or {}
+        bits = [f"{summ['steps']} steps"] if summ.get("steps") else []
+        secs = summ.get("train_seconds", summ.get("train_time_s"))
+        if secs:
+            bits.append(f"{secs:.0f} s" if secs >= 10 else f"{secs:.1f} s")
+        if summ.get("final_loss") is not None:
+            bits.append(f"final training loss {summ['final_loss']:.4f}")
+        if "step_val_acc_99" in summ:
+            g = summ["step_val_acc_99"]
+            bits.append(f"99% validation accuracy at step {g}" if g else "99% not reached")
+        final = rd / "ckpt" / "final"
+        where = f"model in {final}" if final.is_dir() else f"run folder {rd}"
+        console.print(f"{r.label}: {', '.join(bits) or 'trained'}; {where}", markup=False)
+    if trained and spec.study.kind == "lm":
+        console.print(
+            f"Look at its generations: smollab sample --run {trained[0]} --prompt '...'",
+            markup=False,
+        )
+    report = res.session_dir / "report.md"
+    console.print(
+        f"Report: {report}"
+        if report in res.written
+        else f"Figures, report and paper: smollab report {res.session_dir}",
+        markup=False,
+    )

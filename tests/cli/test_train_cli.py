@@ -1,0 +1,174 @@
+"""``smollab train``: one model trained as a study of one condition, through the real CLI,
+and the study spec its flags describe."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smollab.cli.train import build_spec, parse_sets
+from smollab.errors import ConfigError
+from smollab.study.runspec import expand
+from smollab.study.spec import dumps_spec, load_spec, loads_spec
+from tests.cli.test_cli import assert_clean_error
+from tests.conftest import TINY_SPEC, one_line
+
+# the tiny study's model and its fine-tuned condition, as flags
+TINY = ("--model", "scratch:gpt2", "--set", "model.n_layer=1", "--set", "model.n_head=2",
+        "--set", "model.n_embd=32", "--set", "model.block_size=64",
+        "--tokenizer", "char")  # fmt: skip
+FT = ("--format", "compact", "--steps", "4", "--lr", "1e-3", "--batch-size", "4", "--seq-len",
+      "64", "--set", "warmup_steps=1", "--set", "eval_every=2", "--set", "eval_items=4",
+      "--set", "checkpoint_every=2", "--set", "threads=1",
+      "--set", "eval.batch_size=16")  # fmt: skip
+TASK = ("--task", "arith.add:1x1,1x2", "--set", "task.n_test=12")
+
+
+def _spec(**kw: Any) -> dict[str, Any]:
+    args: dict[str, Any] = dict(model=None, tasks=["arith.add"], fmt=None, train_flags={},
+                                sets=[], seeds=[0], baseline=False, name=None,
+                                tokenizer=None)  # fmt: skip
+    return build_spec(**{**args, **kw})
+
+
+def test_train_is_the_study_of_its_flags(cli: Any, tmp_path: Path) -> None:
+    """The flags of the tiny study's fine-tune give the same runs (the same content hashes) as
+    the hand-written spec; each trained run keeps its model, and the results compare it with
+    the baseline; the same command again reuses the runs, and so does `smollab study` on the
+    spec it wrote."""
+    out = tmp_path / "out"
+    args = ("train", *TASK, *TINY, *FT, "--seed", "0", "--seed", "1", "--baseline",
+            "--session-name", "tiny", "--out", out, "--no-pdf")  # fmt: skip
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    session = out / "tiny"
+    written = load_spec(session / "study.toml")
+    want = loads_spec(TINY_SPEC)
+    assert sorted(r.hash for r in expand(written)) == sorted(r.hash for r in expand(want))
+    assert [c.name for c in written.conditions] == ["baseline", "train"]
+    for r in expand(written):
+        rec = json.loads((session / "runs" / r.hash / "record.json").read_text())
+        if r.condition == "train":
+            assert rec["train"]["steps"] == 4
+            assert (session / "runs" / r.hash / "ckpt" / "final" / "config.json").is_file()
+    results = json.loads((session / "results" / "results.json").read_text())
+    assert set(results["conditions"]) == {"baseline", "train"}
+    assert results["comparisons"], "the trained condition is compared with the baseline"
+    assert not (session / "report.md").exists()  # --report writes it; smollab report later
+    said = one_line(proc.stdout)
+    assert "train/seed0: 4 steps" in said and "train/seed1: 4 steps" in said
+    assert "smollab sample --run" in said and f"smollab report {session}" in said
+
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    # a from-scratch model's baseline runs on every seed too: 2 + 2 runs
+    assert one_line(again.stdout).count("reused finished run") == 4
+    study = cli("study", session / "study.toml", "--out", out, "--no-pdf")
+    assert study.returncode == 0, study.stderr
+    assert one_line(study.stdout).count("reused finished run") == 4
+    assert (session / "report.md").is_file()  # a study writes its report
+
+
+def test_train_grokking_task(cli: Any, tmp_path: Path) -> None:
+    """A grokking task trains the reference protocol's small model from scratch."""
+    out = tmp_path / "out"
+    proc = cli("train", "--task", "grok.x_plus_y", "--set", "task.p=11", "--steps", "30",
+               "--batch-size", "32", "--set", "eval_every=10", "--set", "snapshot_steps='none'",
+               "--out", out, "--no-pdf")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    session = out / "train-x_plus_y-small-decoder"
+    spec = load_spec(session / "study.toml")
+    assert spec.study.kind == "grok"
+    assert spec.models[0].source == "small:decoder" and spec.models[0].config == {"init": "mha"}
+    (run,) = expand(spec)
+    rec = json.loads((session / "runs" / run.hash / "record.json").read_text())
+    assert rec["train"]["steps"] == 30 and rec["train"]["planned_steps"] == 30
+    assert "train/x_plus_y/seed0: 30 steps" in one_line(proc.stdout)
+
+
+def test_bad_flags_are_clean_errors_and_write_nothing(cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = cli("train", "--task", "arith.add", "--lr", "-1", "--out", out)
+    msg = assert_clean_error(proc, 2)
+    assert "--lr" in msg and "greater than 0" in msg
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("kw", "said"),
+    [
+        ({"tasks": ["hellaswag"]}, "hellaswag is a benchmark that is only evaluated"),
+        ({"tasks": ["nope"]}, "Unknown task 'nope' in --task nope"),
+        ({"tasks": ["arith.add:"]}, "names no stratum after ':'"),
+        ({"tasks": ["arith.add", "arith.add:1x1"]}, "names one task twice"),
+        ({"tasks": ["grok.x_plus_y", "arith.add"]}, "mixes grokking tasks (grok.x_plus_y)"),
+        ({"train_flags": {"method": "lorax"}}, "--method: Input should be 'full' or 'lora'"),
+        ({"sets": ["lrr=3"]}, "--set lrr=...: fine-tuning has no setting 'lrr'. Did you mean 'lr'"),
+        ({"sets": ["foo"]}, "--set 'foo' is not KEY=VALUE"),
+        ({"sets": ["bogus.x=1"]}, "'bogus.x' is not a setting"),
+        ({"sets": ["lr=1", "lr=2"]}, "--set gives 'lr' twice"),
+        ({"train_flags": {"steps": 5}, "sets": ["steps=6"]}, "--steps and --set steps=..."),
+        ({"sets": ["task.bogus=1"]}, "none of the tasks (arith.add) has an option 'bogus'"),
+        ({"fmt": "nope"}, "Unknown prompt format 'nope' in --format"),
+        (
+            {"train_flags": {"steps": 20}, "sets": ["warmup_steps=50"]},
+            "warmup_steps = 50 is not below steps = 20",
+        ),  # fmt: skip
+        (
+            {"tasks": ["grok.x_plus_y"], "fmt": "compact", "baseline": True},
+            "--format, --baseline are for language-model training",
+        ),  # fmt: skip
+        (
+            {"tasks": ["grok.x_plus_y"], "sets": ["pack=false"]},
+            "grokking training has no setting 'pack'",
+        ),  # fmt: skip
+    ],
+)
+def test_bad_flags_name_the_flag(kw: dict[str, Any], said: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        _spec(**kw)
+    assert said in one_line(e.value.message)
+
+
+def test_set_values_are_toml() -> None:
+    got = parse_sets(["warmup_steps=5", "betas=[0.9, 0.99]", 'weights={"2x2" = 4}',
+                      "bf16_autocast=true", "lora_targets=q_proj", "task.n_test=100",
+                      "model.n_layer=2", "eval.batch_size=8", "lr=3e-4"])  # fmt: skip
+    assert got == {
+        "train": {
+            "warmup_steps": 5,
+            "betas": [0.9, 0.99],
+            "weights": {"2x2": 4},
+            "bf16_autocast": True,
+            "lora_targets": "q_proj",
+            "lr": 3e-4,
+        },  # fmt: skip
+        "task": {"n_test": 100},
+        "model": {"n_layer": 2},
+        "eval": {"batch_size": 8},
+    }
+
+
+def test_task_options_go_to_the_tasks_that_take_them() -> None:
+    spec = _spec(tasks=["arith.mul:2x2", "hellaswag"], sets=["task.n_test=20", "task.limit=5"])
+    assert spec["tasks"] == [
+        {"id": "mul", "task": "arith.mul", "n_test": 20, "strata": ["2x2"]},
+        {"id": "hellaswag", "task": "hellaswag", "limit": 5},
+    ]
+    assert spec["conditions"] == [{"name": "train", "train": {}}]
+    assert spec["models"] == [{"name": "smollm2-135m", "source": "smollm2-135m"}]
+
+
+def test_dumps_spec_reads_back() -> None:
+    data = tomllib.loads(TINY_SPEC)
+    data["study"]["title"] = 'a "quoted" title \\ with ünïcode\nand a newline'
+    data["conditions"][1]["train"]["weights"] = {"1x1": 1, "1x2": 2.5}
+    text = dumps_spec(data)
+    assert tomllib.loads(text) == data
+    assert "[conditions.train]" in text and "[[tasks]]" in text
+    with pytest.raises(ConfigError, match="cannot hold the value nan"):
+        dumps_spec({"study": {"x": float("nan")}})
