@@ -166,18 +166,26 @@ def test_unloadable_sources_are_clear_errors(source: str, says: str) -> None:
         load_model(source)
 
 
-def test_a_lora_runs_final_checkpoint_is_named_as_an_adapter(tmp_path: Path) -> None:
-    """QA: load_model(<LoRA run>/ckpt/final) said only "no config.json"."""
+def test_an_adapter_folder_outside_its_run_is_named_as_an_adapter(tmp_path: Path) -> None:
+    """QA: load_model(<LoRA run>/ckpt/final) said only "no config.json". A run's adapter in
+    its run folder loads as the run (tests/models/test_load_run.py); moved out of it, or under
+    a spec.json that is no run's, it is named for what it is."""
+    alone = tmp_path / "adapter"
+    alone.mkdir()
+    (alone / "adapter_config.json").write_text("{}")
+    with pytest.raises(ModelLoadError) as e:
+        load_model(alone)  # a Path, as a researcher would pass it
+    msg = str(e.value)
+    assert "holds a LoRA adapter" in msg and "Load the base model with load_model" in msg
+    assert "PeftModel.from_pretrained" in msg and "as does the run folder itself" in msg
+
     run = tmp_path / "runs" / "abc"
     final = run / "ckpt" / "final"
     final.mkdir(parents=True)
     (final / "adapter_config.json").write_text("{}")
     (run / "spec.json").write_text('{"model": {"source": "smollm2-135m"}}')
-    with pytest.raises(ModelLoadError) as e:
-        load_model(final)  # a Path, as a researcher would pass it
-    msg = str(e.value)
-    assert "holds a LoRA adapter" in msg and "its base model 'smollm2-135m'" in msg
-    assert "PeftModel.from_pretrained" in msg
+    with pytest.raises(ModelLoadError, match=r"has a spec.json that is not a study run's"):
+        load_model(final)
 
 
 def test_a_misspelt_embedded_name_is_pointed_at_the_embedded_model() -> None:

@@ -23,7 +23,14 @@ from smollab.cli.common import (
     "eval command again to resume from them."
 )
 def eval_cmd(
-    model: Annotated[str, typer.Option("--model", help="model source (see `smollab study`)")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="model source (see `smollab study`), or a finished study run folder "
+            "outputs/SESSION/runs/HASH (its trained model)",
+        ),
+    ],
     task: Annotated[
         list[str],
         typer.Option(
@@ -147,6 +154,13 @@ def eval_cmd(
     overall and per stratum (and digit accuracy).
     Items finished before an interruption are kept; the same command resumes.
     --procs N splits the items over N processes (the results are those of one process).
+
+    A study run's trained model: --model outputs/SESSION/runs/HASH (or a LoRA run's
+    RUN/ckpt/final) loads the run's base model and applies its checkpoint (full weights or
+    LoRA adapter, unmerged) as the study's worker does: arith.add / arith.mul with the run's
+    --format, on a run whose [[tasks]] table gave only the task, give the run's own
+    completions item by item. A baseline run is its base model. results.json names the run
+    (model_info: kind 'run', folder, hash, base, method).
 
     API models (generation tasks only; keys from ANTHROPIC_API_KEY / OPENAI_API_KEY):
     --model anthropic:MODEL or openai:MODEL [--base-url URL]; --batch-size is then the number

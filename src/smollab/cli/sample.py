@@ -106,10 +106,11 @@ def format_prompts(questions: list[Any], fmt_name: str, tokenizer: Any) -> list[
 
 
 def load_run(run_dir: Path, *, device: str, dtype: str) -> tuple[Any, str, str | None]:
-    """The model of a finished study run (its trained weights: full fine-tune or LoRA
-    adapter, loaded as the study's worker loads them; a baseline's base model; an API run's
-    source text), a line saying which, and an API run's server (``base_url``)."""
-    from smollab.study.worker import _load_trained, load_run_spec
+    """The model of a finished study run (:func:`smollab.models.loader.load_run`: its trained
+    model, as the study's worker built it; a baseline's base model), or an API run's source
+    text; a line saying which, and an API run's server (``base_url``)."""
+    from smollab.models.loader import load_run as load_run_model
+    from smollab.models.loader import run_spec_of
 
     if not run_dir.is_dir() or not (run_dir / "spec.json").is_file():
         what = "does not exist" if not run_dir.exists() else "has no spec.json"
@@ -117,52 +118,21 @@ def load_run(run_dir: Path, *, device: str, dtype: str) -> tuple[Any, str, str |
             f"--run {run_dir} {what}: it is not a study run folder. Pass a run folder of a "
             "session, outputs/SESSION/runs/HASH (smollab sessions lists the sessions)."
         )
-    if not (run_dir / "record.json").is_file():
-        raise ConfigError(
-            f"--run {run_dir} is not a finished run (no record.json): its training or "
-            "evaluation has not completed. Finish it by running its study again (smollab study "
-            "SPEC.toml resumes), or pass a finished run."
-        )
-    spec = load_run_spec(run_dir)
-    if spec.kind != "lm":
-        raise ConfigError(
-            f"--run {run_dir} is a run of a {spec.kind!r} study, which trains no language model "
-            "to sample from; pass a run of a language-model study."
-        )
+    spec = run_spec_of(run_dir, where=f"--run {run_dir}")
     if spec.model.is_api:
         said = f"run {spec.label}: the API model {spec.model.source} (a baseline, nothing trained)"
         return spec.model.source, said, spec.model.base_url
-    from smollab.models import load_model
-
-    lm = load_model(
-        spec.model.source,
-        tokenizer=spec.model.tokenizer,
-        config=spec.model.config,
-        seed=spec.seed,
-        device=device,
-        dtype=dtype,
-    )
+    lm = load_run_model(run_dir, device=device, dtype=dtype)
     if spec.train is None:
         said = (
             f"run {spec.label} is a baseline (no trained checkpoint): sampling its base model "
             f"{spec.model.source}"
         )
-        return lm, said, None
-    final = run_dir / "ckpt" / "final"
-    if not final.is_dir():
-        raise ConfigError(
-            f"--run {run_dir} trains ({spec.train.method}) but has no trained checkpoint "
-            f"{final}: the folder is damaged. Delete the run folder and run its study again."
+    else:
+        said = (
+            f"run {spec.label}: the {spec.train.method} fine-tune of {spec.model.source} "
+            f"({spec.train.steps} steps) from {run_dir / 'ckpt' / 'final'}"
         )
-    import torch
-
-    model = _load_trained(lm.model, final, spec.train.method)
-    lm.model = model.to(device=next(lm.model.parameters()).device, dtype=getattr(torch, dtype))
-    lm.model.eval()
-    said = (
-        f"run {spec.label}: the {spec.train.method} fine-tune of {spec.model.source} "
-        f"({spec.train.steps} steps) from {final}"
-    )
     return lm, said, None
 
 
@@ -243,10 +213,11 @@ def sample_cmd(
     """Print a model's completions of prompts, to look at what it generates.
 
     The model is any source smollab eval and studies take (an embedded name such as
-    smollm2-135m, scratch:ARCH with --tokenizer, a local folder, a hub id, anthropic:MODEL or
-    openai:MODEL), or --run RUN_DIR: a finished study run, whose trained model (full
-    fine-tune or LoRA adapter on the base model of its spec.json) is sampled; a baseline run
-    has no trained checkpoint, and its base model is sampled (the command says which).
+    smollm2-135m, scratch:ARCH with --tokenizer, a local folder, a finished study run folder,
+    a hub id, anthropic:MODEL or openai:MODEL), or --run RUN_DIR: a finished study run, whose
+    trained model (full fine-tune or LoRA adapter on the base model of its spec.json) is
+    sampled, as --model RUN_DIR does, and which also samples an API model's run; a baseline
+    run has no trained checkpoint, and its base model is sampled (the command says which).
     Greedy by default; --temperature T (above 0) samples, nucleus --top-p P, --n N samples
     per prompt with seeds --seed, --seed + 1, ...: the same command gives the same samples.
     --format NAME wraps arithmetic questions ('23*47') in a study's prompt format. Each

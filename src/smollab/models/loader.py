@@ -7,7 +7,10 @@
   ``$SMOLLAB_HOME/models`` (GGUF loading takes ~25 s and a GGUF-loaded model refuses
   ``save_pretrained``; the cache reloads in well under a second).
 * a path to a ``.gguf`` file (converted and cached the same way),
-* a local directory with ``config.json`` (a HF checkpoint, e.g. a run's ``ckpt/final``),
+* a local directory with ``config.json`` (a HF checkpoint, e.g. a full run's ``ckpt/final``),
+* a finished language-model study run, ``outputs/SESSION/runs/HASH`` (a folder with
+  ``spec.json``), or a LoRA run's ``ckpt/final`` (its adapter): the run's trained model, built
+  as the study's worker builds it (:func:`load_run`),
 * ``"scratch:gpt2"`` / ``"scratch:llama"`` — a randomly initialised tiny model,
 * any other string — a Hugging Face hub id (needs the hub, or its local HF cache).
 """
@@ -103,11 +106,13 @@ def convert_gguf(gguf: Path, dest: Path) -> Path:
 
 
 def local_model_path(source: str) -> tuple[str, Path] | None:
-    """('gguf'|'dir', path) for a ``source`` that names a local path; None for any other source
+    """('gguf'|'dir'|'run', path) for a ``source`` that names a local path (for 'run': the study
+    run folder, also where ``source`` is a LoRA run's ``ckpt/final``); None for any other source
     (an embedded model, 'scratch:ARCH', an API model or a hub id). A ModelLoadError for a path
     that cannot be a model: one that does not exist, a file that is not a .gguf file, a
-    directory without config.json. Only looks at the file system, so a study spec is checked
-    with it before anything loads."""
+    directory without config.json that is no study run, a run whose model cannot be loaded
+    (:func:`run_spec_of`). Only looks at the file system, so a study spec is checked with it
+    before anything loads."""
     if source in EMBEDDED or source.startswith("scratch:"):
         return None
     if not source.strip():
@@ -126,6 +131,14 @@ def local_model_path(source: str) -> tuple[str, Path] | None:
                 f"Model source {p} is a file but not a .gguf file; point at a Hugging Face model "
                 "directory (config.json + weights), a .gguf file, or a hub id."
             )
+        run = _run_folder(p)
+        if run is not None:
+            base = run_spec_of(run, finished=run == p, weights=True).model.source
+            try:
+                local_model_path(base)
+            except ModelLoadError as e:
+                raise _base_error(run, base, e) from None
+            return "run", run
         if (p / "adapter_config.json").exists() and not (p / "config.json").exists():
             raise ModelLoadError(_adapter_message(p))
         if not (p / "config.json").exists():
@@ -139,9 +152,181 @@ def local_model_path(source: str) -> tuple[str, Path] | None:
     return None
 
 
+def _run_folder(p: Path) -> Path | None:
+    """The study run folder that the directory ``p`` names: ``p`` itself when it holds
+    ``spec.json`` (and no ``config.json``: a model directory is never a run), or the run of a
+    LoRA adapter saved as a run's ``ckpt/final`` (a full run's ``ckpt/final`` is a complete
+    model directory and loads as one, with the same weights)."""
+    if (p / "config.json").exists():
+        return None
+    if (p / "spec.json").is_file():
+        return p
+    if (
+        (p / "adapter_config.json").is_file()
+        and p.name == "final"
+        and p.parent.name == "ckpt"
+        and (p.parent.parent / "spec.json").is_file()
+    ):
+        return p.parent.parent
+    return None
+
+
+def run_spec_of(
+    run_dir: Path, *, where: str | None = None, finished: bool = True, weights: bool = False
+) -> Any:
+    """The :class:`~smollab.study.runspec.RunSpec` of the study run in ``run_dir``, checked to
+    be one whose model can be loaded: a language-model run (not a grokking or other study
+    kind's), finished (``record.json``; with ``finished=False`` only its checkpoint is needed)
+    and, when it trains, with its trained checkpoint ``ckpt/final``. ``weights``: refuse an API
+    model's run too (it has no weights). A ModelLoadError names the folder (as ``where`` says
+    it, default 'Run folder RUN_DIR') and what to do."""
+    from pydantic import ValidationError
+
+    from smollab.errors import CorruptFile
+    from smollab.study.worker import load_run_spec
+
+    where = where or f"Run folder {run_dir}"
+    try:
+        spec = load_run_spec(run_dir)
+    except CorruptFile as e:
+        raise ModelLoadError(f"{where} cannot be loaded: {e.message}") from None
+    except (ValidationError, AttributeError) as e:  # not the spec.json a study run writes
+        why = "it is not a JSON object"
+        if isinstance(e, ValidationError):
+            err = e.errors()[0]
+            why = f"{'.'.join(map(str, err['loc'])) or 'spec'}: {err['msg']}"
+        raise ModelLoadError(
+            f"{where} has a spec.json that is not a study run's ({why}): it was written by "
+            "another version of smollab, or edited. Run its study again with this version, or "
+            "point at a model directory."
+        ) from None
+    if spec.kind != "lm":
+        raise ModelLoadError(
+            f"{where} is a run of a {spec.kind!r} study (model {spec.model.source!r}), which "
+            "trains no language model to load: its results are in its record.json and "
+            "predictions. Pass a run of a language-model study, or a model source."
+        )
+    if weights and spec.model.is_api:
+        raise ModelLoadError(
+            f"{where} is a run of the API model {spec.model.source!r} (evaluated, never "
+            "trained): it has no weights to load. Use the API model itself: smollab eval "
+            f"--model {spec.model.source} --task TASK, or source = {spec.model.source!r} in a "
+            "study."
+        )
+    if finished and not (run_dir / "record.json").is_file():
+        raise ModelLoadError(
+            f"{where} is not a finished run (no record.json): its training or evaluation has "
+            "not completed. Finish it by running its study again (smollab study SPEC.toml "
+            "resumes), or pass a finished run."
+        )
+    final = run_dir / "ckpt" / "final"
+    if spec.train is not None and not final.is_dir():
+        raise ModelLoadError(
+            f"{where} trains ({spec.train.method}) but has no trained checkpoint {final}: the "
+            "folder is damaged. Delete the run folder and run its study again."
+        )
+    return spec
+
+
+def load_run_base(spec: Any, *, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
+    """The model a language-model run (its RunSpec) starts from, as the study's worker loads
+    it: ``spec.model`` (source, tokenizer, config) initialised with the run's seed. A trained
+    run's base that is itself a LoRA run's model comes with the adapter merged into its weights
+    (a plain model to fine-tune and to apply this run's checkpoint to); an untrained run keeps
+    it unmerged, so it computes what that run computed."""
+    lm = load_model(
+        spec.model.source,
+        tokenizer=spec.model.tokenizer,
+        config=spec.model.config,
+        seed=spec.seed,
+        device=device,
+        dtype=dtype,
+    )
+    if spec.train is not None and hasattr(lm.model, "merge_and_unload"):
+        lm.model = lm.model.merge_and_unload()
+        # peft froze the base weights; a freshly loaded model has every weight trainable
+        for p in lm.model.parameters():
+            p.requires_grad_(True)
+    return lm
+
+
+def load_trained(base: Any, final: Path, method: str) -> Any:
+    """A run's trained model from its checkpoint ``final`` (``ckpt/final``) and the model it
+    started from (:func:`load_run_base`): the LoRA adapter applied to ``base`` (unmerged, so
+    the numbers are those the run evaluated), or the full fine-tune's weights, in ``base``'s
+    dtype."""
+    from transformers import AutoModelForCausalLM
+
+    if method == "lora":
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(base, final)
+    dtype = next(base.parameters()).dtype
+    return AutoModelForCausalLM.from_pretrained(final, dtype=dtype)
+
+
+def load_run(
+    run_dir: Path,
+    *,
+    source: str | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    finished: bool = True,
+) -> LoadedModel:
+    """The trained model of the language-model study run in ``run_dir`` (a baseline run: its
+    base model), as the run evaluated it: :func:`load_run_base`, then :func:`load_trained`
+    with ``ckpt/final``. ``info`` says where it came from: kind 'run', the run folder, its
+    hash, label, base source, method, steps and checkpoint (so ``smollab eval``'s results and
+    its request cache key name the run, not its base model)."""
+    import torch
+
+    spec = run_spec_of(run_dir, finished=finished, weights=True)
+    try:
+        lm = load_run_base(spec, device=device, dtype=dtype)
+    except ModelLoadError as e:
+        raise _base_error(run_dir, spec.model.source, e) from None
+    final = run_dir / "ckpt" / "final"
+    info: dict[str, Any] = {
+        "kind": "run",
+        "location": str(run_dir.resolve()),
+        "run_hash": spec.hash,
+        "run_label": spec.label,
+        "base_source": spec.model.source,
+        "base_info": lm.info,
+        "method": spec.train.method if spec.train else None,
+        "steps": spec.train.steps if spec.train else None,
+        "checkpoint": str(final.resolve()) if spec.train else None,
+    }
+    model = lm.model
+    if spec.train is not None:
+        model = load_trained(model, final, spec.train.method)
+        model.to(device=resolve_device(device), dtype=getattr(torch, dtype))
+    model.eval()
+    info["n_params"] = sum(p.numel() for p in model.parameters())
+    info["model_type"] = model.config.model_type
+    return LoadedModel(
+        model=model, tokenizer=lm.tokenizer, source=source or str(run_dir), info=info
+    )
+
+
+def _base_error(run_dir: Path, base: str, e: ModelLoadError) -> ModelLoadError:
+    """A run's base model that cannot be loaded, said as the run's problem."""
+    why = (
+        " A relative path in spec.json is read from the current folder: work from the folder "
+        "its study ran in."
+        if "does not exist" in e.message and not Path(base).expanduser().is_absolute()
+        else ""
+    )
+    return ModelLoadError(
+        f"Run folder {run_dir} starts from the model {base!r} (its spec.json), which cannot be "
+        f"loaded: {e.message}{why}",
+        hint=e.hint,
+    )
+
+
 def _adapter_message(p: Path) -> str:
-    """What to do with a LoRA adapter folder (a LoRA run's ``ckpt/final``), naming the run's base
-    model where the run folder's spec.json says it."""
+    """What to do with a LoRA adapter folder that is no run's ``ckpt/final``, naming the base
+    model where a run folder's spec.json two levels up says it."""
     import json
 
     base = "the base model"
@@ -153,14 +338,15 @@ def _adapter_message(p: Path) -> str:
     return (
         f"{p} holds a LoRA adapter (adapter_config.json), not a whole model, so it cannot be "
         f"loaded alone. Load {base} with load_model and apply the adapter with "
-        f"peft.PeftModel.from_pretrained(loaded.model, {str(p)!r}); a study evaluates its LoRA "
-        "runs that way. To get a folder `smollab eval --model` can read, train with "
-        'method = "full".'
+        f"peft.PeftModel.from_pretrained(loaded.model, {str(p)!r}). A study run's adapter "
+        "loads as it is when it stays in its run folder (RUN/ckpt/final, beside RUN/spec.json), "
+        "as does the run folder itself."
     )
 
 
 def resolve_source(source: str) -> tuple[str, Path | str]:
-    """Classify ``source`` as ('embedded'|'gguf'|'dir'|'scratch'|'hub', location)."""
+    """Classify ``source`` as ('embedded'|'gguf'|'dir'|'run'|'scratch'|'hub', location); a
+    run's location is its run folder."""
     if source in EMBEDDED:
         return "embedded", _embedded_gguf(source)
     if source.startswith("scratch:"):
@@ -251,8 +437,12 @@ def native_bf16(device: Any) -> bool:
 
 
 def check_source(source: str) -> None:
-    """Fail fast (before any run starts) on a model source that cannot be loaded."""
+    """Fail fast (before any run starts) on a model source that cannot be loaded (a run
+    folder's: its base model's source)."""
     kind, loc = resolve_source(source)
+    if kind == "run":
+        check_source(run_spec_of(Path(loc)).model.source)
+        return
     if kind != "hub":
         return
     from huggingface_hub import try_to_load_from_cache
@@ -326,6 +516,9 @@ def model_skeleton(
     from transformers import AutoConfig, AutoModelForCausalLM
 
     kind, loc = resolve_source(source)
+    if kind == "run":  # its base's architecture (a LoRA adapter adds no module of its own)
+        base = run_spec_of(Path(loc)).model
+        return model_skeleton(base.source, tokenizer=base.tokenizer, config=base.config)
     if kind == "scratch":
         _, cfg = _scratch_config(str(loc), tokenizer, config)
     else:
@@ -397,7 +590,8 @@ def load_model(
     seed: int = 0,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer from any supported ``source`` (see module docs); a
-    local folder or file may be given as a path object."""
+    local folder or file may be given as a path object. ``tokenizer``, ``config`` and ``seed``
+    are a from-scratch model's (a study run's come from its spec.json)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -416,12 +610,7 @@ def load_model(
     check_dtype(dtype)
     torch_dtype = getattr(torch, dtype)
     kind, loc = resolve_source(source)
-    info: dict[str, Any] = {"kind": kind, "location": str(loc)}
-    if kind == "scratch":
-        tok, cfg = _scratch_config(str(loc), tokenizer, config)
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
-    else:
+    if kind != "scratch":
         given = [n for n, v in (("config", config), ("tokenizer", tokenizer)) if v]
         if given:
             raise ConfigError(
@@ -429,6 +618,18 @@ def load_model(
                 "from-scratch models ('scratch:gpt2', 'scratch:llama') take them. Leave "
                 f"{' and '.join(given)} out."
             )
+    if kind == "run":
+        run = Path(loc)
+        # a run folder must be finished; a LoRA run's ckpt/final given itself is complete once
+        # written (training is done), as a full run's is
+        finished = run == Path(source).expanduser()
+        return load_run(run, source=source, device=device, dtype=dtype, finished=finished)
+    info: dict[str, Any] = {"kind": kind, "location": str(loc)}
+    if kind == "scratch":
+        tok, cfg = _scratch_config(str(loc), tokenizer, config)
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
+    else:
         if kind in ("embedded", "gguf"):
             gguf = Path(loc)
             loc = _gguf_cache_dir(gguf)

@@ -27,6 +27,7 @@ from typing import Any
 from smollab import __version__
 from smollab.errors import SmollabError
 from smollab.io import atomic_write_json, read_json, write_jsonl
+from smollab.models.loader import load_trained as _load_trained
 from smollab.study.env import environment
 from smollab.study.runspec import RunSpec
 from smollab.study.spec import STORED
@@ -93,7 +94,7 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
     from smollab.eval import accuracy_by_stratum, evaluate_items
     from smollab.eval.harness import model_key
     from smollab.eval.lm import HFLM
-    from smollab.models import load_model
+    from smollab.models.loader import load_run_base
     from smollab.tasks import PROMPT_FORMATS, build_task, validate_task_config
     from smollab.train import Trainer
 
@@ -111,12 +112,8 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
     emit({"event": "stage", "stage": "load", "label": spec.label})
     if spec.model.is_api:  # the spec checks refuse training and loglikelihood tasks for it
         return _execute_api_run(run_dir, spec, emit, tasks, fmt, record_path, t_start, started, env)
-    lm = load_model(
-        spec.model.source,
-        tokenizer=spec.model.tokenizer,
-        config=spec.model.config,
-        seed=spec.seed,
-    )
+    # what load_model(run_dir) rebuilds too: the base, then ckpt/final applied to it
+    lm = load_run_base(spec)
     train_summary = None
     if spec.train is not None:
         train_task = (
@@ -328,16 +325,6 @@ def _monitor_items(task: Any, per_stratum: int) -> list[Any]:
             out.append(ex)
             seen[ex.stratum] = seen.get(ex.stratum, 0) + 1
     return out
-
-
-def _load_trained(base: Any, final: Path, method: str) -> Any:
-    from transformers import AutoModelForCausalLM
-
-    if method == "lora":
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(base, final)
-    return AutoModelForCausalLM.from_pretrained(final)
 
 
 def main(argv: list[str] | None = None) -> int:
