@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from smollab.io import (
     append_jsonl,
     atomic_write_json,
     atomic_write_text,
+    dumps,
+    finite_or_null,
     read_json,
     read_jsonl,
     write_jsonl,
@@ -83,3 +87,71 @@ def test_read_jsonl_skips_blank_lines_and_write_jsonl(tmp_path: Path) -> None:
     with open(p, "a") as f:
         f.write("\n\n")
     assert read_jsonl(p) == [{"a": 1}, {"a": 2}]
+
+
+def strict_loads(text: str) -> Any:
+    """``json.loads`` as jq or JavaScript parse: NaN, Infinity and -Infinity are errors."""
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"not strict JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+class _Stat:
+    """A result object serialised through ``to_dict`` (as the stats dataclasses are)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"estimate": math.nan, "low": -math.inf, "high": np.float64(0.5)}
+
+
+def test_non_finite_floats_are_written_as_null(tmp_path: Path) -> None:
+    # a one-seed study's std/sem are nan: written as the NaN token, jq and JavaScript refused them
+    nan, inf = math.nan, math.inf
+    obj = {
+        "sem": nan,
+        "bounds": (-inf, 1.5, inf),
+        "nested": [{"std": nan, "n": 1, "ok": True, "name": "NaN"}, [inf, (nan, 2)]],
+        "np_scalars": [np.float64(nan), np.float32(inf), np.float32(0.5), np.int64(3)],
+        "np_array": np.array([[1.0, nan], [-inf, 2.0]]),
+        "stat": _Stat(),
+        "none": None,
+    }
+    want = {
+        "sem": None,
+        "bounds": [None, 1.5, None],
+        "nested": [{"std": None, "n": 1, "ok": True, "name": "NaN"}, [None, [None, 2]]],
+        "np_scalars": [None, None, 0.5, 3],
+        "np_array": [[1.0, None], [None, 2.0]],
+        "stat": {"estimate": None, "low": None, "high": 0.5},
+        "none": None,
+    }
+    assert strict_loads(dumps(obj)) == want
+    assert strict_loads(dumps(obj, indent=None)) == want
+    # every writer goes through dumps
+    assert strict_loads(atomic_write_json(tmp_path / "r.json", obj).read_text()) == want
+    write_jsonl(tmp_path / "rows.jsonl", [obj, {"loss": inf}])
+    append_jsonl(tmp_path / "rows.jsonl", {"grad_norm": nan})
+    lines = (tmp_path / "rows.jsonl").read_text().splitlines()
+    assert [strict_loads(line) for line in lines] == [want, {"loss": None}, {"grad_norm": None}]
+    # the caller's values are converted in a copy, never in place
+    assert math.isnan(obj["sem"]) and obj["bounds"] == (-inf, 1.5, inf)
+    assert math.isnan(obj["nested"][0]["std"])
+
+
+def test_finite_or_null_keeps_finite_values_and_their_types() -> None:
+    obj = {"a": [1, 2.5, "x", None, False], "b": {"c": (0.0, -0.0)}, 3: "int key"}
+    assert finite_or_null(obj) == {
+        "a": [1, 2.5, "x", None, False],
+        "b": {"c": [0.0, -0.0]},
+        3: "int key",
+    }
+    assert finite_or_null(math.nan) is None and finite_or_null(-math.inf) is None
+    assert finite_or_null("nan") == "nan" and finite_or_null(7) == 7
+
+
+def test_a_non_finite_value_that_cannot_be_nulled_is_refused(tmp_path: Path) -> None:
+    # a float key cannot become null: the encoder refuses it rather than write a NaN token
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        atomic_write_json(tmp_path / "bad.json", {math.nan: 1})
+    assert not (tmp_path / "bad.json").exists()

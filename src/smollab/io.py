@@ -2,11 +2,17 @@
 
 Every file a run or session writes goes through here, so that ``kill -9`` at any moment leaves
 either the old or the new version of a file, never a torn one.
+
+Every JSON file written here is strict JSON: a float that is not finite (``nan``, ``inf``,
+``-inf``: e.g. the SEM of one seed) is written as ``null``, since jq, JavaScript and most JSON
+libraries refuse the ``NaN``/``Infinity`` tokens Python's :mod:`json` writes by default. Readers
+of these files therefore take ``None`` where the value in memory was ``nan``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable
@@ -18,7 +24,25 @@ from typing import Any
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
+def finite_or_null(obj: Any) -> Any:
+    """``obj`` with every float that is not finite replaced by ``None``, through dicts, lists
+    and tuples (a tuple becomes a list, as JSON writes it); anything else is returned as is.
+    Containers are copied, never changed in place: the caller's results keep their ``nan``."""
+    if isinstance(obj, float):  # numpy's float64 too (a float subclass)
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_null(v) for v in obj]
+    return obj
+
+
 def _json_default(obj: Any) -> Any:
+    # what this returns is encoded as it stands, so its floats are made finite here too
+    return finite_or_null(_plain(obj))
+
+
+def _plain(obj: Any) -> Any:
     if hasattr(obj, "to_dict"):
         return obj.to_dict()
     if hasattr(obj, "model_dump"):
@@ -38,7 +62,9 @@ def _json_default(obj: Any) -> Any:
 
 
 def dumps(obj: Any, indent: int | None = 2) -> str:
-    return json.dumps(obj, indent=indent, default=_json_default, allow_nan=True)
+    """``obj`` as strict JSON: non-finite floats are ``null`` (:func:`finite_or_null`), and
+    ``allow_nan=False`` makes any that got past that an error rather than a ``NaN`` token."""
+    return json.dumps(finite_or_null(obj), indent=indent, default=_json_default, allow_nan=False)
 
 
 # the process's umask (read once: os.umask can only be read by setting it)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -250,3 +254,57 @@ def test_study_without_problem_has_no_problem_md(
     assert set(read_json(d / "results" / "results_finetuned.json")["conditions"]) == set()
     assert set(read_json(d / "results" / "results_baseline.json")["conditions"]) == {"baseline"}
     assert Store(tmp_path).sessions()[0]["problem"] is None
+
+
+def _strict(text: str) -> Any:
+    """``json.loads`` as jq or JavaScript parse: NaN, Infinity and -Infinity are errors."""
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"not strict JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_one_seed_study_writes_strict_json_and_its_report_reads_it(
+    tmp_path: Path, report_ready: bool
+) -> None:
+    """One seed leaves the std and sem of each training summary undefined: they were written
+    as NaN, which jq and JavaScript refuse. Every JSON file of the session is strict JSON, with
+    null there, and the report of it is the report of the NaN file sessions wrote before."""
+    text = TINY_SPEC.replace("seeds = [0, 1]", "seeds = [0]")
+    run_study(loads_spec(text), text, out_root=tmp_path, executor=InlineExecutor(), pdf=False)
+    d = tmp_path / "tiny"
+    written = sorted(p for p in d.rglob("*") if p.suffix in (".json", ".jsonl"))
+    assert d / "results" / "results.json" in written
+    for p in written:
+        body = p.read_text(encoding="utf-8")
+        for doc in body.splitlines() if p.suffix == ".jsonl" else [body]:
+            _strict(doc)
+    results = _strict((d / "results" / "results.json").read_text())
+    summary = results["conditions"]["ft"]["train_summary"]
+    assert summary["final_loss"] is not None and summary["steps"]["mean"] == 4
+    for name, desc in summary.items():
+        if desc is not None:
+            assert desc["n"] == 1 and desc["std"] is None and desc["sem"] is None, name
+            assert math.isfinite(desc["mean"]), name
+
+    if not report_ready:
+        pytest.skip("needs the real report package")
+    from smollab.report import build_report
+
+    # the same results as an earlier session wrote them (NaN tokens), built beside it
+    old = tmp_path / "old" / "tiny"
+    shutil.copytree(d, old)
+    for desc in results["conditions"]["ft"]["train_summary"].values():
+        if desc is not None:
+            desc.update(std=math.nan, sem=math.nan)
+    (old / "results" / "results.json").write_text(json.dumps(results, indent=2))
+    assert "NaN" in (old / "results" / "results.json").read_text()
+    new_md = build_report(d, pdf=False).report_md.read_text()
+    old_md = build_report(old, pdf=False).report_md.read_text()
+    assert new_md == old_md
+    # one seed: the mean alone, no "± n/a" or "nan"
+    row = next(line for line in new_md.splitlines() if line.startswith("| `ft` | 1 | 4 |"))
+    loss = f"{summary['final_loss']['mean']:.3f}"
+    assert f"| {loss} |" in row and "±" not in row and "n/a" not in row
+    assert not re.search(r"\bnan\b", new_md, re.IGNORECASE)

@@ -3,7 +3,8 @@
 Every function here is deterministic given its inputs (bootstraps take an explicit ``seed``),
 and every result is a plain frozen dataclass of Python floats/ints/strings with a ``to_dict()``
 so it serialises straight to JSON (note: ``nan`` serialises as the non-standard ``NaN`` token
-with :func:`json.dumps` defaults).
+with :func:`json.dumps` defaults; :mod:`smollab.io`, which writes every results file, writes it
+as ``null``).
 
 Conventions
 -----------
