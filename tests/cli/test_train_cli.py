@@ -62,6 +62,7 @@ def test_train_is_the_study_of_its_flags(cli: Any, tmp_path: Path) -> None:
     said = one_line(proc.stdout)
     assert "train/seed0: 4 steps" in said and "train/seed1: 4 steps" in said
     assert "smollab sample --run" in said and f"smollab report {session}" in said
+    assert "smollab eval --model" in said
 
     again = cli(*args)
     assert again.returncode == 0, again.stderr

@@ -281,8 +281,9 @@ def train_cmd(
         str | None,
         typer.Option(
             "--model",
-            help=f"model source, as in a study (default {LM_MODEL}; grok.* tasks: "
-            f"{GROK_MODEL} with init = 'mha', the reference protocol's)",
+            help=f"model source, as in a study: an embedded name, a model folder, a .gguf "
+            f"file, scratch:ARCH, a hub id or a finished run folder (default {LM_MODEL}; "
+            f"grok.* tasks: {GROK_MODEL} with init = 'mha', the reference protocol's)",
         ),
     ] = None,
     prompt_format: Annotated[
@@ -418,7 +419,8 @@ def _print_runs(res: Any, spec: Any) -> None:
         console.print(f"{r.label}: {', '.join(bits) or 'trained'}; {where}", markup=False)
     if trained and spec.study.kind == "lm":
         console.print(
-            f"Look at its generations: smollab sample --run {trained[0]} --prompt '...'",
+            f"Look at its generations: smollab sample --run {trained[0]} --prompt '...'; "
+            f"evaluate it further: smollab eval --model {trained[0]} --task TASK",
             markup=False,
         )
     report = res.session_dir / "report.md"
