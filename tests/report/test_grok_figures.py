@@ -367,3 +367,16 @@ def test_one_block_draws_first_equals_last_once(tmp_path: Path, figs: list[Any])
     cluster_figure(res, "ref", "add", tmp_path)
     sil = next(ax for ax in figs[0].axes if ax.get_title().startswith("Silhouette"))
     assert sorted(t.get_text() for t in sil.get_legend().get_texts()) == ["embed", "first", "last"]
+
+
+def test_figures_are_the_same_bytes_when_drawn_again(tmp_path: Path) -> None:
+    """Rebuilding a grokking report from the same results rewrites the same figure files (no
+    creation date in the PDFs), as the language-model report's figures do."""
+    res = grok_results([100, 100, 120], [300, 320, None])
+    a = accuracy_figure(res, "ref", "add", tmp_path / "a")
+    b = accuracy_figure(res, "ref", "add", tmp_path / "b")
+    assert [p.name for p in a] == [p.name for p in b] and len(a) == 2
+    for x, y in zip(a, b, strict=True):
+        assert x.read_bytes() == y.read_bytes(), x.name
+    pdf = next(p for p in a if p.suffix == ".pdf").read_bytes()
+    assert b"CreationDate" not in pdf

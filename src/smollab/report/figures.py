@@ -70,15 +70,19 @@ def _value(x: Any) -> float:
     return math.nan if is_missing(x) else float(x)
 
 
-def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf`` atomically; return both paths."""
-    FigureCanvasAgg(fig)
+def save_figure(fig: Figure, out_dir: Path, stem: str, *, dpi: int = 150) -> list[Path]:
+    """Write ``stem.png`` and ``stem.pdf`` atomically, with fixed metadata (the same figure
+    gives the same bytes); return both paths. Every report figure is saved here."""
+    if not isinstance(fig.canvas, FigureCanvasAgg):  # a pyplot figure keeps its own
+        FigureCanvasAgg(fig)
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext, meta in (("png", PNG_METADATA), ("pdf", PDF_METADATA)):
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext, metadata=meta, dpi=150, bbox_inches="tight")
+        fig.savefig(buf, format=ext, metadata=meta, dpi=dpi, bbox_inches="tight")
         paths.append(atomic_write_bytes(out_dir / f"{stem}.{ext}", buf.getvalue()))
     return paths
+
 
 
 def _percent_axis(ax: Any) -> None:
@@ -122,7 +126,7 @@ def accuracy_by_difficulty(results: dict[str, Any], task: str, out_dir: Path) ->
     _percent_axis(ax)
     ax.set_title(f"{task}: {score} by {'difficulty' if by_difficulty else 'stratum'}")
     ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _save(fig, out_dir, f"accuracy_by_difficulty_{task}")
+    return save_figure(fig, out_dir, f"accuracy_by_difficulty_{task}")
 
 
 def _series(rows: list[dict[str, Any]], field: str) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +162,7 @@ def loss_curves(results: dict[str, Any], out_dir: Path) -> list[Path]:
         if has_eval:
             _eval_panel(axes[row][1], cond, seeds)
     fig.tight_layout()
-    return _save(fig, out_dir, "loss_curves")
+    return save_figure(fig, out_dir, "loss_curves")
 
 
 def _eval_panel(ax: Any, cond: str, seeds: dict[str, Any]) -> None:
@@ -211,7 +215,7 @@ def error_taxonomy(results: dict[str, Any], task: str, out_dir: Path) -> list[Pa
                bbox_to_anchor=(0.5, -0.02))  # fmt: skip
     fig.suptitle(f"{task}: error taxonomy")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return _save(fig, out_dir, f"error_taxonomy_{task}")
+    return save_figure(fig, out_dir, f"error_taxonomy_{task}")
 
 
 #: (stem pattern, title, caption) of each figure kind, for the report and paper.

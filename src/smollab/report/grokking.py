@@ -67,12 +67,12 @@ SPAN_NOT_GENERALISED = "memorised, not generalised within the run"
 
 
 def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
-    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    from smollab.report.figures import save_figure
+
+    try:
+        return save_figure(fig, out_dir, stem, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def _log_steps(steps: Any) -> np.ndarray:
