@@ -84,7 +84,6 @@ def save_figure(fig: Figure, out_dir: Path, stem: str, *, dpi: int = 150) -> lis
     return paths
 
 
-
 def _percent_axis(ax: Any) -> None:
     ax.set_ylim(0, 1.05)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
