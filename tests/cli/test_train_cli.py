@@ -127,6 +127,19 @@ def test_bad_flags_are_clean_errors_and_write_nothing(cli: Any, tmp_path: Path) 
             {"tasks": ["grok.x_plus_y"], "sets": ["pack=false"]},
             "grokking training has no setting 'pack'",
         ),  # fmt: skip
+        # --task names the task; a --set task.task would train another under its name
+        ({"sets": ["task.task=arith.mul"]}, "--set task.task='arith.mul': the task is named by"),
+        ({"sets": ["task.id=x"]}, "--set task.id='x': the task is named by --task"),
+        (
+            {"tasks": ["arith.add:1x1"], "sets": ['task.strata=["1x2"]']},
+            "--task arith.add:1x1 and --set task.strata=... both give arith.add's strata",
+        ),  # fmt: skip
+        # inf passed pydantic's lr > 0 and failed later, in the spec writer, unnamed
+        ({"train_flags": {"lr": float("inf")}}, "--lr: inf is not a finite number"),
+        ({"sets": ["betas=[0.9, inf]"]}, "--set betas=[0.9, inf]: inf is not a finite number"),
+        ({"sets": ["task.n_test=nan"]}, "--set task.n_test=nan: nan is not a finite number"),
+        # a bad --set value is named as the --set, not as the flag the user did not give
+        ({"sets": ['lr="3e-4"']}, "--set lr=...: Input should be a valid number (got '3e-4')"),
     ],
 )
 def test_bad_flags_name_the_flag(kw: dict[str, Any], said: str) -> None:
@@ -173,3 +186,42 @@ def test_dumps_spec_reads_back() -> None:
     assert "[conditions.train]" in text and "[[tasks]]" in text
     with pytest.raises(ConfigError, match="cannot hold the value nan"):
         dumps_spec({"study": {"x": float("nan")}})
+
+
+def test_local_model_and_tokenizer_paths_are_written_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative --model/--tokenizer is read against the current directory; the spec holds
+    it absolute, so `smollab study SESSION/study.toml` from another directory loads the same
+    model (and finds the same run hashes)."""
+    (tmp_path / "runs" / "abc").mkdir(parents=True)
+    (tmp_path / "tok").mkdir()
+    monkeypatch.chdir(tmp_path)
+    spec = _spec(model="runs/abc", tokenizer="tok")
+    assert spec["models"] == [
+        {
+            "name": "abc",
+            "source": str(tmp_path / "runs" / "abc"),
+            "tokenizer": str(tmp_path / "tok"),
+        }
+    ]
+    assert spec["study"]["name"] == "train-add-abc"
+    kept = _spec(model="scratch:gpt2", tokenizer="char")["models"][0]
+    assert (kept["source"], kept["tokenizer"]) == ("scratch:gpt2", "char")
+    assert _spec(tasks=["grok.x_plus_y"], model="runs/abc")["models"][0]["source"] == str(
+        tmp_path / "runs" / "abc"
+    )
+
+
+def test_spec_errors_name_the_flag(cli: Any, tmp_path: Path) -> None:
+    """An error the study spec raises names its field (conditions[0].train.seq_len); the
+    message also says which flag sets it, and nothing is written."""
+    out = tmp_path / "out"
+    # the tiny model's block_size is 64, below the default seq_len
+    proc = cli("train", "--task", "arith.add", *TINY, "--out", out)
+    msg = assert_clean_error(proc, 2)
+    assert "seq_len = 128 is longer than" in msg
+    assert msg.endswith("(In smollab train's flags: --seq-len)")
+    proc = cli("train", "--task", "arith.add", *TINY, "--set", "task.n_test=abc", "--out", out)
+    assert "(In smollab train's flags: --set task.n_test=...)" in assert_clean_error(proc, 2)
+    assert not out.exists()

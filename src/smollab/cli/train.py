@@ -11,6 +11,7 @@ and ``smollab report``. ``smollab study SESSION/study.toml`` runs the same study
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -68,8 +69,21 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
                 f"--set gives {key!r} twice ({out[scope][name]!r} and {raw.strip()!r}); give "
                 "it once."
             )
-        out[scope][name] = toml_value(raw)
+        value = toml_value(raw)
+        _check_finite(value, f"--set {key}={raw.strip()}")
+        out[scope][name] = value
     return out
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Refuse nan and inf (TOML reads them as floats): no setting takes them, and a study spec
+    cannot hold them, so the error names the flag here rather than the spec later."""
+    values = value.values() if isinstance(value, dict) else value
+    for v in values if isinstance(value, list | dict) else [value]:
+        if isinstance(v, list | dict):
+            _check_finite(v, where)
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{where}: {v} is not a finite number; give a number such as 3e-4.")
 
 
 def toml_value(raw: str) -> Any:
@@ -88,7 +102,18 @@ def _task_table(arg: str, options: dict[str, Any]) -> dict[str, Any]:
 
     name, strata = parse_task_arg(arg)
     config_cls, _ = TASKS.get(name, where=f"--task {arg}")  # unknown names list the valid ones
+    for k in ("id", "task"):  # --task names the task; a --set would silently train another
+        if k in options:
+            raise ConfigError(
+                f"--set task.{k}={options[k]!r}: the task is named by --task, not --set; give "
+                "--task NAME (e.g. --task arith.mul) and drop the --set."
+            )
     taken = {k: v for k, v in options.items() if k in config_cls.model_fields}
+    if strata is not None and "strata" in taken:
+        raise ConfigError(
+            f"--task {arg} and --set task.strata=... both give {name}'s strata; give them once, "
+            f"comma-separated after the task (--task {name}:1x1,2x2)."
+        )
     table: dict[str, Any] = {"id": name.rsplit(".", 1)[-1], "task": name, **taken}
     if strata is not None:
         if not strata:
@@ -146,6 +171,19 @@ def _slug(text: str) -> str:
     return s or "model"
 
 
+def _absolute(source: str) -> str:
+    """A ``--model``/``--tokenizer`` that names an existing local path, as an absolute path: a
+    study spec reads a relative one against the current directory, so ``smollab study
+    SESSION/study.toml`` run from elsewhere would not find it (and the run hash, which covers
+    the source as written, would differ). Names, scratch:ARCH and hub ids are kept as given."""
+    from smollab.models.loader import EMBEDDED
+
+    if source in EMBEDDED or source.startswith("scratch:"):
+        return source
+    p = Path(source).expanduser()
+    return str(p.resolve()) if p.exists() else source
+
+
 def build_spec(
     *,
     model: str | None,
@@ -174,6 +212,10 @@ def build_spec(
             f"{twice[0]!r}; give it once."
         )
     train = {**{k: v for k, v in train_flags.items() if v is not None}, **scoped["train"]}
+    for k in given:
+        _check_finite(train[k], TRAIN_FLAGS_BY_FIELD[k])
+    # a bad value is named by what the user typed: --lr for --lr, --set lr=... for --set
+    flags = {k: TRAIN_FLAGS_BY_FIELD[k] for k in given}
     tables = [_task_table(t, scoped["task"]) for t in dict.fromkeys(tasks)]
     for k in scoped["task"]:  # each task takes the options it has; one no task has is an error
         if not any(k in t for t in tables):
@@ -226,10 +268,10 @@ def build_spec(
                 "every run fully, with no prompt format. Drop "
                 f"{'it' if len(bad) == 1 else 'them'}."
             )
-        _check_fields(GrokTrainSpec, train, TRAIN_FLAGS_BY_FIELD, "grokking training")
+        _check_fields(GrokTrainSpec, train, flags, "grokking training")
         source = model or GROK_MODEL
         config = {**(GROK_MODEL_CONFIG if model is None else {}), **model_config}
-        model_table = {"name": _slug(source), "source": source}
+        model_table = {"name": _slug(source), "source": _absolute(source)}
         if config:
             model_table["config"] = config
         condition: dict[str, Any] = {"name": "train", "config": train}
@@ -237,13 +279,13 @@ def build_spec(
     else:
         from smollab.study.spec import TrainSpec
 
-        _check_fields(TrainSpec, train, TRAIN_FLAGS_BY_FIELD, "fine-tuning")
+        _check_fields(TrainSpec, train, flags, "fine-tuning")
         if fmt is not None:
             PROMPT_FORMATS.get(fmt, where="--format")
         source = model or LM_MODEL
-        model_table = {"name": _slug(source), "source": source}
+        model_table = {"name": _slug(source), "source": _absolute(source)}
         if tokenizer is not None:
-            model_table["tokenizer"] = tokenizer
+            model_table["tokenizer"] = tokenizer if tokenizer == "char" else _absolute(tokenizer)
         if model_config:
             model_table["config"] = model_config
         cond_format = {"format": fmt} if fmt is not None else {}
@@ -387,10 +429,32 @@ def train_cmd(
         "# Written by `smollab train`. `smollab study THIS_FILE` runs this study again\n"
         "# (finished runs are reused) and writes its report and paper.\n"
     ) + dumps_spec(spec_dict)
-    spec = loads_spec(text, f"smollab train (the study it describes, {out / session}/study.toml)")
+    try:
+        spec = loads_spec(
+            text, f"smollab train (the study it describes, {out / session}/study.toml)"
+        )
+    except ConfigError as e:
+        raise ConfigError(_in_flags(e.message), hint=e.hint) from None
     _use_data_dir(data_dir)
     res = _execute(spec, text, out, None, None, workers, pdf, report=report, notes=False)
     _print_runs(res, spec)
+
+
+def _in_flags(message: str) -> str:
+    """An error of the study spec the flags describe, with the flag that sets the field it
+    names: the user wrote flags, not the spec, so ``conditions[0].train.seq_len`` alone does
+    not say what to change."""
+    if m := re.search(r"conditions\[\d+\]\.train\.(\w+)", message):
+        flag = TRAIN_FLAGS_BY_FIELD.get(m[1], f"--set {m[1]}=...")
+    elif m := re.search(r"tasks\[\d+\]: field '(\w+)'", message):
+        flag = f"--set task.{m[1]}=..."
+    elif m := re.search(r"'eval\.(\w+)'", message):
+        flag = f"--set eval.{m[1]}=..."
+    elif re.search(r"models\[\d+\]\.config", message):
+        flag = "--set model.FIELD=..."
+    else:
+        return message
+    return f"{message} (In smollab train's flags: {flag})"
 
 
 def _print_runs(res: Any, spec: Any) -> None:
