@@ -61,6 +61,7 @@ def test_train_is_the_study_of_its_flags(cli: Any, tmp_path: Path) -> None:
     assert not (session / "report.md").exists()  # --report writes it; smollab report later
     said = one_line(proc.stdout)
     assert "train/seed0: 4 steps" in said and "train/seed1: 4 steps" in said
+    assert "(mean of the last 10 steps)" in said
     assert "smollab sample --run" in said and f"smollab report {session}" in said
     assert "smollab eval --model" in said
 
@@ -89,6 +90,13 @@ def test_train_grokking_task(cli: Any, tmp_path: Path) -> None:
     rec = json.loads((session / "runs" / run.hash / "record.json").read_text())
     assert rec["train"]["steps"] == 30 and rec["train"]["planned_steps"] == 30
     assert "train/x_plus_y/seed0: 30 steps" in one_line(proc.stdout)
+
+
+def test_help_shows_the_spec_tables(cli: Any) -> None:
+    """rich read [conditions.train] in the help as markup and printed "a study's (language
+    models)"."""
+    said = one_line(cli("train", "--help").stdout)
+    assert "a study's [conditions.train] (language models) or [conditions.config]" in said
 
 
 def test_bad_flags_are_clean_errors_and_write_nothing(cli: Any, tmp_path: Path) -> None:

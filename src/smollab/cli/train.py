@@ -388,8 +388,8 @@ def train_cmd(
     Language models (arith.add, arith.mul) are fine-tuned with the loss on the answer tokens;
     grokking tasks (grok.x_plus_y, grok.x_minus_y, grok.x_div_y, grok.permutation) train a
     small model from scratch with the reference configuration unless --steps/--lr/--set say
-    otherwise. The settings and their defaults are those of a study's [conditions.train]
-    (language models) or [conditions.config] (grokking); see `smollab study`.
+    otherwise. The settings and their defaults are those of a study's \\[conditions.train]
+    (language models) or \\[conditions.config] (grokking); see `smollab study`.
 
     Writes OUT/NAME/study.toml (the study these flags describe) and the run folders
     OUT/NAME/runs/HASH (checkpoints, metrics.jsonl, the trained model in ckpt/final,
@@ -474,7 +474,8 @@ def _print_runs(res: Any, spec: Any) -> None:
         if secs:
             bits.append(f"{secs:.0f} s" if secs >= 10 else f"{secs:.1f} s")
         if summ.get("final_loss") is not None:
-            bits.append(f"final training loss {summ['final_loss']:.4f}")
+            # the trainer's final_loss, which the progress bar's last loss is not
+            bits.append(f"training loss {summ['final_loss']:.4f} (mean of the last 10 steps)")
         if "step_val_acc_99" in summ:
             g = summ["step_val_acc_99"]
             bits.append(f"99% validation accuracy at step {g}" if g else "99% not reached")
