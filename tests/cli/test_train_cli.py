@@ -233,3 +233,22 @@ def test_spec_errors_name_the_flag(cli: Any, tmp_path: Path) -> None:
     proc = cli("train", "--task", "arith.add", *TINY, "--set", "task.n_test=abc", "--out", out)
     assert "(In smollab train's flags: --set task.n_test=...)" in assert_clean_error(proc, 2)
     assert not out.exists()
+
+
+def test_lora_run_says_where_its_adapter_is(cli: Any, tmp_path: Path) -> None:
+    """A LoRA run's ckpt/final holds the adapter, and the output says so; a LoRA setting that
+    fails when the run starts (a target the model lacks) is also named as its flag."""
+    out = tmp_path / "out"
+    args = ("train", *TASK, *TINY, *FT, "--method", "lora", "--out", out, "--no-pdf")
+    bad = cli(*args, "--set", 'lora_targets=["zzz"]')
+    msg = assert_clean_error(bad, 2)
+    assert (
+        "'zzz' names no module" in msg
+        and "(In smollab train's flags: --set lora_targets=...)" in msg
+    )
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = one_line(proc.stdout)
+    assert "train/seed0: 4 steps" in said and "; LoRA adapter in " in said
+    (final,) = (out / "train-add-scratch-gpt2" / "runs").glob("*/ckpt/final")
+    assert (final / "adapter_config.json").is_file()

@@ -429,14 +429,15 @@ def train_cmd(
         "# Written by `smollab train`. `smollab study THIS_FILE` runs this study again\n"
         "# (finished runs are reused) and writes its report and paper.\n"
     ) + dumps_spec(spec_dict)
-    try:
+    try:  # the spec's checks, and those made when its runs start (LoRA targets, ...)
         spec = loads_spec(
             text, f"smollab train (the study it describes, {out / session}/study.toml)"
         )
+        _use_data_dir(data_dir)
+        res = _execute(spec, text, out, None, None, workers, pdf, report=report, notes=False)
     except ConfigError as e:
-        raise ConfigError(_in_flags(e.message), hint=e.hint) from None
-    _use_data_dir(data_dir)
-    res = _execute(spec, text, out, None, None, workers, pdf, report=report, notes=False)
+        e.message = _in_flags(e.message)
+        raise
     _print_runs(res, spec)
 
 
@@ -480,7 +481,9 @@ def _print_runs(res: Any, spec: Any) -> None:
             g = summ["step_val_acc_99"]
             bits.append(f"99% validation accuracy at step {g}" if g else "99% not reached")
         final = rd / "ckpt" / "final"
-        where = f"model in {final}" if final.is_dir() else f"run folder {rd}"
+        # a LoRA run's ckpt/final is the adapter alone; --run / --model RUN load it on its base
+        what = "LoRA adapter" if r.train is not None and r.train.method == "lora" else "model"
+        where = f"{what} in {final}" if final.is_dir() else f"run folder {rd}"
         console.print(f"{r.label}: {', '.join(bits) or 'trained'}; {where}", markup=False)
     if trained and spec.study.kind == "lm":
         console.print(
