@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.cli.test_cli import assert_clean_error
-from tests.conftest import SHARED, needs_data
+from tests.conftest import SHARED, needs_data, one_line
 
 TOK = SHARED / "gpt2-tokenizer"
 pytestmark = needs_data
@@ -264,3 +264,9 @@ def test_unknown_stratum_lists_the_tasks_strata(cli):
     msg = assert_clean_error(cli("eval", *MODEL, "--task", "arith.mul:5x5"), code=2)
     assert "Task 'arith.mul' has no stratum '5x5'" in msg
     assert "are: 1x1, 1x2, 2x2, 3x3" in msg and "--task arith.mul:2x2" in msg
+
+
+def test_help_shows_the_spec_table_name(cli: Any) -> None:
+    """rich read [[tasks]] in the help as markup and printed "[] table gives only the task"."""
+    said = one_line(cli("eval", "--help").stdout)
+    assert "[[tasks]] table gives only the task" in said and "[] table" not in said

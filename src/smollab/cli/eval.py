@@ -147,7 +147,7 @@ def eval_cmd(
     and API models, scored on the reply's fenced code).
     Exact-match tasks arith.add and arith.mul (greedy generation scored by exact match, as
     in a study, with the study's evaluator): by default what a study evaluates when its
-    [[tasks]] table gives only the task: strata 1x1, 1x2, 2x2, 3x3, 200 held-out items each,
+    \\[\\[tasks]] table gives only the task: strata 1x1, 1x2, 2x2, 3x3, 200 held-out items each,
     prompt format plain (no few-shot examples); --task arith.mul:2x2 picks strata, --limit N
     takes the first N items of each, --num-fewshot N (N > 0) uses the fewshot format with N
     examples, --format another format. Results: exact match with Wilson 95% intervals
@@ -158,7 +158,7 @@ def eval_cmd(
     A study run's trained model: --model outputs/SESSION/runs/HASH (or a LoRA run's
     RUN/ckpt/final) loads the run's base model and applies its checkpoint (full weights or
     LoRA adapter, unmerged) as the study's worker does: arith.add / arith.mul with the run's
-    --format, on a run whose [[tasks]] table gave only the task, give the run's own
+    --format, on a run whose \\[\\[tasks]] table gave only the task, give the run's own
     completions item by item. A baseline run is its base model. results.json names the run
     (model_info: kind 'run', folder, hash, base, method).
 
