@@ -72,7 +72,15 @@ def parse_questions(prompts: list[str], fmt_name: str) -> list[Any]:
     from smollab.tasks import PROMPT_FORMATS
     from smollab.tasks.base import Example
 
-    PROMPT_FORMATS.get(fmt_name, where="--format")
+    fmt = PROMPT_FORMATS.get(fmt_name, where="--format")
+    if fmt.family != "arith":
+        from smollab.tasks import formats_of
+
+        raise ConfigError(
+            f"--format {fmt_name} writes a text task's prompt, which smollab sample does not "
+            "build; a prompt given with --prompt is sent as it is when --format is left out. "
+            f"--format takes the arithmetic formats: {', '.join(formats_of('arith'))}."
+        )
     out = []
     for p in prompts:
         m = _QUESTION.match(p)

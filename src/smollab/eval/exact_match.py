@@ -28,7 +28,14 @@ from pydantic import Field
 
 from smollab.errors import ConfigError
 from smollab.io import append_jsonl
-from smollab.tasks import PROMPT_FORMATS, TASKS, PromptFormat, Task, build_task
+from smollab.tasks import (
+    PROMPT_FORMATS,
+    TASKS,
+    PromptFormat,
+    Task,
+    build_task,
+    check_format_fits,
+)
 from smollab.tasks.base import Example
 from smollab.tasks.bench import BenchConfig, BenchTask
 from smollab.tasks.requests import GenerateRequest
@@ -103,6 +110,12 @@ class ExactMatchEval(BenchTask):
         assert isinstance(task, Task)
         self.task = task
         self.fmt = resolve_format(config.format, config.num_fewshot)
+        check_format_fits(
+            self.fmt,
+            task.config,
+            f"--format {self.fmt.name} (task {config.task})",
+            "pass --format with",
+        )
         valid = task.strata
         chosen = list(valid) if config.strata is None else [s.strip() for s in config.strata]
         bad = [s for s in chosen if s not in valid]

@@ -6,7 +6,8 @@ finished runs, and two conditions that are secretly identical are caught. Prompt
 code (prompt formats, benchmark tasks), so it enters the hash through a version that is bumped
 whenever the text or the scoring changes: a task's or format's ``version`` is hashed when it is
 not 1 (the hashes of runs whose parts were never bumped stay what they were), and a finished run
-made with the old text is then not reused.
+made with the old text is then not reused. A task whose items are read from the user's files
+(``text``) adds the files' sha256 (``data_sha256``): a run made from other data is not reused.
 """
 
 from __future__ import annotations
@@ -65,15 +66,20 @@ class RunSpec(BaseModel):
 
 
 def _with_version(task: dict[str, Any]) -> dict[str, Any]:
-    """The task's config, with ``version`` when its prompts or scoring were ever bumped."""
+    """The task's config, with ``version`` when its prompts or scoring were ever bumped, and
+    ``data_sha256`` when its items come from data files (only such tasks have it, so the
+    hashes of the others stay what they were)."""
     from smollab.errors import SmollabError
     from smollab.tasks import build_task, validate_task_config
 
     try:
-        version = getattr(build_task(validate_task_config(dict(task))), "version", 1)
+        built = build_task(validate_task_config(dict(task)))
     except SmollabError:  # a spec that does not build is refused before any run
         return task
-    return {**task, "version": version} if version != 1 else task
+    version = getattr(built, "version", 1)
+    out = {**task, "version": version} if version != 1 else task
+    digest = getattr(built, "data_sha256", None)
+    return {**out, "data_sha256": digest} if digest else out
 
 
 def _format_version(name: str) -> int:

@@ -210,7 +210,11 @@ class ConditionSpec(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     model: str | None = Field(None, description="model name (default: the first model)")
-    format: str = Field("plain", description="prompt format for training and evaluation")
+    format: str = Field(
+        "plain",
+        description="prompt format for training and evaluation (default: plain; on text tasks "
+        "text); it must fit the tasks: arithmetic formats for arith.*, text formats for text",
+    )
     train: TrainSpec | None = Field(None, description="absent: a baseline (evaluation only)")
     seeds: Seeds | None = Field(
         None,
@@ -253,6 +257,38 @@ class StudySpec(_Strict):
     conditions: list[ConditionSpec] = Field(min_length=1)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_formats(cls, data: Any) -> Any:
+        """A condition that names no format takes its tasks' default format: ``plain`` for
+        arithmetic tasks, ``text`` for text tasks (``DEFAULT_FORMATS``), when the tasks that
+        take prompt formats are all of one family; else ``plain``, and the format checks say
+        what fits."""
+        if not isinstance(data, dict):
+            return data
+        tasks, conditions = data.get("tasks"), data.get("conditions")
+        if not isinstance(tasks, list) or not isinstance(conditions, list):
+            return data
+        from smollab.tasks import DEFAULT_FORMATS, TASKS
+
+        families = set()
+        for t in tasks:
+            name = t.get("task") if isinstance(t, dict) else None
+            if isinstance(name, str) and name in TASKS:
+                family = TASKS.get(name)[0].format_family
+                if family is not None:
+                    families.add(family)
+        if len(families) != 1:
+            return data
+        default = DEFAULT_FORMATS.get(families.pop(), "plain")
+        if default == "plain":
+            return data
+        fill = [
+            {**c, "format": default} if isinstance(c, dict) and "format" not in c else c
+            for c in conditions
+        ]
+        return {**data, "conditions": fill}
 
     @model_validator(mode="after")
     def _refs(self) -> StudySpec:
@@ -414,11 +450,12 @@ def _check_models_used(spec: StudySpec, source: str) -> None:
 
 def check_lm_spec(spec: StudySpec, source: str) -> None:
     """The checks of a language-model study (kind 'lm'): tasks, targets, prompt formats."""
-    from smollab.tasks import validate_task_config
+    from smollab.tasks import build_task, validate_task_config
 
     configs = [
         validate_task_config(t, where=f"{source}: tasks[{i}]") for i, t in enumerate(spec.tasks)
     ]
+    _check_data_files(configs, source)
     _check_trained_tasks(spec, configs, source)
     _check_sampled_tasks(configs, source)
     _check_model_sources(spec, source)
@@ -426,7 +463,11 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
     _check_scratch_models(spec, source)
     _check_generation_budgets(spec, configs, source)
     _check_lm_reference(spec, source)
-    strata = {c.id: set(getattr(c, "strata", []) or []) | {"overall"} for c in configs}
+    strata = {
+        c.id: set((build_task(c).strata if c.data_files() else getattr(c, "strata", [])) or [])
+        | {"overall"}
+        for c in configs
+    }
     for key in spec.study.targets:
         task, stratum = key.split("/")
         if task not in strata or stratum not in strata[task]:
@@ -434,7 +475,7 @@ def check_lm_spec(spec: StudySpec, source: str) -> None:
                 f"{source}: field 'study.targets' names {key!r}, but the tasks and strata are "
                 f"{sorted(f'{t}/{s}' for t, ss in strata.items() for s in ss)}."
             )
-    _check_formats(spec, source)
+    _check_formats(spec, configs, source)
 
 
 def _check_lm_reference(spec: StudySpec, source: str) -> None:
@@ -705,11 +746,43 @@ def _check_api_models(spec: StudySpec, configs: list[Any], source: str) -> None:
         )
 
 
-def _check_formats(spec: StudySpec, source: str) -> None:
-    from smollab.tasks import PROMPT_FORMATS
+def _check_formats(spec: StudySpec, configs: list[Any], source: str) -> None:
+    """Each condition's prompt format exists and fits every task that takes prompt formats
+    (an arithmetic format cannot write a text task's prompt, nor the other way round)."""
+    from smollab.tasks import PROMPT_FORMATS, check_format_fits
 
+    families = {type(c).format_family for c in configs} - {None}
     for i, c in enumerate(spec.conditions):
-        PROMPT_FORMATS.get(c.format, where=f"{source}: conditions[{i}].format")
+        fmt = PROMPT_FORMATS.get(c.format, where=f"{source}: conditions[{i}].format")
+        if len(families) > 1:
+            named = ", ".join(f"{t.id!r} ({t.task})" for t in configs if t.format_family)
+            raise ConfigError(
+                f"{source}: tasks {named} take prompt formats of different families, and a "
+                f"condition writes every task's prompts in its one format (conditions[{i}] "
+                f"uses {c.format!r}). Study those tasks in separate studies."
+            )
+        given = "" if "format" in c.model_fields_set else " (the default)"
+        for t in configs:
+            check_format_fits(
+                fmt,
+                t,
+                f"{source}: field 'conditions[{i}].format' ({c.name!r}) is {c.format!r}{given}",
+                f"set conditions[{i}].format to",
+            )
+
+
+def _check_data_files(configs: list[Any], source: str) -> None:
+    """Tasks whose items are read from the user's files (``text``) are built here, so that a
+    missing file or a bad record is refused when the spec is checked, before any run."""
+    from smollab.tasks import build_task
+
+    for i, c in enumerate(configs):
+        if not c.data_files():
+            continue
+        try:
+            build_task(c)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: tasks[{i}]: {e.message}") from None
 
 
 def _toml_key(key: str) -> str:

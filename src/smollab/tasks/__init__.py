@@ -13,12 +13,21 @@ from smollab.tasks import code as _code  # noqa: F401  (registers humaneval, mbp
 from smollab.tasks import gsm8k as _gsm8k  # noqa: F401  (registers gsm8k, gsm8k_chat)
 from smollab.tasks import hellaswag as _hellaswag  # noqa: F401  (registers hellaswag*)
 from smollab.tasks import modular as _modular  # noqa: F401  (registers grok.*)
-from smollab.tasks.arithmetic import PROMPT_FORMATS, ArithmeticTask, PromptFormat
+from smollab.tasks import text as _text  # noqa: F401  (registers text, formats text*)
+from smollab.tasks.arithmetic import (
+    DEFAULT_FORMATS,
+    PROMPT_FORMATS,
+    ArithmeticTask,
+    PromptFormat,
+    check_format_fits,
+    formats_of,
+)
 from smollab.tasks.base import TASKS, Example, ItemScore, Task, TaskConfig
 from smollab.tasks.bench import BenchConfig, BenchTask
 
 __all__ = [
     "TASKS",
+    "DEFAULT_FORMATS",
     "PROMPT_FORMATS",
     "ArithmeticTask",
     "BenchConfig",
@@ -29,6 +38,8 @@ __all__ = [
     "Task",
     "TaskConfig",
     "build_task",
+    "check_format_fits",
+    "formats_of",
     "validate_task_config",
 ]
 

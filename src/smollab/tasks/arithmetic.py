@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -104,6 +104,7 @@ def transposed_stratum(s: str, strata: list[str]) -> str | None:
 class ArithmeticConfig(TaskConfig):
     """``[[tasks]]`` entry for ``arith.mul`` / ``arith.add``."""
 
+    format_family: ClassVar[str | None] = "arith"
     strata: list[str] = Field(default_factory=lambda: ["1x1", "1x2", "2x2", "3x3"], min_length=1)
     n_test: int = Field(200, description="held-out items per stratum")
     n_test_per_stratum: dict[str, int] = Field(
@@ -378,7 +379,12 @@ _INT = re.compile(r"-?\d+")
 
 @dataclass(frozen=True)
 class PromptFormat:
-    """How an arithmetic example becomes prompt and target text, and how output is parsed."""
+    """How an example becomes prompt and target text, and how output is parsed.
+
+    ``family`` names the questions the format can write: ``"arith"`` formats read an arithmetic
+    question's operands, ``"text"`` formats a text task's prompt. A task takes the formats of
+    one family (its config's ``format_family``); :func:`check_format_fits` refuses the others.
+    """
 
     name: str
     build_prompt: Callable[[dict[str, Any], Any, list[Example]], str]
@@ -389,6 +395,7 @@ class PromptFormat:
     #: bumped when the prompt text, target or parsing changes: part of the run hash of every
     #: study run that uses the format (version 1 is left out, so old hashes stay valid)
     version: int = 1
+    family: str = "arith"
 
     def prompt(self, ex: Example, tokenizer: Any = None, shots: list[Example] | None = None) -> str:
         return self.build_prompt(ex.question, tokenizer, shots or [])
@@ -398,6 +405,32 @@ class PromptFormat:
 
 
 PROMPT_FORMATS: Registry[PromptFormat] = Registry("prompt format")
+#: the format a study condition that names none uses, per format family (the tasks' family)
+DEFAULT_FORMATS: dict[str, str] = {"arith": "plain"}
+#: how messages call a family's tasks
+FAMILY_TASKS: dict[str, str] = {"arith": "arithmetic tasks (arith.*)"}
+
+
+def formats_of(family: str) -> list[str]:
+    """The registered prompt formats of ``family``."""
+    return [n for n in PROMPT_FORMATS.names() if PROMPT_FORMATS.get(n).family == family]
+
+
+def check_format_fits(fmt: PromptFormat, config: TaskConfig, where: str, fix: str) -> None:
+    """Refuse a prompt format that cannot write the task's questions (an arithmetic format on
+    a text task reads operands it has not got); ``fix`` is how to name another format there
+    (e.g. ``"set conditions[0].format to"``). Tasks that take no prompt format (benchmarks,
+    which write their own prompts) take any."""
+    family = type(config).format_family
+    if family is None or fmt.family == family:
+        return
+    fits = formats_of(family)
+    raise ConfigError(
+        f"{where}: prompt format {fmt.name!r} is for {FAMILY_TASKS.get(fmt.family, fmt.family)}, "
+        f"so it does not fit task {config.id!r} ({config.task}), one of the "
+        f"{FAMILY_TASKS.get(family, family)}; the formats that fit it are {', '.join(fits)}. "
+        f"{fix[:1].upper()}{fix[1:]} one of them."
+    )
 
 
 def _sym(q: dict[str, Any]) -> str:

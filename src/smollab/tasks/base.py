@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +56,15 @@ class TaskConfig(BaseModel):
         "'_', '-', '.'",
     )
     task: str
+
+    #: the prompt formats the task takes (``PromptFormat.family``): None for tasks that write
+    #: their own prompts (benchmarks), which take any study format and ignore it
+    format_family: ClassVar[str | None] = None
+
+    def data_files(self) -> list[Path]:
+        """The files the task's items are read from (their content enters the run hash; see
+        :mod:`smollab.study.runspec`); none for tasks whose items are generated or built in."""
+        return []
 
 
 class Task(ABC):
