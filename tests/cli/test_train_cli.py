@@ -252,3 +252,30 @@ def test_lora_run_says_where_its_adapter_is(cli: Any, tmp_path: Path) -> None:
     assert "train/seed0: 4 steps" in said and "; LoRA adapter in " in said
     (final,) = (out / "train-add-scratch-gpt2" / "runs").glob("*/ckpt/final")
     assert (final / "adapter_config.json").is_file()
+
+
+def test_text_task_data_file_is_written_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative task.path is made absolute in study.toml, as --model is, so the study runs
+    again from any folder; a format that does not fit the text task names --format."""
+    (tmp_path / "qa.jsonl").write_text(
+        "".join(json.dumps({"prompt": f"Q{i}:", "answer": str(i)}) + "\n" for i in range(20))
+    )
+    monkeypatch.chdir(tmp_path)
+    spec = _spec(tasks=["text"], sets=["task.path=qa.jsonl"])
+    assert spec["tasks"][0]["path"] == str(tmp_path / "qa.jsonl")
+    assert "format" not in spec["conditions"][0]  # the text task's own default format
+
+
+def test_a_format_that_does_not_fit_names_the_flag(cli: Any, tmp_path: Path) -> None:
+    data = tmp_path / "qa.jsonl"
+    data.write_text(
+        "".join(json.dumps({"prompt": f"Q{i}:", "answer": str(i)}) + "\n" for i in range(20))
+    )
+    proc = cli("train", "--task", "text", "--set", f"task.path={data}", "--format", "plain",
+               "--model", "scratch:gpt2", "--tokenizer", "char",
+               "--out", tmp_path / "out")  # fmt: skip
+    msg = assert_clean_error(proc, 2)
+    assert "formats that fit it are text, text_chat" in msg
+    assert msg.endswith("(In smollab train's flags: --format)")

@@ -172,10 +172,11 @@ def _slug(text: str) -> str:
 
 
 def _absolute(source: str) -> str:
-    """A ``--model``/``--tokenizer`` that names an existing local path, as an absolute path: a
-    study spec reads a relative one against the current directory, so ``smollab study
-    SESSION/study.toml`` run from elsewhere would not find it (and the run hash, which covers
-    the source as written, would differ). Names, scratch:ARCH and hub ids are kept as given."""
+    """A ``--model``/``--tokenizer`` (or a task's data file) that names an existing local path,
+    as an absolute path: a study spec reads a relative one against the current directory, so
+    ``smollab study SESSION/study.toml`` run from elsewhere would not find it (and the run
+    hash, which covers the source as written, would differ). Names, scratch:ARCH and hub ids
+    are kept as given."""
     from smollab.models.loader import EMBEDDED
 
     if source in EMBEDDED or source.startswith("scratch:"):
@@ -217,6 +218,10 @@ def build_spec(
     # a bad value is named by what the user typed: --lr for --lr, --set lr=... for --set
     flags = {k: TRAIN_FLAGS_BY_FIELD[k] for k in given}
     tables = [_task_table(t, scoped["task"]) for t in dict.fromkeys(tasks)]
+    for t in tables:  # a data file, like --model, is written to study.toml absolute
+        for key in ("path", "test_path"):
+            if isinstance(t.get(key), str):
+                t[key] = _absolute(t[key])
     for k in scoped["task"]:  # each task takes the options it has; one no task has is an error
         if not any(k in t for t in tables):
             raise ConfigError(
@@ -243,8 +248,9 @@ def build_spec(
     if not grok[0] and issubclass(classes[0], BenchConfig):
         raise ConfigError(
             f"smollab train trains on the first --task, and {tables[0]['task']} is a benchmark "
-            "that is only evaluated. Put a trainable task first (arith.add, arith.mul, or "
-            "grok.* for a small model from scratch) and the benchmarks after it, e.g. --task "
+            "that is only evaluated. Put a trainable task first (arith.add, arith.mul, text "
+            "with --set task.path=QA.jsonl for your own data, or grok.* for a small model from "
+            "scratch) and the benchmarks after it, e.g. --task "
             f"arith.mul --task {tables[0]['task']}."
         )
     model_config = scoped["model"]
@@ -330,7 +336,11 @@ def train_cmd(
     ] = None,
     prompt_format: Annotated[
         str | None,
-        typer.Option("--format", help="prompt format for training and evaluation (default plain)"),
+        typer.Option(
+            "--format",
+            help="prompt format for training and evaluation (default: plain for arith.*, text "
+            "for the text task)",
+        ),
     ] = None,
     method: Annotated[
         str | None, typer.Option("--method", help="full or lora (default full)")
@@ -453,6 +463,8 @@ def _in_flags(message: str) -> str:
         flag = f"--set eval.{m[1]}=..."
     elif re.search(r"models\[\d+\]\.config", message):
         flag = "--set model.FIELD=..."
+    elif re.search(r"conditions\[\d+\]\.format", message):
+        flag = "--format"
     else:
         return message
     return f"{message} (In smollab train's flags: {flag})"
