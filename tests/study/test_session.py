@@ -308,3 +308,31 @@ def test_one_seed_study_writes_strict_json_and_its_report_reads_it(
     loss = f"{summary['final_loss']['mean']:.3f}"
     assert f"| {loss} |" in row and "±" not in row and "n/a" not in row
     assert not re.search(r"\bnan\b", new_md, re.IGNORECASE)
+
+
+def test_a_model_that_cannot_load_leaves_the_session_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed spec whose model cannot be loaded (a typo'd hub id, offline) fails before the
+    session's outputs are moved to previous/ for it, and a new session gets no folder."""
+    from smollab.errors import ModelLoadError
+    from smollab.models import loader
+    from tests.conftest import with_source
+
+    ensure_report(monkeypatch)
+    text = TINY_SPEC.split('[[conditions]]\nname = "ft"')[0] + "[eval]\nbatch_size = 16\n"
+    run_study(loads_spec(text), text, out_root=tmp_path, executor=InlineExecutor(), pdf=False)
+    d = tmp_path / "tiny"
+    before = {p: p.read_bytes() for p in (d / "results").iterdir()}
+    assert before and (d / "report.md").is_file()
+    monkeypatch.setattr(loader, "hub_reachable", lambda timeout=3.0: False)
+    typo = with_source(text, "nobody/no-such-model")
+    with pytest.raises(ModelLoadError, match="'nobody/no-such-model' is not a local path"):
+        run_study(loads_spec(typo), typo, out_root=tmp_path, executor=InlineExecutor(), pdf=False)
+    assert not (d / "previous").exists()
+    assert (d / "study.toml").read_text() == text
+    assert {p: p.read_bytes() for p in (d / "results").iterdir()} == before
+    with pytest.raises(ModelLoadError):
+        run_study(loads_spec(typo), typo, out_root=tmp_path, session_name="other",
+                  executor=InlineExecutor(), pdf=False)  # fmt: skip
+    assert not (tmp_path / "other").exists()

@@ -46,6 +46,12 @@ class RunKind(ABC):
     def execute(self, run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, Any]:
         """Run (or finish) one run in ``run_dir``; write and return its ``record.json``."""
 
+    def preflight(self, spec: StudySpec, session_dir: Path) -> None:
+        """Check what the spec's checks cannot without loading or calling anything (model
+        sources in the hub cache, API keys, LoRA targets), before the session folder is
+        touched: a failure leaves an existing session as it was (default: nothing to check)."""
+        return None
+
     @abstractmethod
     def prepare_session(self, spec: StudySpec, session_dir: Path) -> list[str]:
         """Check sources and write ``data/``; returns the task names for the plan."""

@@ -58,10 +58,8 @@ class LMKind(RunKind):
 
         return execute_lm_run(run_dir, spec, emit)
 
-    def prepare_session(self, spec: Any, session_dir: Path) -> list[str]:
-        from smollab.io import write_jsonl
+    def preflight(self, spec: Any, session_dir: Path) -> None:
         from smollab.models.loader import check_source
-        from smollab.tasks import build_task, validate_task_config
 
         for m in spec.models:
             if m.is_api:  # its SDK and key (or server), before any run
@@ -71,6 +69,11 @@ class LMKind(RunKind):
             else:
                 check_source(m.source)
         _check_lora_targets(spec, str(session_dir / "study.toml"))
+
+    def prepare_session(self, spec: Any, session_dir: Path) -> list[str]:
+        from smollab.io import write_jsonl
+        from smollab.tasks import build_task, validate_task_config
+
         tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
         for t in tasks:
             write_jsonl(

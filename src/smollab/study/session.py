@@ -177,6 +177,9 @@ def run_study(
     emit = on_event or (lambda e: None)
     check_writable(out_root)
     check_session_name(session_name or spec.study.name)
+    # a model that cannot be loaded fails here, before an existing session's outputs are
+    # moved aside for this spec (or an empty session folder is made)
+    kind.preflight(spec, out_root / (session_name or spec.study.name))
     session = Session(out_root, session_name or spec.study.name)
     d = session.dir
     kept = archive_changed_spec(d, spec_text)
