@@ -291,23 +291,7 @@ class ArithmeticTask(Task):
     def train_examples(
         self, n: int, seed: int, weights: dict[str, float] | None = None
     ) -> list[Example]:
-        if n < 0:
-            raise ConfigError(f"train_examples: n={n} is negative; ask for 0 or more examples.")
-        weights = weights or {s: 1.0 for s in self.strata}
-        negative = {s: w for s, w in weights.items() if w < 0}
-        if negative:
-            raise ConfigError(f"Training weights must be >= 0; got {negative}.")
-        unknown = set(weights) - set(self.strata)
-        if unknown:
-            raise ConfigError(
-                f"Training weights name strata {sorted(unknown)} that task {self.name!r} does "
-                f"not have; its strata are {self.strata}."
-            )
-        names = [s for s in self.strata if weights.get(s, 0) > 0]
-        if not names:
-            raise ConfigError(f"Training weights for task {self.name!r} are all zero.")
-        p = np.array([weights[s] for s in names], dtype=float)
-        p /= p.sum()
+        names, p = self.stratum_weights(n, weights)
         test = {s: self.excluded_pairs(s) for s in names}
         for s in names:  # the config refuses this; the guard keeps the sampler from spinning
             if len(test[s]) >= stratum_size(s):

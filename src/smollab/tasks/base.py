@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from smollab.io import NAME_PATTERN
@@ -97,6 +98,32 @@ class Task(ABC):
         self, n: int, seed: int, weights: dict[str, float] | None = None
     ) -> list[Example]:
         """``n`` training items, deterministic given ``seed``, disjoint from the test set."""
+
+    def stratum_weights(
+        self, n: int, weights: dict[str, float] | None
+    ) -> tuple[list[str], np.ndarray]:
+        """For :meth:`train_examples`: the strata to draw ``n`` items from and their
+        probabilities, from ``weights`` (every stratum alike by default), checked: ``n`` >= 0,
+        weights >= 0, of this task's strata, not all zero."""
+        from smollab.errors import ConfigError
+
+        if n < 0:
+            raise ConfigError(f"train_examples: n={n} is negative; ask for 0 or more examples.")
+        weights = weights or {s: 1.0 for s in self.strata}
+        negative = {s: w for s, w in weights.items() if w < 0}
+        if negative:
+            raise ConfigError(f"Training weights must be >= 0; got {negative}.")
+        unknown = set(weights) - set(self.strata)
+        if unknown:
+            raise ConfigError(
+                f"Training weights name strata {sorted(unknown)} that task {self.name!r} does "
+                f"not have; its strata are {self.strata}."
+            )
+        names = [s for s in self.strata if weights.get(s, 0) > 0]
+        if not names:
+            raise ConfigError(f"Training weights for task {self.name!r} are all zero.")
+        p = np.array([weights[s] for s in names], dtype=float)
+        return names, p / p.sum()
 
     @abstractmethod
     def score(self, example: Example, prediction: str | None) -> ItemScore:

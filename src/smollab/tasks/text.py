@@ -36,6 +36,7 @@ from smollab.tasks.arithmetic import (
     FAMILY_TASKS,
     PROMPT_FORMATS,
     PromptFormat,
+    _chat_target,  # the answer, eos, newline: the same target in every chat format
 )
 from smollab.tasks.base import TASKS, Example, ItemScore, Task, TaskConfig
 from smollab.tasks.data import read_records, read_text
@@ -294,23 +295,7 @@ class TextTask(Task):
     ) -> list[Example]:
         """``n`` items drawn with replacement from the training items, each item's stratum
         drawn by ``weights`` (every stratum alike by default), as arithmetic samples them."""
-        if n < 0:
-            raise ConfigError(f"train_examples: n={n} is negative; ask for 0 or more examples.")
-        weights = weights or {s: 1.0 for s in self.strata}
-        negative = {s: w for s, w in weights.items() if w < 0}
-        if negative:
-            raise ConfigError(f"Training weights must be >= 0; got {negative}.")
-        unknown = set(weights) - set(self.strata)
-        if unknown:
-            raise ConfigError(
-                f"Training weights name strata {sorted(unknown)} that task {self.name!r} does "
-                f"not have; its strata are {self.strata}."
-            )
-        names = [s for s in self.strata if weights.get(s, 0) > 0]
-        if not names:
-            raise ConfigError(f"Training weights for task {self.name!r} are all zero.")
-        p = np.array([weights[s] for s in names], dtype=float)
-        p /= p.sum()
+        names, p = self.stratum_weights(n, weights)
         pools = {s: [e for e in self._train if e.stratum == s] for s in names}
         rng = np.random.default_rng([seed, 11])
         which = rng.choice(len(names), size=n, p=p)
@@ -349,11 +334,6 @@ def _chat_prompt(q: dict[str, Any], tok: Any, shots: list[Example]) -> str:
         )
     msgs = [{"role": "user", "content": q["prompt"]}]
     return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-
-
-def _chat_target(q: dict[str, Any], ans: str, tok: Any) -> str:
-    eos = getattr(tok, "eos_token", None) or ""
-    return f"{ans}{eos}\n"
 
 
 PROMPT_FORMATS.register("text")(
