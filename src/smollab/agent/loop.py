@@ -32,6 +32,7 @@ from smollab.agent.writeup import (
     log_tail,
     missing_write_up,
     no_write_up_note,
+    not_compiled_note,
 )
 from smollab.errors import ConfigError, SmollabError
 from smollab.io import read_json
@@ -635,6 +636,8 @@ class Agent:
                 "numbers_checked": report.numbers_checked,
                 "write_up": missing is None,
                 "reference_protocol_ran": disclosure,
+                # False: the prose broke LaTeX to the end and was left out (_leave_prose_out)
+                "prose_in_paper": claims_ok,
             },
         )
         self._stage(it, "report")
@@ -677,7 +680,37 @@ class Agent:
                 prose_text = fixed.rendered
                 self.state.write_text("paper/prose.tex", prose_text + "\n")
                 self.state.write_text("paper/paper.tex", insert_prose(base_tex, prose_text))
+        if pdf is None and claims_ok:
+            pdf = self._leave_prose_out(base_tex)
         return claims_ok, pdf
+
+    def _leave_prose_out(self, base_tex: str) -> Path | None:
+        """The agent's verified prose still broke LaTeX when the fix loop was spent: build the
+        paper with smollab's note in its place, so that the session still ends with a PDF (the
+        prose stays in ``paper/prose.tex``, the TeX error goes to the session log). When that
+        build fails too, the prose was not the fault: ``paper.tex`` gets it back."""
+        from smollab.report.pdf import build_pdf
+        from smollab.report.render import latex_escape
+
+        paper = self.dir / "paper"
+        tex_error = log_tail(paper)
+        with_prose = (paper / "paper.tex").read_text(encoding="utf-8")
+        note = latex_escape(not_compiled_note(MAX_LATEX_ATTEMPTS))
+        self.state.write_text("paper/paper.tex", insert_prose(base_tex, note, verified=False))
+        pdf = build_pdf(paper / "paper.tex")
+        self.state.log(
+            "prose_left_out",
+            ok=pdf is not None,
+            latex_attempts=MAX_LATEX_ATTEMPTS,
+            tex_error=tex_error,
+        )
+        if pdf is None:
+            self.state.write_text("paper/paper.tex", with_prose)
+            return None
+        keep_version(paper, pdf)
+        claims = read_json(paper / "claims.json")
+        self.state.write_json("paper/claims.json", {**claims, "prose_in_paper": False})
+        return pdf
 
     def _disclose_reports(self, sentence: str) -> None:
         """Put ``sentence`` near the top of ``report.md`` and ``report.html``."""

@@ -4,7 +4,9 @@ fix loop.
 :func:`insert_prose` puts the rendered prose into ``paper.tex`` as a section before the
 limitations. :func:`compile_versions` compiles it with the report layer's ``build_pdf`` (which
 never replaces a good PDF with a failed build) and keeps every compiled version as
-``paper/versions/paper-vN.pdf``.
+``paper/versions/paper-vN.pdf``. Prose that passed the number check but still breaks LaTeX
+when the fix loop is spent is left out of the paper for :func:`not_compiled_note` (it stays in
+``paper/prose.tex``), so that a session still ends with a PDF.
 
 Two things a reader must not miss are stated in the report and the paper themselves, not only in
 the session log: :func:`disclose` puts :func:`fallback_sentence` (the problem's reference
@@ -28,7 +30,8 @@ MARK = "\\section{Limitations}"
 
 def insert_prose(tex: str, prose: str, *, verified: bool = True) -> str:
     """``tex`` with ``prose`` as its own section before the limitations (or the end);
-    ``verified`` False: the section holds smollab's note (prose withheld or missing)."""
+    ``verified`` False: the section holds smollab's note (prose withheld, missing, or left out
+    because it did not compile)."""
     comment = (
         "% Written by the research agent; every number in it was checked against "
         "results.json (see claims.json)."
@@ -39,6 +42,17 @@ def insert_prose(tex: str, prose: str, *, verified: bool = True) -> str:
     if MARK in tex:
         return tex.replace(MARK, block + MARK, 1)
     return tex.replace("\\end{document}", block + "\\end{document}", 1)
+
+
+def not_compiled_note(attempts: int) -> str:
+    """The text that stands in the agent's section when its verified prose still broke LaTeX
+    after ``attempts`` compiles (the prose itself is kept in ``paper/prose.tex``)."""
+    return (
+        "The research agent's analysis passed the number check but did not compile in LaTeX "
+        f"after {attempts} attempts, so it is not typeset here: its text is kept in "
+        "paper/prose.tex, and the TeX error in session_log.jsonl. Every other section of this "
+        "document is smollab's offline write-up of the results."
+    )
 
 
 def keep_version(paper_dir: Path, pdf: Path) -> Path:

@@ -193,9 +193,12 @@ def run_agent(
         + _study_api_line(llm)
     )
     print_paths([res.session_dir, *([res.paper_pdf] if res.paper_pdf else [])])
-    note = _missing_pdf_note(pdf, res.paper_pdf, res.session_dir)
-    if note:
-        console.print(f"warning: {note}", style="yellow", markup=False)
+    for note in (
+        _missing_pdf_note(pdf, res.paper_pdf, res.session_dir),
+        _prose_left_out_note(claims, res.session_dir),
+    ):
+        if note:
+            console.print(f"warning: {note}", style="yellow", markup=False)
 
 
 def _missing_pdf_note(pdf: bool, paper_pdf: Path | None, session_dir: Path) -> str | None:
@@ -210,6 +213,18 @@ def _missing_pdf_note(pdf: bool, paper_pdf: Path | None, session_dir: Path) -> s
     return (
         f"paper.pdf was not built: {engine} failed on paper.tex (see "
         f"{session_dir / 'paper' / 'build.log'}); paper.tex is kept."
+    )
+
+
+def _prose_left_out_note(claims: dict[str, Any], session_dir: Path) -> str | None:
+    """The agent's verified prose broke LaTeX to the end and the paper was built without it."""
+    if claims.get("prose_in_paper") is not False:
+        return None
+    paper = session_dir / "paper"
+    return (
+        "the agent's prose did not compile in LaTeX after the fix attempts: paper.pdf carries "
+        f"smollab's note in its place, and the prose is kept in {paper / 'prose.tex'} (the TeX "
+        f"error is in {session_dir / 'session_log.jsonl'}, event prose_left_out)."
     )
 
 
