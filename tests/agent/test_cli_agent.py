@@ -272,3 +272,55 @@ def test_a_pdf_that_failed_to_build_is_named(
     assert note and "latexmk failed" in note and str(tmp_path / "paper" / "build.log") in note
     monkeypatch.setattr(smollab.report, "tex_available", lambda: None, raising=False)
     assert "no TeX engine" in (_missing_pdf_note(True, None, tmp_path) or "")
+
+
+def test_a_corrupt_session_json_is_named_and_kept(cli, problem: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """session.json holds the launch settings resume needs: a cut-short one is named with a way
+    on that works (not 'delete it', which would lose them), and nothing is changed."""
+    d = tmp_path / "o" / "tiny"
+    d.mkdir(parents=True)
+    (d / "problem.md").write_text(PROBLEM)
+    (d / "transcript.jsonl").write_text("")
+    torn = '{"iteration": 2, "stage": "act", "launch": {"agent": "openai:m", "max_iter'
+    (d / "session.json").write_text(torn)
+    before = sorted(p.name for p in d.iterdir())
+    script = tmp_path / "s.json"
+    script.write_text("[]")
+    for args in (
+        ("resume", d),
+        # redoing it from an iteration reads the same file, before any model call
+        (
+            "run",
+            problem,
+            "--agent",
+            f"scripted:{script}",
+            "--out",
+            d.parent,
+            "--start-iteration",
+            1,
+        ),
+    ):
+        r = cli(*args)
+        err = one_line(r.stderr)
+        assert r.returncode == 2, r.stderr
+        assert f"{d / 'session.json'} is not valid JSON" in err and "launch settings" in err
+        assert "Restore it from a backup" in err and "--session-name" in err
+        assert "delete it" not in err and "Preflight" not in r.stdout
+        _no_traceback(r)
+        assert (d / "session.json").read_text() == torn
+        assert sorted(p.name for p in d.iterdir()) == before
+    # valid JSON whose launch record lost a setting resume needs: named, no KeyError
+    (d / "session.json").write_text('{"iteration": 2, "launch": {"agent": "openai:m"}}')
+    r = cli("resume", d)
+    err = one_line(r.stderr)
+    assert r.returncode == 2 and "'max_iterations'" in err and "Restore it" in err, r.stderr
+    _no_traceback(r)
+    # the library's own reads and writes of it say the same, and write nothing over it
+    from smollab.agent.state import AgentState
+    from smollab.errors import CorruptFile
+    from smollab.providers.redact import Redactor
+
+    (d / "session.json").write_text(torn)
+    with pytest.raises(CorruptFile, match="launch settings"):
+        AgentState(d, Redactor()).set_stage(1, "plan")
+    assert (d / "session.json").read_text() == torn

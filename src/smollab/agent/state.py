@@ -33,6 +33,37 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def session_json_hint(session_dir: Path) -> str:
+    """How on from an agent session's ``session.json`` that cannot be used. Not "delete it":
+    the file alone holds the launch settings ``smollab resume`` needs, and without its
+    ``iteration`` a restart would forget what the session already spent."""
+    import shlex
+
+    d = Path(session_dir)
+    return (
+        "It holds the agent session's launch settings (agent, budget, iterations) and the "
+        "iteration it reached, which `smollab resume` needs; nothing was changed or deleted. "
+        "Restore it from a backup and run the command again, or start afresh in a new session "
+        f"folder: `smollab run {shlex.quote(str(d / 'problem.md'))} --agent AGENT "
+        "--session-name NEW` (or another --out); this session's transcript, runs and results "
+        "stay as they are."
+    )
+
+
+def read_session_json(session_dir: Path) -> dict[str, Any]:
+    """``session.json`` of an agent session ({} when there is none); one that is not a JSON
+    object raises :class:`~smollab.errors.CorruptFile` with :func:`session_json_hint`."""
+    from smollab.errors import CorruptFile
+
+    path = Path(session_dir) / "session.json"
+    if not path.exists():
+        return {}
+    try:
+        return read_json(path)
+    except CorruptFile as e:
+        raise CorruptFile(e.message, hint=session_json_hint(session_dir)) from None
+
+
 class AgentState:
     def __init__(self, session_dir: Path, redactor: Redactor) -> None:
         self.dir = Path(session_dir)
@@ -63,10 +94,9 @@ class AgentState:
 
     def set_stage(self, iteration: int, stage: str, **extra: Any) -> None:
         """Record where the loop is in ``session.json`` (merged with what is there)."""
-        path = self.dir / "session.json"
-        prev = read_json(path) if path.exists() else {"created": now()}
+        prev = read_session_json(self.dir) or {"created": now()}
         atomic_write_json(
-            path,
+            self.dir / "session.json",
             {
                 **prev,
                 "iteration": iteration,
@@ -78,8 +108,7 @@ class AgentState:
         )
 
     def session_info(self) -> dict[str, Any]:
-        path = self.dir / "session.json"
-        return read_json(path) if path.exists() else {}
+        return read_session_json(self.dir)
 
     # -------------------------------------------------------------- transcript
 

@@ -85,6 +85,7 @@ def run_agent(
     from smollab.agent import Agent, Limits
     from smollab.agent.loop import check_session_dir
     from smollab.agent.preflight import preflight
+    from smollab.agent.state import read_session_json
     from smollab.providers import make_provider
     from smollab.study.problem import load_problem
 
@@ -99,6 +100,8 @@ def run_agent(
         raise ConfigError(f"--code {code} is not a directory. Pass the root of a codebase.")
     name = session_name or problem.spec.study.name
     check_session_dir(out, name, resume=resume or start_iteration is not None)
+    # an unreadable session.json is named before the preflight's key check spends anything
+    read_session_json(out / name)
     opts: dict[str, Any] = {"base_url": base_url} if base_url else {}
     provider = make_provider(agent_spec, **opts)
     console.print(f"[bold]{problem.title}[/] (agent {agent_spec})")
@@ -261,11 +264,11 @@ def _study_api_line(llm: dict[str, Any]) -> str:
 
 
 def _save_launch(out: Path, name: str, launch: dict[str, Any]) -> None:
-    from smollab.io import atomic_write_json, read_json
+    from smollab.agent.state import read_session_json
+    from smollab.io import atomic_write_json
 
-    p = out / name / "session.json"
-    prev = read_json(p) if p.exists() else {}
-    atomic_write_json(p, {**prev, "launch": launch})
+    prev = read_session_json(out / name)
+    atomic_write_json(out / name / "session.json", {**prev, "launch": launch})
 
 
 @handle_errors
@@ -294,19 +297,31 @@ def resume(
 
     Example: smollab resume outputs/multiplication --budget-usd 2
     """
-    from smollab.io import read_json
+    from smollab.agent.state import read_session_json, session_json_hint
+    from smollab.errors import CorruptFile
 
     info_path = session / "session.json"
     if not info_path.is_file():
         raise ConfigError(
             f"{session} is not a session folder (no session.json). Pass outputs/<session>."
         )
-    info = read_json(info_path)
+    info = read_session_json(session)
     launch = info.get("launch")
     if not launch:
         raise ConfigError(
             f"{session} was not started by the agent (no launch record in session.json); "
             "re-run `smollab run` or `smollab study` for it: finished runs are reused."
+        )
+    # what resume reads from it (--max-iterations stands in for the record's own)
+    needed = [("agent", str)] + ([("max_iterations", int)] if max_iterations is None else [])
+    lost = [
+        k for k, t in needed if not isinstance(launch, dict) or not isinstance(launch.get(k), t)
+    ]
+    if lost:
+        raise CorruptFile(
+            f"{info_path}: its launch record lacks {' and '.join(map(repr, lost))} (or holds "
+            "the wrong type): it was edited.",
+            hint=session_json_hint(session),
         )
     if not (session / "problem.md").is_file():
         raise ConfigError(
