@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from smollab.cli.study import _print_lm_summary
 from smollab.errors import ConfigError
 from smollab.io import read_json, read_jsonl
 from smollab.study.executor import InlineExecutor
@@ -14,7 +15,7 @@ from smollab.study.runspec import expand
 from smollab.study.session import run_study
 from smollab.study.spec import loads_spec
 from smollab.tasks import build_task
-from tests.conftest import TINY_SPEC, ensure_report
+from tests.conftest import TINY_SPEC, ensure_report, one_line
 from tests.tasks.test_text import qa_records, write_jsonl
 
 SPEC = """\
@@ -126,6 +127,16 @@ def test_run_hash_follows_the_data_file(qa: Path) -> None:
     assert not set(before) & set(after)
 
 
+def test_a_file_whose_training_items_change_gets_new_run_hashes(qa: Path) -> None:
+    """Runs made before test prompts were left out of training trained on them: a file with
+    such items hashes its runs with task version 2, so they are not reused; a file without
+    trains on the items it always did and keeps its hashes (no version in the hash)."""
+    assert "version" not in expand(loads_spec(spec_text(qa)))[0].content()["tasks"][0]
+    rows = qa_records()
+    write_jsonl(qa, rows + [{**r, "answer": r["answer"].upper()} for r in rows[::2]])
+    assert expand(loads_spec(spec_text(qa)))[0].content()["tasks"][0]["version"] == 2
+
+
 def test_arithmetic_run_hashes_are_unchanged() -> None:
     """The text task's data hashing and format families leave other runs' hashes as they were
     (values from before the text task existed)."""
@@ -145,9 +156,13 @@ def test_arithmetic_run_hashes_are_unchanged() -> None:
 
 
 def test_a_text_study_runs_end_to_end(
-    qa: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    qa: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ensure_report(monkeypatch)
+    # each capital's prompt twice (another answer): a held-out prompt's other copy is the test
+    # question, left out of training
+    rows = qa_records()
+    write_jsonl(qa, rows + [{**r, "answer": r["answer"].upper()} for r in rows[::2]])
     text = spec_text(qa)
     res: Any = run_study(
         loads_spec(text), text, out_root=tmp_path / "out", executor=InlineExecutor(), pdf=False
@@ -162,6 +177,13 @@ def test_a_text_study_runs_end_to_end(
     assert train and not {e["question"]["prompt"] for e in train} & {
         e["question"]["prompt"] for e in test
     }
+    split = read_json(d / "data" / "qa_split.json")
+    held_out = {e["question"]["prompt"] for e in test if e["stratum"] == "capital"}
+    assert split["n_train_removed"] == len(held_out) and split["n_test"] == {
+        "capital": 6,
+        "reverse": 6,
+    }
+    assert split["n_train"] == {"capital": 60 - 6 - len(held_out), "reverse": 24}
     results = read_json(d / "results" / "results.json")
     assert set(results["conditions"]) == {"baseline", "ft"}
     for cond in ("baseline", "ft"):
@@ -169,6 +191,12 @@ def test_a_text_study_runs_end_to_end(
         assert set(strata) == {"capital", "reverse"}
         assert strata["capital"]["n_items"] == 6
     assert results["tasks"]["qa"]["strata_by_difficulty"] is False
+    [note] = results["tasks"]["qa"]["data_notes"]
+    assert note.startswith(f"Task qa: {len(held_out)} training item(s) of {qa} left out")
+    assert note in results["notes"] and note in (d / "critiques.txt").read_text()
+    capsys.readouterr()
+    _print_lm_summary(results)  # and after the study's results table
+    assert one_line(note) in one_line(capsys.readouterr().out)
     run = next(r for r in expand(loads_spec(text)) if r.train is not None)
     preds = read_jsonl(d / "runs" / run.hash / "predictions" / "qa.jsonl")
     assert [p["id"] for p in preds] == [e["id"] for e in test]

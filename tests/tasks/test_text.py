@@ -12,6 +12,7 @@ import pytest
 from smollab.errors import ConfigError
 from smollab.tasks import PROMPT_FORMATS, build_task, check_format_fits, validate_task_config
 from smollab.tasks.text import TextTask
+from tests.conftest import one_line
 
 CAPITALS = [
     ("France", "Paris"), ("Spain", "Madrid"), ("Italy", "Rome"), ("Germany", "Berlin"),
@@ -107,6 +108,78 @@ def test_test_path_gives_the_test_set(tmp_path: Path) -> None:
         r["prompt"] for r in rows[:50]
     }
     assert set(t.data_sha256) == {"path", "test_path"}
+
+
+def test_training_never_holds_a_test_prompt_given_by_test_path(tmp_path: Path) -> None:
+    """An item of path whose prompt is a test item's prompt (surrounding whitespace aside,
+    whatever its answer) is the test question: it is left out of training and counted."""
+    rows = qa_records()
+    test = write_jsonl(tmp_path / "test.jsonl", rows[50:])
+    again = [
+        {**rows[50], "prompt": f"  {rows[50]['prompt']}\n"},  # the same after stripping
+        {**rows[51], "answer": "something else"},  # another answer: still the test question
+        {**rows[52], "prompt": rows[52]["prompt"].upper()},  # another prompt: kept
+    ]
+    train = write_jsonl(tmp_path / "train.jsonl", rows[:50] + again)
+    t = task(train, test_path=str(test), stratum_field="kind")
+    assert t.removed == ["line000051", "line000052"] and t.version == 2
+    drawn = {e.question["prompt"].strip() for e in t.train_examples(2000, seed=0)}
+    assert not drawn & {r["prompt"] for r in rows[50:]}
+    assert rows[52]["prompt"].upper() in drawn
+    info = t.data_info()
+    assert info["test_set"] == "test_path" and info["n_train_removed"] == 2
+    assert info["n_train"] == {"capital": 26, "reverse": 25} and sum(info["n_test"].values()) == 10
+    assert info["train_removed_ids"] == ["line000051", "line000052"]
+    assert set(info["files"]) == set(info["data_sha256"]) == {"path", "test_path"}
+    [note] = t.data_notes()
+    assert f"Task qa: 2 training item(s) of {train} left out" in note
+    assert f"a test item's ({test})" in note and "51 training item(s) remain" in note
+
+
+def test_a_prompt_repeated_in_path_is_not_trained_on_once_held_out(tmp_path: Path) -> None:
+    rows = qa_records()
+    twice = rows + [{**r, "answer": r["answer"].lower()} for r in rows]  # each prompt twice
+    t = task(write_jsonl(tmp_path / "qa.jsonl", twice), stratum_field="kind", n_test=10)
+    test_prompts = {e.question["prompt"] for e in t.test_set()}
+    assert len(t.test_set()) == 20  # the test set is the held-out sample, as before
+    assert not {e.question["prompt"] for e in t.train_examples(3000, seed=0)} & test_prompts
+    # every training copy of a held-out prompt is left out (unless both copies are held out)
+    n_both = 20 - len(test_prompts)
+    assert len(t.removed) == len(test_prompts) - n_both and t.version == 2
+    assert t.data_info()["n_train_removed"] == len(t.removed)
+    assert "a held-out test item's" in t.data_notes()[0]
+
+
+def test_files_without_repeated_prompts_keep_version_1(qa: Path, tmp_path: Path) -> None:
+    """Their training items are those trained on before: the run hashes stay what they were."""
+    t = task(qa, stratum_field="kind")
+    assert t.removed == [] and t.version == 1 and t.data_notes() == []
+    assert t.data_info()["n_train"] == {"capital": 15, "reverse": 15}
+    rows = qa_records()
+    test = write_jsonl(tmp_path / "test.jsonl", rows[50:])
+    assert task(write_jsonl(tmp_path / "tr.jsonl", rows[:50]), test_path=str(test)).version == 1
+
+
+def test_nothing_left_to_train_on_names_the_file(tmp_path: Path) -> None:
+    rows = qa_records()  # capital and reverse items alternate
+    test = write_jsonl(tmp_path / "test.jsonl", rows[:10])
+    # path's capital items are all test items: that stratum has nothing to train on
+    train = write_jsonl(tmp_path / "train.jsonl", rows[:10:2] + rows[11::2])
+    with pytest.raises(ConfigError) as e:
+        task(train, test_path=str(test), stratum_field="kind")
+    msg = one_line(e.value.message)
+    assert f"every training item of stratum 'capital' of {train} (5) has the prompt of a" in msg
+    assert f"test item ({test})" in msg and "never trained on" in msg
+    assert f"Remove from {train} the items of {test}" in msg
+    # one prompt, repeated: whatever is held out, its other copies are the test question
+    same = write_jsonl(
+        tmp_path / "same.jsonl", [{"prompt": "Q?", "answer": str(i)} for i in range(6)]
+    )
+    with pytest.raises(ConfigError) as e:
+        task(same, n_test=2)
+    msg = one_line(e.value.message)
+    assert f"every training item of {same} (4) has the prompt of a test item (the items" in msg
+    assert f"Remove the repeated prompts from {same}, or give the test set as test_path" in msg
 
 
 def test_compressed_file_and_other_field_names(tmp_path: Path) -> None:

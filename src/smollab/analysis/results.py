@@ -36,7 +36,7 @@ from smollab.analysis.stats import (
 )
 from smollab.io import read_jsonl
 from smollab.study.spec import StudySpec
-from smollab.tasks import PROMPT_FORMATS, BenchTask, build_task, validate_task_config
+from smollab.tasks import PROMPT_FORMATS, BenchTask, Task, build_task, validate_task_config
 
 OVERALL = "overall"
 
@@ -195,6 +195,10 @@ def aggregate(
             "chance": t.chance,
             "strata_by_difficulty": t.strata_by_difficulty,
         }
+        # what the task says about its data (a text task's training items left out), when
+        # it says anything
+        if data_notes := t.data_notes() if isinstance(t, Task) else []:
+            out["tasks"][t.name]["data_notes"] = data_notes
     for m in spec.models:
         info: dict[str, Any] = next(
             (r["model_info"] for r in records if r["model_name"] == m.name), {}
@@ -463,6 +467,7 @@ def _notes(spec, out, tasks) -> list[str]:
                 "each question: the prompts it was trained and tested on differ."
             )
     for t in tasks:
+        notes += out["tasks"][t.name].get("data_notes", [])
         for s, n in out["tasks"][t.name]["n_items"].items():
             if n < 100:
                 notes.append(

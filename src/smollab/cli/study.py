@@ -135,6 +135,9 @@ def _print_lm_summary(results) -> None:
     for n in results.get("notes", []):
         if n.startswith("Target"):
             console.print(n, style="green" if n.startswith("Target met") else "yellow")
+    for t in results.get("tasks", {}).values():  # what was left out of the training data
+        for n in t.get("data_notes", []):
+            console.print(n, style="yellow", markup=False)
 
 
 @handle_errors

@@ -71,14 +71,18 @@ class LMKind(RunKind):
         _check_lora_targets(spec, str(session_dir / "study.toml"))
 
     def prepare_session(self, spec: Any, session_dir: Path) -> list[str]:
-        from smollab.io import write_jsonl
-        from smollab.tasks import build_task, validate_task_config
+        from smollab.io import atomic_write_json, write_jsonl
+        from smollab.tasks import Task, build_task, validate_task_config
 
         tasks = [build_task(validate_task_config(t)) for t in spec.tasks]
         for t in tasks:
             write_jsonl(
                 session_dir / "data" / f"{t.name}_test.jsonl", (e.to_dict() for e in t.test_set())
             )
+            # a task read from the user's files: its files, split and left-out training items
+            info = t.data_info() if isinstance(t, Task) else None
+            if info is not None:
+                atomic_write_json(session_dir / "data" / f"{t.name}_split.json", info)
         return [t.name for t in tasks]
 
     def api_bounds(self, runs: list[tuple[Path, Any]]) -> list[Any]:

@@ -129,6 +129,16 @@ class Task(ABC):
     def score(self, example: Example, prediction: str | None) -> ItemScore:
         """Score a parsed prediction against the example."""
 
+    def data_info(self) -> dict[str, Any] | None:
+        """For tasks whose items are read from files: where they came from and how they were
+        split (a study writes it to ``data/<task>_split.json``); None for the others."""
+        return None
+
+    def data_notes(self) -> list[str]:
+        """What a researcher should know about the task's data (e.g. training items left out
+        for having a test item's prompt): added to a study's notes and printed after it."""
+        return []
+
 
 TaskFactory = Any
 #: ``task`` name in a study spec -> (config class, Task constructor)

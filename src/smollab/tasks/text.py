@@ -5,8 +5,10 @@ Each line of ``path`` is one record, e.g. ``{"prompt": "Capital of France?", "an
 that groups the items into strata (else every item is in the stratum ``"all"``). The test set
 is ``test_path``'s items, or else ``n_test`` items per stratum held out of ``path``, seeded by
 ``data_seed`` (the same items for every condition); training samples the rest, never a test
-item. An item is correct when the parsed prediction equals its answer (surrounding whitespace
-aside): exact match, with no partial credit and no error taxonomy.
+item: an item whose prompt (surrounding whitespace aside) is a test item's prompt is left out of
+training, whatever its answer, and counted (:meth:`TextTask.data_notes`,
+``data/<task>_split.json``). An item is correct when the parsed prediction equals its answer
+(surrounding whitespace aside): exact match, with no partial credit and no error taxonomy.
 
 Prompt formats of the ``text`` family:
 
@@ -31,6 +33,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from smollab.errors import ConfigError, DataError
+from smollab.io import file_sha256
 from smollab.tasks.arithmetic import (
     DEFAULT_FORMATS,
     FAMILY_TASKS,
@@ -107,14 +110,6 @@ class TextConfig(TaskConfig):
         return [Path(p) for p in (self.path, self.test_path) if p is not None]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 #: (resolved path, mtime, size, fields) -> (items, sha256): a run's hash and every check build
 #: the task, which would otherwise read and check the file each time
 _CACHE: dict[tuple[Any, ...], tuple[list[Example], str]] = {}
@@ -153,7 +148,7 @@ class TextTask(Task):
             test = [e for e in test if e.stratum in wanted]
         self._strata = list(wanted) if wanted is not None else found
         if config.test_path is not None:
-            self._train, self._test = items, test
+            train, self._test = items, test
             for s in self._strata:
                 for what, pool, field in (("training", items, "path"), ("test", test, "test_path")):
                     if not any(e.stratum == s for e in pool):
@@ -164,7 +159,12 @@ class TextTask(Task):
                             "of that stratum there, or leave it out with field 'strata'."
                         )
         else:
-            self._train, self._test = self._split(items)
+            train, self._test = self._split(items)
+        self._train, self.removed = self._without_test_prompts(train)
+        #: 2 where items were left out of training for having a test item's prompt (version 1
+        #: trained on them); a file without such items trains on the items it always did, so
+        #: its runs keep their hashes (version 1 is left out of the hash)
+        self.version = 2 if self.removed else 1
 
     # ------------------------------------------------------------------ loading
 
@@ -193,7 +193,7 @@ class TextTask(Task):
             field,
         )
         if key not in _CACHE:
-            _CACHE[key] = (self._read(path, field), _sha256(path))
+            _CACHE[key] = (self._read(path, field), file_sha256(path))
         return _CACHE[key]
 
     def _read(self, path: Path, field: str) -> list[Example]:
@@ -280,6 +280,66 @@ class TextTask(Task):
             test += [e for i, e in enumerate(pool) if i in chosen]
             train += [e for i, e in enumerate(pool) if i not in chosen]
         return train, test
+
+    def _without_test_prompts(self, train: list[Example]) -> tuple[list[Example], list[str]]:
+        """The training items minus those whose prompt (surrounding whitespace aside) is a
+        test item's prompt, whatever either answer: that is the test question, trained on. A
+        prompt that occurs more than once in ``path`` can be held out once and kept for
+        training again; ``test_path`` can repeat items of ``path``. Returns the kept items and
+        the ids of those left out; a stratum left with no training item is a ConfigError."""
+        c = self.config
+        tested = {e.question["prompt"].strip() for e in self._test}
+        kept = [e for e in train if e.question["prompt"].strip() not in tested]
+        removed = [e.id for e in train if e.question["prompt"].strip() in tested]
+        for s in self._strata:
+            n = sum(e.stratum == s for e in train)
+            if n and not any(e.stratum == s for e in kept):
+                where = f"stratum {s!r} of {c.path}" if c.stratum_field else c.path
+                test = c.test_path or "the items held out of it"
+                fix = (
+                    f"remove from {c.path} the items of {c.test_path}, or give test_path items "
+                    f"that are not in {c.path}"
+                    if c.test_path
+                    else f"remove the repeated prompts from {c.path}, or give the test set as "
+                    "test_path"
+                )
+                raise ConfigError(
+                    f"Task {self.name!r}: every training item of {where} ({n}) has the prompt "
+                    f"of a test item ({test}), so none is left to train on: an item with a test "
+                    "item's prompt (surrounding whitespace aside, whatever its answer) is never "
+                    f"trained on, so that the test set holds only questions not trained on. "
+                    f"{fix[:1].upper()}{fix[1:]}."
+                )
+        return kept, removed
+
+    def data_info(self) -> dict[str, Any]:
+        """Where the items came from and how they were split (a study writes it to
+        ``data/<task>_split.json``): each file and its sha256, the test and training item
+        counts, and the training items left out for having a test item's prompt (their ids,
+        ``line<N>`` for line N of ``path``)."""
+        c = self.config
+        return {
+            "task": self.name,
+            "files": {f: getattr(c, f) for f in self.data_sha256},
+            "data_sha256": dict(self.data_sha256),
+            "test_set": "test_path" if c.test_path else "held out of path",
+            "n_test": {s: sum(e.stratum == s for e in self._test) for s in self._strata},
+            "n_train": {s: sum(e.stratum == s for e in self._train) for s in self._strata},
+            "n_train_removed": len(self.removed),
+            "train_removed_ids": list(self.removed),
+        }
+
+    def data_notes(self) -> list[str]:
+        if not self.removed:
+            return []
+        c = self.config
+        test = f"a test item's ({c.test_path})" if c.test_path else "a held-out test item's"
+        return [
+            f"Task {self.name}: {len(self.removed)} training item(s) of {c.path} left out because "
+            f"their prompt is {test} (surrounding whitespace aside, whatever the answer), so no "
+            f"test question is trained on; {len(self._train)} training item(s) remain "
+            f"(data/{self.name}_split.json lists them by line)."
+        ]
 
     # ------------------------------------------------------------------ the Task interface
 
