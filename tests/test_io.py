@@ -15,6 +15,7 @@ from smollab.io import (
     atomic_write_json,
     atomic_write_text,
     dumps,
+    file_sha256,
     finite_or_null,
     read_json,
     read_jsonl,
@@ -155,3 +156,18 @@ def test_a_non_finite_value_that_cannot_be_nulled_is_refused(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="not JSON compliant"):
         atomic_write_json(tmp_path / "bad.json", {math.nan: 1})
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_file_sha256_reads_a_file_once_while_it_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"one")
+    assert file_sha256(f) == hashlib.sha256(b"one").hexdigest()
+    with monkeypatch.context() as m:  # the second call reads nothing
+        m.setattr(Path, "open", lambda *a, **k: pytest.fail("read again"))
+        assert file_sha256(str(f)) == hashlib.sha256(b"one").hexdigest()
+    f.write_bytes(b"three")  # changed: read again
+    assert file_sha256(f) == hashlib.sha256(b"three").hexdigest()

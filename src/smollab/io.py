@@ -1,4 +1,4 @@
-"""Atomic file writes and append-only logs.
+"""Atomic file writes, append-only logs and file digests.
 
 Every file a run or session writes goes through here, so that ``kill -9`` at any moment leaves
 either the old or the new version of a file, never a torn one.
@@ -11,6 +11,7 @@ of these files therefore take ``None`` where the value in memory was ``nan``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -145,6 +146,27 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
             hint=hint,
         )
     return data
+
+
+#: (resolved path, inode, mtime, size) -> sha256: a run's hash is computed many times in one
+#: process (every check, every session step), and a model's weights can be gigabytes
+_SHA256_CACHE: dict[tuple[str, int, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 (hex) of the file at ``path``, read once per process while the file's inode,
+    modification time and size stay the same (a file rewritten in place with the same size
+    within the file system's timestamp resolution is not seen until the next process)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_ino, st.st_mtime_ns, st.st_size)
+    if key not in _SHA256_CACHE:
+        h = hashlib.sha256()
+        with p.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SHA256_CACHE[key] = h.hexdigest()
+    return _SHA256_CACHE[key]
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:

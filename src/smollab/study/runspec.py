@@ -8,6 +8,12 @@ whenever the text or the scoring changes: a task's or format's ``version`` is ha
 not 1 (the hashes of runs whose parts were never bumped stay what they were), and a finished run
 made with the old text is then not reused. A task whose items are read from the user's files
 (``text``) adds the files' sha256 (``data_sha256``): a run made from other data is not reused.
+Likewise a model source that is a local path (a model folder, a ``.gguf`` file, a study run
+folder) adds the digest of the files its model is loaded from (``source_sha256``, see
+:mod:`smollab.models.fingerprint`), and a scratch model's tokenizer folder its own
+(``tokenizer_sha256``): a model retrained or replaced at the same path is not served by the
+runs made from the old one. The embedded model, hub ids and ``scratch:ARCH`` sources are names,
+hashed as they are.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class RunSpec(BaseModel):
         d["model"].pop("name", None)
         if d["model"].get("base_url") is None:
             d["model"].pop("base_url", None)
+        d["model"].update(_model_files(self.model))
         # fields added after the first studies are hashed only when set, so that the hashes of
         # language-model runs stay what they were
         if d["kind"] == "lm":
@@ -80,6 +87,19 @@ def _with_version(task: dict[str, Any]) -> dict[str, Any]:
     out = {**task, "version": version} if version != 1 else task
     digest = getattr(built, "data_sha256", None)
     return {**out, "data_sha256": digest} if digest else out
+
+
+def _model_files(model: ModelSpec) -> dict[str, str]:
+    """The digests of the local files the model is loaded from: ``source_sha256`` for a source
+    that is a path, ``tokenizer_sha256`` for a tokenizer folder (only such models have them, so
+    the hashes of the others stay what they were)."""
+    from smollab.models.fingerprint import source_sha256, tokenizer_sha256
+
+    digests = {
+        "source_sha256": source_sha256(model.source),
+        "tokenizer_sha256": tokenizer_sha256(model.tokenizer),
+    }
+    return {k: v for k, v in digests.items() if v is not None}
 
 
 def _format_version(name: str) -> int:
