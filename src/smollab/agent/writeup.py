@@ -2,11 +2,12 @@
 fix loop.
 
 :func:`insert_prose` puts the rendered prose into ``paper.tex`` as a section before the
-limitations. :func:`compile_versions` compiles it with the report layer's ``build_pdf`` (which
-never replaces a good PDF with a failed build) and keeps every compiled version as
-``paper/versions/paper-vN.pdf``. Prose that passed the number check but still breaks LaTeX
-when the fix loop is spent is left out of the paper for :func:`not_compiled_note` (it stays in
-``paper/prose.tex``), so that a session still ends with a PDF.
+limitations. The agent's write-up step (``Agent._write_up`` in :mod:`smollab.agent.loop`)
+compiles it with the report layer's ``build_pdf`` (which never replaces a good PDF with a
+failed build) and keeps every compiled version as ``paper/versions/paper-vN.pdf``. Prose
+that passed the number check but still breaks LaTeX when the fix loop is spent is left out of
+the paper for :func:`not_compiled_note` (it stays in ``paper/prose.tex``), so that a session
+still ends with a PDF.
 
 Two things a reader must not miss are stated in the report and the paper themselves, not only in
 the session log: :func:`disclose` puts :func:`fallback_sentence` (the problem's reference
