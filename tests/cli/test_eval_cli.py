@@ -11,6 +11,7 @@ import pytest
 
 from tests.cli.test_cli import assert_clean_error
 from tests.conftest import SHARED, needs_data, one_line
+from tests.tasks.test_text import qa_records, write_jsonl
 
 TOK = SHARED / "gpt2-tokenizer"
 pytestmark = needs_data
@@ -270,3 +271,53 @@ def test_help_shows_the_spec_table_name(cli: Any) -> None:
     """rich read [[tasks]] in the help as markup and printed "[] table gives only the task"."""
     said = one_line(cli("eval", "--help").stdout)
     assert "[[tasks]] table gives only the task" in said and "[] table" not in said
+    assert "--task text:PATH evaluates every record of the JSON Lines file PATH" in said
+
+
+def test_text_task_evaluates_your_own_file(cli: Any, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "qa.jsonl", qa_records()[:8])
+    out = tmp_path / "ev"
+    proc = cli("eval", *MODEL, "--task", f"text:{data}", "--stratum-field", "kind", "--limit", "2",
+               "--out", out, "--no-cache")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = json.loads((out / "results.json").read_text())["tasks"]["text"]
+    assert text["n"] == 4 and list(text["strata"]) == ["capital", "reverse"]
+    iv = text["metrics"]["exact_match"]
+    assert iv["method"] == "wilson" and iv["n"] == 4 and iv["low"] <= iv["estimate"] <= iv["high"]
+    assert [text["strata"][s]["exact_match"]["n"] for s in ("capital", "reverse")] == [2, 2]
+    assert text["config"]["format"] == "text" and text["data_files"] == [str(data.resolve())]
+    rows = _lines(out / "samples_text.jsonl")
+    # the first 2 records of each stratum, in file order (capital and reverse alternate)
+    assert [r["id"] for r in rows] == [f"test-line{i:06d}" for i in range(1, 5)]
+    assert [r["prompt"] for r in rows] == [r["prompt"] for r in qa_records()[:4]]
+    assert sum(r["correct"] for r in rows) / 4 == pytest.approx(iv["estimate"])
+    assert "| text / capital | exact_match |" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--task", "text:nope.jsonl"], "--task text:nope.jsonl: data file nope.jsonl does not "
+         "exist (a relative path is read from"),
+        (["--task", "text:BAD"], "bad.jsonl, line 2: not valid JSON (Expecting property name "
+         "enclosed in double quotes); the file looks truncated. Each line of a .jsonl file must "
+         "be one JSON record; fix that line."),
+        (["--task", "text:QA", "--stratum-field", "topic"], "qa.jsonl, line 1: field 'topic' is "
+         "missing, where a string is expected (the record has fields ['answer', 'kind', "
+         "'prompt']). Fix that line, or give the field that holds it with --stratum-field."),
+        (["--task", "text"], "--task text names no file: the text task evaluates your own JSON "
+         "Lines file, given after a colon: --task text:PATH"),
+        (["--task", "text:qa.csv"], "--task text:qa.csv: qa.csv is not a JSON Lines file."),
+        (["--task", "text:QA", "--format", "plain"], "the formats that fit it are text, "
+         "text_chat. Pass --format with one of them."),
+    ],
+)  # fmt: skip
+def test_text_task_bad_input_is_one_clear_paragraph(
+    cli: Any, tmp_path: Path, args: list[str], says: str
+) -> None:
+    qa = write_jsonl(tmp_path / "qa.jsonl", qa_records()[:4])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "answer": "b"}\n{"prompt": "c", answer: "d"}\n')
+    args = [a.replace("text:QA", f"text:{qa}").replace("text:BAD", f"text:{bad}") for a in args]
+    msg = assert_clean_error(cli("eval", *MODEL, *args, "--out", tmp_path / "ev"), code=2)
+    assert says in msg, msg

@@ -264,7 +264,8 @@ def test_eval_refuses_a_text_format_on_an_arithmetic_task() -> None:
         ConfigError, match="--format text \\(task arith.add\\).*Pass --format with one of them"
     ):
         ExactMatchEval(cfg)
-    assert not is_exact_match("text")  # it needs a path: smollab eval does not take it
+    # it needs a path: smollab eval takes it as --task text:PATH (tests/eval/test_text_eval.py)
+    assert not is_exact_match("text")
 
 
 def test_sample_refuses_a_text_format() -> None:

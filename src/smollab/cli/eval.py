@@ -36,7 +36,8 @@ def eval_cmd(
         typer.Option(
             "--task",
             help="benchmark task, or exact-match task (arith.add, arith.mul) with an optional "
-            ":STRATUM[,STRATUM...] suffix (arith.mul:2x2); repeat for several",
+            ":STRATUM[,STRATUM...] suffix (arith.mul:2x2), or text:PATH for every record of "
+            "your own JSON Lines file; repeat for several",
         ),
     ],
     limit: Annotated[
@@ -44,7 +45,7 @@ def eval_cmd(
         typer.Option(
             "--limit",
             min=1,
-            help="only the first N items (arith_probe, arith.add, arith.mul: per stratum)",
+            help="only the first N items (arith_probe, arith.add, arith.mul, text: per stratum)",
         ),
     ] = None,
     num_fewshot: Annotated[
@@ -59,8 +60,25 @@ def eval_cmd(
         str | None,
         typer.Option(
             "--format",
-            help="prompt format of the exact-match tasks (default plain, a study's default): "
-            "plain, fewshot, compact, compact_rev, compact_pp, chat, chat_answer",
+            help="prompt format of the exact-match tasks (a study's default: plain for arith.*, "
+            "text for text): plain, fewshot, compact, compact_rev, compact_pp, chat, "
+            "chat_answer (arith.*); text, text_chat (text)",
+        ),
+    ] = None,
+    prompt_field: Annotated[
+        str | None,
+        typer.Option("--prompt-field", help="text: the field holding the prompt (default prompt)"),
+    ] = None,
+    answer_field: Annotated[
+        str | None,
+        typer.Option("--answer-field", help="text: the field holding the answer (default answer)"),
+    ] = None,
+    stratum_field: Annotated[
+        str | None,
+        typer.Option(
+            "--stratum-field",
+            help="text: the field naming each record's stratum, for results per stratum "
+            "(default: one stratum, all)",
         ),
     ] = None,
     batch_size: Annotated[
@@ -152,6 +170,15 @@ def eval_cmd(
     takes the first N items of each, --num-fewshot N (N > 0) uses the fewshot format with N
     examples, --format another format. Results: exact match with Wilson 95% intervals
     overall and per stratum (and digit accuracy).
+    Your own question/answer data: --task text:PATH evaluates every record of the JSON Lines
+    file PATH, in file order, read and scored as a study's text task reads its test_path
+    (format text, or --format text_chat; exact match of the reply's first line);
+    --prompt-field, --answer-field and --stratum-field name the fields (default prompt,
+    answer, none), --limit N takes the first N records of each stratum. That is not the
+    sample a study holds out of its path: for those items, give PATH as the session's
+    data/TASK_test.jsonl, read as exactly the items the study evaluated (their ids, strata).
+    Results: exact match with Wilson 95% intervals overall and per stratum. A bad file, line
+    or field is refused before the model loads.
     Items finished before an interruption are kept; the same command resumes.
     --procs N splits the items over N processes (the results are those of one process).
 
@@ -159,8 +186,10 @@ def eval_cmd(
     RUN/ckpt/final) loads the run's base model and applies its checkpoint (full weights or
     LoRA adapter, unmerged) as the study's worker does: arith.add / arith.mul with the run's
     --format, on a run whose \\[\\[tasks]] table gave only the task, give the run's own
-    completions item by item. A baseline run is its base model. results.json names the run
-    (model_info: kind 'run', folder, hash, base, method).
+    completions item by item; so does text:PATH with the run's --format, for PATH the run's
+    session's data/TASK_test.jsonl (or its test_path, read with the same fields). A baseline
+    run is its base model. results.json names the run (model_info: kind 'run', folder, hash,
+    base, method).
 
     API models (generation tasks only; keys from ANTHROPIC_API_KEY / OPENAI_API_KEY):
     --model anthropic:MODEL or openai:MODEL [--base-url URL]; --batch-size is then the number
@@ -168,6 +197,7 @@ def eval_cmd(
     cached is printed; --budget-usd B refuses the run (exit 4, no call made) if it exceeds B.
 
     Example: smollab eval --model smollm2-135m --task arith.mul:2x2 --task hellaswag
+    (or --task text:qa.jsonl --stratum-field topic)
     """
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -190,6 +220,9 @@ def eval_cmd(
         "k": list(dict.fromkeys(pass_k)) if pass_k else None,
         "unsafe": True if unsafe_sandbox else None,
         "format": prompt_format,
+        "prompt_field": prompt_field,
+        "answer_field": answer_field,
+        "stratum_field": stratum_field,
     }
     flags = {
         "n_samples": "--samples",
@@ -198,6 +231,9 @@ def eval_cmd(
         "max_tokens": "--max-tokens",
         "num_fewshot": "--num-fewshot",
         "format": "--format",
+        "prompt_field": "--prompt-field",
+        "answer_field": "--answer-field",
+        "stratum_field": "--stratum-field",
     }
     tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)  # before torch is imported
     from smollab.eval.parallel import check_procs

@@ -14,6 +14,13 @@ correctness are those of a study run of the same model and format.
 What only chooses items is kept out of the samples key: ``limit`` (the first N items of each
 stratum) and the strata selected with ``--task arith.mul:2x2``, so a later run with more items
 or more strata reuses the items already computed.
+
+:class:`TextEval` is ``smollab eval --task text:PATH``: every record of the user's JSON Lines
+file, in file order (:class:`~smollab.tasks.text.TextFileTask`), read as a study's ``text``
+task reads its ``test_path``, in the ``text`` format by default: so a study run whose
+``test_path`` is that file (read with the same fields, the default ``target_delimiter``) gets
+its own completions item by item, and so does any text run evaluated on its session's
+``data/<task>_test.jsonl``, the exact test set the study wrote.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pydantic import Field
 from smollab.errors import ConfigError
 from smollab.io import append_jsonl
 from smollab.tasks import (
+    DEFAULT_FORMATS,
     PROMPT_FORMATS,
     TASKS,
     PromptFormat,
@@ -39,6 +47,7 @@ from smollab.tasks import (
 from smollab.tasks.base import Example
 from smollab.tasks.bench import BenchConfig, BenchTask
 from smollab.tasks.requests import GenerateRequest
+from smollab.tasks.text import JSONL_SUFFIXES, TextConfig, TextFileTask
 
 #: the prompt format of a study condition that names none (``ConditionSpec.format``)
 DEFAULT_FORMAT = "plain"
@@ -77,12 +86,14 @@ class ExactMatchConfig(BenchConfig):
     )
 
 
-def resolve_format(name: str | None, num_fewshot: int | None) -> PromptFormat:
-    """The prompt format for ``--format`` / ``--num-fewshot``: ``plain`` by default, ``fewshot``
-    with N examples for ``--num-fewshot N`` (N > 0); a format that takes no examples refuses
-    ``--num-fewshot N > 0``."""
+def resolve_format(
+    name: str | None, num_fewshot: int | None, default: str = DEFAULT_FORMAT
+) -> PromptFormat:
+    """The prompt format for ``--format`` / ``--num-fewshot``: ``default`` (``plain``) by
+    default, ``fewshot`` with N examples for ``--num-fewshot N`` (N > 0); a format that takes
+    no examples refuses ``--num-fewshot N > 0``."""
     if name is None:
-        name = "fewshot" if num_fewshot else DEFAULT_FORMAT
+        name = "fewshot" if num_fewshot else default
     fmt = PROMPT_FORMATS.get(name, where="--format")
     if num_fewshot is None or num_fewshot == fmt.n_shots:
         return fmt
@@ -100,7 +111,6 @@ class ExactMatchEval(BenchTask):
     """An exact-match task in the harness (see the module docstring)."""
 
     request_type = "generate"
-    config: ExactMatchConfig
     #: describe() fields that only choose which items run (left out of the samples key)
     selection_fields = ("limit", "strata")
 
@@ -108,14 +118,7 @@ class ExactMatchEval(BenchTask):
         super().__init__(config)
         task = build_task({"id": config.task, "task": config.task})
         assert isinstance(task, Task)
-        self.task = task
-        self.fmt = resolve_format(config.format, config.num_fewshot)
-        check_format_fits(
-            self.fmt,
-            task.config,
-            f"--format {self.fmt.name} (task {config.task})",
-            "pass --format with",
-        )
+        self._use(task, resolve_format(config.format, config.num_fewshot))
         valid = task.strata
         chosen = list(valid) if config.strata is None else [s.strip() for s in config.strata]
         bad = [s for s in chosen if s not in valid]
@@ -131,6 +134,15 @@ class ExactMatchEval(BenchTask):
                 f"or give --task {config.task} for all."
             )
         self.selected = [s for s in valid if s in chosen]  # the task's order
+
+    def _use(self, task: Task, fmt: PromptFormat) -> None:
+        """Evaluate ``task``'s test set (every stratum) in ``fmt``, which must fit it."""
+        self.task = task
+        self.fmt = fmt
+        check_format_fits(
+            fmt, task.config, f"--format {fmt.name} (task {self.config.task})", "pass --format with"
+        )
+        self.selected = list(task.strata)
         self.metrics = ("exact_match", *task.item_metrics)
         #: the token budget of the last run (None for an API model: its default reply length)
         self.max_new_tokens: int | None = None
@@ -238,6 +250,69 @@ class ExactMatchEval(BenchTask):
                 append_jsonl(samples, rec)
                 done[rec["id"]] = rec
         return [done[ex.id] for ex in items], time.perf_counter() - t0
+
+
+class TextEvalConfig(BenchConfig):
+    """``smollab eval --task text:PATH``: every record of the user's JSON Lines file."""
+
+    path: str = Field(
+        min_length=1,
+        description="the JSON Lines file (.jsonl, .jsonl.gz or .jsonl.bz2); a relative path is "
+        "read from the directory smollab runs in",
+    )
+    limit: int | None = Field(
+        None, ge=1, description="evaluate only the first N items of each stratum"
+    )
+    format: str | None = Field(None, description="prompt format (default 'text')")
+    prompt_field: str | None = Field(None, min_length=1, description="default 'prompt'")
+    answer_field: str | None = Field(None, min_length=1, description="default 'answer'")
+    stratum_field: str | None = Field(None, min_length=1, description="default: none ('all')")
+
+
+#: how a user sets each TextConfig field in ``smollab eval`` (path: the ``--task`` argument)
+TEXT_FLAGS = {
+    "prompt_field": "--prompt-field",
+    "answer_field": "--answer-field",
+    "stratum_field": "--stratum-field",
+}
+
+
+class TextEval(ExactMatchEval):
+    """``smollab eval --task text:PATH`` (see the module docstring): a
+    :class:`~smollab.tasks.text.TextFileTask` through the study's evaluator."""
+
+    def __init__(self, config: TextEvalConfig) -> None:
+        BenchTask.__init__(self, config)
+        if not config.path.endswith(JSONL_SUFFIXES):
+            raise ConfigError(
+                f"--task text:{config.path}: {config.path} is not a JSON Lines file. Give a "
+                ".jsonl file, one JSON record per line (optionally compressed as .jsonl.gz or "
+                ".jsonl.bz2), e.g. --task text:qa.jsonl."
+            )
+        fields = {k: getattr(config, k) for k in TEXT_FLAGS if getattr(config, k) is not None}
+        text = TextConfig(id=config.id, task="text", path=config.path, **fields)
+        task = TextFileTask(text, {"path": f"--task text:{config.path}", **TEXT_FLAGS})
+        self._use(task, resolve_format(config.format, None, DEFAULT_FORMATS["text"]))
+        self.path = str(Path(config.path).resolve())
+        self.data_files = (self.path,)
+        self.data_sha256 = task.data_sha256["path"]
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        # how the records were read; the file by where it is and what it holds (so in the
+        # samples key: a changed file's samples are set aside, not read back)
+        keep = ("path", *TEXT_FLAGS, "target_delimiter")
+        d["task_config"] = {k: v for k, v in d["task_config"].items() if k in keep}
+        d["task_config"]["path"] = self.path
+        d["data_sha256"] = self.data_sha256
+        return d
+
+
+#: tasks that evaluate the user's file, named after a colon (``--task text:PATH``): their
+#: ``smollab eval`` config class and task class
+FILE_TASKS: dict[str, tuple[type[BenchConfig], Callable[[Any], ExactMatchEval]]] = {
+    "text": (TextEvalConfig, TextEval)
+}
 
 
 def parse_task_arg(arg: str) -> tuple[str, list[str] | None]:

@@ -33,17 +33,20 @@ def bench_task_names() -> list[str]:
 
 
 def eval_task_names() -> list[str]:
-    """The registered tasks that ``smollab eval`` runs: the benchmark tasks and the
-    exact-match task families (:mod:`smollab.eval.exact_match`)."""
-    from smollab.eval.exact_match import is_exact_match
+    """The registered tasks that ``smollab eval`` runs: the benchmark tasks, the exact-match
+    task families and the tasks of the user's own file (:mod:`smollab.eval.exact_match`)."""
+    from smollab.eval.exact_match import FILE_TASKS, is_exact_match
 
-    return [n for n in TASKS.names() if _is_bench(n) or is_exact_match(n)]
+    return [n for n in TASKS.names() if _is_bench(n) or is_exact_match(n) or n in FILE_TASKS]
 
 
 def _config_class(name: str) -> Any:
-    """The config class of ``--task name`` (an exact-match family's: ExactMatchConfig)."""
-    from smollab.eval.exact_match import ExactMatchConfig, is_exact_match
+    """The config class of ``--task name`` (an exact-match family's: ExactMatchConfig; the
+    text task's: TextEvalConfig)."""
+    from smollab.eval.exact_match import FILE_TASKS, ExactMatchConfig, is_exact_match
 
+    if name in FILE_TASKS:
+        return FILE_TASKS[name][0]
     return ExactMatchConfig if is_exact_match(name) else TASKS.get(name)[0]
 
 
@@ -58,12 +61,14 @@ def make_task(name: str, **fields: Any) -> BenchTask:
     """Build a task for ``smollab eval`` by registry name; ``fields`` set config values (None =
     default). A benchmark task is built as registered; an exact-match task family
     (``arith.mul``) as an :class:`~smollab.eval.exact_match.ExactMatchEval`, and its name may
-    end in ``:STRATUM[,STRATUM...]`` to evaluate only those strata.
+    end in ``:STRATUM[,STRATUM...]`` to evaluate only those strata; ``text:PATH`` as a
+    :class:`~smollab.eval.exact_match.TextEval` of the JSON Lines file PATH.
 
     Unknown names, and tasks ``smollab eval`` does not run, raise ConfigError listing the
     valid names; so do strata the task does not have (listing its strata).
     """
     from smollab.eval.exact_match import (
+        FILE_TASKS,
         ExactMatchConfig,
         ExactMatchEval,
         is_exact_match,
@@ -75,6 +80,18 @@ def make_task(name: str, **fields: Any) -> BenchTask:
     valid = ", ".join(eval_task_names())
     if name not in TASKS:
         raise ConfigError(f"Unknown task {name!r}. Valid tasks for `smollab eval`: {valid}.")
+    if name in FILE_TASKS:
+        path = arg.partition(":")[2].strip()
+        if not path:
+            raise ConfigError(
+                f"--task {arg} names no file: the {name} task evaluates your own JSON Lines "
+                f"file, given after a colon: --task {name}:PATH (e.g. --task {name}:qa.jsonl, "
+                'one record such as {"prompt": "Capital of France?", "answer": "Paris"} per '
+                "line)."
+            )
+        file_cfg, file_task = FILE_TASKS[name]
+        given = _with_fields(name, file_cfg, {"id": name, "task": name, "path": path}, fields)
+        return file_task(validate_task_config(given, where=f"--task {arg}", config_cls=file_cfg))
     exact = is_exact_match(name)
     if not _is_bench(name) and not exact:
         raise ConfigError(
@@ -91,6 +108,19 @@ def make_task(name: str, **fields: Any) -> BenchTask:
     raw: dict[str, Any] = {"id": name, "task": name}
     if strata is not None:
         raw["strata"] = strata
+    raw = _with_fields(name, cfg_cls, raw, fields)
+    config = validate_task_config(raw, where=f"task {name}", config_cls=cfg_cls)
+    if isinstance(config, ExactMatchConfig):
+        return ExactMatchEval(config)
+    task = build_task(config)
+    assert isinstance(task, BenchTask)
+    return task
+
+
+def _with_fields(
+    name: str, cfg_cls: Any, raw: dict[str, Any], fields: dict[str, Any]
+) -> dict[str, Any]:
+    """``raw`` with the ``fields`` that are set; one the config has not got is an error."""
     for k, v in fields.items():
         if v is None:
             continue
@@ -100,12 +130,7 @@ def make_task(name: str, **fields: Any) -> BenchTask:
                 f"{', '.join(f for f in cfg_cls.model_fields if f not in ('id', 'task'))})."
             )
         raw[k] = os.fspath(v) if isinstance(v, os.PathLike) else v  # data_dir=Path(...)
-    config = validate_task_config(raw, where=f"task {name}", config_cls=cfg_cls)
-    if isinstance(config, ExactMatchConfig):
-        return ExactMatchEval(config)
-    task = build_task(config)
-    assert isinstance(task, BenchTask)
-    return task
+    return raw
 
 
 def make_tasks(
@@ -114,18 +139,24 @@ def make_tasks(
     """Build several tasks from shared options: each task takes the options its config has
     (``--samples`` goes to the code tasks only); an option set but taken by none of the tasks
     is an error naming its flag (from ``flags``) and the tasks that take it."""
-    from smollab.eval.exact_match import parse_task_arg
+    from smollab.eval.exact_match import FILE_TASKS, parse_task_arg
 
-    for n in names:
-        make_task(n)  # unknown names and strata first, with the list of valid ones
     base = {n: parse_task_arg(n)[0] for n in names}
+    for n in names:  # unknown names and strata first, with the list of valid ones
+        # a file task's file is read with its field options (--prompt-field, ...)
+        own = set(FILE_TASKS[base[n]][0].model_fields) if base[n] in FILE_TASKS else set()
+        make_task(n, **{k: v for k, v in options.items() if k in own})
     twice = [b for b in dict.fromkeys(base.values()) if list(base.values()).count(b) > 1]
     if twice:
+        fix = (
+            "Evaluate one file per call, each into its own --out."
+            if twice[0] in FILE_TASKS
+            else f"Give it once, its strata comma-separated (e.g. --task {twice[0]}:1x1,2x2)."
+        )
         raise ConfigError(
             f"Task {twice[0]!r} is given more than once "
             f"({', '.join(n for n in names if base[n] == twice[0])}); its results and samples "
-            f"are kept under its name. Give it once, its strata comma-separated (e.g. --task "
-            f"{twice[0]}:1x1,2x2)."
+            f"are kept under its name. {fix}"
         )
     fields = {n: _config_class(base[n]).model_fields for n in names}
     tasks = []

@@ -35,8 +35,9 @@ class HubSource:
     split: str
 
 
-def read_text(path: Path) -> str:
-    """The decompressed UTF-8 text of ``path`` (plain, ``.gz`` or ``.bz2``)."""
+def read_text(path: Path, *, own: bool = False) -> str:
+    """The decompressed UTF-8 text of ``path`` (plain, ``.gz`` or ``.bz2``). ``own``: the
+    user's own file, which has no source to copy it again from (the messages say so)."""
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -48,9 +49,13 @@ def read_text(path: Path) -> str:
     except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
         if isinstance(e, FileNotFoundError):
             raise
+        fix = (
+            "Write it again, or decompress it to check where it ends."
+            if own
+            else "Copy it again from its source (see PROVENANCE.md in its folder)."
+        )
         raise DataError(
-            f"Data file {path} is truncated or corrupt ({type(e).__name__}: {e}). Copy it again "
-            "from its source (see PROVENANCE.md in its folder)."
+            f"Data file {path} is truncated or corrupt ({type(e).__name__}: {e}). {fix}"
         ) from None
     except UnicodeDecodeError as e:
         raise DataError(f"Data file {path} is not UTF-8 text ({e}).") from None
@@ -59,20 +64,21 @@ def read_text(path: Path) -> str:
 #: a .json file (a list of records) where JSON Lines are expected
 _NOT_JSONL = (
     "Data file {path} holds {what}, not JSON Lines: a .jsonl file has one JSON record per line. "
-    "Write one record per line (jq -c '.[]' does it for a list), or copy the file again from "
-    "its source (see PROVENANCE.md)."
+    "Write one record per line (jq -c '.[]' does it for a list){again}."
 )
 
 
-def read_records(path: str | Path) -> list[Any]:
+def read_records(path: str | Path, *, own: bool = False) -> list[Any]:
     """Records of a ``.jsonl`` / ``.json`` file (optionally ``.gz`` / ``.bz2``).
 
-    JSONL: one JSON value per non-empty line. JSON: a top-level list of records.
+    JSONL: one JSON value per non-empty line. JSON: a top-level list of records. ``own``: the
+    user's own file (the messages say to fix it, not to copy it again from its source).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Data file {path} does not exist.")
-    text = read_text(path)
+    text = read_text(path, own=own)
+    again = "" if own else ", or copy the file again from its source (see PROVENANCE.md)"
     stem = path.name.removesuffix(".gz").removesuffix(".bz2")
     if stem.endswith(".jsonl"):
         rows = []
@@ -85,17 +91,17 @@ def read_records(path: str | Path) -> list[Any]:
             except json.JSONDecodeError as e:
                 if not rows and line.strip() in ("[", "{"):
                     raise DataError(
-                        _NOT_JSONL.format(path=path, what="one JSON document")
+                        _NOT_JSONL.format(path=path, what="one JSON document", again=again)
                     ) from None
                 last = i == len(lines)
                 raise DataError(
                     f"Data file {path}, line {i}: not valid JSON ({e.msg})"
                     + ("; the file looks truncated" if last else "")
-                    + ". Each line of a .jsonl file must be one JSON record; copy the file again "
-                    "from its source (see PROVENANCE.md)."
+                    + ". Each line of a .jsonl file must be one JSON record; "
+                    + ("fix that line." if own else again.removeprefix(", or ") + ".")
                 ) from None
         if len(rows) == 1 and isinstance(rows[0], list):
-            raise DataError(_NOT_JSONL.format(path=path, what="one JSON list"))
+            raise DataError(_NOT_JSONL.format(path=path, what="one JSON list", again=again))
         return rows
     if stem.endswith(".json"):
         try:

@@ -46,7 +46,7 @@ from smollab.tasks.data import read_records, read_text
 
 #: the stratum of every item when the task has no ``stratum_field``
 ALL = "all"
-_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.bz2")
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.bz2")
 
 
 class TextConfig(TaskConfig):
@@ -86,7 +86,7 @@ class TextConfig(TaskConfig):
     def _check(self) -> TextConfig:
         for field in ("path", "test_path"):
             p = getattr(self, field)
-            if p is not None and not p.endswith(_SUFFIXES):
+            if p is not None and not p.endswith(JSONL_SUFFIXES):
                 raise ValueError(
                     f"{field} is {p!r}, not a JSON Lines file: name a .jsonl file (one JSON "
                     "record per line), optionally compressed as .jsonl.gz or .jsonl.bz2"
@@ -172,17 +172,30 @@ class TextTask(Task):
         c = self.config
         return c.path if c.test_path is None else f"{c.path} and {c.test_path}"
 
+    # how messages name the task, a data file's option and a field option: a study's
+    # [[tasks]] fields here; `smollab eval --task text:PATH`'s flags in TextFileTask
+
+    def _who(self, field: str | None = None) -> str:
+        return f"Task {self.name!r}" + (f": field {field!r}" if field else "")
+
+    def _set(self, option: str, what: str) -> str:
+        return f"set {option} to {what}"
+
+    def _id_prefix(self, field: str) -> str:
+        return "line" if field == "path" else "test-line"
+
     def _load(self, field: str) -> tuple[list[Example], str]:
         c = self.config
         path = Path(getattr(c, field))
         if not path.is_file():
             where = "" if path.is_absolute() else f" (a relative path is read from {Path.cwd()})"
             raise ConfigError(
-                f"Task {self.name!r}: field {field!r}: data file {path} does not exist{where}. "
-                f"Check the path, or set {field} to the JSON Lines file holding the records."
+                f"{self._who(field)}: data file {path} does not exist{where}. Check the path, "
+                f"or {self._set(field, 'the JSON Lines file holding the records')}."
             )
         st = path.stat()
         key = (
+            type(self).__name__,
             str(path.resolve()),
             st.st_mtime_ns,
             st.st_size,
@@ -190,65 +203,58 @@ class TextTask(Task):
             c.answer_field,
             c.stratum_field,
             c.target_delimiter,
-            field,
+            self._id_prefix(field),
         )
         if key not in _CACHE:
             _CACHE[key] = (self._read(path, field), file_sha256(path))
         return _CACHE[key]
 
-    def _read(self, path: Path, field: str) -> list[Example]:
-        c = self.config
+    def _records(self, path: Path, field: str) -> list[tuple[int, Any]]:
+        """The file's records, each with its line number (blank lines skipped)."""
         try:
-            rows = read_records(path)
+            rows = read_records(path, own=True)
         except DataError as e:
-            raise ConfigError(f"Task {self.name!r}: field {field!r}: {e.message}") from None
+            raise ConfigError(f"{self._who(field)}: {e.message}") from None
         if not rows:
             raise ConfigError(
-                f"Task {self.name!r}: field {field!r}: data file {path} holds no records; "
-                "write one JSON record per line."
+                f"{self._who(field)}: data file {path} holds no records; write one JSON record "
+                "per line."
             )
-        # the line of each record (read_records skips blank lines)
         lines = [i for i, line in enumerate(read_text(path).splitlines(), 1) if line.strip()]
+        return list(zip(lines, rows, strict=True))
+
+    def _read(self, path: Path, field: str) -> list[Example]:
+        return [self._example(path, line, r, field) for line, r in self._records(path, field)]
+
+    def _example(self, path: Path, line: int, r: Any, field: str) -> Example:
+        c = self.config
         fields = [("prompt_field", c.prompt_field), ("answer_field", c.answer_field)]
         if c.stratum_field is not None:
             fields.append(("stratum_field", c.stratum_field))
-        prefix = "line" if field == "path" else "test-line"
-        out = []
-        for line, r in zip(lines, rows, strict=True):
-            at = f"Task {self.name!r}: data file {path}, line {line}"
-            if not isinstance(r, dict):
-                raise ConfigError(
-                    f"{at}: the record is {json.dumps(r)[:60]}, not a JSON object. Each line "
-                    f'must be an object such as {{"{c.prompt_field}": "...", '
-                    f'"{c.answer_field}": "..."}}.'
-                )
-            for option, name in fields:
-                v = r.get(name)
-                if not isinstance(v, str):
-                    what = "is missing" if name not in r else f"is {json.dumps(v)[:60]}"
-                    raise ConfigError(
-                        f"{at}: field {name!r} {what}, where a string is expected (the record "
-                        f"has fields {sorted(r)}). Fix that line, or set {option} to the field "
-                        "that holds it."
-                    )
-            answer = r[c.answer_field]
-            if not answer.strip() or "\n" in answer.strip() or "\r" in answer.strip():
-                what = "is empty" if not answer.strip() else "has more than one line"
-                raise ConfigError(
-                    f"{at}: field {c.answer_field!r} {what} ({json.dumps(answer)[:60]}). "
-                    "Answers must be one non-empty line: generation stops at the first "
-                    "newline, so a longer answer could never be matched. Fix or drop that line."
-                )
-            stratum = r[c.stratum_field] if c.stratum_field is not None else ALL
-            out.append(
-                Example(
-                    id=f"{prefix}{line:06d}",
-                    stratum=stratum,
-                    question={"prompt": r[c.prompt_field], "target_delimiter": c.target_delimiter},
-                    answer=answer,
-                )
+        at = f"{self._who()}: data file {path}, line {line}"
+        if not isinstance(r, dict):
+            raise ConfigError(
+                f"{at}: the record is {json.dumps(r)[:60]}, not a JSON object. Each line "
+                f'must be an object such as {{"{c.prompt_field}": "...", '
+                f'"{c.answer_field}": "..."}}.'
             )
-        return out
+        for option, name in fields:
+            v = r.get(name)
+            if not isinstance(v, str):
+                what = "is missing" if name not in r else f"is {json.dumps(v)[:60]}"
+                raise ConfigError(
+                    f"{at}: field {name!r} {what}, where a string is expected (the record "
+                    f"has fields {sorted(r)}). Fix that line, or "
+                    f"{self._set(option, 'the field that holds it')}."
+                )
+        answer = r[c.answer_field]
+        _check_answer(at, c.answer_field, answer)
+        return Example(
+            id=f"{self._id_prefix(field)}{line:06d}",
+            stratum=r[c.stratum_field] if c.stratum_field is not None else ALL,
+            question={"prompt": r[c.prompt_field], "target_delimiter": c.target_delimiter},
+            answer=answer,
+        )
 
     def _split(self, items: list[Example]) -> tuple[list[Example], list[Example]]:
         """Hold out ``n_test`` items per stratum (half of a stratum of at most the default
@@ -312,7 +318,7 @@ class TextTask(Task):
                 )
         return kept, removed
 
-    def data_info(self) -> dict[str, Any]:
+    def data_info(self) -> dict[str, Any] | None:
         """Where the items came from and how they were split (a study writes it to
         ``data/<task>_split.json``): each file and its sha256, the test and training item
         counts, and the training items left out for having a test item's prompt (their ids,
@@ -371,6 +377,115 @@ class TextTask(Task):
             return ItemScore(False, prediction, {}, "wrong")
         ok = prediction.strip() == example.answer.strip()
         return ItemScore(ok, prediction, {}, "correct" if ok else "wrong")
+
+
+#: the fields of a record of a study's test set, ``data/<task>_test.jsonl`` (Example.to_dict)
+_TEST_SET_FIELDS = {"id", "stratum", "question", "answer"}
+
+
+class TextFileTask(TextTask):
+    """Every record of one JSON Lines file as the test set, in file order, with nothing to
+    train on: what ``smollab eval --task text:PATH`` evaluates
+    (:class:`~smollab.eval.exact_match.TextEval`).
+
+    The records are read as a study reads ``test_path`` (ids ``test-line<N>``, the same
+    checks), so they are the test set of a study whose ``test_path`` is that file, read with
+    the same fields. A study's own test set, ``data/<task>_test.jsonl`` (records ``{"id",
+    "stratum", "question": {"prompt", "target_delimiter"}, "answer"}``), is read as the items
+    it holds: their ids, strata and target delimiter. ``flags`` says how the user set each
+    option, for the messages (``{"path": "--task text:qa.jsonl", "prompt_field":
+    "--prompt-field", "answer_field": ..., "stratum_field": ...}``)."""
+
+    def __init__(self, config: TextConfig, flags: dict[str, str]) -> None:
+        self.config = config
+        self.name = config.id
+        self._flags = flags
+        items, digest = self._load("path")
+        self.data_sha256 = {"path": digest}
+        self._strata = list(dict.fromkeys(e.stratum for e in items))
+        self._test, self._train, self.removed = items, [], []
+        self.version = 1
+
+    def _who(self, field: str | None = None) -> str:
+        return self._flags["path"]
+
+    def _set(self, option: str, what: str) -> str:
+        if option == "path":
+            return f"give {what} as --task text:PATH"
+        return f"give {what} with {self._flags[option]}"
+
+    def _id_prefix(self, field: str) -> str:
+        return "test-line"
+
+    def _read(self, path: Path, field: str) -> list[Example]:
+        records = self._records(path, field)
+        first = records[0][1]
+        if not (isinstance(first, dict) and set(first) == _TEST_SET_FIELDS):
+            return [self._example(path, line, r, field) for line, r in records]
+        options = ("prompt_field", "answer_field", "stratum_field")
+        given = [self._flags[f] for f in options if f in self.config.model_fields_set]
+        if given:
+            raise ConfigError(
+                f"{self._who()}: {path} is a study's test set (records with the fields id, "
+                "stratum, question and answer, as in a session's data/<task>_test.jsonl), whose "
+                f"items carry their own prompt, answer and stratum: {', '.join(given)} do not "
+                "apply to it. Leave them out."
+            )
+        out = [self._test_set_example(path, line, r) for line, r in records]
+        seen: dict[str, int] = {}
+        for (line, _), e in zip(records, out, strict=True):
+            if e.id in seen:
+                raise ConfigError(
+                    f"{self._who()}: data file {path}, lines {seen[e.id]} and {line} both hold "
+                    f"item {e.id!r}; a study's test set names each item once. Use the file the "
+                    "study wrote, or drop one of them."
+                )
+            seen[e.id] = line
+        return out
+
+    def _test_set_example(self, path: Path, line: int, r: Any) -> Example:
+        at = f"{self._who()}: data file {path}, line {line}"
+        q = r.get("question") if isinstance(r, dict) else None
+        ok = (
+            isinstance(r, dict)
+            and set(r) == _TEST_SET_FIELDS
+            and all(isinstance(r[k], str) for k in ("id", "stratum", "answer"))
+            and isinstance(q, dict)
+            and all(isinstance(q.get(k), str) for k in ("prompt", "target_delimiter"))
+        )
+        if not ok:
+            raise ConfigError(
+                f"{at}: the record is {json.dumps(r)[:80]}, but the file's first line is a "
+                'record of a study\'s test set ({"id": ..., "stratum": ..., "question": '
+                '{"prompt": ..., "target_delimiter": ...}, "answer": ...}, as a session\'s '
+                "data/<task>_test.jsonl holds). Give every line in that form, or every line "
+                "as a record with a prompt and an answer."
+            )
+        assert isinstance(r, dict) and isinstance(q, dict)
+        _check_answer(at, "answer", r["answer"])
+        question = {"prompt": q["prompt"], "target_delimiter": q["target_delimiter"]}
+        return Example(r["id"], r["stratum"], question, r["answer"])
+
+    def train_examples(
+        self, n: int, seed: int, weights: dict[str, float] | None = None
+    ) -> list[Example]:
+        raise ConfigError(
+            f"{self._who()}: every item of the file is a test item, so there is nothing to "
+            "train on. Train with a study's text task, whose path gives the training items."
+        )
+
+    def data_info(self) -> dict[str, Any] | None:
+        return None  # not a study's task: no data/ folder, no split
+
+
+def _check_answer(at: str, field: str, answer: str) -> None:
+    if not answer.strip() or "\n" in answer.strip() or "\r" in answer.strip():
+        what = "is empty" if not answer.strip() else "has more than one line"
+        raise ConfigError(
+            f"{at}: field {field!r} {what} ({json.dumps(answer)[:60]}). Answers must be one "
+            "non-empty line: generation stops at the first newline, so a longer answer could "
+            "never be matched. Fix or drop that line."
+        )
 
 
 def _stratum_seed(s: str) -> int:
