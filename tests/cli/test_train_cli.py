@@ -268,6 +268,28 @@ def test_text_task_data_file_is_written_absolute(
     assert "format" not in spec["conditions"][0]  # the text task's own default format
 
 
+def test_text_task_file_given_after_the_colon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--task text:PATH names the data file, as in smollab eval; each such task is named after
+    its file, so one file is trained on and another evaluated; the file given twice, or no
+    file after the colon, is refused naming the flags."""
+    from smollab.errors import ConfigError
+
+    for name in ("qa.jsonl", "held.jsonl.gz"):
+        (tmp_path / name).write_text("")
+    monkeypatch.chdir(tmp_path)
+    spec = _spec(tasks=["text:qa.jsonl", "text:held.jsonl.gz"], name="s")
+    assert [(t["id"], t["task"], t["path"]) for t in spec["tasks"]] == [
+        ("qa", "text", str(tmp_path / "qa.jsonl")),
+        ("held", "text", str(tmp_path / "held.jsonl.gz")),
+    ]
+    with pytest.raises(ConfigError, match=r"--task text:qa.jsonl and --set task.path='x.jsonl'"):
+        _spec(tasks=["text:qa.jsonl"], sets=["task.path=x.jsonl"])
+    with pytest.raises(ConfigError, match=r"--task text: names no file after ':'"):
+        _spec(tasks=["text:"])
+
+
 def test_a_format_that_does_not_fit_names_the_flag(cli: Any, tmp_path: Path) -> None:
     data = tmp_path / "qa.jsonl"
     data.write_text(

@@ -100,6 +100,24 @@ def _task_table(arg: str, options: dict[str, Any]) -> dict[str, Any]:
     from smollab.eval.exact_match import parse_task_arg
     from smollab.tasks import TASKS
 
+    name, sep, rest = arg.partition(":")
+    if name == "text" and sep:  # text:PATH, as in smollab eval: the data file, not strata
+        if "path" in options:
+            raise ConfigError(
+                f"--task {arg} and --set task.path={options['path']!r} both give the text "
+                "task's data file; give it once (--task text:PATH)."
+            )
+        if not rest.strip():
+            raise ConfigError(
+                f"--task {arg} names no file after ':'. Give your JSON Lines file as --task "
+                "text:PATH (e.g. --task text:qa.jsonl)."
+            )
+        options = {**options, "path": rest.strip()}
+        arg = name
+        # named after its file, so that one file can be trained on and another evaluated
+        file_id = _slug(re.sub(r"\.jsonl(\.gz|\.bz2)?$", "", Path(rest.strip()).name))
+    else:
+        file_id = None
     name, strata = parse_task_arg(arg)
     config_cls, _ = TASKS.get(name, where=f"--task {arg}")  # unknown names list the valid ones
     for k in ("id", "task"):  # --task names the task; a --set would silently train another
@@ -114,7 +132,7 @@ def _task_table(arg: str, options: dict[str, Any]) -> dict[str, Any]:
             f"--task {arg} and --set task.strata=... both give {name}'s strata; give them once, "
             f"comma-separated after the task (--task {name}:1x1,2x2)."
         )
-    table: dict[str, Any] = {"id": name.rsplit(".", 1)[-1], "task": name, **taken}
+    table: dict[str, Any] = {"id": file_id or name.rsplit(".", 1)[-1], "task": name, **taken}
     if strata is not None:
         if not strata:
             raise ConfigError(
@@ -248,8 +266,8 @@ def build_spec(
     if not grok[0] and issubclass(classes[0], BenchConfig):
         raise ConfigError(
             f"smollab train trains on the first --task, and {tables[0]['task']} is a benchmark "
-            "that is only evaluated. Put a trainable task first (arith.add, arith.mul, text "
-            "with --set task.path=QA.jsonl for your own data, or grok.* for a small model from "
+            "that is only evaluated. Put a trainable task first (arith.add, arith.mul, "
+            "text:QA.jsonl for your own data, or grok.* for a small model from "
             "scratch) and the benchmarks after it, e.g. --task "
             f"arith.mul --task {tables[0]['task']}."
         )
@@ -321,7 +339,8 @@ def train_cmd(
         list[str],
         typer.Option(
             "--task",
-            help="task to train on (arith.add, arith.mul[:STRATA], grok.x_plus_y, ...); "
+            help="task to train on (arith.add, arith.mul[:STRATA], text:QA.jsonl for your own "
+            "question/answer file, grok.x_plus_y, ...); "
             "repeat to evaluate more tasks (benchmarks too) after training on the first",
         ),
     ],
