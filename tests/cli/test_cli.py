@@ -64,6 +64,28 @@ def test_report_on_non_session_dir(cli: Any, tmp_path: Path) -> None:
     assert "smollab sessions" in msg
 
 
+def test_report_on_unfinished_session_names_a_command_that_finishes_it(
+    cli: Any, tmp_path: Path
+) -> None:
+    # a failed study/train session: re-studying its own study.toml into the same folder
+    # (a train session named by --session-name differs from the spec's study name)
+    d = tmp_path / "failmid"
+    d.mkdir()
+    (d / "study.toml").write_text('[study]\nname = "train-add"\n')
+    (d / "session.json").write_text('{"stage": "runs_failed"}')
+    msg = assert_clean_error(cli("report", d, "--no-pdf"), 2)
+    assert (
+        f"finish this one with `smollab study {d / 'study.toml'} --out {tmp_path} "
+        "--session-name failmid` (its finished runs are reused)." in msg
+    )
+    assert "smollab run" not in msg
+    # an agent session is resumed
+    (d / "session.json").write_text('{"stage": "act", "launch": {"agent": "openai:x"}}')
+    msg = assert_clean_error(cli("report", d, "--no-pdf"), 2)
+    assert f"continue this agent session with `smollab resume {d}`." in msg
+    assert "smollab study" not in msg
+
+
 def test_bad_spec_names_field(cli: Any, tmp_path: Path, tiny_spec_text: str) -> None:
     spec = tmp_path / "bad.toml"
     spec.write_text(tiny_spec_text.replace("lr = 1e-3", "lrr = 1e-3"))

@@ -43,7 +43,7 @@ def report(
             raise ConfigError(eval_note)
         raise ConfigError(
             f"{d} has no results/results.json: it is not a finished session. List sessions with "
-            "`smollab sessions`, or finish this one by re-running its `smollab run` command."
+            f"`smollab sessions`{_finish_hint(d)}"
         )
     from smollab.io import read_json
     from smollab.study.kinds import get_kind
@@ -57,6 +57,39 @@ def report(
     print_paths(
         [p for p in (paths.report_md, paths.report_html, paths.paper_tex, paths.paper_pdf) if p]
     )
+
+
+def _finish_hint(d: Path) -> str:
+    """How to finish the unfinished session ``d``, as a command that works for the kind of
+    session it is: an agent session (a launch record in session.json) is resumed; any other
+    (made by `smollab study`, `smollab run` or `smollab train`) is finished by studying its
+    own study.toml into the same folder, which reuses its finished runs. session.json records
+    no other command, so none is guessed."""
+    import shlex
+    import tomllib
+
+    from smollab.errors import CorruptFile
+    from smollab.io import read_json
+
+    try:
+        info = read_json(d / "session.json") if (d / "session.json").is_file() else {}
+    except CorruptFile:
+        info = {}
+    if isinstance(info, dict) and info.get("launch"):
+        return f", or continue this agent session with `smollab resume {shlex.quote(str(d))}`."
+    spec = d / "study.toml"
+    if not spec.is_file():
+        return "; it has no study.toml to finish it from: start its study again."
+    cmd = f"smollab study {shlex.quote(str(spec))}"
+    if d.parent != Path("outputs"):  # smollab study's default --out
+        cmd += f" --out {shlex.quote(str(d.parent))}"
+    try:
+        name = tomllib.loads(spec.read_text(encoding="utf-8")).get("study", {}).get("name")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
+        name = None
+    if name != d.name:  # the session folder was named with --session-name
+        cmd += f" --session-name {shlex.quote(d.name)}"
+    return f", or finish this one with `{cmd}` (its finished runs are reused)."
 
 
 def _runs_cell(d: Path, state: dict) -> str:
