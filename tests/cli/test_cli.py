@@ -114,6 +114,26 @@ def test_missing_spec_and_problem_files(cli: Any, tmp_path: Path) -> None:
     assert "reference protocol" in msg and "toml" in msg
 
 
+def test_run_given_a_study_spec_points_to_smollab_study(
+    cli: Any, tmp_path: Path, tiny_spec_text: str
+) -> None:
+    spec = tmp_path / "multiplication.toml"
+    spec.write_text(tiny_spec_text)
+    msg = assert_clean_error(cli("run", spec, "--out", tmp_path / "out"), 2)
+    assert f"{spec} is a study spec (TOML), not a problem file" in msg
+    assert f"Run it with `smollab study {spec}`" in msg
+    assert "add a fenced" not in msg
+    assert not (tmp_path / "out").exists()
+    # a spec under another suffix is told by its [study] table
+    from smollab.errors import ConfigError
+    from smollab.study.problem import load_problem
+
+    other = tmp_path / "spec.txt"
+    other.write_text(tiny_spec_text)
+    with pytest.raises(ConfigError, match="is a study spec"):
+        load_problem(other)
+
+
 def test_run_without_agent_says_why_it_runs_the_reference_protocol(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -7,6 +7,7 @@ configured, ``smollab run`` executes it as is.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,17 @@ class Problem:
     title: str
     protocol_text: str
     spec: StudySpec
+
+
+def _is_study_spec(path: Path, text: str) -> bool:
+    """Whether ``text`` is a study spec given where a problem file belongs: a .toml file, or
+    TOML with a [study] table under another name (the mix-up `smollab run SPEC.toml`)."""
+    if path.suffix.lower() == ".toml":
+        return True
+    try:
+        return isinstance(tomllib.loads(text).get("study"), dict)
+    except tomllib.TOMLDecodeError:
+        return False
 
 
 def load_problem(path: str | Path) -> Problem:
@@ -45,6 +57,12 @@ def load_problem(path: str | Path) -> Problem:
             f"{opening.group(0).strip()!r} is not a closed ```toml block. Start it with ```toml "
             "at the beginning of a line (lower case, not indented) and close it with ``` on a "
             "line of its own."
+        )
+    if not m and _is_study_spec(path, text):
+        raise ConfigError(
+            f"{path} is a study spec (TOML), not a problem file (Markdown). Run it with "
+            f"`smollab study {path}`; `smollab run` takes a Markdown problem file such as "
+            "problems/multiplication.md, whose ```toml block is its reference protocol."
         )
     if not m:
         raise ConfigError(
