@@ -301,7 +301,7 @@ def test_text_task_evaluates_your_own_file(cli: Any, tmp_path: Path) -> None:
          "exist (a relative path is read from"),
         (["--task", "text:BAD"], "bad.jsonl, line 2: not valid JSON (Expecting property name "
          "enclosed in double quotes); the file looks truncated. Each line of a .jsonl file must "
-         "be one JSON record; fix that line."),
+         "be one JSON record; fix or drop that line."),
         (["--task", "text:QA", "--stratum-field", "topic"], "qa.jsonl, line 1: field 'topic' is "
          "missing, where a string is expected (the record has fields ['answer', 'kind', "
          "'prompt']). Fix that line, or give the field that holds it with --stratum-field."),

@@ -111,6 +111,17 @@ def test_data_errors_are_refused_when_the_spec_is_checked(tmp_path: Path) -> Non
     )
     with pytest.raises(ConfigError, match="^qa.toml: tasks\\[0\\]: .*line 61: field 'answer'"):
         loads_spec(spec_text(bad), "qa.toml")
+    # a broken line of the user's own file: fix or drop it (it has no source to copy again)
+    broken = tmp_path / "broken.jsonl"
+    lines = write_jsonl(broken, qa_records()).read_text().splitlines(keepends=True)
+    broken.write_text("".join([*lines[:5], '{"prompt": broken\n', *lines[5:]]))
+    with pytest.raises(ConfigError) as e:
+        loads_spec(spec_text(broken), "qa.toml")
+    msg = e.value.message
+    assert msg.startswith("qa.toml: tasks[0]: Task 'qa': field 'path': Data file ")
+    assert "broken.jsonl, line 6: not valid JSON (Expecting value)." in msg
+    assert msg.endswith("must be one JSON record; fix or drop that line.")
+    assert "PROVENANCE" not in msg and "copy" not in msg
 
 
 def test_run_hash_follows_the_data_file(qa: Path) -> None:

@@ -79,6 +79,9 @@ def test_truncated_json_document(tmp_path):
     p = _write(tmp_path / "d.json", json.dumps(ROWS)[:-5])
     with pytest.raises(DataError, match="not valid JSON.*truncated"):
         read_records(p)
+    # the user's own file has no source to copy it again from
+    with pytest.raises(DataError, match=r"truncated\. Fix it there\.$"):
+        read_records(p, own=True)
 
 
 def test_wrong_format_names_the_missing_fields(tmp_path):

@@ -98,7 +98,7 @@ def read_records(path: str | Path, *, own: bool = False) -> list[Any]:
                     f"Data file {path}, line {i}: not valid JSON ({e.msg})"
                     + ("; the file looks truncated" if last else "")
                     + ". Each line of a .jsonl file must be one JSON record; "
-                    + ("fix that line." if own else again.removeprefix(", or ") + ".")
+                    + ("fix or drop that line." if own else again.removeprefix(", or ") + ".")
                 ) from None
         if len(rows) == 1 and isinstance(rows[0], list):
             raise DataError(_NOT_JSONL.format(path=path, what="one JSON list", again=again))
@@ -109,7 +109,8 @@ def read_records(path: str | Path, *, own: bool = False) -> list[Any]:
         except json.JSONDecodeError as e:
             raise DataError(
                 f"Data file {path} is not valid JSON ({e.msg} at line {e.lineno}); it may be "
-                "truncated. Copy it again from its source (see PROVENANCE.md)."
+                "truncated. "
+                + ("Fix it there." if own else "Copy it again from its source (see PROVENANCE.md).")
             ) from None
         if not isinstance(data, list):
             raise DataError(

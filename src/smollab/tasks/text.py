@@ -220,7 +220,8 @@ class TextTask(Task):
                 f"{self._who(field)}: data file {path} holds no records; write one JSON record "
                 "per line."
             )
-        lines = [i for i, line in enumerate(read_text(path).splitlines(), 1) if line.strip()]
+        text = read_text(path, own=True)
+        lines = [i for i, line in enumerate(text.splitlines(), 1) if line.strip()]
         return list(zip(lines, rows, strict=True))
 
     def _read(self, path: Path, field: str) -> list[Example]:
