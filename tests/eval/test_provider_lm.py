@@ -265,3 +265,33 @@ def test_a_budget_for_a_local_model_is_refused(cli: Any) -> None:
         cli("eval", "--model", "smollm2-135m", "--task", "gsm8k", "--budget-usd", "1"), code=2
     )
     assert "--budget-usd" in msg and "local model" in msg
+
+
+def test_a_budget_over_an_unpriced_model_names_a_fix_that_can_work() -> None:
+    """A base_url server is never priced, so its refusal does not say to add a price; a model
+    missing from prices.toml is told to add it."""
+    from smollab.errors import ConfigError
+    from smollab.eval.provider_lm import ApiBound, ApiTarget, api_bound, check_api_budget
+
+    target = ApiTarget.of("openai:foo", "http://127.0.0.1:9/v1", None)
+    served = api_bound(target, [GenerateRequest("q", ("\n",), 8)])
+    assert served.base_url == "http://127.0.0.1:9/v1" and served.worst_usd is None
+    assert "a model on a base_url server, http://127.0.0.1:9/v1, has no price" in (
+        served.describe()
+    )
+    with pytest.raises(ConfigError) as e:
+        check_api_budget([served], 1.0, "this evaluation")
+    msg = e.value.message
+    assert msg.startswith("--budget-usd 1.0 cannot be enforced for this evaluation: openai:foo")
+    assert "never prices" in msg and msg.endswith("Drop --budget-usd.")
+    assert "Add its price" not in msg
+    unlisted = ApiBound("openai:unlisted-model", 1, 1, None)
+    with pytest.raises(ConfigError) as e:
+        check_api_budget([unlisted], 1.0, "this evaluation")
+    assert "no price is known for openai:unlisted-model" in e.value.message
+    assert e.value.message.endswith("Add its price there, or drop --budget-usd.")
+    with pytest.raises(ConfigError) as e:
+        check_api_budget([served, unlisted], 1.0, "this study")
+    assert e.value.message.endswith(
+        "Drop --budget-usd (or add the price of openai:unlisted-model there)."
+    )

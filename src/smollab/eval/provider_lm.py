@@ -194,6 +194,7 @@ class ApiTarget:
     model_key: str
     price: Any
     cache: RequestCache | None
+    base_url: str | None = None
 
     @classmethod
     def of(cls, source: str, base_url: str | None, cache: RequestCache | None) -> ApiTarget:
@@ -203,19 +204,22 @@ class ApiTarget:
         name, model = parse_agent(source)
         source = f"{name}:{model}"
         key = source + (f"@{base_url}" if base_url else "")
-        return cls(source, key, None if base_url else price_for(name, model), cache)
+        price = None if base_url else price_for(name, model)
+        return cls(source, key, price, cache, base_url)
 
 
 @dataclass(frozen=True)
 class ApiBound:
     """What the calls of one API model can cost before any is made: ``calls`` requests, of
     which ``uncached`` are not in the request cache (only those are sent), and ``worst_usd``,
-    the most those can cost (None: the model's price is unknown)."""
+    the most those can cost (None: the model's price is unknown). ``base_url``: the server
+    the model is on, which is why it has no price (a price can never apply there)."""
 
     source: str
     calls: int
     uncached: int
     worst_usd: float | None
+    base_url: str | None = None
 
     def __add__(self, other: ApiBound) -> ApiBound:
         """Two sets of calls of the same model together."""
@@ -225,17 +229,22 @@ class ApiBound:
             else self.worst_usd + other.worst_usd
         )
         return ApiBound(
-            self.source, self.calls + other.calls, self.uncached + other.uncached, worst
+            self.source,
+            self.calls + other.calls,
+            self.uncached + other.uncached,
+            worst,
+            self.base_url or other.base_url,
         )
 
     def describe(self) -> str:
         if not self.uncached:
             return f"{self.source}: no call to make ({self.calls} answered from the cache)"
-        cost = (
-            "cost unknown (no price for this model in providers/prices.toml)"
-            if self.worst_usd is None
-            else f"at most {usd(self.worst_usd)}"
-        )
+        if self.worst_usd is not None:
+            cost = f"at most {usd(self.worst_usd)}"
+        elif self.base_url:
+            cost = f"cost unknown (a model on a base_url server, {self.base_url}, has no price)"
+        else:
+            cost = "cost unknown (no price for this model in providers/prices.toml)"
         return f"{self.source}: {self.uncached} of {self.calls} calls not cached, {cost}"
 
 
@@ -257,7 +266,7 @@ def api_bound(lm: ProviderLM | ApiTarget, requests: Sequence[GenerateRequest]) -
         worst = None
     elif todo:
         worst = sum(worst_case_usd(len(r.prompt), r.max_tokens, lm.price) or 0.0 for r in todo)
-    return ApiBound(lm.source, len(requests), len(todo), worst)
+    return ApiBound(lm.source, len(requests), len(todo), worst, lm.base_url)
 
 
 def check_budget_target(source: str, budget_usd: float | None) -> None:
@@ -277,12 +286,28 @@ def check_api_budget(bounds: Sequence[ApiBound], budget_usd: float | None, what:
 
     if budget_usd is None:
         return
-    unknown = [b.source for b in bounds if b.uncached and b.worst_usd is None]
+    unknown = [b for b in bounds if b.uncached and b.worst_usd is None]
+    served = [f"{b.source} (on {b.base_url})" for b in unknown if b.base_url]
+    unlisted = [b.source for b in unknown if not b.base_url]
     if unknown:
+        # a base_url server is never priced, so "add its price" cannot help there
+        why = []
+        if served:
+            why.append(
+                f"{', '.join(served)} {'is' if len(served) == 1 else 'are'} served from a "
+                "base_url server, which smollab never prices (what such a server charges is "
+                "its own), so no price can be added for it"
+            )
+        if unlisted:
+            why.append(f"no price is known for {', '.join(unlisted)} in {PRICES_PATH}")
+        fix = (
+            "Add its price there, or drop --budget-usd."
+            if not served
+            else "Drop --budget-usd"
+            + (f" (or add the price of {', '.join(unlisted)} there)." if unlisted else ".")
+        )
         raise ConfigError(
-            f"--budget-usd {budget_usd} cannot be enforced for {what}: no price is known for "
-            f"{', '.join(unknown)} in {PRICES_PATH} (a model on a --base-url server is never "
-            "priced). Add its price there, or drop --budget-usd."
+            f"--budget-usd {budget_usd} cannot be enforced for {what}: {'; and '.join(why)}. " + fix
         )
     total = sum(b.worst_usd or 0.0 for b in bounds)
     if total > budget_usd:
