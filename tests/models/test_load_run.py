@@ -15,7 +15,7 @@ import pytest
 from smollab.errors import ConfigError, ModelLoadError
 from smollab.models import load_model
 from tests.cli.test_cli import assert_clean_error
-from tests.conftest import TINY_CONFIG
+from tests.conftest import TINY_CONFIG, one_line
 
 # The tiny model of the shared fixtures; the task as a [[tasks]] table giving only the task
 # (what `smollab eval --task arith.add` evaluates); a baseline, a full and a LoRA fine-tune.
@@ -151,16 +151,18 @@ def test_a_run_loads_as_the_model_its_worker_evaluated(study: Any) -> None:
 
 
 def test_eval_of_a_run_reproduces_its_own_evaluation(cli: Any, study: Any, tmp_path: Path) -> None:
-    """`smollab eval --model RUN --task arith.add --format compact` gives each item the
-    completion the run's own evaluation wrote (predictions/add.jsonl), under a weights key that
-    is neither the base model's nor another run's."""
+    """`smollab eval --model RUN --task arith.add` (in the run's format, compact, by default)
+    gives each item the completion the run's own evaluation wrote (predictions/add.jsonl),
+    under a weights key that is neither the base model's nor another run's."""
     from smollab.eval.harness import make_task, model_key, run_eval
 
     runs, _ = study
     out = tmp_path / "lora"
-    proc = cli("eval", "--model", runs["lora"], "--task", "arith.add", "--format", "compact",
-               "--out", out)  # fmt: skip
+    proc = cli("eval", "--model", runs["lora"], "--task", "arith.add", "--out", out)
     assert proc.returncode == 0, proc.stderr
+    said = one_line(proc.stdout)
+    assert "format compact, the run's (--format sets another)" in said, said
+    assert "the task is built from the run's own [[tasks]] table 'add'" in said
     res = json.loads((out / "results.json").read_text())
     assert res["model"] == str(runs["lora"])
     assert res["model_info"]["kind"] == "run" and res["model_info"]["method"] == "lora"
@@ -316,3 +318,76 @@ def test_sample_run_uses_the_same_loader(cli: Any, study: Any, tmp_path: Path) -
         shutil.copy(runs["full"] / f, d / f)
     msg = assert_clean_error(cli("sample", "--run", d, "--prompt", "1+1"), code=2)
     assert f"--run {d} trains (full) but has no trained checkpoint" in msg
+
+
+def test_eval_of_a_run_holds_out_what_the_run_held_out(tmp_path: Path) -> None:
+    """A run trained with its own split (n_test, data_seed, strata): `smollab eval`'s items for
+    the run's task are exactly the run's test items, in the run's format, none of them trained
+    on; the default split would have scored training items (the QA contamination)."""
+    from smollab.eval.harness import make_tasks, run_eval
+    from smollab.study.worker import load_run_spec
+
+    table = 'task = "arith.add"\nstrata = ["1x1", "1x2"]\nn_test = 6\ndata_seed = 7\n'
+    text = SPEC.replace('task = "arith.add"\n', table)
+    text = text.split('[[conditions]]\nname = "lora"')[0] + "[eval]\nbatch_size = 16\n"
+    text = text.replace('[[conditions]]\nname = "baseline"\nformat = "compact"\n\n', "")
+    runs, _ = _execute(text, tmp_path / "study")
+    run = runs["full"]
+    spec = load_run_spec(run)
+    trained = {(r["question"]["a"], r["question"]["b"]) for r in _lines(run / "train_data.jsonl")}
+    own = _lines(run / "predictions" / "add.jsonl")
+    opts = {"limit": None, "format": None, "num_fewshot": None}
+
+    (task,) = make_tasks(["arith.add"], opts, run=spec, run_dir=run)
+    assert [d["id"] for d in task.docs()] == [p["id"] for p in own]
+    assert len(own) == 12 and task.fmt.name == "compact"
+    asked = {(e.question["a"], e.question["b"]) for e in task.examples()}
+    assert len(asked) == 12 and not asked & trained
+    note = task.note  # type: ignore[attr-defined]
+    assert f"held-out items of run {run}" in note and "n_test=6" in note and "data_seed=7" in note
+    assert "format compact, the run's" in note
+    res = run_eval(load_model(run), [task], tmp_path / "ev", use_cache=False)
+    assert res["tasks"]["arith.add"]["note"] == note
+    got = {s["id"]: s for s in _lines(tmp_path / "ev" / "samples_arith.add.jsonl")}
+    for p in own:  # the run's own completions, item by item
+        assert (got[p["id"]]["prompt"], got[p["id"]]["completion"]) == (
+            p["prompt"],
+            p["completion"],
+        )
+    # a stratum suffix and --limit narrow the run's items; an explicit --format wins
+    (sub,) = make_tasks(
+        ["arith.add:1x2"], {**opts, "limit": 2, "format": "plain"}, run=spec, run_dir=run
+    )
+    assert [d["id"] for d in sub.docs()] == [p["id"] for p in own if p["stratum"] == "1x2"][:2]
+    assert sub.fmt.name == "plain" and "format" not in (sub.note or "")  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="those of the run's own"):
+        make_tasks(["arith.add:2x2"], opts, run=spec, run_dir=run)
+    # teeth: without the run, the default split's items include training items
+    (default,) = make_tasks(["arith.add:1x1,1x2"], opts)
+    assert {(e.question["a"], e.question["b"]) for e in default.examples()} & trained
+
+
+def test_eval_of_a_text_run_on_its_training_file_warns(tmp_path: Path) -> None:
+    """--task text:PATH on a run that trained on PATH (its held-out sample drawn from it) is
+    warned of, naming the session's test file to evaluate instead; the run's format is used."""
+    from types import SimpleNamespace
+
+    from smollab.eval.harness import make_tasks
+    from tests.tasks.test_text import qa_records, write_jsonl
+
+    qa = write_jsonl(tmp_path / "qa.jsonl", qa_records())
+    run_dir = tmp_path / "s" / "runs" / "abc"
+    (tmp_path / "s" / "data").mkdir(parents=True)
+    write_jsonl(tmp_path / "s" / "data" / "qa_test.jsonl", [])
+    run = SimpleNamespace(
+        tasks=[{"id": "qa", "task": "text", "path": str(qa)}], format="text_chat", hash="abc"
+    )
+    opts = {"limit": None, "format": None, "num_fewshot": None}
+    (task,) = make_tasks([f"text:{qa}"], opts, run=run, run_dir=run_dir)
+    note = one_line(task.note)  # type: ignore[attr-defined]
+    assert f"WARNING: {qa} is the file run {run_dir} trained on (task 'qa'" in note, note
+    assert f"--task text:{tmp_path / 's' / 'data' / 'qa_test.jsonl'}" in note
+    assert task.fmt.name == "text_chat"
+    other = write_jsonl(tmp_path / "other.jsonl", qa_records())
+    (task,) = make_tasks([f"text:{other}"], opts, run=run, run_dir=run_dir)
+    assert "WARNING" not in (task.note or "")  # type: ignore[attr-defined]

@@ -184,11 +184,14 @@ def eval_cmd(
 
     A study run's trained model: --model outputs/SESSION/runs/HASH (or a LoRA run's
     RUN/ckpt/final) loads the run's base model and applies its checkpoint (full weights or
-    LoRA adapter, unmerged) as the study's worker does: arith.add / arith.mul with the run's
-    --format, on a run whose \\[\\[tasks]] table gave only the task, give the run's own
-    completions item by item; so does text:PATH with the run's --format, for PATH the run's
-    session's data/TASK_test.jsonl (or its test_path, read with the same fields). A baseline
-    run is its base model. results.json names the run (model_info: kind 'run', folder, hash,
+    LoRA adapter, unmerged) as the study's worker does. An exact-match task of the run's own
+    (arith.add for an arith.add run) is built from the run's \\[\\[tasks]] table (its
+    n_test, data_seed, strata, ...), so its items are exactly the run's held-out items
+    (a :STRATUM suffix and --limit narrow them), and the run's own completions come back
+    item by item; the prompt format defaults to the run's (--format sets another). So does
+    text:PATH, for PATH the run's session's data/TASK_test.jsonl (or its test_path, read with
+    the same fields); a PATH the run trained on is warned of. A baseline run is its base
+    model. results.json names the run (model_info: kind 'run', folder, hash,
     base, method).
 
     API models (generation tasks only; keys from ANTHROPIC_API_KEY / OPENAI_API_KEY):
@@ -235,7 +238,14 @@ def eval_cmd(
         "answer_field": "--answer-field",
         "stratum_field": "--stratum-field",
     }
-    tasks = make_tasks(list(dict.fromkeys(task)), opts, flags)  # before torch is imported
+    run, run_dir = _run_of(model)
+    # before torch is imported; a study run's own tasks are built from its [[tasks]] tables
+    tasks = make_tasks(list(dict.fromkeys(task)), opts, flags, run=run, run_dir=run_dir)
+    for t in tasks:
+        note = getattr(t, "note", None)
+        if note:
+            style = "bold yellow" if "WARNING" in note else "dim"
+            console.print(f"[{style}]{t.name}: {escape(note)}[/{style}]")
     from smollab.eval.parallel import check_procs
     from smollab.eval.provider_lm import (
         API_CONCURRENCY,
@@ -350,3 +360,19 @@ def eval_cmd(
         )
     rows = [out_dir / t["samples"] for t in results["tasks"].values() if t.get("samples")]
     print_paths([out_dir / "results.json", out_dir / "summary.md", *rows])
+
+
+def _run_of(model: str) -> tuple[Any, Path | None]:
+    """The RunSpec and folder of the study run that ``--model`` names (a run folder or a LoRA
+    run's ckpt/final), else (None, None); a source that cannot be loaded is said by the model
+    loading, after the option checks."""
+    from smollab.errors import ModelLoadError
+    from smollab.models.loader import local_model_path, run_spec_of
+
+    try:
+        local = local_model_path(model)
+        if local is None or local[0] != "run":
+            return None, None
+        return run_spec_of(local[1], finished=False), local[1]
+    except ModelLoadError:
+        return None, None

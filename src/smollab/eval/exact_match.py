@@ -84,6 +84,12 @@ class ExactMatchConfig(BenchConfig):
     num_fewshot: int | None = Field(
         None, ge=0, description="solved examples before the question (formats that take them)"
     )
+    task_options: dict[str, Any] | None = Field(
+        None,
+        description="the task's options as a [[tasks]] table gives them (n_test, data_seed, "
+        "strata, ...; default: none, the table that gives only the task): a study run's own, "
+        "so that its held-out items are evaluated",
+    )
 
 
 def resolve_format(
@@ -116,8 +122,13 @@ class ExactMatchEval(BenchTask):
 
     def __init__(self, config: ExactMatchConfig) -> None:
         super().__init__(config)
-        task = build_task({"id": config.task, "task": config.task})
+        # named after the task whatever the table's id, so that a table with every default
+        # keys its samples as the bare task does
+        options = {k: v for k, v in (config.task_options or {}).items() if k not in ("id", "task")}
+        task = build_task({**options, "id": config.task, "task": config.task})
         assert isinstance(task, Task)
+        #: what results.json says of where the items come from (None: the task's defaults)
+        self.note: str | None = None
         self._use(task, resolve_format(config.format, config.num_fewshot))
         valid = task.strata
         chosen = list(valid) if config.strata is None else [s.strip() for s in config.strata]
@@ -125,10 +136,15 @@ class ExactMatchEval(BenchTask):
         if bad or not chosen:
             example = valid[min(2, len(valid) - 1)]
             named = ", ".join(map(repr, bad)) if bad else "''"
+            which = (
+                "those of the run's own [[tasks]] table"
+                if options
+                else f"those a study evaluates when its [[tasks]] table gives only task = "
+                f"{config.task!r}"
+            )
             raise ConfigError(
                 f"Task {config.task!r} has no stratum {named} (in "
-                f"--task {config.task}:{','.join(config.strata or [])}). Its strata, those a "
-                f"study evaluates when its [[tasks]] table gives only task = {config.task!r}, "
+                f"--task {config.task}:{','.join(config.strata or [])}). Its strata, {which}, "
                 f"are: {', '.join(valid)}. Name one or more of them, comma-separated, e.g. "
                 f"--task {config.task}:{example} or --task {config.task}:{','.join(valid[:2])}; "
                 f"or give --task {config.task} for all."

@@ -134,18 +134,32 @@ def _with_fields(
 
 
 def make_tasks(
-    names: Sequence[str], options: dict[str, Any], flags: dict[str, str] | None = None
+    names: Sequence[str],
+    options: dict[str, Any],
+    flags: dict[str, str] | None = None,
+    *,
+    run: Any = None,
+    run_dir: Path | None = None,
 ) -> list[BenchTask]:
     """Build several tasks from shared options: each task takes the options its config has
     (``--samples`` goes to the code tasks only); an option set but taken by none of the tasks
-    is an error naming its flag (from ``flags``) and the tasks that take it."""
+    is an error naming its flag (from ``flags``) and the tasks that take it.
+
+    ``run``: the :class:`~smollab.study.runspec.RunSpec` of the study run being evaluated (in
+    ``run_dir``), if any. An exact-match task of the run's own (``arith.add`` for a run with an
+    ``arith.add`` table) is then built from the run's [[tasks]] table (its n_test, data_seed,
+    strata, ...), so that its items are the run's held-out items, whatever split the run chose
+    (a ``:STRATUM`` suffix and ``limit`` still narrow them); a task whose prompt formats are
+    those of the run's format defaults to that format. What was taken from the run is said in
+    each task's ``note`` (and a file task whose file the run trained on is warned of there)."""
     from smollab.eval.exact_match import FILE_TASKS, parse_task_arg
 
     base = {n: parse_task_arg(n)[0] for n in names}
+    extra = {n: _run_fields(base[n], run, options) for n in names} if run else {}
     for n in names:  # unknown names and strata first, with the list of valid ones
         # a file task's file is read with its field options (--prompt-field, ...)
         own = set(FILE_TASKS[base[n]][0].model_fields) if base[n] in FILE_TASKS else set()
-        make_task(n, **{k: v for k, v in options.items() if k in own})
+        make_task(n, **{**{k: v for k, v in options.items() if k in own}, **extra.get(n, {})})
     twice = [b for b in dict.fromkeys(base.values()) if list(base.values()).count(b) > 1]
     if twice:
         fix = (
@@ -161,7 +175,11 @@ def make_tasks(
     fields = {n: _config_class(base[n]).model_fields for n in names}
     tasks = []
     for n in names:
-        tasks.append(make_task(n, **{k: v for k, v in options.items() if k in fields[n]}))
+        given = {k: v for k, v in options.items() if k in fields[n]}
+        task = make_task(n, **{**given, **extra.get(n, {})})
+        if run is not None:
+            task.note = _run_note(task, extra.get(n, {}), run, run_dir)  # type: ignore[attr-defined]
+        tasks.append(task)
     for k, v in options.items():
         if v is not None and not any(k in f for f in fields.values()):
             takers = [t for t in eval_task_names() if k in _config_class(t).model_fields]
@@ -171,6 +189,68 @@ def make_tasks(
                 f"tasks ({', '.join(names)}) takes it."
             )
     return tasks
+
+
+def _run_fields(name: str, run: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The config fields the task ``name`` takes from the study run ``run`` (see
+    :func:`make_tasks`): ``task_options``, the run's table of the same task, and ``format``, the
+    run's, where neither --format nor --num-fewshot is given and it fits the task."""
+    from smollab.eval.exact_match import FILE_TASKS, is_exact_match
+    from smollab.tasks import PROMPT_FORMATS
+
+    if name not in TASKS or not (is_exact_match(name) or name in FILE_TASKS):
+        return {}
+    out: dict[str, Any] = {}
+    tables = [t for t in run.tasks if t.get("task") == name]
+    if tables and name not in FILE_TASKS:
+        out["task_options"] = dict(tables[0])
+    family = "text" if name in FILE_TASKS else TASKS.get(name)[0].format_family
+    fmt = PROMPT_FORMATS.get(run.format) if run.format in PROMPT_FORMATS else None
+    if (
+        options.get("format") is None
+        and not options.get("num_fewshot")
+        and fmt is not None
+        and fmt.family == family
+    ):
+        out["format"] = run.format
+    return out
+
+
+def _run_note(task: BenchTask, taken: dict[str, Any], run: Any, run_dir: Path | None) -> str | None:
+    """What ``task`` took from the study run ``run`` (or why its items may overlap the run's
+    training items), one sentence for the output and results.json; None when nothing."""
+    from smollab.eval.exact_match import TextEval
+
+    where = f"run {run_dir}" if run_dir is not None else f"run {run.hash}"
+    said = []
+    if "task_options" in taken:
+        table = {k: v for k, v in taken["task_options"].items() if k not in ("id", "task")}
+        opts = ", ".join(f"{k}={v}" for k, v in table.items()) or "every default"
+        said.append(
+            f"its items are the held-out items of {where}: the task is built from the run's own "
+            f"[[tasks]] table '{taken['task_options'].get('id')}' ({opts})"
+        )
+    if "format" in taken:
+        said.append(f"format {taken['format']}, the run's (--format sets another)")
+    if isinstance(task, TextEval):
+        for t in run.tasks:
+            path = t.get("path")
+            if t.get("task") != "text" or not path or Path(path).resolve() != Path(task.path):
+                continue
+            held = "" if t.get("test_path") else " except the few it held out"
+            data = run_dir.parent.parent / "data" if run_dir is not None else None
+            test = data / f"{t.get('id')}_test.jsonl" if data is not None else None
+            fix = (
+                f"evaluate its held-out items with --task text:{test}"
+                if test is not None and test.is_file()
+                else "evaluate its test file (test_path) or its session's data/TASK_test.jsonl"
+            )
+            said.append(
+                f"WARNING: {task.path} is the file {where} trained on (task "
+                f"'{t.get('id')}', field path): it trained on every record of it{held}, so "
+                f"these scores are mostly training accuracy, not held-out accuracy; {fix}"
+            )
+    return "; ".join(said) if said else None
 
 
 def model_key(loaded: Any) -> str:
@@ -400,8 +480,11 @@ def run_eval(
                     busy = compute_s
                 summary = summarize(task, records)
                 wall = time.perf_counter() - t0
+                note = getattr(task, "note", None)
                 results["tasks"][task.name] = {
                     "task": task.config.task,
+                    # where the items or the format came from (a study run's own table)
+                    **({"note": note} if note else {}),
                     **_config_used(task, docs),
                     # what was read; config's data_dir is only what was passed (the env
                     # variable's folder is not part of the samples key)
