@@ -184,3 +184,18 @@ def test_unwritable_out(cli: Any, tmp_path: Path, tiny_spec_text: str, how: str)
     msg = assert_clean_error(proc, 2)
     assert str(out) in msg and "not writable" in msg and "--out" in msg
     assert blocker.read_text() == "I am a file"
+
+
+def test_a_refused_command_leaves_no_empty_out_folder(cli: Any, tmp_path: Path) -> None:
+    from smollab.study.session import check_writable
+
+    out = tmp_path / "a" / "b"
+    check_writable(out)  # writable, and nothing is left of the check
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "kept").mkdir()
+    check_writable(tmp_path / "kept")  # a folder that was there stays
+    assert (tmp_path / "kept").is_dir()
+    # a model that does not load is refused after the --out check: no folder is left
+    proc = cli("eval", "--model", "smolm2-135m", "--task", "arith.add:1x1", "--out", out)
+    assert "smolm2-135m" in assert_clean_error(proc, 2)
+    assert not (tmp_path / "a").exists()

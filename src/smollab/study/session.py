@@ -46,13 +46,16 @@ class SessionResult:
 
 
 def check_writable(out_root: Path, flag: str = "--out DIR") -> None:
-    """Create ``out_root`` if needed and check a file can be written there (a
-    :class:`ConfigError` naming it and ``flag`` otherwise)."""
+    """Check a file can be written in ``out_root`` (a :class:`ConfigError` naming it and
+    ``flag`` otherwise). The folders the check makes to write its probe are removed again:
+    the command's writer makes them, so a command refused after this check (a model that
+    does not load, a missing data folder) leaves no empty ``--out`` folder behind."""
     if out_root.exists() and not out_root.is_dir():
         raise ConfigError(
             f"The output directory {out_root} is not writable: it is a file. Pass a folder "
             f"with {flag}."
         )
+    made = [p for p in (out_root, *out_root.parents) if not p.exists()]  # deepest first
     try:
         out_root.mkdir(parents=True, exist_ok=True)
         probe = out_root / f".write-test-{os.getpid()}"
@@ -63,6 +66,12 @@ def check_writable(out_root: Path, flag: str = "--out DIR") -> None:
             f"The output directory {out_root} is not writable ({e.strerror}). Pass a writable "
             f"directory with {flag}."
         ) from None
+    finally:
+        for p in made:
+            try:
+                p.rmdir()
+            except OSError:  # not made after all, or another process wrote there meanwhile
+                break
 
 
 SESSION_NAME = re.compile(NAME_PATTERN)
