@@ -135,8 +135,9 @@ def test_run_samples_the_trained_model(cli, tiny_runs, tmp_path):
     for cond, d in tiny_runs.items():
         out = tmp_path / f"{cond}.jsonl"
         args = [a for q in questions for a in ("--prompt", q)]
-        proc = cli("sample", "--run", d, *args, "--format", "compact", "--max-tokens", "3",
-                   "--out", out)  # fmt: skip
+        # the run's format (compact) by default; an explicit --format is the same here
+        fmt = ("--format", "compact") if cond == "baseline" else ()
+        proc = cli("sample", "--run", d, *args, *fmt, "--max-tokens", "3", "--out", out)
         assert proc.returncode == 0, proc.stderr
         rows = _lines(out)
         assert [r["prompt_sent"] for r in rows] == [p["prompt"] for p in preds[cond]]
@@ -145,11 +146,16 @@ def test_run_samples_the_trained_model(cli, tiny_runs, tmp_path):
         got = [r["completion"] for r in rows]
         assert got == [p["completion"][:3] for p in preds[cond]], (cond, got)
         said = one_line(proc.stdout)
+        assert ("format compact, the run's (--format sets another)" in said) is (cond == "ft")
         if cond == "ft":
             assert "the full fine-tune of scratch:gpt2 (4 steps)" in said
             assert str(d / "ckpt" / "final") in said.replace(" ", "")
         else:
             assert "is a baseline (no trained checkpoint): sampling its base model" in said
+    # a prompt that is no arithmetic question is sent as it is, and the output says why
+    proc = cli("sample", "--run", tiny_runs["ft"], "--prompt", "hello", "--max-tokens", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "prompts sent as they are: not all are arithmetic questions" in one_line(proc.stdout)
     # a run folder whose run has not finished is refused
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()

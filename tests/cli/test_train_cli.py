@@ -63,7 +63,10 @@ def test_train_is_the_study_of_its_flags(cli: Any, tmp_path: Path) -> None:
     assert "train/seed0: 4 steps" in said and "train/seed1: 4 steps" in said
     assert "(mean of the last 10 steps)" in said
     assert "smollab sample --run" in said and f"smollab report {session}" in said
-    assert "smollab eval --model" in said
+    # the hints need no --format: sample and eval of a run default to its format (compact)
+    assert "--prompt '23*47' (wrapped in its format, compact)" in said
+    assert "on its held-out items, in its format: smollab eval --model" in said
+    assert said.split("smollab eval --model ")[1].split()[1:3] == ["--task", "arith.add"]
 
     again = cli(*args)
     assert again.returncode == 0, again.stderr

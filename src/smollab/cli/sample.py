@@ -144,6 +144,35 @@ def load_run(run_dir: Path, *, device: str, dtype: str) -> tuple[Any, str, str |
     return lm, said, None
 
 
+def _run_format(run_dir: Path, texts: list[str]) -> tuple[str | None, str] | None:
+    """The prompt format ``--run`` samples in when --format is left out: the run's own (its
+    condition's format), for prompts that are all arithmetic questions it can wrap; else None
+    (the text sent as it is). With a line saying which; None for a folder that is no loadable
+    run (said when it is loaded)."""
+    from smollab.errors import SmollabError
+    from smollab.models.loader import run_spec_of
+    from smollab.tasks import PROMPT_FORMATS
+
+    if not (run_dir / "spec.json").is_file():
+        return None
+    try:
+        spec = run_spec_of(run_dir, where=f"--run {run_dir}")
+    except SmollabError:
+        return None
+    fmt = PROMPT_FORMATS.get(spec.format) if spec.format in PROMPT_FORMATS else None
+    if fmt is None or fmt.family != "arith":
+        return None, (
+            f"prompts sent as they are (the run's format {spec.format} is not one smollab "
+            "sample writes)"
+        )
+    if not all(_QUESTION.match(t) for t in texts):
+        return None, (
+            f"prompts sent as they are: not all are arithmetic questions ('23*47') for the "
+            f"run's format {spec.format} to wrap (--format {spec.format} asks for it)"
+        )
+    return spec.format, f"format {spec.format}, the run's (--format sets another)"
+
+
 @handle_errors(interrupted="nothing was written; run the command again.")
 def sample_cmd(
     model: Annotated[
@@ -196,7 +225,8 @@ def sample_cmd(
         typer.Option(
             "--format",
             help="wrap arithmetic prompts ('23*47', '7 + 8') in a study prompt format: plain, "
-            "fewshot, compact, compact_rev, compact_pp, chat, chat_answer",
+            "fewshot, compact, compact_rev, compact_pp, chat, chat_answer (default with --run: "
+            "the run's format, for arithmetic prompts; else none, the text as it is)",
         ),
     ] = None,
     out: Annotated[
@@ -228,7 +258,9 @@ def sample_cmd(
     run has no trained checkpoint, and its base model is sampled (the command says which).
     Greedy by default; --temperature T (above 0) samples, nucleus --top-p P, --n N samples
     per prompt with seeds --seed, --seed + 1, ...: the same command gives the same samples.
-    --format NAME wraps arithmetic questions ('23*47') in a study's prompt format. Each
+    --format NAME wraps arithmetic questions ('23*47') in a study's prompt format; with --run
+    the run's own format is the default for prompts that are all such questions (the command
+    says which format it used, or that the text is sent as it is). Each
     prompt's completions are printed; --out FILE.jsonl also writes one line per completion
     (prompt, the text sent, sample index, completion, settings).
 
@@ -258,6 +290,11 @@ def sample_cmd(
     texts = read_prompts(prompt or [], prompts_file)
     if out is not None and out.is_dir():
         raise ConfigError(f"--out {out} is a folder; pass a file name, e.g. --out samples.jsonl.")
+    run_format = _run_format(run, texts) if run is not None and prompt_format is None else None
+    if run_format is not None:
+        fmt_name, said = run_format
+        prompt_format = fmt_name
+        console.print(escape(said))
     questions = parse_questions(texts, prompt_format) if prompt_format else None
     stops = tuple(stop) if stop else (("\n",) if prompt_format else ())
 

@@ -495,11 +495,13 @@ def _print_runs(res: Any, spec: Any) -> None:
     from smollab.study.runspec import expand
 
     trained = []
+    fmt = "plain"
     for r in expand(spec):
         rd = res.session_dir / "runs" / r.hash
         if r.condition == "baseline" or not (rd / "record.json").is_file():
             continue
         trained.append(rd)
+        fmt = r.format
         summ = read_json(rd / "record.json").get("train") or {}
         bits = [f"{summ['steps']} steps"] if summ.get("steps") else []
         secs = summ.get("train_seconds", summ.get("train_time_s"))
@@ -517,9 +519,18 @@ def _print_runs(res: Any, spec: Any) -> None:
         where = f"{what} in {final}" if final.is_dir() else f"run folder {rd}"
         console.print(f"{r.label}: {', '.join(bits) or 'trained'}; {where}", markup=False)
     if trained and spec.study.kind == "lm":
+        # both commands default to the run's format (and eval to the run's held-out items
+        # of its own task), so the hints need no --format
+        first = spec.tasks[0]
+        if first["task"] == "text":  # sample sends a text prompt as it is
+            test = res.session_dir / "data" / f"{first['id']}_test.jsonl"
+            look, task_arg = "--prompt '...'", f"text:{test}"
+        else:
+            look, task_arg = f"--prompt '23*47' (wrapped in its format, {fmt})", first["task"]
         console.print(
-            f"Look at its generations: smollab sample --run {trained[0]} --prompt '...'; "
-            f"evaluate it further: smollab eval --model {trained[0]} --task TASK",
+            f"Look at its generations: smollab sample --run {trained[0]} {look}; evaluate it "
+            f"further on its held-out items, in its format: smollab eval --model {trained[0]} "
+            f"--task {task_arg}",
             markup=False,
         )
     report = res.session_dir / "report.md"
