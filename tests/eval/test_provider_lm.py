@@ -295,3 +295,17 @@ def test_a_budget_over_an_unpriced_model_names_a_fix_that_can_work() -> None:
     assert e.value.message.endswith(
         "Drop --budget-usd (or add the price of openai:unlisted-model there)."
     )
+
+
+def test_loglikelihood_tasks_refused_for_an_api_model_name_every_task_that_works() -> None:
+    from smollab.errors import ConfigError
+    from smollab.eval.harness import make_task
+    from smollab.eval.provider_lm import check_tasks
+
+    with pytest.raises(ConfigError) as e:
+        check_tasks("openai:gpt-4o", [make_task("hellaswag")])
+    msg = e.value.message
+    assert msg.startswith("Task(s) hellaswag score the log-probability")
+    ok = msg.split("with an API model use generation tasks: ")[1].removesuffix(".").split(", ")
+    assert {"gsm8k_chat", "humaneval", "arith.add", "arith.mul", "text:PATH"} <= set(ok)
+    assert "hellaswag" not in ok and "arith_probe" not in ok
