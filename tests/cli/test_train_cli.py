@@ -304,3 +304,30 @@ def test_a_format_that_does_not_fit_names_the_flag(cli: Any, tmp_path: Path) -> 
     msg = assert_clean_error(proc, 2)
     assert "formats that fit it are text, text_chat" in msg
     assert msg.endswith("(In smollab train's flags: --format)")
+
+
+def test_a_task_rule_error_gives_its_fix_in_flag_syntax() -> None:
+    """--set task.n_test=100 on arith.mul (1x1 has 100 pairs): the spec's refusal, as train
+    says it, names no '(top level)' field and gives the fix as a --set flag that works."""
+    from smollab.cli.train import _in_flags
+
+    def refusal(sets: list[str]) -> str:
+        spec = build_spec(model="scratch:gpt2", tasks=["arith.mul"], fmt=None, train_flags={},
+                          sets=sets, seeds=[0], baseline=False, name="t",
+                          tokenizer=None)  # fmt: skip
+        with pytest.raises(ConfigError) as e:
+            loads_spec(dumps_spec(spec), "study.toml")
+        return _in_flags(e.value.message)
+
+    msg = refusal(["task.n_test=100"])
+    assert "(top level)" not in msg and "n_test for stratum '1x1' is 100" in msg, msg
+    fix = """--set 'task.n_test_per_stratum={"1x1"=50}'"""
+    assert f"(e.g. {fix})" in msg, msg
+    spec = build_spec(model="scratch:gpt2", tasks=["arith.mul"], fmt=None, train_flags={},
+                      sets=["task.n_test=100", fix.split()[1].strip("'")], seeds=[0],
+                      baseline=False, name="t", tokenizer=None)  # fmt: skip
+    loads_spec(dumps_spec(spec), "study.toml")  # the fix works
+    # the help's example works on the default task
+    loads_spec(dumps_spec(build_spec(model="scratch:gpt2", tasks=["arith.mul"], fmt=None,
+               train_flags={}, sets=["task.n_test=50"], seeds=[0], baseline=False, name="t",
+               tokenizer=None)), "study.toml")  # fmt: skip

@@ -52,7 +52,7 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
         if not sep or not key:
             raise ConfigError(
                 f"--set {item!r} is not KEY=VALUE. Give a training setting (--set "
-                "warmup_steps=5), a task option (--set task.n_test=100), a model config "
+                "warmup_steps=5), a task option (--set task.n_test=50), a model config "
                 "field (--set model.n_layer=1) or an evaluation setting (--set "
                 "eval.batch_size=32)."
             )
@@ -379,7 +379,7 @@ def train_cmd(
         typer.Option(
             "--set",
             help="any other setting, KEY=VALUE (a TOML value): a training setting "
-            '(warmup_steps=5, weights={"2x2"=4}), task.FIELD (task.n_test=100), model.FIELD '
+            '(warmup_steps=5, weights={"2x2"=4}), task.FIELD (task.n_test=50), model.FIELD '
             "(a from-scratch model's config: model.n_layer=1) or eval.FIELD; repeat",
         ),
     ] = None,
@@ -474,6 +474,15 @@ def _in_flags(message: str) -> str:
     """An error of the study spec the flags describe, with the flag that sets the field it
     names: the user wrote flags, not the spec, so ``conditions[0].train.seq_len`` alone does
     not say what to change."""
+    # a rule over several task options has no one field; its example fix is in spec syntax
+    message = re.sub(r"(tasks\[\d+\]): field '\(top level\)': ", r"\1: ", message)
+    message, fixed = re.subn(
+        r"n_test_per_stratum = (\{[^}]*\})",
+        lambda m: f"--set 'task.n_test_per_stratum={m[1].replace(' ', '')}'",
+        message,
+    )
+    if fixed:
+        return message
     if m := re.search(r"conditions\[\d+\]\.train\.(\w+)", message):
         flag = TRAIN_FLAGS_BY_FIELD.get(m[1], f"--set {m[1]}=...")
     elif m := re.search(r"tasks\[\d+\]: field '(\w+)'", message):
