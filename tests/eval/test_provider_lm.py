@@ -309,3 +309,17 @@ def test_loglikelihood_tasks_refused_for_an_api_model_name_every_task_that_works
     ok = msg.split("with an API model use generation tasks: ")[1].removesuffix(".").split(", ")
     assert {"gsm8k_chat", "humaneval", "arith.add", "arith.mul", "text:PATH"} <= set(ok)
     assert "hellaswag" not in ok and "arith_probe" not in ok
+
+
+def test_an_unreachable_server_during_eval_names_no_session_to_resume(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An eval is no session: its retry hint says to run it again, and names no `smollab
+    resume` (an agent's session, once its folder exists, gets that in its place)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000")
+    proc = cli("eval", "--model", "openai:foo", "--base-url", "http://127.0.0.1:1/v1",
+               "--task", "arith.add:1x1", "--limit", "1", "--out", tmp_path / "ev")  # fmt: skip
+    msg = assert_clean_error(proc, 3)
+    assert "cannot reach the server" in msg
+    assert msg.endswith("Check the network or --base-url, then run the same command again.")
+    assert "resume" not in msg and "SESSION" not in msg

@@ -232,14 +232,14 @@ def _prose_left_out_note(claims: dict[str, Any], session_dir: Path) -> str | Non
 
 
 def _name_session(e: SmollabError, session_dir: Path) -> None:
-    """Where a provider or budget error's hint says ``smollab resume SESSION``, name the session:
-    once its folder exists, running the same ``smollab run`` again is refused, so resuming it is
-    the way on."""
-    if not e.hint or "SESSION" not in e.hint:
+    """Where a provider or budget error's hint says to run the same command again or
+    ``smollab resume SESSION``, name the session's resume command: once its folder exists,
+    running the same ``smollab run`` again is refused, so resuming it is the way on."""
+    from smollab.providers.base import RUN_AGAIN
+
+    if not e.hint or ("SESSION" not in e.hint and RUN_AGAIN not in e.hint):
         return
     import shlex
-
-    from smollab.providers.base import RUN_AGAIN
 
     cmd = f"`smollab resume {shlex.quote(str(session_dir))}"
     e.hint = e.hint.replace(RUN_AGAIN, f"continue with {cmd}`").replace(

@@ -38,9 +38,11 @@ class Outage(ProviderError):
     """5xx or connection failure after retries."""
 
 
-#: how a hint says to retry: the CLI names the session in place of ``SESSION`` once the agent's
-#: session folder exists (:func:`smollab.cli.agent._name_session`)
-RUN_AGAIN = "run the same command again (an agent session: `smollab resume SESSION`)"
+#: how a hint says to retry; once an agent's session folder exists, the CLI puts `smollab
+#: resume` with the session's folder in its place (:func:`smollab.cli.agent._name_session`).
+#: It names no session itself: an eval, a study, or an agent stopped before its folder was
+#: made has none to resume
+RUN_AGAIN = "run the same command again"
 
 
 def map_sdk_error(
