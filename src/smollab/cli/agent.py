@@ -417,11 +417,11 @@ def estimate(
         t.add_row("estimate with prompt caching", f"${e.cost_cached:.3f}")
     console.print(t)
     if e.cost_cached is not None:
-        fits = e.cost_cached <= 1.0
+        # an estimate, not a bound: estimate takes no budget, so it is measured against none
         console.print(
             f"With prompt caching the prefix is written once and read by the other "
-            f"{e.calls - 1} calls at the cache-read price: {'fits' if fits else 'does not fit'} "
-            f"in $1. Pass --budget-usd to make the bound hard."
+            f"{e.calls - 1} calls at the cache-read price. This is an estimate: "
+            f"`smollab run {target} --agent {agent} --budget-usd B` makes B a hard bound."
         )
     if any(m.is_api for m in p.spec.models):
         console.print(
