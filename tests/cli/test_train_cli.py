@@ -151,6 +151,8 @@ def test_bad_flags_are_clean_errors_and_write_nothing(cli: Any, tmp_path: Path) 
         ({"sets": ["task.n_test=nan"]}, "--set task.n_test=nan: nan is not a finite number"),
         # a bad --set value is named as the --set, not as the flag the user did not give
         ({"sets": ['lr="3e-4"']}, "--set lr=...: Input should be a valid number (got '3e-4')"),
+        # a tuple setting given too few values: not pydantic's "Field required"
+        ({"sets": ["betas=[0.9]"]}, "--set betas=...: betas takes 2 numbers, e.g. --set"),
     ],
 )
 def test_bad_flags_name_the_flag(kw: dict[str, Any], said: str) -> None:

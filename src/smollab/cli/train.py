@@ -157,6 +157,8 @@ def _task_fields(tables: list[dict[str, Any]]) -> str:
 def _check_fields(model: Any, values: dict[str, Any], flags: dict[str, str], what: str) -> None:
     """``values`` against the pydantic ``model`` of a training config; each bad field named
     by the flag that set it (``--lr``) or as ``--set FIELD=...``."""
+    from typing import get_args, get_origin
+
     from pydantic import ValidationError
 
     try:
@@ -177,6 +179,15 @@ def _check_fields(model: Any, values: dict[str, Any], flags: dict[str, str], wha
                 parts.append(
                     f"{flag}: {what} has no setting {field!r}.{hint} Its settings: "
                     f"{', '.join(valid)}."
+                )
+            elif get_origin(model.model_fields[field].annotation) is tuple:
+                # a fixed number of values (betas): pydantic's "Field required" for a short
+                # list says nothing of that
+                n = len(get_args(model.model_fields[field].annotation))
+                example = ",".join(map(str, model.model_fields[field].default))
+                parts.append(
+                    f"{flag}: {field} takes {n} numbers, e.g. --set {field}=[{example}] (got "
+                    f"{values.get(field)!r})."
                 )
             else:
                 parts.append(f"{flag}: {msg} (got {err.get('input')!r}).")
@@ -288,8 +299,8 @@ def build_spec(
         if bad:
             raise ConfigError(
                 f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} for language-model "
-                "training (arith.* tasks); grokking tasks train a small model from scratch, "
-                "every run fully, with no prompt format. Drop "
+                "training (arith.* tasks, text:PATH); grokking tasks train a small model "
+                "from scratch, every run fully, with no prompt format. Drop "
                 f"{'it' if len(bad) == 1 else 'them'}."
             )
         _check_fields(GrokTrainSpec, train, flags, "grokking training")
@@ -414,7 +425,8 @@ def train_cmd(
 ) -> None:
     """Train one model on a task and evaluate it: a study of one condition.
 
-    Language models (arith.add, arith.mul) are fine-tuned with the loss on the answer tokens;
+    Language models (on arith.add, arith.mul, or your own question/answer file with
+    text:PATH) are fine-tuned with the loss on the answer tokens;
     grokking tasks (grok.x_plus_y, grok.x_minus_y, grok.x_div_y, grok.permutation) train a
     small model from scratch with the reference configuration unless --steps/--lr/--set say
     otherwise. The settings and their defaults are those of a study's \\[conditions.train]
