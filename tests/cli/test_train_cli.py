@@ -333,3 +333,18 @@ def test_a_task_rule_error_gives_its_fix_in_flag_syntax() -> None:
     loads_spec(dumps_spec(build_spec(model="scratch:gpt2", tasks=["arith.mul"], fmt=None,
                train_flags={}, sets=["task.n_test=50"], seeds=[0], baseline=False, name="t",
                tokenizer=None)), "study.toml")  # fmt: skip
+
+
+def test_a_model_that_brings_its_own_config_names_the_flags() -> None:
+    """--set model.n_layer=2 / --tokenizer DIR on smollm2: the refusal maps to train's flags."""
+    from smollab.cli.train import _in_flags
+
+    msg = (
+        "s.toml: models[0] ('smollm2-135m') sets config and tokenizer, which only from-scratch "
+        "models use; 'smollm2-135m' brings its own. Remove config and tokenizer."
+    )
+    said = _in_flags(msg)
+    assert said.endswith("(In smollab train's flags: --set model.FIELD=... and --tokenizer)")
+    assert _in_flags(msg.replace("config and tokenizer", "tokenizer")).endswith(
+        "(In smollab train's flags: --tokenizer)"
+    )

@@ -503,6 +503,14 @@ def _in_flags(message: str) -> str:
         flag = f"--set eval.{m[1]}=..."
     elif re.search(r"models\[\d+\]\.config", message):
         flag = "--set model.FIELD=..."
+    elif m := re.search(
+        r"models\[\d+\] \(.*?\) sets (config and tokenizer|config|tokenizer)", message
+    ):
+        # a model that brings its own config or tokenizer: the flags that gave them
+        flag = " and ".join(
+            {"config": "--set model.FIELD=...", "tokenizer": "--tokenizer"}[f]
+            for f in m[1].split(" and ")
+        )
     elif re.search(r"conditions\[\d+\]\.format", message):
         flag = "--format"
     else:
