@@ -86,3 +86,32 @@ def test_the_paper_says_how_a_from_scratch_baseline_and_its_seeds_relate():
     results["models"]["other"] = {"source": "smollm2-135m", "model_type": "llama"}
     mixed = conditions_paragraph(results)
     assert "a from-scratch model's random initialisation, once per seed" in mixed
+
+
+def test_a_trained_condition_compared_with_nothing_gets_no_empty_findings():
+    """QA: a train session without --baseline printed an empty 'Findings by condition:'
+    heading, and its paper an itemize with no item (which LaTeX refuses)."""
+    from pathlib import Path
+
+    from smollab.report.text import render_html
+
+    results = load_sample()
+    results["conditions"].pop("baseline")
+    results["comparisons"] = []
+    ctx = build_context(results)
+    assert [t["findings"] for t in ctx["tasks"]] == [[]]
+    md = render_markdown(ctx)
+    assert "Findings by condition" not in md
+    assert (
+        "No trained condition was compared with a baseline on `mul`, so there are no "
+        "findings by condition." in md
+    )
+    html = render_html(ctx, Path("."))
+    assert "Findings by condition" not in html and "no findings by condition" in html
+    tex, numbers = render_paper(ctx)
+    assert "\\begin{itemize}\n\\end{itemize}" not in tex
+    assert "no trained condition was compared with a baseline, so no finding is stated" in tex
+    assert not stray_numbers(tex, numbers["numbers"])
+    # with a baseline, the findings are listed as before
+    md = render_markdown(build_context(load_sample()))
+    assert "Findings by condition:" in md and "no findings by condition" not in md

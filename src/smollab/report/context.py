@@ -350,13 +350,16 @@ def _headline(
 
 
 def _findings(task: str, comps: list[dict[str, Any]], trained: list[str]) -> list[dict[str, Any]]:
-    """Per trained condition: the strata of ``task`` grouped by verdict (``overall`` excluded,
-    unless it is the only comparison: a task with one stratum is compared overall only)."""
+    """Per trained condition compared on ``task``: its strata grouped by verdict (``overall``
+    excluded, unless it is the only comparison: a task with one stratum is compared overall
+    only). A condition with no comparison (a study without a baseline) has no entry."""
     out = []
     for cond in trained:
         groups: dict[str, list[str]] = {IMPROVEMENT: [], NO_DIFFERENCE: [], DEGRADATION: []}
         mine = [c for c in comps if c["task"] == task and c["condition"] == cond]
         strata = [c for c in mine if c["stratum"] != "overall"] or mine
+        if not strata:  # compared with nothing (no baseline): no finding, not an empty one
+            continue
         for c in strata:
             groups.setdefault(c["verdict"], []).append(c["stratum"])
         out.append(
