@@ -61,7 +61,7 @@ def test_train_is_the_study_of_its_flags(cli: Any, tmp_path: Path) -> None:
     assert not (session / "report.md").exists()  # --report writes it; smollab report later
     said = one_line(proc.stdout)
     assert "train/seed0: 4 steps" in said and "train/seed1: 4 steps" in said
-    assert "(mean of the last 10 steps)" in said
+    assert "(mean of the last 4 steps)" in said
     assert "smollab sample --run" in said and f"smollab report {session}" in said
     # the hints need no --format: sample and eval of a run default to its format (compact)
     assert "--prompt '23*47' (wrapped in its format, compact)" in said

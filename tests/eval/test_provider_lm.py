@@ -241,7 +241,7 @@ def test_eval_budget_is_checked_before_the_first_call(
             "--data-dir", SHARED, "--out", out)  # fmt: skip
     msg = assert_clean_error(cli(*args, "--budget-usd", "0.0001"), code=4)
     assert "could cost up to $0.00" in msg and "No call was made" in msg and "--limit" in msg
-    assert server.requests == []
+    assert server.requests == [] and not out.exists()  # a refused run leaves no empty folder
     proc = cli(*args, "--budget-usd", "1")
     assert proc.returncode == 0, proc.stderr
     assert "openai:gpt-5-mini: 2 of 2 calls not cached, at most $0.00" in proc.stdout

@@ -538,7 +538,11 @@ def _print_runs(res: Any, spec: Any) -> None:
             bits.append(f"{secs:.0f} s" if secs >= 10 else f"{secs:.1f} s")
         if summ.get("final_loss") is not None:
             # the trainer's final_loss, which the progress bar's last loss is not
-            bits.append(f"training loss {summ['final_loss']:.4f} (mean of the last 10 steps)")
+            n = min(10, int(summ.get("steps") or 10))  # the trainer's mean of the last 10 rows
+            bits.append(
+                f"training loss {summ['final_loss']:.4f} (mean of the last {n} "
+                f"step{'s' if n != 1 else ''})"
+            )
         if "step_val_acc_99" in summ:
             g = summ["step_val_acc_99"]
             bits.append(f"99% validation accuracy at step {g}" if g else "99% not reached")

@@ -390,7 +390,6 @@ def run_eval(
         tasks = [tasks]
     out_dir = Path(out_dir)
     check_budget_target(loaded.source, budget_usd)
-    out_dir.mkdir(parents=True, exist_ok=True)
     cache = RequestCache(smollab_home() / "eval_cache.sqlite") if use_cache else None
     lm: Any
     if isinstance(loaded, ProviderLM):
@@ -431,6 +430,8 @@ def run_eval(
         if cache is not None:
             cache.close()
         raise
+    # made only now: a run refused above (a budget, a prompt too long) leaves no empty folder
+    out_dir.mkdir(parents=True, exist_ok=True)
     pool: Any = contextlib.nullcontext()
     if procs > 1:
         if load_args is None:

@@ -204,7 +204,8 @@ def run_spec_of(
         raise ModelLoadError(
             f"{where} is a run of a {spec.kind!r} study (model {spec.model.source!r}), which "
             "trains no language model to load: its results are in its record.json and "
-            "predictions. Pass a run of a language-model study, or a model source."
+            "metrics.jsonl (`smollab report SESSION` draws its curves). Pass a run of a "
+            "language-model study, or a model source."
         )
     if weights and spec.model.is_api:
         raise ModelLoadError(
