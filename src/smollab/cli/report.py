@@ -68,11 +68,11 @@ def _finish_hint(d: Path) -> str:
     import shlex
     import tomllib
 
+    from smollab.agent.state import read_session_json
     from smollab.errors import CorruptFile
-    from smollab.io import read_json
 
     try:
-        info = read_json(d / "session.json") if (d / "session.json").is_file() else {}
+        info = read_session_json(d)
     except CorruptFile:
         info = {}
     if isinstance(info, dict) and info.get("launch"):

@@ -296,8 +296,13 @@ class TextTask(Task):
         the ids of those left out; a stratum left with no training item is a ConfigError."""
         c = self.config
         tested = {e.question["prompt"].strip() for e in self._test}
-        kept = [e for e in train if e.question["prompt"].strip() not in tested]
-        removed = [e.id for e in train if e.question["prompt"].strip() in tested]
+        kept: list[Example] = []
+        removed: list[str] = []
+        for e in train:
+            if e.question["prompt"].strip() in tested:
+                removed.append(e.id)
+            else:
+                kept.append(e)
         for s in self._strata:
             n = sum(e.stratum == s for e in train)
             if n and not any(e.stratum == s for e in kept):
