@@ -47,6 +47,7 @@ __all__ = [
     "mean_sem",
     "paired_bootstrap_diff",
     "pass_at_k",
+    "ratio_bootstrap_interval",
     "score_interval",
     "seed_t_interval",
     "shift_interval",
@@ -476,6 +477,55 @@ def bootstrap_interval(
         boot[start:stop] = out
     low, high = _percentiles(boot, level)
     return Interval(estimate, low, high, level, "bootstrap-percentile")
+
+
+def ratio_bootstrap_interval(
+    numerators: Sequence[float] | np.ndarray,
+    denominators: Sequence[float] | np.ndarray,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Interval:
+    """Percentile bootstrap over units of a ratio of sums, ``sum(numerators) / sum(denominators)``
+    (optionally ``transform`` ed, e.g. ``np.exp``): a corpus-level metric whose units are
+    documents, such as perplexity (``exp(sum NLL / sum tokens)``), where the mean of per-unit
+    ratios would weight a short document like a long one.
+
+    Units are resampled with replacement, keeping each numerator with its denominator. A
+    monotone ``transform`` maps the percentile interval of the ratio onto the transformed
+    scale exactly (percentiles commute with monotone maps); the estimate is the transformed
+    ratio on the original data. One unit gives a degenerate interval at the estimate.
+
+    Raises:
+        ValueError: if the inputs differ in length, are empty or non-finite, a denominator is
+            negative or they sum to 0, or ``level``/``n_boot`` are invalid.
+    """
+    num = _as_1d_finite(numerators, "numerators")
+    den = _as_1d_finite(denominators, "denominators")
+    if num.size != den.size:
+        raise ValueError(f"numerators and denominators differ in length ({num.size} vs {den.size})")
+    if (den < 0).any() or den.sum() <= 0:
+        raise ValueError("denominators must be >= 0 with a positive sum")
+    level = _check_level(level)
+    n_boot = _check_n_boot(n_boot)
+    rng = np.random.default_rng(seed)
+    n = num.size
+    boot = np.empty(n_boot)
+    rows = _chunk_rows(n_boot, n)
+    for start in range(0, n_boot, rows):
+        stop = min(n_boot, start + rows)
+        counts = _counts(rng, stop - start, n)
+        d = counts @ den
+        # a replicate that drew only zero-denominator units has no ratio: it takes the
+        # whole-data ratio (possible only when some denominators are 0)
+        boot[start:stop] = np.where(d > 0, (counts @ num) / np.where(d > 0, d, 1.0), np.nan)
+    estimate = float(num.sum() / den.sum())
+    boot = np.where(np.isnan(boot), estimate, boot)
+    low, high = _percentiles(boot, level)
+    if transform is not None:
+        estimate, low, high = (float(transform(np.asarray(x))) for x in (estimate, low, high))
+    return Interval(estimate, low, high, level, "bootstrap-percentile-ratio")
 
 
 def score_interval(

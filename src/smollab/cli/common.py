@@ -119,7 +119,11 @@ class StudyProgress:
             info = f"loss {e['loss']:.4f}"
             if e.get("eval"):
                 info += " | " + " ".join(
-                    f"{k.split('/')[-1]}:{v:.0%}" for k, v in e["eval"].items()
+                    # a pretraining run's validation loss and perplexity are not rates
+                    f"{k.split('/')[-1]}:{v:.3g}"
+                    if k.endswith(("val_loss", "val_ppl"))
+                    else f"{k.split('/')[-1]}:{v:.0%}"
+                    for k, v in e["eval"].items()
                 )
             self.progress.update(bar, completed=e["step"], info=info)
         elif ev == "step":  # a grokking run's evaluation step

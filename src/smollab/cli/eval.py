@@ -81,6 +81,12 @@ def eval_cmd(
             "(default: one stratum, all)",
         ),
     ] = None,
+    text_field: Annotated[
+        str | None,
+        typer.Option(
+            "--text-field", help="corpus: a .jsonl record's field holding the text (default text)"
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -179,6 +185,11 @@ def eval_cmd(
     data/TASK_test.jsonl, read as exactly the items the study evaluated (their ids, strata).
     Results: exact match with Wilson 95% intervals overall and per stratum. A bad file, line
     or field is refused before the model loads.
+    Perplexity of raw text: --task corpus:PATH scores every document of PATH (a .txt file,
+    documents separated by blank lines, or a .jsonl file with --text-field, default text;
+    optionally .gz/.bz2) by rolling loglikelihood over the context window, as
+    lm-evaluation-harness's wikitext: token_perplexity, word_perplexity, byte_perplexity and
+    bits_per_byte, corpus-level, with 95% bootstrap intervals over documents.
     Items finished before an interruption are kept; the same command resumes.
     --procs N splits the items over N processes (the results are those of one process).
 
@@ -226,6 +237,7 @@ def eval_cmd(
         "prompt_field": prompt_field,
         "answer_field": answer_field,
         "stratum_field": stratum_field,
+        "text_field": text_field,
     }
     flags = {
         "n_samples": "--samples",
@@ -237,6 +249,7 @@ def eval_cmd(
         "prompt_field": "--prompt-field",
         "answer_field": "--answer-field",
         "stratum_field": "--stratum-field",
+        "text_field": "--text-field",
     }
     run, run_dir = _run_of(model)
     # before torch is imported; a study run's own tasks are built from its [[tasks]] tables

@@ -101,21 +101,23 @@ def _task_table(arg: str, options: dict[str, Any]) -> dict[str, Any]:
     from smollab.tasks import TASKS
 
     name, sep, rest = arg.partition(":")
-    if name == "text" and sep:  # text:PATH, as in smollab eval: the data file, not strata
+    if name in ("text", "corpus") and sep:  # NAME:PATH, as in smollab eval: the data file
+        kind = "JSON Lines file" if name == "text" else "corpus (.txt or .jsonl)"
+        example = "qa.jsonl" if name == "text" else "wiki.txt"
         if "path" in options:
             raise ConfigError(
-                f"--task {arg} and --set task.path={options['path']!r} both give the text "
-                "task's data file; give it once (--task text:PATH)."
+                f"--task {arg} and --set task.path={options['path']!r} both give the {name} "
+                f"task's data file; give it once (--task {name}:PATH)."
             )
         if not rest.strip():
             raise ConfigError(
-                f"--task {arg} names no file after ':'. Give your JSON Lines file as --task "
-                "text:PATH (e.g. --task text:qa.jsonl)."
+                f"--task {arg} names no file after ':'. Give your {kind} as --task "
+                f"{name}:PATH (e.g. --task {name}:{example})."
             )
         options = {**options, "path": rest.strip()}
         arg = name
         # named after its file, so that one file can be trained on and another evaluated
-        file_id = _slug(re.sub(r"\.jsonl(\.gz|\.bz2)?$", "", Path(rest.strip()).name))
+        file_id = _slug(re.sub(r"\.(jsonl|txt)(\.gz|\.bz2)?$", "", Path(rest.strip()).name))
     else:
         file_id = None
     name, strata = parse_task_arg(arg)
@@ -282,6 +284,19 @@ def build_spec(
             "scratch) and the benchmarks after it, e.g. --task "
             f"arith.mul --task {tables[0]['task']}."
         )
+    pretrain = tables[0]["task"] == "corpus"
+    if any(t["task"] == "corpus" for t in tables) and (not pretrain or len(tables) > 1):
+        raise ConfigError(
+            f"--task mixes a corpus with other tasks ({', '.join(tasks)}): --task corpus:PATH "
+            "pretrains on raw text and is evaluated by held-out perplexity, in a study of its "
+            "own. Give it as the only --task, and evaluate the trained model on other tasks "
+            "afterwards with smollab eval --model RUN --task ...."
+        )
+    if pretrain and fmt is not None:
+        raise ConfigError(
+            f"--format {fmt}: pretraining on a corpus (--task corpus:PATH) reads raw text, with "
+            "no prompt format. Drop --format."
+        )
     model_config = scoped["model"]
     model_table: dict[str, Any]
     if all(grok):
@@ -331,7 +346,7 @@ def build_spec(
     spec: dict[str, Any] = {
         "study": {
             "name": session,
-            **({"kind": "grok"} if all(grok) else {}),
+            **({"kind": "grok"} if all(grok) else {"kind": "pretrain"} if pretrain else {}),
             "title": f"{source} trained on {', '.join(t['task'] for t in tables[:1])}",
             "seeds": seeds,
         },
@@ -351,7 +366,7 @@ def train_cmd(
         typer.Option(
             "--task",
             help="task to train on (arith.add, arith.mul[:STRATA], text:QA.jsonl for your own "
-            "question/answer file, grok.x_plus_y, ...); "
+            "question/answer file, corpus:TEXT.txt to pretrain on raw text, grok.x_plus_y, ...); "
             "repeat to evaluate more tasks (benchmarks too) after training on the first",
         ),
     ],
@@ -426,7 +441,10 @@ def train_cmd(
     """Train one model on a task and evaluate it: a study of one condition.
 
     Language models (on arith.add, arith.mul, or your own question/answer file with
-    text:PATH) are fine-tuned with the loss on the answer tokens;
+    text:PATH) are fine-tuned with the loss on the answer tokens; corpus:PATH (a .txt file,
+    documents separated by blank lines, or a .jsonl file with a 'text' field) pretrains on
+    raw text with the loss on every token (documents joined with EOS, cut into --seq-len
+    chunks; task.test_fraction of the documents held out), and reports held-out perplexity;
     grokking tasks (grok.x_plus_y, grok.x_minus_y, grok.x_div_y, grok.permutation) train a
     small model from scratch with the reference configuration unless --steps/--lr/--set say
     otherwise. The settings and their defaults are those of a study's \\[conditions.train]
@@ -441,6 +459,7 @@ def train_cmd(
       smollab train --task arith.mul:1x1,1x2 --format compact --steps 60 --lr 3e-4
       smollab train --task arith.add --model scratch:gpt2 --set model.n_layer=2 --seed 0 --seed 1
       smollab train --task grok.x_plus_y --steps 3000 --set stop_after_99=100
+      smollab train --task corpus:wiki.txt --model scratch:gpt2 --steps 200 --lr 1e-3
     """
     from smollab.study.session import check_session_name
     from smollab.study.spec import dumps_spec, loads_spec
@@ -564,6 +583,13 @@ def _print_runs(res: Any, spec: Any) -> None:
             f"Look at its generations: smollab sample --run {trained[0]} {look}; evaluate it "
             f"further on its held-out items, in its format: smollab eval --model {trained[0]} "
             f"--task {task_arg}",
+            markup=False,
+        )
+    if trained and spec.study.kind == "pretrain":
+        test = res.session_dir / "data" / f"{spec.tasks[0]['id']}_test.jsonl"
+        console.print(
+            f"Look at its generations: smollab sample --run {trained[0]} --prompt '...'; its "
+            f"held-out perplexity again: smollab eval --model {trained[0]} --task corpus:{test}",
             markup=False,
         )
     report = res.session_dir / "report.md"

@@ -46,6 +46,7 @@ from smollab.tasks import (
 )
 from smollab.tasks.base import Example
 from smollab.tasks.bench import BenchConfig, BenchTask
+from smollab.tasks.corpus import CorpusEvalConfig, CorpusFileTask
 from smollab.tasks.requests import GenerateRequest
 from smollab.tasks.text import JSONL_SUFFIXES, TextConfig, TextFileTask
 
@@ -326,8 +327,10 @@ class TextEval(ExactMatchEval):
 
 #: tasks that evaluate the user's file, named after a colon (``--task text:PATH``): their
 #: ``smollab eval`` config class and task class
-FILE_TASKS: dict[str, tuple[type[BenchConfig], Callable[[Any], ExactMatchEval]]] = {
-    "text": (TextEvalConfig, TextEval)
+FILE_TASKS: dict[str, tuple[type[BenchConfig], Callable[[Any], BenchTask]]] = {
+    "text": (TextEvalConfig, TextEval),
+    # perplexity of every document of a raw-text corpus (smollab.tasks.corpus)
+    "corpus": (CorpusEvalConfig, CorpusFileTask),
 }
 
 

@@ -82,6 +82,12 @@ def make_task(name: str, **fields: Any) -> BenchTask:
         raise ConfigError(f"Unknown task {name!r}. Valid tasks for `smollab eval`: {valid}.")
     if name in FILE_TASKS:
         path = arg.partition(":")[2].strip()
+        if not path and name == "corpus":
+            raise ConfigError(
+                f"--task {arg} names no file: the corpus task evaluates the perplexity of your "
+                "own text, given after a colon: --task corpus:PATH (a .txt file, documents "
+                "separated by blank lines, or a .jsonl file with a 'text' field per record)."
+            )
         if not path:
             raise ConfigError(
                 f"--task {arg} names no file: the {name} task evaluates your own JSON Lines "
@@ -199,6 +205,8 @@ def _run_fields(name: str, run: Any, options: dict[str, Any]) -> dict[str, Any]:
     from smollab.tasks import PROMPT_FORMATS
 
     if name not in TASKS or not (is_exact_match(name) or name in FILE_TASKS):
+        return {}
+    if name == "corpus":  # a corpus file has no prompt format and no run table to take
         return {}
     out: dict[str, Any] = {}
     tables = [t for t in run.tasks if t.get("task") == name]
@@ -602,6 +610,8 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, int]]:
 
 
 def _fmt(iv: dict[str, Any]) -> str:
+    if iv.get("scale") == "number":  # a perplexity or bits per byte, not a rate
+        return f"{iv['estimate']:.4g} [{iv['low']:.4g}, {iv['high']:.4g}]"
     return f"{iv['estimate']:.1%} [{iv['low']:.1%}, {iv['high']:.1%}]"
 
 

@@ -13,6 +13,14 @@
     ``truncated``; the continuation is never cut: one longer than the window raises
     :class:`ContinuationTooLong` (:meth:`HFLM.too_long` finds them without computing).
 
+``loglikelihood_rolling(requests)``
+    For each :class:`RollingLoglikelihoodRequest` ``(text)``: the summed log-probability of
+    every token of ``encode(text)``, as lm-evaluation-harness's ``loglikelihood_rolling``
+    computes it (:func:`rolling_windows`): disjoint windows of up to ``max_length`` predicted
+    tokens; the first window's first token is conditioned on the prefix token (the tokenizer's
+    BOS, else its EOS: lm-eval's ``prefix_token_id``), each later window on the tokens before
+    it, up to a full window of input. ``n_tokens`` is the number of tokens scored (each once).
+
 ``generate(requests)``
     For each :class:`GenerateRequest`: the continuation of ``prompt`` up to ``max_tokens`` new
     tokens, cut before the first of the ``stop`` strings, or at EOS (neither included). With
@@ -58,7 +66,12 @@ from smollab.errors import ConfigError
 from smollab.eval.generate import _last_logits_kwargs, greedy_generate
 from smollab.models.cpu_kernels import packed_linears
 from smollab.models.loader import WINDOW_ATTRS
-from smollab.tasks.requests import GenerateRequest, Loglikelihood, LoglikelihoodRequest
+from smollab.tasks.requests import (
+    GenerateRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    RollingLoglikelihoodRequest,
+)
 
 __all__ = [
     "HFLM",
@@ -67,7 +80,9 @@ __all__ = [
     "Loglikelihood",
     "LoglikelihoodRequest",
     "RequestCache",
+    "RollingLoglikelihoodRequest",
     "model_window",
+    "rolling_windows",
 ]
 
 
@@ -188,6 +203,9 @@ def model_window(model: Any, tokenizer: Any, default: int = 2048) -> int:
 #: continuations (fewer, larger forwards are what a GPU's time goes to; the logits stay no larger
 #: than lm-eval's forward over ``batch_size`` whole sequences). On the CPU the factor is 1
 CONT_ROWS = 4
+#: a rolling loglikelihood forward scores at most this many positions (more when one window
+#: is longer): each needs a vocabulary-wide row of logits
+ROLLING_TOKENS = 4096
 #: a prefix tree row holds its context and continuations up to this many tokens (more
 #: continuations go to further rows, each with its own copy of the context)
 ROW_TOKENS = 1024
@@ -283,6 +301,31 @@ def _tree_mask(rows: list[_Row], width: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def rolling_windows(
+    tokens: Sequence[int], prefix_token: int, max_length: int
+) -> list[tuple[list[int], list[int]]]:
+    """(context, continuation) token pairs that score every token of ``tokens`` exactly once,
+    in order: lm-eval's ``get_rolling_token_windows(..., context_len=1)`` followed by
+    ``make_disjoint_window``. The first continuation is the first ``max_length`` tokens after
+    ``[prefix_token]``; each later one the next ``max_length`` tokens (fewer at the end), its
+    context the tokens before it such that context + continuation fill ``max_length + 1``
+    tokens (the model reads all but the last)."""
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    toks = list(tokens)
+    if not toks:
+        return []
+    first = min(max_length, len(toks))
+    out = [([prefix_token], toks[:first])]
+    done = first
+    while done < len(toks):
+        n = min(len(toks) - done, max_length)
+        end = done + n
+        out.append((toks[end - max_length - 1 : end - n], toks[done:end]))
+        done = end
+    return out
+
+
 def weights_fingerprint(model: Any) -> str:
     """A SHA-256 over every parameter's name, dtype, shape and bytes: any change to the weights
     (an ablation, an adapter, one more training step) gives another fingerprint. About 0.4 s
@@ -365,6 +408,58 @@ class HFLM:
     ) -> list[str]:
         """One completion per request, in request order."""
         return self._cached(requests, self._generate, None, progress)
+
+    def loglikelihood_rolling(
+        self,
+        requests: Sequence[RollingLoglikelihoodRequest],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Loglikelihood]:
+        """One :class:`Loglikelihood` per request (the whole text's), in request order."""
+        return self._cached(requests, self._loglikelihood_rolling, Loglikelihood, progress)
+
+    @property
+    def prefix_token_id(self) -> int:
+        """The token the first token of a rolling loglikelihood is conditioned on: BOS, else
+        EOS (lm-eval's ``prefix_token_id`` for HF models)."""
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        return bos if bos is not None else self.eos_id
+
+    def _loglikelihood_rolling(self, requests, progress) -> list[Loglikelihood]:
+        # every window of every text as a chain row (context + continuation, continuation
+        # positions scored), the longest rows first, batch_size rows per forward
+        rows: list[_Row] = []
+        owner: list[int] = []
+        for i, text in enumerate(self.encode_many([r.text for r in requests])):
+            for ctx, cont in rolling_windows(text, self.prefix_token_id, self.max_length):
+                rows += _prefix_rows(ctx, [(len(owner), cont)], False, False)
+                owner.append(i)
+        order = sorted(range(len(rows)), key=lambda k: -len(rows[k].tokens))
+        got: list[Any] = [None] * len(rows)
+        # every position of a row is scored: a forward takes up to batch_size rows and
+        # ROLLING_TOKENS scored positions (their logits are rows x vocabulary floats)
+        most = self.cont_rows * self.batch_size
+        start = 0
+        while start < len(order):
+            stop, held = start + 1, len(rows[order[start]].need)
+            while (
+                stop < len(order)
+                and stop - start < most
+                and held + len(rows[order[stop]].need) <= ROLLING_TOKENS
+            ):
+                held += len(rows[order[stop]].need)
+                stop += 1
+            self._score_rows([rows[k] for k in order[start:stop]], False, got)
+            start = stop
+        total = [0.0] * len(requests)
+        greedy = [True] * len(requests)
+        count = [0] * len(requests)
+        for w, ll in enumerate(got):
+            total[owner[w]] += ll.logprob
+            greedy[owner[w]] = greedy[owner[w]] and ll.is_greedy
+            count[owner[w]] += ll.n_tokens
+        if progress:
+            progress(len(requests))
+        return [Loglikelihood(t, g, n) for t, g, n in zip(total, greedy, count, strict=True)]
 
     # ------------------------------------------------------------------ caching
 

@@ -43,7 +43,7 @@ API_CONCURRENCY = 8
 
 def check_tasks(source: str, tasks: Sequence[Any]) -> None:
     """Refuse loglikelihood tasks for an API model, naming them and the tasks that work."""
-    bad = [t.name for t in tasks if t.request_type == "loglikelihood"]
+    bad = [t.name for t in tasks if t.request_type != "generate"]
     if bad:
         from smollab.eval.exact_match import FILE_TASKS, is_exact_match
         from smollab.eval.harness import bench_task_names, eval_task_names, make_task
@@ -51,7 +51,7 @@ def check_tasks(source: str, tasks: Sequence[Any]) -> None:
         ok = [n for n in bench_task_names() if make_task(n).request_type == "generate"]
         # the exact-match families generate too (arith.add, arith.mul; the text task's file)
         ok += [n for n in eval_task_names() if is_exact_match(n)]
-        ok += [f"{n}:PATH" for n in FILE_TASKS]
+        ok += [f"{n}:PATH" for n in FILE_TASKS if n != "corpus"]  # corpus: perplexity
         raise ConfigError(
             f"Task(s) {', '.join(bad)} score the log-probability of given continuations, which "
             f"the API behind {source!r} does not return. Evaluate them with a local model "

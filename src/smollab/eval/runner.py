@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from smollab.analysis.stats import score_interval
 from smollab.errors import ConfigError
-from smollab.eval.lm import HFLM, ContinuationTooLong, GenerateRequest, LoglikelihoodRequest
+from smollab.eval.lm import (
+    HFLM,
+    ContinuationTooLong,
+    GenerateRequest,
+    LoglikelihoodRequest,
+    RollingLoglikelihoodRequest,
+)
 from smollab.io import append_jsonl, read_json, read_jsonl, write_jsonl
 from smollab.tasks.bench import BenchTask
 
@@ -213,6 +219,13 @@ def run_task(
             except ContinuationTooLong as e:  # one check_continuations' bound let through
                 at = [(d, j) for d, rs in zip(part, per_doc, strict=True) for j in range(len(rs))]
                 raise _too_long_error(task, [(*at[e.index], e.n_tokens)], e.window) from None
+        elif task.request_type == "loglikelihood_rolling":
+            if not hasattr(lm, "loglikelihood_rolling"):
+                raise ConfigError(
+                    f"{task.name} scores the log-probability of whole texts (perplexity), "
+                    "which an API model cannot return; evaluate it with a local model."
+                )
+            responses = lm.loglikelihood_rolling(cast(list[RollingLoglikelihoodRequest], flat))
         else:
             responses = lm.generate(cast(list[GenerateRequest], flat))
         grouped, i = [], 0

@@ -200,7 +200,7 @@ def run_spec_of(
             "another version of smollab, or edited. Run its study again with this version, or "
             "point at a model directory."
         ) from None
-    if spec.kind != "lm":
+    if spec.kind not in ("lm", "pretrain"):  # a pretraining run's model is a language model
         raise ModelLoadError(
             f"{where} is a run of a {spec.kind!r} study (model {spec.model.source!r}), which "
             "trains no language model to load: its results are in its record.json and "

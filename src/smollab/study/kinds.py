@@ -8,6 +8,8 @@ studied; the rest (content hashes, run folders, executors, the store, resumption
   (``[conditions.train]``); results in ``smollab.results/1`` and the foundation's report.
 * ``"grok"``: small models trained from scratch on the grokking tasks, one run per condition x
   task x seed (``[conditions.config]``, see :class:`smollab.train.grokking.GrokTrainSpec`).
+* ``"pretrain"``: language models pretrained on a raw-text corpus (task ``corpus``), evaluated
+  by held-out perplexity (:mod:`smollab.study.pretrain_kind`).
 
 A new kind subclasses :class:`RunKind` and registers an instance:
 ``RUN_KINDS.register(name)(MyKind())``.
@@ -106,4 +108,4 @@ def _register_builtin() -> None:
     if _registered:
         return
     _registered = True
-    from smollab.study import grok_kind, lm_kind  # noqa: F401  (register on import)
+    from smollab.study import grok_kind, lm_kind, pretrain_kind  # noqa: F401  (register on import)

@@ -46,6 +46,15 @@ class LMKind(RunKind):
                     "language-model study ([study] kind = 'lm') takes [conditions.train]. Remove "
                     "it, or set [study] kind."
                 )
+        for i, t in enumerate(spec.tasks):
+            if isinstance(t, dict) and t.get("task") == "corpus":
+                raise ConfigError(
+                    f"{source}: tasks[{i}] is a corpus (task = 'corpus'), which is pretrained "
+                    "on and evaluated by perplexity, not scored by accuracy as a "
+                    "language-model study's tasks are. Study it in a pretraining study: set "
+                    "kind = 'pretrain' in [study], with the corpus as its only task (or run "
+                    "`smollab train --task corpus:PATH`)."
+                )
         check_lm_spec(spec, source)
 
     def expand(self, spec: Any) -> list[Any]:

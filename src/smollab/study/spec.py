@@ -84,7 +84,8 @@ class StudyMeta(_Strict):
     kind: str = Field(
         "lm",
         description="what the study runs: 'lm' (language models on generative tasks) or "
-        "'grok' (small models from scratch on the grokking tasks); see smollab.study.kinds",
+        "'grok' (small models from scratch on the grokking tasks) or 'pretrain' (language "
+        "models pretrained on a raw-text corpus, held-out perplexity); see smollab.study.kinds",
     )
     seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
     targets: dict[str, float] = Field(

@@ -10,6 +10,7 @@ from smollab.errors import ConfigError
 from smollab.tasks import arith_probe as _arith_probe  # noqa: F401  (registers arith_probe)
 from smollab.tasks import arithmetic as _arithmetic  # noqa: F401  (registers arith.*)
 from smollab.tasks import code as _code  # noqa: F401  (registers humaneval, mbpp*)
+from smollab.tasks import corpus as _corpus  # noqa: F401  (registers corpus)
 from smollab.tasks import gsm8k as _gsm8k  # noqa: F401  (registers gsm8k, gsm8k_chat)
 from smollab.tasks import hellaswag as _hellaswag  # noqa: F401  (registers hellaswag*)
 from smollab.tasks import modular as _modular  # noqa: F401  (registers grok.*)

@@ -22,9 +22,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from smollab.tasks.base import Example, TaskConfig
-from smollab.tasks.requests import GenerateRequest, LoglikelihoodRequest
+from smollab.tasks.requests import (
+    GenerateRequest,
+    LoglikelihoodRequest,
+    RollingLoglikelihoodRequest,
+)
 
-Request = LoglikelihoodRequest | GenerateRequest
+Request = LoglikelihoodRequest | GenerateRequest | RollingLoglikelihoodRequest
 
 
 class BenchConfig(TaskConfig):
@@ -38,8 +42,9 @@ class BenchTask(ABC):
     """A benchmark: documents -> LM requests -> per-item scores (see module docstring)."""
 
     name: str
-    #: "loglikelihood" or "generate": which LM method serves this task's requests
-    request_type: Literal["loglikelihood", "generate"]
+    #: which LM method serves this task's requests ("loglikelihood_rolling": whole texts,
+    #: perplexity)
+    request_type: Literal["loglikelihood", "generate", "loglikelihood_rolling"]
     #: per-item metrics the summary reports
     metrics: tuple[str, ...]
 

@@ -20,6 +20,14 @@ class LoglikelihoodRequest:
 
 
 @dataclass(frozen=True)
+class RollingLoglikelihoodRequest:
+    """Score the whole of ``text``, token by token, in windows of the context window (the
+    contract: :mod:`smollab.eval.lm`, lm-evaluation-harness's ``loglikelihood_rolling``)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Loglikelihood:
     """``logprob``: summed log-probability of the continuation tokens; ``is_greedy``: every one
     of them is the argmax; ``n_tokens``: how many there are; ``truncated``: the context was cut."""

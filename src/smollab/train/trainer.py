@@ -5,10 +5,12 @@
     trainer.fit()        # train, evaluate every N steps, checkpoint every M steps
     trainer.save_final()
 
-The loss is cross-entropy on answer tokens only, and the output projection is applied only at
-those positions (a forward pre-hook on the output embedding gathers them), which saves most of
-the vocabulary projection on packed arithmetic sequences. The data order is a pure function of
-(seed, step), so a resumed run sees exactly the batches an uninterrupted run would.
+The loss is cross-entropy on answer tokens only (on every token when the task is a corpus:
+pretraining, ``CorpusTask.train_sequences``, with no prompt format), and the output projection
+is applied only at those positions (a forward pre-hook on the output embedding gathers them),
+which saves most of the vocabulary projection on packed arithmetic sequences. The data order is
+a pure function of (seed, step), so a resumed run sees exactly the batches an uninterrupted run
+would.
 
 Speed (``benchmarks/bench_scratch_train.py`` measures it): the sequences become tensors once in
 ``setup``; rows are right-padded, so under the causal mask no real token sees a pad and SDPA runs
@@ -46,7 +48,13 @@ from smollab.models import LoadedModel
 from smollab.models.loader import native_bf16
 from smollab.study.spec import TrainSpec
 from smollab.tasks import Example, PromptFormat, Task
-from smollab.train.data import IGNORE, OutOfExamples, encode_example, pack_examples
+from smollab.train.data import (
+    IGNORE,
+    OutOfExamples,
+    PackedSequence,
+    encode_example,
+    pack_examples,
+)
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -314,8 +322,8 @@ class Trainer:
         spec: TrainSpec,
         run_dir: Path,
         *,
-        task: Task,
-        fmt: PromptFormat | str,
+        task: Task | Any,
+        fmt: PromptFormat | str | None,
         seed: int,
         evaluate: Callable[[Any], dict[str, float]] | None = None,
         progress: ProgressFn | None = None,
@@ -411,6 +419,20 @@ class Trainer:
     def _build_data(self) -> None:
         spec, tok = self.spec, self.lm.tokenizer
         n_seq = spec.steps * spec.grad_accum * spec.batch_size
+        chunked = getattr(self.task, "train_sequences", None)
+        if chunked is not None:
+            # pretraining on raw text (a corpus task): documents joined with EOS and cut into
+            # seq_len chunks, every token a target (the causal LM objective)
+            chunks, used = chunked(tok, spec.seq_len, n_seq, self.seed)
+            self.train_examples: list[Example] = used
+            self.sequences = [PackedSequence(c, list(c), 0) for c in chunks]
+            self._tokens_per_step(n_seq)
+            return
+        if self.fmt is None:
+            raise ConfigError(
+                f"Trainer: task {self.task.name!r} needs a prompt format (fmt) to render its "
+                "examples; only a corpus task trains without one."
+            )
         # budget the examples from a sample of their token lengths
         probe = self.task.train_examples(64, seed=self.seed, weights=spec.weights or None)
         mean_len = np.mean([sum(map(len, encode_example(tok, self.fmt, e, True))) for e in probe])
@@ -427,7 +449,11 @@ class Trainer:
                 if n_ex > 50 * n_seq * per_seq:
                     raise
                 n_ex *= 2
-        self.train_examples: list[Example] = examples[:used]
+        self.train_examples = examples[:used]
+        self._tokens_per_step(n_seq)
+
+    def _tokens_per_step(self, n_seq: int) -> None:
+        spec = self.spec
         self.tokens_per_step = [
             sum(len(s.input_ids) for s in self.sequences[i : i + spec.batch_size * spec.grad_accum])
             for i in range(0, n_seq, spec.batch_size * spec.grad_accum)

@@ -1,0 +1,408 @@
+"""``corpus``: pretrain on raw text and evaluate perplexity on held-out documents.
+
+The corpus is ``path``: a ``.txt`` file, whose documents are separated by blank lines (one or
+more lines holding only whitespace; each document's surrounding whitespace is dropped; a file
+without blank lines is one document), or a JSON Lines file with one document per record in
+``text_field`` (default ``"text"``); either optionally compressed (``.gz``, ``.bz2``). The test
+documents are ``test_path``'s, or else a seeded sample of ``test_fraction`` of the documents of
+``path`` (by ``data_seed``: the same documents for every condition), never trained on.
+
+Training (:meth:`CorpusTask.train_sequences`) is the causal LM objective on every token: the
+training documents, each tokenized and followed by the EOS token, are concatenated in an order
+shuffled per epoch (seeded by the run's seed) and cut into ``seq_len``-token chunks.
+
+Evaluation scores each test document whole through the LM interface's rolling loglikelihood
+(lm-evaluation-harness's ``loglikelihood_rolling``, :func:`smollab.eval.lm.rolling_windows`)
+and reports, as lm-eval's wikitext does, corpus-level ``word_perplexity``, ``byte_perplexity``
+and ``bits_per_byte`` (words: ``len(re.split(r"\\s+", doc))``; bytes: UTF-8), plus
+``token_perplexity`` (the model's own tokens), each weighted by its unit over all documents,
+with a 95% bootstrap interval over documents (:func:`corpus_metrics`).
+
+A relative path is read from the directory smollab runs in; the files' sha256 is part of a
+run's hash (a run made from other data is not reused).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from smollab.errors import ConfigError, DataError
+from smollab.io import file_sha256
+from smollab.tasks.base import TASKS, Example, TaskConfig
+from smollab.tasks.bench import BenchConfig, BenchTask
+from smollab.tasks.data import read_records, read_text
+from smollab.tasks.requests import Loglikelihood, RollingLoglikelihoodRequest
+
+TXT_SUFFIXES = (".txt", ".txt.gz", ".txt.bz2")
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.bz2")
+CORPUS_SUFFIXES = TXT_SUFFIXES + JSONL_SUFFIXES
+#: what the ``metrics`` of a corpus evaluation hold (all corpus-level, see corpus_metrics)
+CORPUS_METRICS = ("token_perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")
+_SUFFIX_HINT = (
+    "a .txt file (documents separated by blank lines) or a .jsonl file (one document per "
+    "record), optionally compressed as .gz or .bz2"
+)
+
+
+class CorpusConfig(TaskConfig):
+    """``[[tasks]]`` entry for ``corpus``: raw text to pretrain on, held-out documents to
+    evaluate perplexity on."""
+
+    path: str = Field(
+        min_length=1, description=f"the corpus: {_SUFFIX_HINT}; relative to the working dir"
+    )
+    test_path: str | None = Field(
+        None,
+        min_length=1,
+        description="a corpus file of test documents (default: test_fraction of path's "
+        "documents are held out)",
+    )
+    text_field: str = Field("text", min_length=1, description="a .jsonl record's text field")
+    test_fraction: float = Field(
+        0.1, description="fraction of path's documents held out for testing, in (0, 1)"
+    )
+    data_seed: int = Field(1234, ge=0, description="seed of the held-out sample")
+
+    @model_validator(mode="after")
+    def _check(self) -> CorpusConfig:
+        for field in ("path", "test_path"):
+            p = getattr(self, field)
+            if p is not None and not p.endswith(CORPUS_SUFFIXES):
+                raise ValueError(f"{field} is {p!r}, not a corpus file: name {_SUFFIX_HINT}")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(
+                f"test_fraction is {self.test_fraction}, outside (0, 1): it is the fraction of "
+                "path's documents held out for testing; use e.g. 0.1"
+            )
+        if self.test_path is not None and "test_fraction" in self.model_fields_set:
+            raise ValueError(
+                "test_fraction sets how many documents of path are held out, but test_path "
+                "gives the test documents; remove test_fraction (or test_path)"
+            )
+        return self
+
+    def data_files(self) -> list[Path]:
+        return [Path(p) for p in (self.path, self.test_path) if p is not None]
+
+
+class CorpusEvalConfig(BenchConfig):
+    """``smollab eval --task corpus:PATH``: every document of one corpus file."""
+
+    path: str = Field(min_length=1, description="the corpus file (given as --task corpus:PATH)")
+    text_field: str | None = Field(None, min_length=1, description="default 'text'")
+
+
+#: (class, resolved path, mtime, size, text field) -> (documents, sha256)
+_CACHE: dict[tuple[Any, ...], tuple[list[dict[str, str]], str]] = {}
+
+
+def word_count(text: str) -> int:
+    """Words as lm-eval's wikitext counts them: ``len(re.split(r"\\s+", text))``."""
+    return len(re.split(r"\s+", text))
+
+
+class CorpusTask(BenchTask):
+    """Held-out documents scored by rolling loglikelihood; the rest trained on (see the
+    module docstring). ``flags`` names how the user set each option, for messages (a study's
+    ``[[tasks]]`` fields by default)."""
+
+    request_type = "loglikelihood_rolling"
+    #: per-document values; the reported metrics are corpus-level (:meth:`aggregate`)
+    metrics = ()
+    config: Any
+
+    def __init__(self, config: CorpusConfig, flags: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.name = config.id
+        self._flags = flags
+        self._docs = None
+        docs, digest = self._load("path", config.path)
+        self.data_sha256 = {"path": digest}
+        if config.test_path is not None:
+            test, test_digest = self._load("test_path", config.test_path)
+            self.data_sha256["test_path"] = test_digest
+            self._train, self._test = docs, test
+        else:
+            self._train, self._test = self._split(docs)
+        self._tokens: dict[int, list[list[int]]] = {}
+
+    # ------------------------------------------------------------------ messages
+
+    def _where(self, field: str) -> str:
+        if self._flags is None:
+            return f"Task {self.name!r}: field {field!r}"
+        return self._flags.get(field, field)
+
+    def _set(self, field: str) -> str:
+        if self._flags is None:
+            return f"set field {field!r}"
+        return f"give another with {self._flags.get(field, field)}"
+
+    # ------------------------------------------------------------------ loading
+
+    def _load(self, field: str, name: str) -> tuple[list[dict[str, str]], str]:
+        path = Path(name)
+        if not path.is_file():
+            where = "" if path.is_absolute() else f" (a relative path is read from {Path.cwd()})"
+            raise ConfigError(
+                f"{self._where(field)}: corpus file {path} does not exist{where}. Check the "
+                f"path, or {self._set(field)} ({_SUFFIX_HINT})."
+            )
+        st = path.stat()
+        text_field = self._text_field()
+        key = (type(self).__name__, str(path.resolve()), st.st_mtime_ns, st.st_size, text_field)
+        if key not in _CACHE:
+            prefix = "test-" if field == "test_path" else ""
+            _CACHE[key] = (self._read(path, field, text_field, prefix), file_sha256(path))
+        return _CACHE[key]
+
+    def _text_field(self) -> str:
+        return getattr(self.config, "text_field", None) or "text"
+
+    def _read(self, path: Path, field: str, text_field: str, prefix: str) -> list[dict[str, str]]:
+        who = self._where(field)
+        try:
+            if path.name.endswith(JSONL_SUFFIXES):
+                docs = self._jsonl_docs(path, text_field, prefix)
+            else:
+                text = read_text(path, own=True).replace("\r\n", "\n")
+                parts = [p.strip() for p in re.split(r"\n[ \t]*\n", text)]
+                docs = [
+                    {"id": f"{prefix}doc{i:06d}", "text": p}
+                    for i, p in enumerate((p for p in parts if p), 1)
+                ]
+        except DataError as e:
+            raise ConfigError(f"{who}: {e.message}") from None
+        if not docs:
+            raise ConfigError(
+                f"{who}: corpus file {path} holds no text (it is empty or only whitespace). "
+                f"Write the documents into it ({_SUFFIX_HINT})."
+            )
+        return docs
+
+    def _jsonl_docs(self, path: Path, text_field: str, prefix: str) -> list[dict[str, str]]:
+        rows = read_records(path, own=True)
+        text = read_text(path, own=True)
+        lines = [i for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        # a study's held-out documents (data/<task>_test.jsonl) keep their ids
+        own_ids = text_field == "text" and all(
+            isinstance(r, dict) and set(r) == {"id", "text"} and isinstance(r["id"], str)
+            for r in rows
+        )
+        docs = []
+        for line, r in zip(lines, rows, strict=True):
+            v = r.get(text_field) if isinstance(r, dict) else None
+            if not isinstance(v, str) or not v.strip():
+                has = sorted(r) if isinstance(r, dict) else f"a JSON {type(r).__name__}"
+                what = (
+                    "is missing"
+                    if not isinstance(r, dict) or text_field not in r
+                    else f"is {json.dumps(v)[:60]}, not a non-empty string"
+                )
+                raise ConfigError(
+                    f"{self._where('path' if not prefix else 'test_path')}: corpus file {path}, "
+                    f"line {line}: field {text_field!r} {what} (the record has {has}). Fix or "
+                    f"drop that line, or name the field that holds the text "
+                    f"({self._set('text_field')})."
+                )
+            doc_id = r["id"] if own_ids else f"{prefix}line{line:06d}"
+            docs.append({"id": doc_id, "text": v})
+        return docs
+
+    def _split(
+        self, docs: list[dict[str, str]]
+    ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        """Hold out ``round(test_fraction * n)`` documents, a seeded sample (data_seed) kept in
+        file order; at least one must be held out and one left to train on."""
+        c = self.config
+        n = len(docs)
+        n_test = round(c.test_fraction * n)
+        if n_test < 1 or n_test >= n:
+            fix = (
+                "add documents (separate them by blank lines in a .txt file)"
+                if n < 2
+                else f"set test_fraction between {1 / n:.3g} and {(n - 1) / n:.3g}"
+            )
+            raise ConfigError(
+                f"Task {self.name!r}: corpus file {c.path} has {n} document(s), and holding out "
+                f"test_fraction = {c.test_fraction} of them holds out {n_test}, leaving "
+                f"{'no test document' if n_test < 1 else 'none to train on'}: a corpus task "
+                f"needs at least one test and one training document. {fix[:1].upper()}"
+                f"{fix[1:]}, or give the test documents as test_path."
+            )
+        rng = np.random.default_rng([c.data_seed, 13])
+        chosen = {int(i) for i in rng.choice(n, size=n_test, replace=False)}
+        test = [d for i, d in enumerate(docs) if i in chosen]
+        train = [d for i, d in enumerate(docs) if i not in chosen]
+        return train, test
+
+    # ------------------------------------------------------------------ evaluation
+
+    def load_docs(self) -> list[dict[str, Any]]:
+        return list(self._test)
+
+    def docs(self) -> list[dict[str, Any]]:
+        """The test documents in file order (``--limit N``: the first N)."""
+        limit = getattr(self.config, "limit", None)
+        return self.load_docs()[:limit] if limit else self.load_docs()
+
+    @property
+    def data_files(self) -> tuple[str, ...]:  # type: ignore[override]
+        c = self.config
+        return tuple(str(Path(p).resolve()) for p in (c.path, getattr(c, "test_path", None)) if p)
+
+    def requests(self, doc: dict[str, Any]) -> Sequence[RollingLoglikelihoodRequest]:
+        return [RollingLoglikelihoodRequest(doc["text"])]
+
+    def score(self, doc: dict[str, Any], responses: Sequence[Any]) -> dict[str, Any]:
+        (ll,) = responses
+        assert isinstance(ll, Loglikelihood)
+        text = doc["text"]
+        return {
+            "id": doc["id"],
+            "logprob": ll.logprob,
+            "tokens": ll.n_tokens,
+            "words": word_count(text),
+            "bytes": len(text.encode("utf-8")),
+        }
+
+    def aggregate(self, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return {"metrics": corpus_metrics(records)} if records else {}
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["data_sha256"] = dict(self.data_sha256)
+        return d
+
+    # ------------------------------------------------------------------ training
+
+    def train_documents(self) -> list[dict[str, str]]:
+        return list(self._train)
+
+    def train_sequences(
+        self, tokenizer: Any, seq_len: int, n_sequences: int, seed: int
+    ) -> tuple[list[list[int]], list[Example]]:
+        """``n_sequences`` chunks of ``seq_len`` tokens: the training documents, each followed
+        by EOS, concatenated in an order shuffled per epoch by ``seed`` and cut into chunks
+        (the tail of one epoch runs into the next). Returns the chunks and the documents in
+        the order their tokens were used (one Example per use, ``question["epoch"]``)."""
+        eos = tokenizer.eos_token_id
+        if eos is None:
+            raise ConfigError(
+                f"Task {self.name!r}: the tokenizer has no EOS token, which separates the "
+                "documents of a corpus when they are joined for training. Use a tokenizer with "
+                "one (the char tokenizer and GPT-2's have one)."
+            )
+        key = id(tokenizer)
+        if key not in self._tokens:
+            enc = tokenizer([d["text"] for d in self._train], add_special_tokens=False)
+            self._tokens[key] = [list(ids) + [eos] for ids in enc.input_ids]
+        toks = self._tokens[key]
+        chunks: list[list[int]] = []
+        used: list[Example] = []
+        buf: list[int] = []
+        epoch = 0
+        while len(chunks) < n_sequences:
+            order = np.random.default_rng([seed, 17, epoch]).permutation(len(toks))
+            for k in order:
+                doc = self._train[int(k)]
+                used.append(Example(doc["id"], "all", {"epoch": epoch}, ""))
+                buf += toks[int(k)]
+                while len(buf) >= seq_len and len(chunks) < n_sequences:
+                    chunks.append(buf[:seq_len])
+                    buf = buf[seq_len:]
+                if len(chunks) >= n_sequences:
+                    break
+            epoch += 1
+        return chunks, used
+
+    def data_info(self) -> dict[str, Any] | None:
+        """Where the documents came from and how they were split (a session's
+        ``data/<task>_split.json``): the files and their sha256, the test document ids."""
+        c = self.config
+        return {
+            "task": self.name,
+            "files": {f: getattr(c, f) for f in self.data_sha256},
+            "data_sha256": dict(self.data_sha256),
+            "test_set": "test_path" if getattr(c, "test_path", None) else "held out of path",
+            "test_fraction": None if getattr(c, "test_path", None) else c.test_fraction,
+            "data_seed": getattr(c, "data_seed", None),
+            "n_test": len(self._test),
+            "n_train": len(self._train),
+            "test_ids": [d["id"] for d in self._test],
+        }
+
+    def test_set(self) -> list[Example]:
+        return [Example(d["id"], "all", {}, "") for d in self._test]
+
+
+class CorpusFileTask(CorpusTask):
+    """Every document of one corpus file, in file order, as the test set: what ``smollab eval
+    --task corpus:PATH`` evaluates. A session's ``data/<task>_test.jsonl`` is read as the
+    documents it holds, their ids kept."""
+
+    def __init__(self, config: CorpusEvalConfig) -> None:
+        if not config.path.endswith(CORPUS_SUFFIXES):
+            raise ConfigError(
+                f"--task corpus:{config.path}: {config.path} is not a corpus file; give "
+                f"{_SUFFIX_HINT}, e.g. --task corpus:wiki.txt."
+            )
+        flags = {"path": f"--task corpus:{config.path}", "text_field": "--text-field"}
+        BenchTask.__init__(self, config)
+        self._flags = flags
+        docs, digest = self._load("path", config.path)
+        self.data_sha256 = {"path": digest}
+        self._train, self._test = [], docs
+        self._tokens = {}
+
+    def data_info(self) -> dict[str, Any] | None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["path"] = str(Path(self.config.path).resolve())
+        return d
+
+
+def corpus_metrics(records: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
+    """Corpus-level perplexities of per-document records (``logprob``, ``tokens``, ``words``,
+    ``bytes``), each with a 95% percentile bootstrap interval over documents
+    (:func:`~smollab.analysis.stats.ratio_bootstrap_interval`): ``token_perplexity`` =
+    exp(-sum logprob / sum tokens), likewise per word and per byte, and ``bits_per_byte`` =
+    -sum logprob / sum bytes / ln 2 (lm-eval's ``weighted_perplexity`` and ``bits_per_byte``).
+    Each entry: estimate, low, high, level, method, n (documents), ``scale: "number"``."""
+    from smollab.analysis.stats import ratio_bootstrap_interval
+
+    nll = [-float(r["logprob"]) for r in records]
+    out: dict[str, Any] = {}
+    for name, unit, transform in (
+        ("token_perplexity", "tokens", np.exp),
+        ("word_perplexity", "words", np.exp),
+        ("byte_perplexity", "bytes", np.exp),
+        ("bits_per_byte", "bytes", lambda x: x / math.log(2)),
+    ):
+        iv = ratio_bootstrap_interval(
+            nll, [float(r[unit]) for r in records], seed=seed, transform=transform
+        )
+        out[name] = {**iv.to_dict(), "n": len(records), "scale": "number"}
+    return out
+
+
+TASKS.register("corpus")((CorpusConfig, CorpusTask))
+__all__ = [
+    "CORPUS_METRICS",
+    "CorpusConfig",
+    "CorpusEvalConfig",
+    "CorpusFileTask",
+    "CorpusTask",
+    "corpus_metrics",
+    "word_count",
+]

@@ -1,0 +1,101 @@
+"""smollab train / eval with a corpus (--task corpus:PATH): perplexity results, clear refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smollab.errors import ConfigError
+from smollab.io import read_json
+from smollab.study.spec import loads_spec
+from tests.conftest import one_line
+
+TINY = ["--set", "model.n_layer=1", "--set", "model.n_embd=32", "--set", "model.n_head=2"]
+
+
+def corpus(tmp_path: Path) -> Path:
+    p = tmp_path / "wiki.txt"
+    p.write_text("\n\n".join(f"doc {i}: the cat sat on the mat." for i in range(10)) + "\n")
+    return p
+
+
+def test_train_on_a_corpus_reports_held_out_perplexity(tmp_path: Path, cli: Any) -> None:
+    p = corpus(tmp_path)
+    out = tmp_path / "out"
+    r = cli("train", "--task", f"corpus:{p}", "--model", "scratch:gpt2", *TINY, "--steps", "3",
+            "--seq-len", "32", "--batch-size", "2", "--out", out)  # fmt: skip
+    assert r.returncode == 0, r.stderr + r.stdout
+    session = out / "train-wiki-scratch-gpt2"
+    res = read_json(session / "results" / "results.json")
+    assert res["kind"] == "pretrain" and res["data"]["n_test"] == 1
+    (run,) = res["conditions"]["train"]["runs"]
+    m = run["metrics"]
+    assert m["token_perplexity"]["low"] <= m["token_perplexity"]["estimate"]
+    assert run["train_steps"] == 3
+    assert "token perplexity" in one_line(r.stdout)
+    test = session / "data" / "wiki_test.jsonl"
+    assert test.is_file()
+    # the trained run is a model smollab eval loads; its held-out documents score the same
+    ev = cli("eval", "--model", session / "runs" / run["hash"], "--task", f"corpus:{test}",
+             "--out", tmp_path / "ev")  # fmt: skip
+    assert ev.returncode == 0, ev.stderr + ev.stdout
+    got = read_json(tmp_path / "ev" / "results.json")["tasks"]["corpus"]["metrics"]
+    assert got["token_perplexity"]["estimate"] == pytest.approx(m["token_perplexity"]["estimate"])
+
+
+@pytest.mark.parametrize(
+    "content, extra, expect",
+    [
+        (None, [], "does not exist"),
+        ("\n\n", [], "holds no text"),
+        ("x", ["--set", "task.test_fraction=1.5"], "test_fraction is 1.5, outside (0, 1)"),
+        ("a\n\nb", ["--set", "task.test_fraction=0.1"], "holds out 0, leaving no test document"),
+        ("a\n\nb", ["--seq-len", "128", "--set", "task.test_fraction=0.5"], "longer than model"),
+    ],
+)
+def test_train_refuses_bad_input_without_traceback(
+    tmp_path: Path, cli: Any, content: str | None, extra: list[str], expect: str
+) -> None:
+    p = tmp_path / "c.txt"
+    if content is not None:
+        p.write_text(content)
+    r = cli("train", "--task", f"corpus:{p}", "--model", "scratch:gpt2", *TINY,
+            "--set", "model.block_size=64", *extra, "--out", tmp_path / "out")  # fmt: skip
+    assert r.returncode != 0
+    text = one_line(r.stdout + r.stderr)
+    assert expect in text and "Traceback" not in text
+
+
+def test_eval_refuses_a_jsonl_line_without_the_text_field(tmp_path: Path, cli: Any) -> None:
+    p = tmp_path / "c.jsonl"
+    p.write_text('{"text": "a"}\n{"body": "b"}\n')
+    r = cli("eval", "--model", "scratch:gpt2", "--task", f"corpus:{p}", "--out", tmp_path / "o")
+    assert r.returncode != 0
+    text = one_line(r.stdout + r.stderr)
+    assert f"{p}, line 2: field 'text' is missing" in text and "--text-field" in text
+    assert "Traceback" not in text
+
+
+def test_a_language_model_study_refuses_a_corpus_task(tmp_path: Path) -> None:
+    p = corpus(tmp_path)
+    spec = f"""
+[study]
+name = "s"
+[[models]]
+name = "m"
+source = "scratch:gpt2"
+[[tasks]]
+id = "c"
+task = "corpus"
+path = "{p}"
+[[conditions]]
+name = "train"
+[conditions.train]
+steps = 2
+"""
+    with pytest.raises(ConfigError, match=r"kind = 'pretrain'"):
+        loads_spec(spec)
+    study = loads_spec(spec.replace('name = "s"', 'name = "s"\nkind = "pretrain"'))
+    assert study.study.kind == "pretrain"

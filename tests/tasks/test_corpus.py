@@ -1,0 +1,206 @@
+"""The corpus task: reading documents, the held-out split, rolling loglikelihood windows,
+perplexity metrics, and the refusals of bad input."""
+
+from __future__ import annotations
+
+import bz2
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from smollab.analysis.stats import ratio_bootstrap_interval
+from smollab.errors import ConfigError
+from smollab.eval.lm import HFLM, RollingLoglikelihoodRequest, rolling_windows
+from smollab.tasks import build_task
+from smollab.tasks.corpus import CorpusTask, corpus_metrics, word_count
+from tests.conftest import tiny_lm
+
+DOCS = [f"document {i}: " + "the cat sat on the mat. " * (1 + i % 3) for i in range(10)]
+
+
+def write_txt(path: Path, docs: list[str] = DOCS) -> Path:
+    path.write_text("\n\n".join(docs) + "\n")
+    return path
+
+
+def corpus(path: Path, **kw: Any) -> CorpusTask:
+    task = build_task({"id": "c", "task": "corpus", "path": str(path), **kw})
+    assert isinstance(task, CorpusTask)
+    return task
+
+
+# ---------------------------------------------------------------- reading and splitting
+
+
+def test_txt_documents_are_separated_by_blank_lines(tmp_path: Path) -> None:
+    p = tmp_path / "c.txt"
+    p.write_text("first line\nsame doc\n\n  \n\nsecond doc\n\n\n third  \n")
+    t = corpus(p, test_fraction=0.34)
+    texts = sorted(d["text"] for d in t.docs() + t.train_documents())
+    assert texts == sorted(["first line\nsame doc", "second doc", "third"])
+
+
+def test_jsonl_and_compressed_files_read_the_same_documents(tmp_path: Path) -> None:
+    rows = "".join(json.dumps({"body": d, "n": i}) + "\n" for i, d in enumerate(DOCS))
+    (tmp_path / "c.jsonl").write_text(rows)
+    (tmp_path / "c.jsonl.bz2").write_bytes(bz2.compress(rows.encode()))
+    a = corpus(tmp_path / "c.jsonl", text_field="body")
+    b = corpus(tmp_path / "c.jsonl.bz2", text_field="body")
+    assert [d["text"] for d in a.docs()] == [d["text"] for d in b.docs()]
+    assert a.docs()[0]["id"].startswith("line")
+
+
+def test_split_is_seeded_deterministic_and_disjoint(tmp_path: Path) -> None:
+    p = write_txt(tmp_path / "c.txt")
+    a, b = corpus(p, test_fraction=0.3), corpus(p, test_fraction=0.3)
+    test_ids = [d["id"] for d in a.docs()]
+    assert test_ids == [d["id"] for d in b.docs()]  # same seed, same split
+    assert len(test_ids) == 3
+    train_ids = [d["id"] for d in a.train_documents()]
+    assert not set(test_ids) & set(train_ids)
+    assert sorted(test_ids + train_ids) == [f"doc{i:06d}" for i in range(1, 11)]
+    other = corpus(p, test_fraction=0.3, data_seed=7)
+    assert [d["id"] for d in other.docs()] != test_ids
+    info = a.data_info()
+    assert info is not None and info["test_ids"] == test_ids and info["n_train"] == 7
+
+
+def test_file_content_enters_the_run_hash(tmp_path: Path) -> None:
+    from smollab.study.runspec import _with_version
+
+    p = write_txt(tmp_path / "c.txt")
+    table = {"id": "c", "task": "corpus", "path": str(p)}
+    before = _with_version(table)["data_sha256"]
+    write_txt(p, DOCS + ["one more document"])
+    assert _with_version(table)["data_sha256"] != before
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"corpus file .*nope.txt does not exist"):
+        corpus(tmp_path / "nope.txt")
+
+
+def test_empty_corpus(tmp_path: Path) -> None:
+    p = tmp_path / "c.txt"
+    p.write_text("\n  \n\n")
+    with pytest.raises(ConfigError, match=r"holds no text"):
+        corpus(p)
+
+
+def test_jsonl_line_without_the_text_field_names_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "c.jsonl"
+    p.write_text('{"text": "fine"}\n\n{"body": "no text field"}\n')
+    with pytest.raises(ConfigError) as e:
+        corpus(p)
+    msg = e.value.message
+    assert f"{p}, line 3" in msg and "field 'text' is missing" in msg and "['body']" in msg
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.5, 1.5])
+def test_test_fraction_outside_0_1(tmp_path: Path, fraction: float) -> None:
+    p = write_txt(tmp_path / "c.txt")
+    with pytest.raises(ConfigError, match=rf"test_fraction is {fraction}, outside \(0, 1\)"):
+        corpus(p, test_fraction=fraction)
+
+
+def test_split_with_zero_test_documents(tmp_path: Path) -> None:
+    p = write_txt(tmp_path / "c.txt", DOCS[:3])
+    with pytest.raises(ConfigError, match=r"holds out 0, leaving no test document"):
+        corpus(p, test_fraction=0.1)
+
+
+def test_single_document_cannot_be_split(tmp_path: Path) -> None:
+    p = write_txt(tmp_path / "c.txt", DOCS[:1])
+    with pytest.raises(ConfigError, match=r"1 document\(s\).*Add documents"):
+        corpus(p, test_fraction=0.5)
+
+
+# ---------------------------------------------------------------- rolling windows
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 16, 17, 30])
+def test_rolling_windows_score_every_token_once(n: int) -> None:
+    tokens = list(range(100, 100 + n))
+    windows = rolling_windows(tokens, prefix_token=0, max_length=8)
+    scored = [t for _, cont in windows for t in cont]
+    assert scored == tokens  # every token once, in order
+    assert windows[0][0] == [0]  # the first token is conditioned on the prefix token
+    for ctx, cont in windows:
+        assert 1 <= len(cont) <= 8
+        assert len(ctx) + len(cont) - 1 <= 8  # the model reads at most a window
+    for (ctx, cont), (_, prev) in zip(windows[1:], windows, strict=False):
+        # a later window is conditioned on the tokens right before it, a full window's worth
+        start = tokens.index(cont[0])
+        assert ctx == tokens[start - len(ctx) : start]
+        assert len(ctx) + len(cont) == 9 and prev
+
+
+def test_rolling_loglikelihood_is_the_hand_computed_nll() -> None:
+    """A text longer than the window: the sum of log p(token | up to a window before it)."""
+    lm = tiny_lm("gpt2")
+    window = 16
+    hf = HFLM(lm.model, lm.tokenizer, max_length=window, onednn=False)
+    text = "the cat sat on the mat, then the dog"
+    ids = hf.encode(text)
+    assert len(ids) > 2 * window
+    (got,) = hf.loglikelihood_rolling([RollingLoglikelihoodRequest(text)])
+    assert got.n_tokens == len(ids)
+    expected = 0.0
+    with torch.no_grad():
+        for ctx, cont in rolling_windows(ids, hf.prefix_token_id, window):
+            seq = torch.tensor([ctx + cont[:-1]])
+            logp = torch.log_softmax(lm.model(seq).logits[0].float(), -1)
+            for k, t in enumerate(cont):
+                expected += float(logp[len(ctx) - 1 + k, t])
+    assert got.logprob == pytest.approx(expected, rel=1e-5)
+    # the first window by itself: log p(t_0 | EOS) + ... from one plain forward
+    first = ids[:window]
+    with torch.no_grad():
+        seq = torch.tensor([[hf.prefix_token_id] + first[:-1]])
+        logp = torch.log_softmax(lm.model(seq).logits[0], -1)
+    head = sum(float(logp[k, t]) for k, t in enumerate(first))
+    (short,) = hf.loglikelihood_rolling([RollingLoglikelihoodRequest(lm.tokenizer.decode(first))])
+    assert short.logprob == pytest.approx(head, rel=1e-5)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_perplexities_are_exp_of_the_weighted_nll() -> None:
+    recs = [
+        {"logprob": -10.0, "tokens": 5, "words": 2, "bytes": 8},
+        {"logprob": -30.0, "tokens": 10, "words": 4, "bytes": 16},
+    ]
+    m = corpus_metrics(recs)
+    assert m["token_perplexity"]["estimate"] == pytest.approx(math.exp(40 / 15))
+    assert m["word_perplexity"]["estimate"] == pytest.approx(math.exp(40 / 6))
+    assert m["byte_perplexity"]["estimate"] == pytest.approx(math.exp(40 / 24))
+    assert m["bits_per_byte"]["estimate"] == pytest.approx(40 / 24 / math.log(2))
+    for iv in m.values():
+        assert iv["low"] <= iv["estimate"] <= iv["high"] and iv["n"] == 2
+    assert word_count("a b\n c") == 3
+
+
+def test_ratio_bootstrap_interval() -> None:
+    num, den = np.array([1.0, 2.0, 3.0, 10.0]), np.array([1.0, 1.0, 1.0, 5.0])
+    iv = ratio_bootstrap_interval(num, den, seed=3)
+    assert iv.estimate == pytest.approx(16 / 8)
+    assert iv.low < iv.estimate < iv.high
+    again = ratio_bootstrap_interval(num, den, seed=3)
+    assert again == iv  # deterministic given the seed
+    ex = ratio_bootstrap_interval(num, den, seed=3, transform=np.exp)
+    assert (ex.low, ex.estimate, ex.high) == pytest.approx(
+        (math.exp(iv.low), math.exp(2.0), math.exp(iv.high))
+    )
+    one = ratio_bootstrap_interval([4.0], [2.0])
+    assert one.low == one.estimate == one.high == 2.0
+    with pytest.raises(ValueError):
+        ratio_bootstrap_interval([1.0, 2.0], [1.0])
