@@ -7,6 +7,9 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 DATA    ?= $(abspath ../shared/data)
 PYTEST_ARGS ?=
+# the default suite runs in this many pytest-xdist worker processes (most tests wait on one
+# core for a CLI subprocess or a tiny model; 1 runs it in one process)
+TEST_WORKERS ?= 2
 
 .PHONY: setup system-deps demo test test-slow test-gpu lint clean
 
@@ -29,7 +32,7 @@ demo: setup system-deps
 	$(BIN)/smollab run problems/multiplication.md
 
 test: setup system-deps
-	SMOLLAB_DATA_DIR=$${SMOLLAB_DATA_DIR:-$(DATA)} $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	SMOLLAB_DATA_DIR=$${SMOLLAB_DATA_DIR:-$(DATA)} $(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-slow: setup
 	SMOLLAB_DATA_DIR=$${SMOLLAB_DATA_DIR:-$(DATA)} $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
