@@ -87,27 +87,9 @@ class PretrainKind(RunKind):
         _check_scratch_models(spec, source)
 
     def expand(self, spec: Any) -> list[Any]:
-        from smollab.study.runspec import RunSpec, check_distinct
+        from smollab.study.runspec import expand_lm
 
-        runs = []
-        for cond in spec.conditions:
-            model = spec.model_for(cond)
-            for seed in spec.seeds_for(cond):
-                runs.append(
-                    RunSpec(
-                        study=spec.study.name,
-                        condition=cond.name,
-                        model_name=model.name,
-                        model=model,
-                        format=cond.format,
-                        train=cond.train,
-                        seed=seed,
-                        tasks=spec.tasks,
-                        eval=spec.eval,
-                        kind=self.name,
-                    )
-                )
-        return check_distinct(runs)
+        return expand_lm(spec, kind=self.name)
 
     def execute(self, run_dir: Path, spec: Any, emit: Progress) -> dict[str, Any]:
         return execute_pretrain_run(run_dir, spec, emit)

@@ -153,8 +153,9 @@ def _result_key(r: RunSpec) -> str:
     return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
 
-def expand_lm(spec: StudySpec) -> list[RunSpec]:
-    """A language-model study: conditions x seeds, each on every task."""
+def expand_lm(spec: StudySpec, kind: str = "lm") -> list[RunSpec]:
+    """A language-model study (or another ``kind`` run the same way, e.g. pretraining):
+    conditions x seeds, each on every task."""
     runs: list[RunSpec] = []
     for cond in spec.conditions:
         model = spec.model_for(cond)
@@ -170,6 +171,7 @@ def expand_lm(spec: StudySpec) -> list[RunSpec]:
                     seed=seed,
                     tasks=spec.tasks,
                     eval=spec.eval,
+                    kind=kind,
                 )
             )
     return check_distinct(runs)
