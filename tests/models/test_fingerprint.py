@@ -122,3 +122,30 @@ def test_the_eval_weights_key_follows_the_files_at_a_path(tmp_path: Path) -> Non
     assert model_key(load_model(model)) == key
     save_tiny(model, seed=1)
     assert model_key(load_model(model)) != key
+
+
+def test_the_eval_key_follows_the_tokenizer_beside_unchanged_weights(tmp_path: Path) -> None:
+    """A tokenizer edited at the same path (here its normalizer lower-cases the text) encodes
+    the requests differently: the eval key changes though the weights did not, so no cached
+    result or samples file of the old tokenizer is reused."""
+    from tokenizers import normalizers
+
+    from smollab.eval.harness import model_key
+    from smollab.eval.lm import HFLM, tokenizer_fingerprint, weights_fingerprint
+
+    model = save_tiny(tmp_path / "model", seed=0)
+    before = load_model(model)
+    key, tok_key = model_key(before), tokenizer_fingerprint(before.tokenizer)
+    default_key = HFLM(before.model, before.tokenizer).model_key
+    ids = before.tokenizer("AbC").input_ids
+    edited = before.tokenizer
+    edited.backend_tokenizer.normalizer = normalizers.Lowercase()
+    edited.save_pretrained(model)
+    after = load_model(model)
+    assert after.tokenizer("AbC").input_ids != ids  # the edit changes what the model reads
+    assert weights_fingerprint(after.model) == weights_fingerprint(before.model)
+    assert tokenizer_fingerprint(after.tokenizer) != tok_key
+    assert model_key(after) != key
+    assert HFLM(after.model, after.tokenizer).model_key != default_key
+    # and a reload of the same files gives the same keys
+    assert model_key(load_model(model)) == model_key(after)

@@ -262,17 +262,19 @@ def _run_note(task: BenchTask, taken: dict[str, Any], run: Any, run_dir: Path | 
 
 
 def model_key(loaded: Any) -> str:
-    """A fingerprint of the loaded weights for the request cache and the samples files: source,
-    where they were read from, and :func:`~smollab.eval.lm.weights_fingerprint` (a hash of
-    every parameter, so a model changed in memory, by an ablation or an adapter, gets a new
-    key)."""
+    """A fingerprint of the loaded model for the request cache and the samples files: source,
+    where it was read from, :func:`~smollab.eval.lm.weights_fingerprint` (a hash of every
+    parameter, so a model changed in memory, by an ablation or an adapter, gets a new key) and
+    :func:`~smollab.eval.lm.tokenizer_fingerprint` (a tokenizer file edited beside unchanged
+    weights encodes the requests differently, so it gets a new key too)."""
     import hashlib
 
-    from smollab.eval.lm import weights_fingerprint
+    from smollab.eval.lm import tokenizer_fingerprint, weights_fingerprint
 
     h = hashlib.sha256()
     h.update(f"{loaded.source}|{loaded.info.get('location')}|{loaded.info.get('cache')}".encode())
     h.update(weights_fingerprint(loaded.model).encode())
+    h.update(tokenizer_fingerprint(loaded.tokenizer).encode())
     return h.hexdigest()[:24]
 
 

@@ -339,6 +339,26 @@ def weights_fingerprint(model: Any) -> str:
     return h.hexdigest()
 
 
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A SHA-256 of what a tokenizer does to text: a fast tokenizer's whole definition
+    (``backend_tokenizer.to_str()``: vocabulary, merges, normalizer, pre-tokenizer, added
+    tokens), else its class and vocabulary; plus its special tokens, chat template and
+    ``model_max_length``. Two tokenizers with one fingerprint encode every request alike."""
+    h = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        h.update(backend.to_str().encode())
+    else:
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    extra = {
+        "special": {k: str(v) for k, v in (tokenizer.special_tokens_map or {}).items()},
+        "chat_template": getattr(tokenizer, "chat_template", None),
+        "model_max_length": str(getattr(tokenizer, "model_max_length", None)),
+    }
+    h.update(json.dumps(extra, sort_keys=True).encode())
+    return h.hexdigest()
+
+
 class HFLM:
     """The LM interface over any Hugging Face causal LM (see the module docstring).
 
@@ -380,7 +400,9 @@ class HFLM:
     def model_key(self) -> str:
         """The key of these weights in the request cache (see the class docstring)."""
         if self._model_key is None:
-            self._model_key = weights_fingerprint(self.model)[:24]
+            h = hashlib.sha256(weights_fingerprint(self.model).encode())
+            h.update(tokenizer_fingerprint(self.tokenizer).encode())
+            self._model_key = h.hexdigest()[:24]
         return self._model_key
 
     # ------------------------------------------------------------------ public API
