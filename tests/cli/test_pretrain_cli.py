@@ -43,6 +43,11 @@ def test_train_on_a_corpus_reports_held_out_perplexity(tmp_path: Path, cli: Any)
     assert ev.returncode == 0, ev.stderr + ev.stdout
     got = read_json(tmp_path / "ev" / "results.json")["tasks"]["corpus"]["metrics"]
     assert got["token_perplexity"]["estimate"] == pytest.approx(m["token_perplexity"]["estimate"])
+    # and smollab sample --run continues text with it, calling it a pretraining run
+    sa = cli("sample", "--run", session / "runs" / run["hash"], "--prompt", "doc 1:",
+             "--max-tokens", "5")  # fmt: skip
+    assert sa.returncode == 0, sa.stderr + sa.stdout
+    assert "the full pretraining of scratch:gpt2 (3 steps)" in one_line(sa.stdout)
 
 
 @pytest.mark.parametrize(

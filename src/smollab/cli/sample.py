@@ -137,8 +137,11 @@ def load_run(run_dir: Path, *, device: str, dtype: str) -> tuple[Any, str, str |
             f"{spec.model.source}"
         )
     else:
+        # a pretraining study's run trained on raw text (the causal LM objective), not on
+        # a task's answers
+        what = "pretraining" if spec.kind == "pretrain" else "fine-tune"
         said = (
-            f"run {spec.label}: the {spec.train.method} fine-tune of {spec.model.source} "
+            f"run {spec.label}: the {spec.train.method} {what} of {spec.model.source} "
             f"({spec.train.steps} steps) from {run_dir / 'ckpt' / 'final'}"
         )
     return lm, said, None
