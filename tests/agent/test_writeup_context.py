@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,12 @@ def test_api_reference_covers_every_spec_field() -> None:
         for f in cls.model_fields:
             assert f"`{f}`" in ref, f
     assert "arith.mul" in ref and "`compact`" in ref
+    # every task's own fields, each config once, in the order the task list first names them
+    # (pretraining's corpus task and its `kind` included)
+    assert "task `corpus` (fields: CorpusConfig)" in ref and "'pretrain'" in ref
+    named = re.findall(r"\(fields: (\w+)\)", ref)
+    sections = re.findall(r"^#+ (\w+) fields$", ref, flags=re.M)
+    assert sections == list(dict.fromkeys(named)) and "CorpusConfig" in sections
 
 
 def test_code_summary_within_budget(tmp_path: Path) -> None:

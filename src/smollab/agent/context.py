@@ -52,13 +52,15 @@ def api_reference() -> str:
         lines += _model_doc(cls, header)
         lines.append("")
     lines.append("### [[tasks]] (`id`, `task`, then the task's own fields)")
-    seen: set[type] = set()
+    # in the registry's order: a set's order changes from process to process, and the
+    # reference is the start of every prompt (a provider's prompt cache keys on its bytes)
+    seen: list[type] = []
     for name in TASKS.names():
         entry = TASKS.get(name)
         cfg = entry[0] if isinstance(entry, tuple) else None
         lines.append(f"- task `{name}`" + (f" (fields: {cfg.__name__})" if cfg else ""))
         if isinstance(cfg, type) and issubclass(cfg, BaseModel) and cfg not in seen:
-            seen.add(cfg)
+            seen.append(cfg)
     for cfg in seen:
         lines += _model_doc(cfg, f"{cfg.__name__} fields")
     lines.append("")
