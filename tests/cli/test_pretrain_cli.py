@@ -35,6 +35,19 @@ def test_train_on_a_corpus_reports_held_out_perplexity(tmp_path: Path, cli: Any)
     assert m["token_perplexity"]["low"] <= m["token_perplexity"]["estimate"]
     assert run["train_steps"] == 3
     assert "token perplexity" in one_line(r.stdout)
+    # the end-of-command hint says what `smollab report` makes of a pretraining session
+    assert (
+        "Learning curves and bits-per-byte figure (figures/), report.md/.html with the "
+        "perplexity table (and, with several conditions, their comparisons), paper/paper.tex "
+        f"(+ paper.pdf with TeX): smollab report {session}"
+    ) in one_line(r.stdout)
+    rep = cli("report", session, "--no-pdf")
+    assert rep.returncode == 0, rep.stderr + rep.stdout
+    assert (session / "figures" / "pretrain_curves.png").is_file()
+    assert (session / "figures" / "pretrain_bits_per_byte.pdf").is_file()
+    assert "figures/pretrain_curves.png" in (session / "report.md").read_text()
+    assert (session / "paper" / "paper.tex").is_file()
+    assert not (session / "paper" / "paper.pdf").exists()
     test = session / "data" / "wiki_test.jsonl"
     assert test.is_file()
     # the trained run is a model smollab eval loads; its held-out documents score the same
@@ -104,3 +117,25 @@ steps = 2
         loads_spec(spec)
     study = loads_spec(spec.replace('name = "s"', 'name = "s"\nkind = "pretrain"'))
     assert study.study.kind == "pretrain"
+
+
+def test_report_on_a_pretraining_session_without_its_results(tmp_path: Path, cli: Any) -> None:
+    """No results.json, or one written before curves and comparisons: one paragraph naming
+    the file and the command that writes it, no traceback."""
+    session = tmp_path / "out" / "s"
+    (session / "results").mkdir(parents=True)
+    (session / "study.toml").write_text('[study]\nname = "s"\nkind = "pretrain"\n')
+    r = cli("report", session, "--no-pdf")
+    assert r.returncode != 0
+    text = one_line(r.stdout + r.stderr)
+    assert f"{session} has no results/results.json" in text and "Traceback" not in text
+    assert f"smollab study {session / 'study.toml'} --out {session.parent}" in text
+    (session / "results" / "results.json").write_text(
+        '{"schema": "smollab.pretrain/1", "kind": "pretrain", "conditions": {}}'
+    )
+    r = cli("report", session, "--no-pdf")
+    assert r.returncode != 0
+    text = one_line(r.stdout + r.stderr)
+    assert f"{session / 'results' / 'results.json'} has schema 'smollab.pretrain/1'" in text
+    assert "reads 'smollab.pretrain/2'" in text and "Traceback" not in text
+    assert f"smollab study {session / 'study.toml'} --out {session.parent}" in text

@@ -528,6 +528,86 @@ def ratio_bootstrap_interval(
     return Interval(estimate, low, high, level, "bootstrap-percentile-ratio")
 
 
+def paired_ratio_bootstrap_diff(
+    num_a: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+    den_a: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+    num_b: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+    den_b: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[Interval, float]:
+    """Paired percentile bootstrap over shared units (documents) of the difference of two
+    ratios of sums, ``r_b - r_a`` with ``r = sum(num) / sum(den)``: two conditions' corpus-level
+    metrics (``bits_per_byte`` is NLL / bytes / ln 2) on the same held-out documents.
+
+    Each argument is ``[n_seeds, n_units]`` (or 1-D: one seed); the units (columns) are the
+    same documents in the same order for ``a`` and ``b``, the seed counts may differ. Seeds are
+    pooled by summing over them: a condition's ratio is its NLL summed over seeds and documents
+    over its denominator summed likewise, which for a denominator every seed shares (bytes, or
+    the tokens of one tokenizer) is the mean of its seeds' ratios. Each replicate draws one
+    resample of the units, shared by both conditions (the pairing), and recomputes both pooled
+    ratios; seeds are not resampled, so the interval is over documents, not over seeds.
+
+    A monotone increasing ``transform`` is applied to the difference and its bounds
+    (percentiles commute with it): ``x / ln 2`` turns a difference of NLL per byte into one
+    of bits per byte, ``np.exp`` a difference of NLL per token into a perplexity ratio.
+
+    Returns:
+        ``(Interval(estimate, low, high, level, "paired-bootstrap-ratio-units"), p_value)``;
+        ``p_value`` is the two-sided bootstrap p-value of "no difference",
+        ``min(1, 2 * (1 + k) / (n_boot + 1))`` with ``k`` the number of replicates on the far
+        side of 0 (at or beyond it) from the estimate, so it is never 0. One unit gives a
+        degenerate interval at the estimate and p = 1.
+
+    Raises:
+        ValueError: if the shapes disagree, inputs are empty or non-finite, a denominator is
+            negative or a condition's denominators sum to 0, or ``level``/``n_boot`` are invalid.
+    """
+    cols = []
+    for name, x in (("num_a", num_a), ("den_a", den_a), ("num_b", num_b), ("den_b", den_b)):
+        arr = np.asarray(x, dtype=float)
+        arr = arr[None, :] if arr.ndim == 1 else arr
+        if arr.ndim != 2 or arr.size == 0:
+            raise ValueError(f"{name} must be a non-empty [n_seeds, n_units] array")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite (no nan/inf)")
+        cols.append(arr)
+    if cols[0].shape != cols[1].shape or cols[2].shape != cols[3].shape:
+        raise ValueError("each condition's numerators and denominators must have one shape")
+    if cols[0].shape[1] != cols[2].shape[1]:
+        raise ValueError(
+            f"a and b must have the same units: {cols[0].shape[1]} != {cols[2].shape[1]}"
+        )
+    if (cols[1] < 0).any() or (cols[3] < 0).any() or cols[1].sum() <= 0 or cols[3].sum() <= 0:
+        raise ValueError("denominators must be >= 0 with a positive sum")
+    level = _check_level(level)
+    n_boot = _check_n_boot(n_boot)
+    # pooled over seeds: one numerator and one denominator per unit and condition
+    na, da, nb, db = (c.sum(axis=0) for c in cols)
+    estimate = float(nb.sum() / db.sum() - na.sum() / da.sum())
+    rng = np.random.default_rng(seed)
+    n = na.size
+    boot = np.empty(n_boot)
+    rows = _chunk_rows(n_boot, n)
+    for start in range(0, n_boot, rows):
+        stop = min(n_boot, start + rows)
+        counts = _counts(rng, stop - start, n)
+        ca, cb = counts @ da, counts @ db
+        ok = (ca > 0) & (cb > 0)
+        # a replicate that drew only zero-denominator units has no ratio: it takes the estimate
+        diff = (counts @ nb) / np.where(ok, cb, 1.0) - (counts @ na) / np.where(ok, ca, 1.0)
+        boot[start:stop] = np.where(ok, diff, estimate)
+    low, high = _percentiles(boot, level)
+    far = (boot <= 0).sum() if estimate > 0 else (boot >= 0).sum() if estimate < 0 else n_boot
+    # every replicate alike (one unit): the data cannot tell a difference from none
+    p_value = 1.0 if low == high else min(1.0, 2.0 * (1 + int(far)) / (n_boot + 1))
+    if transform is not None:
+        estimate, low, high = (float(transform(np.asarray(x))) for x in (estimate, low, high))
+    return Interval(estimate, low, high, level, "paired-bootstrap-ratio-units"), p_value
+
+
 def score_interval(
     values: Sequence[float] | np.ndarray, binary: bool = True, level: float = 0.95
 ) -> Interval:

@@ -593,9 +593,15 @@ def _print_runs(res: Any, spec: Any) -> None:
             markup=False,
         )
     report = res.session_dir / "report.md"
-    console.print(
-        f"Report: {report}"
-        if report in res.written
-        else f"Figures, report and paper: smollab report {res.session_dir}",
-        markup=False,
-    )
+    if report in res.written:
+        console.print(f"Report: {report}", markup=False)
+    elif spec.study.kind == "pretrain":
+        # what the pretraining report holds (smollab.report.pretraining), not accuracy figures
+        console.print(
+            "Learning curves and bits-per-byte figure (figures/), report.md/.html with the "
+            "perplexity table (and, with several conditions, their comparisons), "
+            f"paper/paper.tex (+ paper.pdf with TeX): smollab report {res.session_dir}",
+            markup=False,
+        )
+    else:
+        console.print(f"Figures, report and paper: smollab report {res.session_dir}", markup=False)

@@ -14,8 +14,9 @@ from typing import Any
 
 from smollab.report.context import build_context, load_results
 from smollab.report.figures import draw_all, figure_text
-from smollab.report.paper import write_paper
+from smollab.report.paper import NUMBERS_SCHEMA, write_paper
 from smollab.report.pdf import build_pdf
+from smollab.report.render import NumberLog, html_env, md_env, tex_env
 from smollab.report.text import write_reports
 
 log = logging.getLogger(__name__)
@@ -104,3 +105,48 @@ def build_report(session_dir: Path, *, pdf: bool = True) -> ReportPaths:
         paper_pdf=pdf_path,
         numbers_json=numbers_path,
     )
+
+
+def write_kind_documents(
+    session_dir: Path, ctx: dict[str, Any], prefix: str, *, pdf: bool
+) -> tuple[Path, Path | None]:
+    """The documents of a study kind with its own templates (``grok``, ``pretrain``):
+    ``report.md``, ``report.html`` (figures embedded), ``paper/paper.tex`` and
+    ``paper/numbers.json`` from ``{prefix}_report.md.j2``, ``{prefix}_report.html.j2`` and
+    ``{prefix}_paper.tex.j2``, and ``paper/paper.pdf`` when ``pdf`` and a TeX engine is present.
+    ``ctx["figures"]`` are ``{title, caption, png, pdf, stem}`` with paths relative to
+    ``session_dir``. Returns (paper.tex, paper.pdf or None)."""
+    import base64
+
+    from smollab.io import atomic_write_json, atomic_write_text
+
+    md = md_env().get_template(f"{prefix}_report.md.j2").render(**ctx)
+    atomic_write_text(session_dir / "report.md", md)
+    html_figs = [
+        {
+            **f,
+            "data_uri": "data:image/png;base64,"
+            + base64.b64encode((session_dir / f["png"]).read_bytes()).decode(),
+        }
+        for f in ctx["figures"]
+    ]
+    html = (
+        html_env().get_template(f"{prefix}_report.html.j2").render(**{**ctx, "figures": html_figs})
+    )
+    atomic_write_text(session_dir / "report.html", html)
+    numbers = NumberLog()
+    tex = tex_env(numbers).get_template(f"{prefix}_paper.tex.j2").render(**ctx)
+    tex_path = atomic_write_text(session_dir / "paper" / "paper.tex", tex)
+    atomic_write_json(
+        session_dir / "paper" / "numbers.json",
+        {
+            "schema": NUMBERS_SCHEMA,
+            "source": "../results/results.json",
+            "paper": "paper.tex",
+            "numbers": numbers.numbers,
+        },
+    )
+    pdf_path = build_pdf(tex_path) if pdf else None
+    if pdf and pdf_path is None:
+        log.warning("paper.pdf not built; see %s", session_dir / "paper" / "build.log")
+    return tex_path, pdf_path

@@ -93,6 +93,21 @@ def ratio(x: Any) -> str:
     return NA if is_missing(x) else f"{float(x):.2f}x"
 
 
+def sig(x: Any) -> str:
+    """A metric on its own scale with 4 significant digits (perplexity, bits per byte):
+    ``11.7071`` -> ``"11.71"``, ``3.54786`` -> ``"3.548"``; from 10^4 on, whole numbers
+    (``350044.6`` -> ``"350045"``), never an exponent."""
+    if is_missing(x):
+        return NA
+    x = float(x)
+    return f"{x:.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
+
+
+def signed4(x: Any) -> str:
+    """A small signed difference with 4 decimals (bits per byte): ``-0.12345`` -> ``"-0.1235"``."""
+    return NA if is_missing(x) else f"{float(x):+.4f}"
+
+
 #: Formatter by name, as used by :class:`smollab.report.context.Num`.
 FORMATTERS = {
     "pct": pct,
@@ -108,6 +123,8 @@ FORMATTERS = {
     "rate": rate,
     "signed": signed,
     "ratio": ratio,
+    "sig": sig,
+    "signed4": signed4,
 }
 
 

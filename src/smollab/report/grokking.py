@@ -23,7 +23,6 @@ on what happened (:data:`FIGURES`); their numbers are keyed into the results.
 
 from __future__ import annotations
 
-import base64
 import math
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from smollab.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from smollab.io import read_json  # noqa: E402
+from smollab.report.build import write_kind_documents  # noqa: E402
 from smollab.report.context import (  # noqa: E402
     Ident,
     Num,
@@ -48,8 +48,6 @@ from smollab.report.context import (  # noqa: E402
     listing,
     phrase,
 )
-from smollab.report.pdf import build_pdf  # noqa: E402
-from smollab.report.render import NumberLog, html_env, md_env, tex_env  # noqa: E402
 
 METRIC_TITLES = {
     "silhouette": "Silhouette (higher: tighter classes)",
@@ -837,28 +835,4 @@ def build_grok_report(session_dir: Path, *, pdf: bool = True) -> tuple[Path, Pat
             }
         )
     ctx["figures"] = figs
-    md = md_env().get_template("grok_report.md.j2").render(**ctx)
-    atomic_write_text(session_dir / "report.md", md)
-    html_figs = [
-        {
-            **f,
-            "data_uri": "data:image/png;base64,"
-            + base64.b64encode((session_dir / f["png"]).read_bytes()).decode(),
-        }
-        for f in figs
-    ]
-    html = html_env().get_template("grok_report.html.j2").render(**{**ctx, "figures": html_figs})
-    atomic_write_text(session_dir / "report.html", html)
-    log = NumberLog()
-    tex = tex_env(log).get_template("grok_paper.tex.j2").render(**ctx)
-    tex_path = atomic_write_text(session_dir / "paper" / "paper.tex", tex)
-    atomic_write_json(
-        session_dir / "paper" / "numbers.json",
-        {
-            "schema": "smollab.numbers/1",
-            "source": "../results/results.json",
-            "paper": "paper.tex",
-            "numbers": log.numbers,
-        },
-    )
-    return tex_path, build_pdf(tex_path) if pdf else None
+    return write_kind_documents(session_dir, ctx, "grok", pdf=pdf)

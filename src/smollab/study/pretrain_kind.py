@@ -6,14 +6,17 @@ documents, concatenated and cut into ``seq_len`` chunks) or is a baseline evalua
 Every run is evaluated on the held-out documents by rolling loglikelihood; validation loss is
 logged every ``eval_every`` steps on the first ``eval_items`` held-out documents. Results
 (``results/results.json``, kind ``pretrain``) hold per run the corpus-level perplexities with
-95% bootstrap intervals over documents, and per condition their spread over seeds; the report
-is a Markdown/HTML table (no accuracy figures, no paper). ``smollab train --task corpus:PATH``
-writes such a study.
+95% bootstrap intervals over documents, per condition their spread over seeds and its
+learning curves, and each condition against the reference (``[study] reference``; by default
+the first baseline condition, else the first condition): the difference in bits per byte with a
+paired bootstrap interval over the held-out documents (:func:`~smollab.analysis.stats.
+paired_ratio_bootstrap_diff`). The report (:mod:`smollab.report.pretraining`) draws learning
+curves and bits per byte per condition, and writes report.md/.html and a paper.
+``smollab train --task corpus:PATH`` writes such a study.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import time
 from pathlib import Path
@@ -24,6 +27,11 @@ from smollab.study.kinds import RUN_KINDS, Progress, RunKind
 
 #: the metrics a run reports, in display order (smollab.tasks.corpus.CORPUS_METRICS)
 SHOWN = ("token_perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")
+
+#: the schema of a pretraining study's results.json (/1 had no curves and no comparisons)
+SCHEMA = "smollab.pretrain/2"
+#: the level at which a comparison's bootstrap test (Holm-adjusted) must reject
+ALPHA = 0.05
 
 
 def _corpus_task(spec: Any) -> Any:
@@ -69,11 +77,18 @@ class PretrainKind(RunKind):
                     f"{source}: conditions[{i}].train.task is {c.train.task!r}; a pretraining "
                     f"study trains on its corpus task {configs[0].id!r}. Remove train.task."
                 )
-        if spec.study.targets or spec.study.reference:
+        if spec.study.targets:
             raise ConfigError(
-                f"{source}: study.targets and study.reference are accuracy targets and "
-                "comparisons of a language-model study; a pretraining study reports perplexity "
-                "per condition. Remove them."
+                f"{source}: study.targets are accuracy targets of a language-model study; a "
+                "pretraining study reports perplexity per condition. Remove them."
+            )
+        # a reference that names no condition is refused by the spec's own checks
+        if spec.study.reference is not None and len(spec.conditions) < 2:
+            raise ConfigError(
+                f"{source}: field 'study.reference' is {spec.study.reference!r}, the only "
+                "condition: there is no other condition to compare with it. Add another "
+                "condition (another model, or a baseline evaluated as it is), or remove "
+                "study.reference."
             )
         for i, m in enumerate(spec.models):
             if m.is_api:
@@ -131,21 +146,20 @@ class PretrainKind(RunKind):
                 f"- Only {n_test} held-out document(s): the bootstrap intervals over documents "
                 "are rough."
             )
+        seeds = {c["n_seeds"] for c in results.get("comparisons", [])}
+        if seeds and min(seeds) >= 2:
+            lines.append(
+                "- The comparisons' intervals are over documents, with each condition's seeds "
+                "pooled; seed-to-seed spread is in each condition's over_seeds, not in them."
+            )
         if len(lines) == 2:
             lines.append("- No problems found.")
         return "\n".join(lines) + "\n"
 
     def report(self, session_dir: Path, *, pdf: bool) -> tuple[Path | None, Path | None]:
-        from smollab.io import atomic_write_text, read_json
+        from smollab.report.pretraining import build_pretrain_report
 
-        results = read_json(session_dir / "results" / "results.json")
-        md = report_markdown(results)
-        atomic_write_text(session_dir / "report.md", md)
-        atomic_write_text(
-            session_dir / "report.html",
-            f"<!doctype html><meta charset='utf-8'><pre>{html.escape(md)}</pre>\n",
-        )
-        return None, None
+        return build_pretrain_report(session_dir, pdf=pdf)
 
 
 def execute_pretrain_run(run_dir: Path, spec: Any, emit: Progress) -> dict[str, Any]:
@@ -246,9 +260,11 @@ def execute_pretrain_run(run_dir: Path, spec: Any, emit: Progress) -> dict[str, 
 def aggregate(
     spec: Any, records: list[dict[str, Any]], run_dirs: dict[str, Path], session: str
 ) -> dict[str, Any]:
-    """``results/results.json`` of a pretraining study: per condition, each run's corpus
-    metrics with 95% bootstrap intervals over held-out documents (recomputed from its
-    ``predictions/``), its training summary, and each metric's spread over seeds."""
+    """``results/results.json`` of a pretraining study (schema ``smollab.pretrain/2``): per
+    condition, its settings and each run's corpus metrics with 95% bootstrap intervals over
+    held-out documents (recomputed from its ``predictions/``), its training summary, and each
+    metric's spread over seeds; each trained run's learning curves (``curves``); and each
+    condition against the reference (``comparisons``, :func:`comparisons`)."""
     from smollab.analysis.stats import describe_seeds
     from smollab.io import read_jsonl
     from smollab.study.runspec import expand
@@ -257,15 +273,25 @@ def aggregate(
     task = _corpus_task(spec)
     by_hash = {r["hash"]: r for r in records}
     conditions: dict[str, Any] = {}
+    curves: dict[str, dict[str, Any]] = {}
+    docs: dict[str, list[list[dict[str, Any]]]] = {}  # condition -> per seed, its documents
     for run in expand(spec):
         rec = by_hash.get(run.hash)
         if rec is None:
             continue
         preds = read_jsonl(run_dirs[run.hash] / "predictions" / f"{task.name}.jsonl")
+        docs.setdefault(run.condition, []).append(preds)
         c = conditions.setdefault(
             run.condition,
-            {"trained": run.train is not None, "model": run.model_name, "runs": []},
+            {
+                "trained": run.train is not None,
+                "model": run.model_name,
+                "train": run.train.model_dump(mode="json") if run.train is not None else None,
+                "seeds": [],
+                "runs": [],
+            },
         )
+        c["seeds"].append(run.seed)
         train = rec.get("train") or {}
         c["runs"].append(
             {
@@ -279,21 +305,153 @@ def aggregate(
                 "final_train_loss": train.get("final_loss"),
             }
         )
+        if run.train is not None:
+            curves.setdefault(run.condition, {})[str(run.seed)] = _curves(
+                run_dirs[run.hash] / "metrics.jsonl", task.name
+            )
     for c in conditions.values():
         c["over_seeds"] = {
             m: describe_seeds([r["metrics"][m]["estimate"] for r in c["runs"]]) for m in SHOWN
         }
+    models = {}
+    for m in spec.models:
+        info: dict[str, Any] = next(
+            (r["model_info"] for r in records if r["model_name"] == m.name), {}
+        )
+        models[m.name] = {
+            "source": m.source,
+            "config": dict(m.config or {}),
+            "n_params": info.get("n_params"),
+        }
+    reference = reference_condition(spec, conditions)
     results = {
-        "schema": "smollab.pretrain/1",
+        "schema": SCHEMA,
         "kind": "pretrain",
         "session": session,
         "study": spec.study.name,
+        "title": spec.study.title or "",
         "task": task.name,
         "data": task.data_info(),
+        "models": models,
         "conditions": conditions,
+        "curves": curves,
+        "reference": reference,
+        "alpha": ALPHA,
+        "comparisons": comparisons(docs, reference) if reference is not None else [],
     }
     results["summary"] = summary_lines(results)
     return results
+
+
+def reference_condition(spec: Any, conditions: dict[str, Any]) -> str | None:
+    """What every other condition is compared with: ``[study] reference``; else the first
+    baseline condition (a model evaluated as it is), else the first condition. None when it
+    has no finished run or no other condition has one (nothing to compare)."""
+    names = [c.name for c in spec.conditions]
+    baselines = [c.name for c in spec.conditions if c.train is None]
+    ref = spec.study.reference or (baselines[0] if baselines else names[0])
+    if ref not in conditions or len(conditions) < 2:
+        return None
+    return str(ref)
+
+
+def _curves(path: Path, task: str) -> dict[str, list[dict[str, Any]]]:
+    """A run's training loss at every step and its validation loss (mean NLL per token on the
+    first eval_items held-out documents) at every evaluation, from its ``metrics.jsonl``."""
+    from smollab.io import read_jsonl
+
+    rows = read_jsonl(path) if path.exists() else []
+    key = f"{task}/val_loss"
+    return {
+        "train": [{"step": r["step"], "loss": r["loss"]} for r in rows if "loss" in r],
+        "eval": [
+            {"step": r["step"], "val_loss": r["eval"][key]}
+            for r in rows
+            if key in (r.get("eval") or {})
+        ],
+    }
+
+
+def _matrix(per_seed: list[list[dict[str, Any]]], ids: list[str], field: str) -> Any:
+    """``[n_seeds, n_documents]`` of a per-document field, documents in the order of ``ids``;
+    NLL is ``-logprob``."""
+    import numpy as np
+
+    rows = []
+    for recs in per_seed:
+        by_id = {r["id"]: r for r in recs}
+        sign = -1.0 if field == "logprob" else 1.0
+        rows.append([sign * float(by_id[i][field]) for i in ids])
+    return np.asarray(rows, dtype=float)
+
+
+def comparisons(
+    docs: dict[str, list[list[dict[str, Any]]]], reference: str
+) -> list[dict[str, Any]]:
+    """Each condition against ``reference`` on the same held-out documents (``docs``: per
+    condition, each seed's per-document records). ``bits_per_byte`` is the difference
+    (condition minus reference; negative: the condition compresses the text better) with a 95%
+    paired bootstrap interval over documents and its bootstrap p-value, Holm-adjusted over the
+    comparisons (``p_holm``); each condition's seeds are pooled by summing NLL and bytes over
+    them, so its bits per byte is the mean of its seeds' (:func:`~smollab.analysis.stats.
+    paired_ratio_bootstrap_diff`). ``token_perplexity_ratio`` (condition over reference,
+    pooled the same way: the geometric mean over seeds) is given only where both conditions
+    cut every document into the same number of tokens (one tokenizer); else it is null and
+    ``token_note`` says why. The verdict calls a difference only where the interval excludes 0
+    and the Holm-adjusted test rejects at :data:`ALPHA`; fewer bits per byte is better."""
+    import numpy as np
+
+    from smollab.analysis.stats import Interval, holm_bonferroni, paired_ratio_bootstrap_diff
+    from smollab.analysis.stats import verdict as call
+
+    ids = [r["id"] for r in docs[reference][0]]
+    ref_nll, ref_bytes = (
+        _matrix(docs[reference], ids, "logprob"),
+        _matrix(docs[reference], ids, "bytes"),
+    )
+    ref_tokens = _matrix(docs[reference], ids, "tokens")
+    out: list[dict[str, Any]] = []
+    for name, per_seed in docs.items():
+        if name == reference:
+            continue
+        nll, nbytes = _matrix(per_seed, ids, "logprob"), _matrix(per_seed, ids, "bytes")
+        tokens = _matrix(per_seed, ids, "tokens")
+        bpb, p = paired_ratio_bootstrap_diff(
+            ref_nll, ref_bytes, nll, nbytes, transform=lambda x: x / math.log(2)
+        )
+        same_tokens = bool((tokens == tokens[0]).all() and (ref_tokens == tokens[0]).all())
+        ratio = (
+            paired_ratio_bootstrap_diff(ref_nll, ref_tokens, nll, tokens, transform=np.exp)[0]
+            if same_tokens
+            else None
+        )
+        out.append(
+            {
+                "condition": name,
+                "reference": reference,
+                "n_documents": len(ids),
+                "n_seeds": len(per_seed),
+                "n_seeds_reference": len(docs[reference]),
+                "pooled_bits_per_byte": {
+                    "condition": float(nll.sum() / nbytes.sum() / math.log(2)),
+                    "reference": float(ref_nll.sum() / ref_bytes.sum() / math.log(2)),
+                },
+                "bits_per_byte": bpb.to_dict(),
+                "p_value": p,
+                "token_perplexity_ratio": None if ratio is None else ratio.to_dict(),
+                "token_note": None
+                if same_tokens
+                else "the two conditions cut the documents into different numbers of tokens "
+                "(different tokenizers), so their token perplexities are not compared; bits per "
+                "byte does not depend on the tokenizer",
+            }
+        )
+    for c, p_holm in zip(out, holm_bonferroni([c["p_value"] for c in out]), strict=True):
+        c["p_holm"] = p_holm
+        c["verdict"] = call(
+            Interval(**c["bits_per_byte"]), higher_is_better=False, p_value=p_holm, alpha=ALPHA
+        )
+    return out
 
 
 def _iv(m: dict[str, Any]) -> str:
@@ -301,7 +459,8 @@ def _iv(m: dict[str, Any]) -> str:
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
-    """One line per run: its perplexities with intervals and its training loss."""
+    """One line per run: its perplexities with intervals and its training loss; then one line
+    per comparison with the reference."""
     lines = [
         f"Held-out perplexity on {results['task']} ({results['data']['n_test']} documents; "
         "95% bootstrap intervals over documents):"
@@ -319,30 +478,18 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 f"bits per byte {_iv(m['bits_per_byte'])}, word perplexity "
                 f"{_iv(m['word_perplexity'])}{loss}"
             )
+    if results["comparisons"]:
+        lines.append(
+            f"Against {results['reference']} (bits per byte, condition minus reference; 95% "
+            "paired bootstrap intervals over documents, seeds pooled):"
+        )
+    for c in results["comparisons"]:
+        b = c["bits_per_byte"]
+        lines.append(
+            f"  {c['condition']}: {b['estimate']:+.4f} [{b['low']:+.4f}, {b['high']:+.4f}], "
+            f"Holm p {c['p_holm']:.3g}: {c['verdict']}"
+        )
     return lines
-
-
-def report_markdown(results: dict[str, Any]) -> str:
-    lines = [
-        f"# {results['study']}: pretraining on {results['task']}",
-        "",
-        f"Held-out documents: {results['data']['n_test']} "
-        f"({results['data']['test_set']}); training documents: {results['data']['n_train']}. "
-        "Metrics are corpus-level (weighted by tokens, words or bytes), with 95% percentile "
-        "bootstrap intervals over documents.",
-        "",
-        "| condition | seed | " + " | ".join(SHOWN) + " | final train loss |",
-        "|---|---|" + "---|" * len(SHOWN) + "---|",
-    ]
-    for name, c in results["conditions"].items():
-        for r in c["runs"]:
-            loss = r["final_train_loss"]
-            lines.append(
-                f"| {name} | {r['seed']} | "
-                + " | ".join(_iv(r["metrics"][m]) for m in SHOWN)
-                + f" | {'' if loss is None else f'{loss:.4f}'} |"
-            )
-    return "\n".join(lines) + "\n"
 
 
 RUN_KINDS.register("pretrain")(PretrainKind())

@@ -97,7 +97,8 @@ class StudyMeta(_Strict):
     reference: str | None = Field(
         None,
         description="the condition every other condition is compared with: in a grokking "
-        "study any condition (default: the first); in a language-model study a trained "
+        "study any condition (default: the first); in a pretraining study any condition "
+        "(default: the first baseline, else the first); in a language-model study a trained "
         "condition, which the other trained conditions are compared with besides the baseline "
         "(default: none)",
     )
