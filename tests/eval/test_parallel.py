@@ -87,6 +87,50 @@ def test_procs_give_the_results_of_one_process(small, tmp_path):
     assert not (tmp_path / "two" / PARTS).exists()
 
 
+def test_procs_score_a_corpus_as_one_process(small, tmp_path):
+    # a rolling loglikelihood task, built by smollab eval from a file (not from the registry's
+    # config class): the workers build the same task, and documents longer than the 128-token
+    # window are scored in several windows as in one process
+    rows = [json.loads(x) for x in (SHARED / "gsm8k/test.jsonl").read_text().splitlines()[:7]]
+    docs = [r["question"] + "\n" + r["answer"] for r in rows[:5]] + [
+        "\n\n".join(r["question"] for r in rows)
+    ]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n\n".join(d.replace("\n\n", "\n") for d in docs))
+
+    def tasks() -> list[Any]:
+        return [make_task(f"corpus:{corpus}")]
+
+    one = run_eval(small, tasks(), tmp_path / "one", batch_size=4, use_cache=False)
+    events: list[dict[str, Any]] = []
+    two = run_eval(
+        small,
+        tasks(),
+        tmp_path / "two",
+        batch_size=4,
+        use_cache=False,
+        procs=2,
+        load_args=LOAD,
+        on_event=events.append,
+    )
+    a, b = one["tasks"]["corpus"], two["tasks"]["corpus"]
+    assert a["n"] == b["n"] == 6 and b["procs"] == 2
+    # each document computed by one worker only (its share, not every document)
+    assert sum(e["n"] for e in events if e["event"] == "items") == 6
+    ra = {r["id"]: r for r in read_jsonl(tmp_path / "one" / "samples_corpus.jsonl")}
+    rb = {r["id"]: r for r in read_jsonl(tmp_path / "two" / "samples_corpus.jsonl")}
+    assert ra.keys() == rb.keys() and len(rb) == 6  # every document once
+    assert max(r["tokens"] for r in ra.values()) > 2 * 128  # rolled over several windows
+    for i, r in ra.items():
+        assert {k: v for k, v in r.items() if k != "logprob"} == {
+            k: v for k, v in rb[i].items() if k != "logprob"
+        }
+        assert r["logprob"] == pytest.approx(rb[i]["logprob"], abs=1e-3)
+    for m, v in a["metrics"].items():
+        assert v["estimate"] == pytest.approx(b["metrics"][m]["estimate"], rel=1e-5)
+    assert not (tmp_path / "two" / PARTS).exists()
+
+
 def test_parts_left_by_a_stopped_run_are_used_not_recomputed(small, tmp_path):
     task = make_task("hellaswag", limit=4, data_dir=str(SHARED))
     key = samples_key(model_key(small), task)

@@ -32,7 +32,7 @@ from typing import Any
 
 from smollab.errors import ConfigError, RunFailed
 from smollab.io import append_jsonl, read_json, read_jsonl
-from smollab.tasks.bench import BenchTask
+from smollab.tasks.bench import BenchConfig, BenchTask
 
 PARTS = ".parts"  # out_dir/.parts/<task>/<part>/samples_<task>.jsonl
 _READY = "\0ready"  # a worker's first event: its model is loaded
@@ -150,10 +150,12 @@ class ProcPool:
         """
         self._start()
         parts = _parts_dir(samples)
-        cfg = task.config.model_dump(mode="json")
+        # the task's own classes, not the registry's: smollab eval builds some tasks from a
+        # file with a config class of its own (--task corpus:PATH, a CorpusEvalConfig)
+        build = (type(task), type(task.config), task.config.model_dump(mode="json"))
         t0 = time.perf_counter()
         futures: list[Future[float]] = [
-            self.pool.submit(_work, cfg, todo[i :: self.procs], str(parts / f"{os.getpid()}-{i}"))
+            self.pool.submit(_work, build, todo[i :: self.procs], str(parts / f"{os.getpid()}-{i}"))
             for i in range(min(self.procs, len(todo)))
         ]
         stop = threading.Event()
@@ -272,13 +274,16 @@ def _ready() -> None:
     time.sleep(0.2)  # keep this worker busy so the next no-op starts another one
 
 
-def _work(task_config: dict[str, Any], ids: list[Any], part_dir: str) -> float:
-    """Compute the items ``ids`` of the task into ``part_dir``; return the compute seconds."""
+def _work(
+    build: tuple[type[BenchTask], type[BenchConfig], dict[str, Any]], ids: list[Any], part_dir: str
+) -> float:
+    """Compute the items ``ids`` of the task into ``part_dir``; return the compute seconds.
+    ``build``: the task's class, its config's class and the config's fields (every benchmark
+    task is made from its config alone)."""
     from smollab.eval.runner import run_task
-    from smollab.tasks import build_task, validate_task_config
 
-    task = build_task(validate_task_config(task_config))
-    assert isinstance(task, BenchTask)
+    task_cls, config_cls, fields = build
+    task = task_cls(config_cls(**fields))  # the fields of a config validated in the parent
     keep = set(ids)
     task._docs = [d for d in task.docs() if d["id"] in keep]
     events = _WORKER["events"]

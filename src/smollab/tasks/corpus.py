@@ -250,9 +250,12 @@ class CorpusTask(BenchTask):
         return list(self._test)
 
     def docs(self) -> list[dict[str, Any]]:
-        """The test documents in file order (``--limit N``: the first N)."""
-        limit = getattr(self.config, "limit", None)
-        return self.load_docs()[:limit] if limit else self.load_docs()
+        """The test documents in file order (``--limit N``: the first N); as for any benchmark
+        task, kept in ``_docs``, which a ``--procs`` worker narrows to its share."""
+        if self._docs is None:
+            limit = getattr(self.config, "limit", None)
+            self._docs = self.load_docs()[:limit] if limit else self.load_docs()
+        return self._docs
 
     @property
     def data_files(self) -> tuple[str, ...]:  # type: ignore[override]
