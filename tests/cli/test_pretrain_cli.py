@@ -69,7 +69,7 @@ def test_train_on_a_corpus_reports_held_out_perplexity(tmp_path: Path, cli: Any)
         (None, [], "does not exist"),
         ("\n\n", [], "holds no text"),
         ("x", ["--set", "task.test_fraction=1.5"], "test_fraction is 1.5, outside (0, 1)"),
-        ("a\n\nb", ["--set", "task.test_fraction=0.1"], "holds out 0, leaving no test document"),
+        ("a\n\nb", ["--set", "task.test_fraction=0.1"], "0 held out, leaving no test document"),
         ("a\n\nb", ["--seq-len", "128", "--set", "task.test_fraction=0.5"], "longer than model"),
     ],
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bz2
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from smollab.analysis.stats import ratio_bootstrap_interval
 from smollab.errors import ConfigError
 from smollab.eval.lm import HFLM, RollingLoglikelihoodRequest, rolling_windows
 from smollab.tasks import build_task
-from smollab.tasks.corpus import CorpusTask, corpus_metrics, word_count
+from smollab.tasks.corpus import CorpusTask, corpus_metrics, held_out_count, word_count
 from tests.conftest import tiny_lm
 
 DOCS = [f"document {i}: " + "the cat sat on the mat. " * (1 + i % 3) for i in range(10)]
@@ -113,14 +114,51 @@ def test_test_fraction_outside_0_1(tmp_path: Path, fraction: float) -> None:
 
 def test_split_with_zero_test_documents(tmp_path: Path) -> None:
     p = write_txt(tmp_path / "c.txt", DOCS[:3])
-    with pytest.raises(ConfigError, match=r"holds out 0, leaving no test document"):
+    with pytest.raises(ConfigError, match=r"rounds to 0 held out, leaving no test document"):
         corpus(p, test_fraction=0.1)
 
 
 def test_single_document_cannot_be_split(tmp_path: Path) -> None:
     p = write_txt(tmp_path / "c.txt", DOCS[:1])
-    with pytest.raises(ConfigError, match=r"1 document\(s\).*Add documents"):
+    with pytest.raises(ConfigError, match=r"has 1 document: .*Add documents"):
         corpus(p, test_fraction=0.5)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "n", "held_out"),
+    [(0.1, 25, 3), (0.1, 15, 2), (0.1, 5, 1), (0.1, 4, 0), (0.3, 10, 3), (0.5, 2, 1), (0.9, 10, 9)],
+)
+def test_held_out_count_rounds_halves_up(fraction: float, n: int, held_out: int) -> None:
+    # Python's round() would give 2 for 2.5 and 0 for 0.5 (halves to even)
+    assert held_out_count(fraction, n) == held_out
+
+
+def test_two_documents_message_gives_a_fraction_that_works(tmp_path: Path) -> None:
+    p = write_txt(tmp_path / "c.txt", DOCS[:2])
+    with pytest.raises(ConfigError) as e:
+        corpus(p, test_fraction=0.1)
+    msg = e.value.message
+    assert "has 2 documents, and test_fraction = 0.1 of them (0.2) rounds to 0 held out" in msg
+    assert "with 2 documents test_fraction must be at least 0.25 and below 0.75" in msg
+    assert "set e.g. test_fraction = 0.5 (holds out 1)" in msg
+    with pytest.raises(ConfigError, match=r"rounds to 2 held out, leaving none to train on"):
+        corpus(p, test_fraction=0.8)
+    t = corpus(p, test_fraction=0.5)  # the suggestion
+    assert len(t.docs()) == 1 and len(t.train_documents()) == 1
+
+
+@pytest.mark.parametrize(("n", "fraction"), [(3, 0.1), (7, 0.05), (7, 0.95), (30, 0.01)])
+def test_split_message_range_and_example_are_right(tmp_path: Path, n: int, fraction: float) -> None:
+    p = write_txt(tmp_path / "c.txt", [f"doc {i}" for i in range(n)])
+    with pytest.raises(ConfigError) as e:
+        corpus(p, test_fraction=fraction)
+    m = re.search(r"at least ([\d.e-]+) and below ([\d.e-]+): set e\.g\. test_fraction = "
+                  r"([\d.e-]+) \(holds out (\d+)\)", e.value.message)  # fmt: skip
+    assert m, e.value.message
+    low, high, example, k = float(m[1]), float(m[2]), float(m[3]), int(m[4])
+    assert held_out_count(low, n) == 1 and held_out_count(high * (1 - 1e-9), n) == n - 1
+    assert held_out_count(example, n) == k and 1 <= k <= n - 1
+    assert len(corpus(p, test_fraction=example).docs()) == k
 
 
 # ---------------------------------------------------------------- rolling windows

@@ -67,7 +67,9 @@ class CorpusConfig(TaskConfig):
     )
     text_field: str = Field("text", min_length=1, description="a .jsonl record's text field")
     test_fraction: float = Field(
-        0.1, description="fraction of path's documents held out for testing, in (0, 1)"
+        0.1,
+        description="fraction of path's documents held out for testing, in (0, 1): "
+        "fraction x documents, rounded to the nearest whole number (halves up)",
     )
     data_seed: int = Field(1234, ge=0, description="seed of the held-out sample")
 
@@ -220,29 +222,43 @@ class CorpusTask(BenchTask):
     def _split(
         self, docs: list[dict[str, str]]
     ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-        """Hold out ``round(test_fraction * n)`` documents, a seeded sample (data_seed) kept in
-        file order; at least one must be held out and one left to train on."""
+        """Hold out :func:`held_out_count` documents, a seeded sample (data_seed) kept in file
+        order; at least one must be held out and one left to train on."""
         c = self.config
         n = len(docs)
-        n_test = round(c.test_fraction * n)
+        n_test = held_out_count(c.test_fraction, n)
         if n_test < 1 or n_test >= n:
-            fix = (
-                "add documents (separate them by blank lines in a .txt file)"
-                if n < 2
-                else f"set test_fraction between {1 / n:.3g} and {(n - 1) / n:.3g}"
-            )
-            raise ConfigError(
-                f"Task {self.name!r}: corpus file {c.path} has {n} document(s), and holding out "
-                f"test_fraction = {c.test_fraction} of them holds out {n_test}, leaving "
-                f"{'no test document' if n_test < 1 else 'none to train on'}: a corpus task "
-                f"needs at least one test and one training document. {fix[:1].upper()}"
-                f"{fix[1:]}, or give the test documents as test_path."
-            )
+            raise ConfigError(self._split_error(n, n_test))
         rng = np.random.default_rng([c.data_seed, 13])
         chosen = {int(i) for i in rng.choice(n, size=n_test, replace=False)}
         test = [d for i, d in enumerate(docs) if i in chosen]
         train = [d for i, d in enumerate(docs) if i not in chosen]
         return train, test
+
+    def _split_error(self, n: int, n_test: int) -> str:
+        c = self.config
+        need = "a corpus task needs at least one test and one training document"
+        where = f"Task {self.name!r}: corpus file {c.path}"
+        if n < 2:
+            return (
+                f"{where} has {n} document: {need}. Add documents (separate them by blank "
+                "lines in a .txt file), or give the test documents as test_path."
+            )
+        left = "no test document" if n_test < 1 else "none to train on"
+        # the bounds rounded inwards, so that every value in the range stated is right
+        low, high = _sig3(0.5 / n, up=True), _sig3((n - 0.5) / n, up=False)
+        k = min(max(n_test, 1), n - 1)
+        example = next(
+            f for d in range(3, 12) if held_out_count(f := float(f"{k / n:.{d}g}"), n) == k
+        )
+        return (
+            f"{where} has {n} documents, and test_fraction = {c.test_fraction} of them "
+            f"({c.test_fraction * n:.4g}) rounds to {n_test} held out, leaving {left}: {need}. "
+            f"The number held out is test_fraction x {n} rounded to the nearest whole number "
+            f"(halves up), so with {n} documents test_fraction must be at least {low:g} and "
+            f"below {high:g}: set e.g. test_fraction = {example:g} (holds out {k}), or give "
+            "the test documents as test_path."
+        )
 
     # ------------------------------------------------------------------ evaluation
 
@@ -375,6 +391,19 @@ class CorpusFileTask(CorpusTask):
         return d
 
 
+def held_out_count(fraction: float, n: int) -> int:
+    """How many of ``n`` documents a ``test_fraction`` of ``fraction`` holds out: ``fraction *
+    n`` rounded to the nearest whole number, halves up (0.1 of 25 documents holds out 3, 0.1
+    of 5 holds out 1), taken as the decimal written (0.1 x 15 is 1.5, not 1.5000000000000002)."""
+    return math.floor(round(fraction * n, 9) + 0.5)
+
+
+def _sig3(x: float, *, up: bool) -> float:
+    """``x`` (> 0) rounded up or down to 3 significant digits."""
+    step = 10.0 ** (math.floor(math.log10(x)) - 2)
+    return float(f"{(math.ceil if up else math.floor)(round(x / step, 9)) * step:.3g}")
+
+
 def corpus_metrics(records: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     """Corpus-level perplexities of per-document records (``logprob``, ``tokens``, ``words``,
     ``bytes``), each with a 95% percentile bootstrap interval over documents
@@ -407,5 +436,6 @@ __all__ = [
     "CorpusFileTask",
     "CorpusTask",
     "corpus_metrics",
+    "held_out_count",
     "word_count",
 ]
