@@ -66,3 +66,31 @@ def test_one_document_and_bad_input() -> None:
         paired_ratio_bootstrap_diff([1.0, 2.0], [1.0], [1.0, 2.0], [1.0, 1.0])
     with pytest.raises(ValueError, match="positive sum"):
         paired_ratio_bootstrap_diff([1.0], [0.0], [1.0], [1.0])
+
+
+def test_seed_pvalue_and_widening_are_the_t_tests_over_seeds() -> None:
+    """The seed part of a comparison: Welch's test and interval with several seeds on both
+    sides, a one-sample t against a side that ran once (either side), nothing for one each."""
+    from scipy import stats as sps
+
+    from smollab.analysis.stats import Interval, seed_pvalue, seed_t_pvalue, widen_with_seeds
+
+    a, b = [3.50, 3.52, 3.49], [3.56, 3.55, 3.60]
+    welch = sps.ttest_ind(b, a, equal_var=False)
+    assert seed_pvalue(a, b) == pytest.approx(welch.pvalue)
+    narrow = Interval(0.067, 0.066, 0.068, 0.95, "docs")
+    wide = widen_with_seeds(narrow, a, b)
+    ci = welch.confidence_interval(0.95)
+    assert (wide.low, wide.high) == pytest.approx((ci.low, ci.high))
+    assert wide.estimate == narrow.estimate and wide.method == "docs+seed-t-hull"
+    # a side that ran once is a constant: a one-sample t over the other side's seeds
+    one = sps.ttest_1samp(b, 3.50)
+    assert seed_pvalue([3.50], b) == pytest.approx(one.pvalue)
+    assert seed_pvalue(b, [3.50]) == pytest.approx(one.pvalue)
+    flipped = widen_with_seeds(Interval(-0.07, -0.071, -0.069, 0.95, "docs"), b, [3.50])
+    ci1 = one.confidence_interval(0.95)
+    assert (flipped.low, flipped.high) == pytest.approx((3.50 - ci1.high, 3.50 - ci1.low))
+    # one seed each: the documents' interval and no seed test
+    assert widen_with_seeds(narrow, [3.5], [3.6]) is narrow and seed_pvalue([3.5], [3.6]) is None
+    # seeds that agree exactly: nothing to widen, and the test is decided by the estimate
+    assert seed_t_pvalue([1.0, 1.0], [1.0, 1.0]) == 1.0 and seed_t_pvalue([2.0, 2.0]) == 0.0

@@ -7,7 +7,7 @@ import math
 
 from smollab.report.context import build_context
 from smollab.report.figures import PALETTE, color
-from smollab.report.fmt import count, params, pct, pct_bare, pp, pvalue
+from smollab.report.fmt import count, params, pct, pct_bare, pp, pvalue, sig2
 from smollab.report.paper import render_paper
 from smollab.report.render import latex_escape
 from smollab.report.text import render_markdown
@@ -115,3 +115,8 @@ def test_a_trained_condition_compared_with_nothing_gets_no_empty_findings():
     # with a baseline, the findings are listed as before
     md = render_markdown(build_context(load_sample()))
     assert "Findings by condition:" in md and "no findings by condition" not in md
+
+
+def test_a_spread_has_two_significant_digits() -> None:
+    got = [sig2(x) for x in (0.004004, 0.01043, 0.08521, 1.5, 9.96, 12.34, 0.0, None)]
+    assert got == ["0.0040", "0.010", "0.085", "1.5", "10", "12", "0.0", "n/a"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from smollab.analysis.stats import paired_ratio_bootstrap_diff
 from smollab.errors import ConfigError
@@ -127,10 +128,25 @@ def test_the_first_baseline_is_the_reference_and_the_comparison_recomputes(
         mat("trained", "logprob"),
         mat("trained", "bytes"),
     )
-    assert (diff["low"], diff["high"]) == pytest.approx(
+    docs_iv = comp["bits_per_byte_documents"]
+    assert (docs_iv["low"], docs_iv["high"]) == pytest.approx(
         (iv.low / math.log(2), iv.high / math.log(2))
     )
-    assert comp["p_value"] == pytest.approx(p) and comp["p_holm"] == pytest.approx(p)
+    assert comp["p_value_documents"] == pytest.approx(p)
+    # seed-to-seed variation: the interval is the hull with Welch's t interval over the
+    # seeds' bits per byte, and the test the larger of the two p-values
+    seeds = {
+        c: mat(c, "logprob").sum(axis=1) / mat(c, "bytes").sum(axis=1) / math.log(2)
+        for c in ("trained", "untrained")
+    }
+    welch = stats.ttest_ind(seeds["trained"], seeds["untrained"], equal_var=False)
+    half = welch.confidence_interval(0.95)
+    assert (diff["low"], diff["high"]) == pytest.approx(
+        (min(docs_iv["low"], half.low), max(docs_iv["high"], half.high))
+    )
+    assert comp["p_value_seeds"] == pytest.approx(welch.pvalue)
+    want_p = max(p, welch.pvalue)
+    assert comp["p_value"] == pytest.approx(want_p) and comp["p_holm"] == pytest.approx(want_p)
     # one tokenizer: the token perplexity ratio is the ratio of the pooled perplexities
     ratio = comp["token_perplexity_ratio"]
     tok = {

@@ -22,10 +22,13 @@ from smollab.analysis.stats import (
     pass_at_k,
     ratio_bootstrap_interval,
     score_interval,
+    seed_pvalue,
     seed_t_interval,
+    seed_t_pvalue,
     shift_interval,
     t_interval,
     verdict,
+    widen_with_seeds,
     wilson_interval,
 )
 
@@ -49,9 +52,12 @@ __all__ = [
     "pass_at_k",
     "ratio_bootstrap_interval",
     "score_interval",
+    "seed_pvalue",
     "seed_t_interval",
+    "seed_t_pvalue",
     "shift_interval",
     "t_interval",
     "verdict",
+    "widen_with_seeds",
     "wilson_interval",
 ]

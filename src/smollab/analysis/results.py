@@ -32,6 +32,7 @@ from smollab.analysis.stats import (
     score_interval,
     seed_t_interval,
     verdict,
+    widen_with_seeds,
     wilson_interval,
 )
 from smollab.io import read_jsonl
@@ -82,17 +83,9 @@ def diff_interval(a: np.ndarray, b: np.ndarray) -> Interval:
     reports: the paired two-level bootstrap, widened to its hull with the t interval over seeds
     that :func:`seed_t_kind` names (Welch's when both sides have several seeds; a one-sample t
     when one side ran once, whichever side that is)."""
-    diff = paired_bootstrap_diff(a, b)
-    bounds = (-1.0, 1.0)
-    if b.shape[0] > 1:
-        seed = seed_t_interval(b.mean(axis=1), a.mean(axis=1), bounds=bounds)
-    elif a.shape[0] > 1:  # b ran once: the t interval of mean(a) - b, turned around
-        rev = seed_t_interval(a.mean(axis=1), b.mean(axis=1), bounds=bounds)
-        assert rev is not None  # two or more seeds
-        seed = Interval(-rev.estimate, -rev.high, -rev.low, rev.level, rev.method)
-    else:
-        seed = None
-    return diff if seed is None else hull([diff, seed], f"{diff.method}+seed-t-hull")
+    return widen_with_seeds(
+        paired_bootstrap_diff(a, b), a.mean(axis=1), b.mean(axis=1), bounds=(-1.0, 1.0)
+    )
 
 
 def _mcnemar_pairs(

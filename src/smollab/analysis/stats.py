@@ -49,10 +49,13 @@ __all__ = [
     "pass_at_k",
     "ratio_bootstrap_interval",
     "score_interval",
+    "seed_pvalue",
     "seed_t_interval",
+    "seed_t_pvalue",
     "shift_interval",
     "t_interval",
     "verdict",
+    "widen_with_seeds",
     "wilson_interval",
 ]
 
@@ -280,6 +283,23 @@ def hull(intervals: Sequence[Interval], method: str) -> Interval:
     )
 
 
+def _seed_t(b_means: Any, a_means: Any) -> tuple[float, float, float] | None:
+    """(estimate, squared standard error, degrees of freedom) of the t statistic over seeds
+    behind :func:`seed_t_interval` and :func:`seed_t_pvalue`; None when ``b`` has one seed."""
+    b = _as_1d_finite(b_means, "b_means")
+    if b.size < 2:
+        return None
+    a = _as_1d_finite(a_means, "a_means") if a_means is not None else np.zeros(1)
+    va, vb = (float(a.var(ddof=1)) if a.size > 1 else 0.0), float(b.var(ddof=1))
+    se2 = vb / b.size + va / a.size
+    est = float(b.mean() - (a.mean() if a_means is not None else 0.0))
+    if se2 > 0.0 and va > 0.0:  # Welch-Satterthwaite degrees of freedom
+        df = se2**2 / ((vb / b.size) ** 2 / (b.size - 1) + (va / a.size) ** 2 / (a.size - 1))
+    else:
+        df = float(b.size - 1)
+    return est, se2, df
+
+
 def seed_t_interval(
     b_means: Sequence[float] | np.ndarray,
     a_means: Sequence[float] | np.ndarray | None = None,
@@ -298,24 +318,70 @@ def seed_t_interval(
     hull of the two-level bootstrap and this interval, so that neither source is left out.
     """
     level = _check_level(level)
-    b = _as_1d_finite(b_means, "b_means")
-    if b.size < 2:
+    t = _seed_t(b_means, a_means)
+    if t is None:
         return None
-    a = _as_1d_finite(a_means, "a_means") if a_means is not None else np.zeros(1)
-    va, vb = (float(a.var(ddof=1)) if a.size > 1 else 0.0), float(b.var(ddof=1))
-    se2 = vb / b.size + va / a.size
-    est = float(b.mean() - (a.mean() if a_means is not None else 0.0))
+    est, se2, df = t
     if se2 <= 0.0:
         return Interval(est, est, est, level, "seed-t")
-    if va > 0.0:  # Welch-Satterthwaite degrees of freedom
-        df = se2**2 / ((vb / b.size) ** 2 / (b.size - 1) + (va / a.size) ** 2 / (a.size - 1))
-    else:
-        df = b.size - 1
     half = float(_sps.t.ppf(0.5 + level / 2.0, df=df)) * math.sqrt(se2)
     low, high = est - half, est + half
     if bounds is not None:
         low, high = max(bounds[0], low), min(bounds[1], high)
     return Interval(est, low, high, level, "seed-t")
+
+
+def seed_t_pvalue(
+    b_means: Sequence[float] | np.ndarray,
+    a_means: Sequence[float] | np.ndarray | None = None,
+) -> float | None:
+    """The two-sided p-value of the t test behind :func:`seed_t_interval` (a mean of 0, or no
+    difference between the two sets of seed means): 0 or 1 when the seeds do not vary (the
+    estimate is or is not 0), None when ``b`` has one seed. A study whose interval is the
+    hull of an item bootstrap and the seed interval tests with the larger of the two tests'
+    p-values, so a difference is called only where both sources of variance allow it."""
+    t = _seed_t(b_means, a_means)
+    if t is None:
+        return None
+    est, se2, df = t
+    if se2 <= 0.0:
+        return 1.0 if est == 0.0 else 0.0
+    return float(2.0 * _sps.t.sf(abs(est) / math.sqrt(se2), df=df))
+
+
+def widen_with_seeds(
+    diff: Interval,
+    a_seeds: Sequence[float] | np.ndarray,
+    b_seeds: Sequence[float] | np.ndarray,
+    bounds: tuple[float, float] | None = None,
+) -> Interval:
+    """``diff`` (an item-level interval of ``mean(b) - mean(a)``) widened to its hull with the
+    t interval over seeds (one value per seed on each side): Welch's when both sides have
+    several seeds, a one-sample t over the other side's differences from a side that ran once,
+    nothing when both ran once. See :func:`seed_t_interval` for why."""
+    a, b = np.asarray(a_seeds, dtype=float), np.asarray(b_seeds, dtype=float)
+    if b.size > 1:
+        seed = seed_t_interval(b, a, level=diff.level, bounds=bounds)
+    elif a.size > 1:  # b ran once: the t interval of mean(a) - b, turned around
+        rev = seed_t_interval(a, b, level=diff.level, bounds=bounds)
+        assert rev is not None  # two or more seeds
+        seed = Interval(-rev.estimate, -rev.high, -rev.low, rev.level, rev.method)
+    else:
+        seed = None
+    return diff if seed is None else hull([diff, seed], f"{diff.method}+seed-t-hull")
+
+
+def seed_pvalue(
+    a_seeds: Sequence[float] | np.ndarray, b_seeds: Sequence[float] | np.ndarray
+) -> float | None:
+    """:func:`seed_t_pvalue` of ``mean(b) - mean(a)`` with the sides arranged as
+    :func:`widen_with_seeds` arranges them; None when both ran once."""
+    a, b = np.asarray(a_seeds, dtype=float), np.asarray(b_seeds, dtype=float)
+    if b.size > 1:
+        return seed_t_pvalue(b, a)
+    if a.size > 1:
+        return seed_t_pvalue(a, b)
+    return None
 
 
 # --------------------------------------------------------------------------- seed-level summaries

@@ -142,15 +142,18 @@ def interval(
     return Phrase((est, " [", bounds[0], ", ", bounds[1], "]"))
 
 
-def seed_summary(key: str, desc: dict[str, Any] | None, kind: str) -> Phrase:
-    """``mean ± std`` of a :func:`describe_seeds` dict; just the mean for one seed."""
+def seed_summary(
+    key: str, desc: dict[str, Any] | None, kind: str, std_kind: str | None = None
+) -> Phrase:
+    """``mean ± std`` of a :func:`describe_seeds` dict; just the mean for one seed. The std is
+    formatted as ``std_kind`` (default: as the mean)."""
     desc = desc or {}
     mean = Num(f"{key}.mean", desc.get("mean"), kind)
     if is_missing(mean.value):
         return Phrase((NA,))
     if is_missing(desc.get("std")):
         return Phrase((mean,))
-    return Phrase((mean, " ± ", Num(f"{key}.std", desc.get("std"), kind)))
+    return Phrase((mean, " ± ", Num(f"{key}.std", desc.get("std"), std_kind or kind)))
 
 
 def eval_folder(folder: Path) -> str | None:

@@ -103,6 +103,16 @@ def sig(x: Any) -> str:
     return f"{x:.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
 
 
+def sig2(x: Any) -> str:
+    """A spread (a standard deviation over seeds) with 2 significant digits, trailing zeros
+    kept: ``0.004004`` -> ``"0.0040"``, ``0.01043`` -> ``"0.010"``; from 10 on, whole
+    numbers (``12.34`` -> ``"12"``)."""
+    if is_missing(x):
+        return NA
+    x = float(x)
+    return f"{x:.0f}" if abs(x) >= 10 else f"{x:#.2g}".rstrip(".")  # 9.96 -> "10."
+
+
 def signed4(x: Any) -> str:
     """A small signed difference with 4 decimals (bits per byte): ``-0.12345`` -> ``"-0.1235"``."""
     return NA if is_missing(x) else f"{float(x):+.4f}"
@@ -124,6 +134,7 @@ FORMATTERS = {
     "signed": signed,
     "ratio": ratio,
     "sig": sig,
+    "sig2": sig2,
     "signed4": signed4,
 }
 

@@ -296,11 +296,13 @@ def _seed_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"conditions.{name}.over_seeds.bits_per_byte",
                 c["over_seeds"]["bits_per_byte"],
                 "sig",
+                "sig2",
             ),
             "token_perplexity": seed_summary(
                 f"conditions.{name}.over_seeds.token_perplexity",
                 c["over_seeds"]["token_perplexity"],
                 "sig",
+                "sig2",
             ),
         }
         for name, c in results["conditions"].items()

@@ -138,7 +138,8 @@ class PretrainKind(RunKind):
             if c["trained"] and len(c["runs"]) < 3:
                 lines.append(
                     f"- {name}: only {len(c['runs'])} seed(s); seed variance is not well "
-                    "estimated (the intervals are over documents, not seeds)."
+                    "estimated (with one seed the intervals are over documents only; with two, "
+                    "the t interval over seeds is wide)."
                 )
         n_test = results["data"].get("n_test")
         if isinstance(n_test, int) and n_test < 20:
@@ -394,14 +395,26 @@ def comparisons(
     paired bootstrap interval over documents and its bootstrap p-value, Holm-adjusted over the
     comparisons (``p_holm``); each condition's seeds are pooled by summing NLL and bytes over
     them, so its bits per byte is the mean of its seeds' (:func:`~smollab.analysis.stats.
-    paired_ratio_bootstrap_diff`). ``token_perplexity_ratio`` (condition over reference,
-    pooled the same way: the geometric mean over seeds) is given only where both conditions
-    cut every document into the same number of tokens (one tokenizer); else it is null and
-    ``token_note`` says why. The verdict calls a difference only where the interval excludes 0
-    and the Holm-adjusted test rejects at :data:`ALPHA`; fewer bits per byte is better."""
+    paired_ratio_bootstrap_diff`). Resampling documents does not see seed-to-seed variation,
+    so where a side has several seeds the interval is widened to its hull with the t interval
+    over the seeds' bits per byte (:func:`~smollab.analysis.stats.widen_with_seeds`, as an lm
+    study's differences are) and the test's p-value is the larger of the bootstrap's and the
+    seeds' t test's (``bits_per_byte_documents``, ``p_value_documents`` and
+    ``p_value_seeds`` keep the parts). ``token_perplexity_ratio`` (condition over reference,
+    pooled the same way: the geometric mean over seeds; widened alike on the log scale) is
+    given only where both conditions cut every document into the same number of tokens (one
+    tokenizer); else it is null and ``token_note`` says why. The verdict calls a difference
+    only where the interval excludes 0 and the Holm-adjusted test rejects at :data:`ALPHA`;
+    fewer bits per byte is better."""
     import numpy as np
 
-    from smollab.analysis.stats import Interval, holm_bonferroni, paired_ratio_bootstrap_diff
+    from smollab.analysis.stats import (
+        Interval,
+        holm_bonferroni,
+        paired_ratio_bootstrap_diff,
+        seed_pvalue,
+        widen_with_seeds,
+    )
     from smollab.analysis.stats import verdict as call
 
     ids = [r["id"] for r in docs[reference][0]]
@@ -416,15 +429,29 @@ def comparisons(
             continue
         nll, nbytes = _matrix(per_seed, ids, "logprob"), _matrix(per_seed, ids, "bytes")
         tokens = _matrix(per_seed, ids, "tokens")
-        bpb, p = paired_ratio_bootstrap_diff(
+        bpb_docs, p_docs = paired_ratio_bootstrap_diff(
             ref_nll, ref_bytes, nll, nbytes, transform=lambda x: x / math.log(2)
         )
+        # seed-to-seed variation, which resampling documents does not see: the interval is
+        # widened to the t interval over the seeds' bits per byte, and the test is the larger
+        # of the two p-values (as an lm study's difference, smollab.analysis.results)
+        seed_bpb = nll.sum(axis=1) / nbytes.sum(axis=1) / math.log(2)
+        ref_seed_bpb = ref_nll.sum(axis=1) / ref_bytes.sum(axis=1) / math.log(2)
+        bpb = widen_with_seeds(bpb_docs, ref_seed_bpb, seed_bpb)
+        p_seeds = seed_pvalue(ref_seed_bpb, seed_bpb)
+        p = p_docs if p_seeds is None else max(p_docs, p_seeds)
         same_tokens = bool((tokens == tokens[0]).all() and (ref_tokens == tokens[0]).all())
-        ratio = (
-            paired_ratio_bootstrap_diff(ref_nll, ref_tokens, nll, tokens, transform=np.exp)[0]
-            if same_tokens
-            else None
-        )
+        ratio = None
+        if same_tokens:  # widened alike, on the log scale (a difference of log perplexities)
+            r = paired_ratio_bootstrap_diff(ref_nll, ref_tokens, nll, tokens, transform=np.exp)[0]
+            log_r = widen_with_seeds(
+                Interval(math.log(r.estimate), math.log(r.low), math.log(r.high), r.level,
+                         r.method),
+                ref_nll.sum(axis=1) / ref_tokens.sum(axis=1),
+                nll.sum(axis=1) / tokens.sum(axis=1),
+            )  # fmt: skip
+            ratio = Interval(r.estimate, math.exp(log_r.low), math.exp(log_r.high), r.level,
+                             log_r.method)  # fmt: skip
         out.append(
             {
                 "condition": name,
@@ -437,7 +464,10 @@ def comparisons(
                     "reference": float(ref_nll.sum() / ref_bytes.sum() / math.log(2)),
                 },
                 "bits_per_byte": bpb.to_dict(),
+                "bits_per_byte_documents": bpb_docs.to_dict(),
                 "p_value": p,
+                "p_value_documents": p_docs,
+                "p_value_seeds": p_seeds,
                 "token_perplexity_ratio": None if ratio is None else ratio.to_dict(),
                 "token_note": None
                 if same_tokens
@@ -481,13 +511,16 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     if results["comparisons"]:
         lines.append(
             f"Against {results['reference']} (bits per byte, condition minus reference; 95% "
-            "paired bootstrap intervals over documents, seeds pooled):"
+            "paired bootstrap intervals over documents, seeds pooled, widened to the t "
+            "interval over seeds where there are several):"
         )
+    from smollab.report.fmt import pvalue
+
     for c in results["comparisons"]:
         b = c["bits_per_byte"]
         lines.append(
             f"  {c['condition']}: {b['estimate']:+.4f} [{b['low']:+.4f}, {b['high']:+.4f}], "
-            f"Holm p {c['p_holm']:.3g}: {c['verdict']}"
+            f"Holm {pvalue(c['p_holm'])}: {c['verdict']}"
         )
     return lines
 
