@@ -105,6 +105,33 @@ def test_jsonl_line_without_the_text_field_names_file_and_line(tmp_path: Path) -
     assert f"{p}, line 3" in msg and "field 'text' is missing" in msg and "['body']" in msg
 
 
+def test_test_path_documents_also_in_path_are_refused(tmp_path: Path) -> None:
+    """A test document that is also a training document (whitespace aside) would be scored
+    on text the model trained on: refused, naming both files and the first such pair."""
+    train = write_txt(tmp_path / "train.txt")
+    test = write_txt(tmp_path / "test.txt", ["a new document", f"  {DOCS[3]}  "])
+    with pytest.raises(ConfigError) as e:
+        corpus(train, test_path=str(test))
+    msg = e.value.message
+    assert f"1 of the 2 test documents of {test} is also in path {train}" in msg
+    assert "(the first: test-doc000002, the same text as doc000004)" in msg
+    assert "leave test_path out" in msg
+    other = write_txt(tmp_path / "other.txt", ["a new document", "another one"])
+    assert len(corpus(train, test_path=str(other)).docs()) == 2
+
+
+def test_text_field_with_only_txt_files_is_refused(tmp_path: Path) -> None:
+    """text_field names a .jsonl record's field; a .txt corpus has none, so setting it there
+    is a mistake, not a setting to ignore."""
+    p = write_txt(tmp_path / "c.txt")
+    with pytest.raises(ConfigError, match=r"text_field is 'body', but path .* is a \.txt file"):
+        corpus(p, text_field="body")
+    from smollab.tasks.corpus import CorpusEvalConfig, CorpusFileTask
+
+    with pytest.raises(ConfigError, match=r"--text-field body names a field .* \.txt file"):
+        CorpusFileTask(CorpusEvalConfig(id="corpus", task="corpus", path=str(p), text_field="body"))
+
+
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.5, 1.5])
 def test_test_fraction_outside_0_1(tmp_path: Path, fraction: float) -> None:
     p = write_txt(tmp_path / "c.txt")

@@ -84,6 +84,14 @@ class CorpusConfig(TaskConfig):
                 f"test_fraction is {self.test_fraction}, outside (0, 1): it is the fraction of "
                 "path's documents held out for testing; use e.g. 0.1"
             )
+        if "text_field" in self.model_fields_set and not any(
+            p.endswith(JSONL_SUFFIXES) for p in (self.path, self.test_path) if p
+        ):
+            raise ValueError(
+                f"text_field is {self.text_field!r}, but path {self.path!r} is a .txt file "
+                "(documents separated by blank lines), which has no fields: remove "
+                "text_field, or give a .jsonl file"
+            )
         if self.test_path is not None and "test_fraction" in self.model_fields_set:
             raise ValueError(
                 "test_fraction sets how many documents of path are held out, but test_path "
@@ -131,6 +139,7 @@ class CorpusTask(BenchTask):
         if config.test_path is not None:
             test, test_digest = self._load("test_path", config.test_path)
             self.data_sha256["test_path"] = test_digest
+            self._check_disjoint(docs, test)
             self._train, self._test = docs, test
         else:
             self._train, self._test = self._split(docs)
@@ -218,6 +227,23 @@ class CorpusTask(BenchTask):
             doc_id = r["id"] if own_ids else f"{prefix}line{line:06d}"
             docs.append({"id": doc_id, "text": v})
         return docs
+
+    def _check_disjoint(self, train: list[dict[str, str]], test: list[dict[str, str]]) -> None:
+        """Refuse test documents that are also training documents (the same text, surrounding
+        whitespace aside): their perplexity would be that of text the model trained on."""
+        trained = {d["text"].strip(): d["id"] for d in train}
+        both = [(d["id"], trained[t]) for d in test if (t := d["text"].strip()) in trained]
+        if not both:
+            return
+        c = self.config
+        (test_id, train_id), n = both[0], len(both)
+        raise ConfigError(
+            f"{self._where('test_path')}: {n} of the {len(test)} test documents of {c.test_path} "
+            f"{'is' if n == 1 else 'are'} also in path {c.path} (the first: {test_id}, the same "
+            f"text as {train_id}), so the model would be evaluated on text it trained on. Remove "
+            "them from one of the two files, or leave test_path out to hold out test_fraction "
+            "of path's documents."
+        )
 
     def _split(
         self, docs: list[dict[str, str]]
@@ -373,6 +399,12 @@ class CorpusFileTask(CorpusTask):
             raise ConfigError(
                 f"--task corpus:{config.path}: {config.path} is not a corpus file; give "
                 f"{_SUFFIX_HINT}, e.g. --task corpus:wiki.txt."
+            )
+        if config.text_field is not None and not config.path.endswith(JSONL_SUFFIXES):
+            raise ConfigError(
+                f"--text-field {config.text_field} names a field of a .jsonl file's records, "
+                f"but {config.path} is a .txt file (documents separated by blank lines), which "
+                "has no fields: drop --text-field, or give a .jsonl file."
             )
         flags = {"path": f"--task corpus:{config.path}", "text_field": "--text-field"}
         BenchTask.__init__(self, config)
