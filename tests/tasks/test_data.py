@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from smollab.errors import DataError
-from smollab.tasks.data import load_records, read_records
+from smollab.tasks.data import load_records, read_records, read_text
 from tests.conftest import SHARED, needs_data
 
 ROWS = [{"question": "1+1?", "answer": "#### 2"}, {"question": "2+2?", "answer": "#### 4"}]
@@ -57,6 +57,32 @@ def test_truncated_bz2_is_named(tmp_path):
     p.write_bytes(bz2.compress(JSONL.encode() * 50)[:-30])
     with pytest.raises(DataError, match="truncated or corrupt"):
         read_records(p)
+
+
+@pytest.mark.parametrize("name", ["d.jsonl", "d.jsonl.gz", "d.jsonl.bz2"])
+def test_a_leading_byte_order_mark_is_dropped(tmp_path, name):
+    """Editors on Windows begin UTF-8 files with a byte order mark; it is no part of the
+    first record (json.loads refused it) nor of a text's first document."""
+    raw = b"\xef\xbb\xbf" + JSONL.replace("\n", "\r\n").encode()
+    p = tmp_path / name
+    p.write_bytes(gzip.compress(raw) if name.endswith(".gz") else
+                  bz2.compress(raw) if name.endswith(".bz2") else raw)  # fmt: skip
+    assert read_records(p) == ROWS
+    assert read_text(p) == JSONL
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "notes.txt.gz"])
+def test_text_that_is_not_utf8_names_its_line_and_the_fix(tmp_path, name):
+    """The line of the first byte that is not UTF-8, in the whole (decompressed) file, and,
+    for the user's own file, how to convert it."""
+    raw = ("a line\n" * 5000).encode() + b"caf\xe9 au lait\n"
+    p = tmp_path / name
+    p.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+    with pytest.raises(DataError) as e:
+        read_text(p, own=True)
+    msg = e.value.message
+    assert f"Data file {p} is not UTF-8 text (line 5001: byte 0xe9 is not UTF-8)" in msg
+    assert "iconv -f latin1 -t utf-8" in msg
 
 
 def test_jsonl_cut_mid_record_says_truncated(tmp_path):

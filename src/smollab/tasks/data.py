@@ -35,17 +35,27 @@ class HubSource:
     split: str
 
 
+def _open_binary(path: Path) -> Any:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    if path.suffix == ".bz2":
+        return bz2.open(path, "rb")
+    return path.open("rb")
+
+
 def read_text(path: Path, *, own: bool = False) -> str:
-    """The decompressed UTF-8 text of ``path`` (plain, ``.gz`` or ``.bz2``). ``own``: the
-    user's own file, which has no source to copy it again from (the messages say so)."""
+    """The decompressed UTF-8 text of ``path`` (plain, ``.gz`` or ``.bz2``), newlines
+    universal, a leading byte order mark dropped (editors on Windows write one; it is no part
+    of the text). ``own``: the user's own file, which has no source to copy it again from (the
+    messages say so)."""
     try:
         if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8") as f:
+            with gzip.open(path, "rt", encoding="utf-8-sig") as f:
                 return f.read()
         if path.suffix == ".bz2":
-            with bz2.open(path, "rt", encoding="utf-8") as f:
+            with bz2.open(path, "rt", encoding="utf-8-sig") as f:
                 return f.read()
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
         if isinstance(e, FileNotFoundError):
             raise
@@ -57,8 +67,23 @@ def read_text(path: Path, *, own: bool = False) -> str:
         raise DataError(
             f"Data file {path} is truncated or corrupt ({type(e).__name__}: {e}). {fix}"
         ) from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"Data file {path} is not UTF-8 text ({e}).") from None
+    except UnicodeDecodeError:
+        # the decoder's position is within one chunk of the stream: find the byte in the whole
+        with _open_binary(path) as f:
+            raw = f.read()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            where = f"line {line}: byte {raw[e.start]:#04x} is not UTF-8"
+        else:  # pragma: no cover - the text decoder refused what the whole-file one reads
+            where = "a byte is not UTF-8"
+        fix = (
+            "Convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8 OLD > NEW for Latin-1 text)."
+            if own
+            else "Copy it again from its source (see PROVENANCE.md in its folder)."
+        )
+        raise DataError(f"Data file {path} is not UTF-8 text ({where}). {fix}") from None
 
 
 #: a .json file (a list of records) where JSON Lines are expected
