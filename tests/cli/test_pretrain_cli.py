@@ -61,6 +61,16 @@ def test_train_on_a_corpus_reports_held_out_perplexity(tmp_path: Path, cli: Any)
              "--max-tokens", "5")  # fmt: skip
     assert sa.returncode == 0, sa.stderr + sa.stdout
     assert "the full pretraining of scratch:gpt2 (3 steps)" in one_line(sa.stdout)
+    # its text goes as it is: no word of an arithmetic format it was never trained in,
+    # not even for a prompt that looks like an arithmetic question
+    assert "prompts sent as they are (a pretraining run continues raw text)" in sa.stdout
+    assert "format plain" not in one_line(sa.stdout)
+    from smollab.cli.sample import _run_format
+
+    assert _run_format(session / "runs" / run["hash"], ["23*47"]) == (
+        None,
+        "prompts sent as they are (a pretraining run continues raw text)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -139,3 +149,32 @@ def test_report_on_a_pretraining_session_without_its_results(tmp_path: Path, cli
     assert f"{session / 'results' / 'results.json'} has schema 'smollab.pretrain/1'" in text
     assert "reads 'smollab.pretrain/2'" in text and "Traceback" not in text
     assert f"smollab study {session / 'study.toml'} --out {session.parent}" in text
+
+
+def test_train_says_a_corpus_refusal_in_its_flags(tmp_path: Path) -> None:
+    """smollab train's user wrote flags, not a spec: the corpus task's fixes come as the
+    flags that make them (--task corpus:PATH, --set task.FIELD=...), not as spec fields."""
+    from smollab.cli.train import _in_flags, build_spec
+    from smollab.study.spec import dumps_spec
+
+    def refusal(path: Path) -> str:
+        spec = build_spec(model="scratch:gpt2", tasks=[f"corpus:{path}"], fmt=None,
+                          train_flags={}, sets=[], seeds=[0], baseline=False, name="t",
+                          tokenizer=None)  # fmt: skip
+        with pytest.raises(ConfigError) as e:
+            loads_spec(dumps_spec(spec), "study.toml")
+        return one_line(_in_flags(e.value.message))
+
+    three = tmp_path / "three.txt"
+    three.write_text("a\n\nb\n\nc\n")
+    msg = refusal(three)
+    assert "test_fraction must be at least 0.167 and below 0.833: e.g. --set " in msg
+    assert "task.test_fraction=0.333 (holds out 1), or give the test documents as --set " in msg
+    assert "task.test_path=FILE." in msg and "set e.g. test_fraction" not in msg
+    bad = tmp_path / "c.jsonl"
+    bad.write_text('{"text": "a"}\n{"body": "b"}\n')
+    msg = refusal(bad)
+    assert "name the field that holds the text (set it with --set task.text_field=...)" in msg
+    assert msg.endswith("(In smollab train's flags: --task corpus:PATH)")
+    msg = refusal(tmp_path / "nope.txt")
+    assert "Check the path, or give another with --task corpus:PATH (a .txt file" in msg

@@ -162,6 +162,10 @@ def _run_format(run_dir: Path, texts: list[str]) -> tuple[str | None, str] | Non
         spec = run_spec_of(run_dir, where=f"--run {run_dir}")
     except SmollabError:
         return None
+    if spec.kind == "pretrain":
+        # trained on raw text: its spec's format is the default it never used, and wrapping
+        # '23*47' in an arithmetic prompt would show what it was not trained on
+        return None, "prompts sent as they are (a pretraining run continues raw text)"
     fmt = PROMPT_FORMATS.get(spec.format) if spec.format in PROMPT_FORMATS else None
     if fmt is None or fmt.family != "arith":
         return None, (

@@ -416,7 +416,8 @@ def train_cmd(
         bool,
         typer.Option(
             "--baseline",
-            help="also evaluate the untrained model and compare (McNemar, intervals)",
+            help="also evaluate the untrained model and compare (McNemar, intervals; a corpus: "
+            "bits per byte, paired bootstrap over documents)",
         ),
     ] = False,
     name: Annotated[
@@ -514,10 +515,28 @@ def _in_flags(message: str) -> str:
     )
     if fixed:
         return message
+    # a task's own fixes in spec syntax (the corpus task's "set e.g. test_fraction = 0.5",
+    # "set field 'text_field'", "give the test documents as test_path")
+    message = re.sub(
+        r"\bset e\.g\. test_fraction = (\S+)", r"e.g. --set task.test_fraction=\1", message
+    )
+    message = re.sub(
+        r"\bset field '(\w+)'",
+        lambda m: (
+            "give another with --task corpus:PATH"
+            if m[1] == "path"
+            else f"set it with --set task.{m[1]}=..."
+        ),
+        message,
+    )
+    message = re.sub(r"\bas test_path\b", "as --set task.test_path=FILE", message)
     if m := re.search(r"conditions\[\d+\]\.train\.(\w+)", message):
         flag = TRAIN_FLAGS_BY_FIELD.get(m[1], f"--set {m[1]}=...")
-    elif m := re.search(r"tasks\[\d+\]: field '(\w+)'", message):
-        flag = f"--set task.{m[1]}=..."
+    elif m := re.search(r"tasks\[\d+\]: (?:Task '[^']*': )?field '(\w+)'", message):
+        # the corpus task's messages ("Task 'x': field 'path'") name the file --task
+        # corpus:PATH gave
+        corpus_file = m[1] == "path" and "Task '" in m[0]
+        flag = "--task corpus:PATH" if corpus_file else f"--set task.{m[1]}=..."
     elif m := re.search(r"'eval\.(\w+)'", message):
         flag = f"--set eval.{m[1]}=..."
     elif re.search(r"models\[\d+\]\.config", message):
