@@ -224,3 +224,22 @@ def test_the_reference_is_checked(tmp_path: Path) -> None:
     # a named reference is taken over the default (the baseline)
     spec = loads_spec(spec_text(p, 'reference = "trained"'))
     assert spec.study.reference == "trained"
+
+
+def test_the_critique_matches_what_the_comparisons_do(session: Path) -> None:
+    """The critique says what the comparisons' intervals hold: with several seeds a side they
+    are widened over seeds (so no word that they are not), with one seed each they are over
+    documents only; and that four held-out documents make the bootstrap's p-values too small."""
+    from smollab.study.pretrain_kind import PretrainKind
+
+    text = (session / "critiques.txt").read_text()
+    assert "not in them" not in text and "one seed each" not in text
+    assert "Only 4 held-out document(s)" in text and "2^(1-n) (here 0.125)" in text
+    res = read_json(session / "results" / "results.json")
+    (comp,) = res["comparisons"]
+    one_each = {**res, "comparisons": [{**comp, "n_seeds": 1, "n_seeds_reference": 1}]}
+    text = PretrainKind().critique(one_each)
+    assert (
+        "- trained against untrained: one seed each, so the interval and p-value are over "
+        "documents only"
+    ) in text

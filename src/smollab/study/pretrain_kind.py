@@ -143,16 +143,25 @@ class PretrainKind(RunKind):
                 )
         n_test = results["data"].get("n_test")
         if isinstance(n_test, int) and n_test < 20:
+            # a paired sign test over n documents cannot go below 2^(1-n); the bootstrap's
+            # p-value can go to 1/n_boot however few documents there are
+            floor = f" (here {2.0 ** (1 - n_test):.3g})" if n_test > 1 else ""
             lines.append(
-                f"- Only {n_test} held-out document(s): the bootstrap intervals over documents "
-                "are rough."
+                f"- Only {n_test} held-out document(s): over so few the bootstrap's intervals "
+                "are too narrow and its p-values too small (with every document on one side, "
+                f"an exact sign test could not go below 2^(1-n){floor}). Hold out more "
+                "documents (test_fraction) or give more as test_path."
             )
-        seeds = {c["n_seeds"] for c in results.get("comparisons", [])}
-        if seeds and min(seeds) >= 2:
-            lines.append(
-                "- The comparisons' intervals are over documents, with each condition's seeds "
-                "pooled; seed-to-seed spread is in each condition's over_seeds, not in them."
-            )
+        for c in results.get("comparisons", []):
+            # a side with several seeds widens the interval to the t interval over seeds;
+            # with one seed on each side nothing does
+            if c["n_seeds"] == 1 and c.get("n_seeds_reference") == 1:
+                lines.append(
+                    f"- {c['condition']} against {c['reference']}: one seed each, so the "
+                    "interval and p-value are over documents only and do not count "
+                    "seed-to-seed variation, which can be larger than such a difference: run "
+                    "3 or more seeds."
+                )
         if len(lines) == 2:
             lines.append("- No problems found.")
         return "\n".join(lines) + "\n"
