@@ -57,6 +57,17 @@ def test_a_clear_difference_and_its_p_value() -> None:
     assert paired_ratio_bootstrap_diff(a, den, b, den, n_boot=999) == (iv, p)
 
 
+@pytest.mark.parametrize("n, floor", [(4, 0.125), (6, 2 / 64), (8, 2 / 256)])
+def test_a_handful_of_documents_cannot_give_a_tiny_p(n: int, floor: float) -> None:
+    """Every one of n documents better in b: the bootstrap alone would say p = 2/1000, but no
+    exact test on n pairs can go below 2 / 2**n (the sign-flip test's two extreme
+    assignments), so that is the p-value; with 4 documents no difference can be called."""
+    den = np.full(n, 100.0)
+    a = den * 2.0 * np.linspace(0.9, 1.1, n)
+    _, p = paired_ratio_bootstrap_diff(a, den, a * 0.5, den, n_boot=999)
+    assert p == pytest.approx(floor)
+
+
 def test_one_document_and_bad_input() -> None:
     iv, p = paired_ratio_bootstrap_diff([3.0], [1.0], [2.0], [1.0])
     assert iv.low == iv.estimate == iv.high == -1.0 and p == 1.0

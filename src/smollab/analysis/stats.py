@@ -624,8 +624,13 @@ def paired_ratio_bootstrap_diff(
         ``(Interval(estimate, low, high, level, "paired-bootstrap-ratio-units"), p_value)``;
         ``p_value`` is the two-sided bootstrap p-value of "no difference",
         ``min(1, 2 * (1 + k) / (n_boot + 1))`` with ``k`` the number of replicates on the far
-        side of 0 (at or beyond it) from the estimate, so it is never 0. One unit gives a
-        degenerate interval at the estimate and p = 1.
+        side of 0 (at or beyond it) from the estimate, so it is never 0, and never below
+        ``2 / 2**n`` for ``n`` units: the smallest two-sided p-value an exact test on ``n``
+        paired units can give (a sign-flip permutation test has ``2**n`` equally likely
+        assignments, and the observed one and its mirror image are the two most extreme),
+        where a bootstrap of a handful of documents would otherwise claim ``p < 0.001``
+        (4 documents: 0.125; the floor is below the bootstrap's own from 12 units on). One
+        unit gives a degenerate interval at the estimate and p = 1.
 
     Raises:
         ValueError: if the shapes disagree, inputs are empty or non-finite, a denominator is
@@ -669,6 +674,7 @@ def paired_ratio_bootstrap_diff(
     far = (boot <= 0).sum() if estimate > 0 else (boot >= 0).sum() if estimate < 0 else n_boot
     # every replicate alike (one unit): the data cannot tell a difference from none
     p_value = 1.0 if low == high else min(1.0, 2.0 * (1 + int(far)) / (n_boot + 1))
+    p_value = max(p_value, min(1.0, 2.0 ** (1 - n)))  # no test on n pairs goes lower
     if transform is not None:
         estimate, low, high = (float(transform(np.asarray(x))) for x in (estimate, low, high))
     return Interval(estimate, low, high, level, "paired-bootstrap-ratio-units"), p_value
