@@ -178,3 +178,56 @@ def test_train_says_a_corpus_refusal_in_its_flags(tmp_path: Path) -> None:
     assert msg.endswith("(In smollab train's flags: --task corpus:PATH)")
     msg = refusal(tmp_path / "nope.txt")
     assert "Check the path, or give another with --task corpus:PATH (a .txt file" in msg
+
+
+def test_duplicates_epochs_tokenizer_and_trained_on_documents_are_said(
+    tmp_path: Path, cli: Any
+) -> None:
+    """A path document also in test_path is left out of training and noted; a run that passes
+    over its 12 training tokens ~256 times, with seq_len above them, is warned of with its
+    epochs; the report names the tokenizer; smollab eval of the corpus the run trained on says
+    how many of its documents were trained on."""
+    train = tmp_path / "train.txt"
+    train.write_text("aa bb\n\ncc dd\n\nee ff\n")
+    test = tmp_path / "test.txt"
+    test.write_text("aa bb\n\ngg hh\n")
+    out = tmp_path / "out"
+    r = cli("train", "--task", f"corpus:{train}", "--set", f"task.test_path={test}",
+            "--model", "scratch:gpt2", *TINY, "--steps", "3", "--seq-len", "256",
+            "--batch-size", "4", "--out", out, "--session-name", "s")  # fmt: skip
+    assert r.returncode == 0, r.stderr + r.stdout
+    text = one_line(r.stdout)
+    session = out / "s"
+    res = read_json(session / "results" / "results.json")
+    (run,) = res["conditions"]["train"]["runs"]
+    # "cc dd" and "ee ff", each with its EOS: 12 characters; 3 x 4 x 256 tokens trained on
+    assert run["tokens_per_epoch"] == 12 and run["epochs"] == pytest.approx(3 * 4 * 256 / 12)
+    assert "256 epochs of 12 training tokens" in text  # the run's summary lines
+    assert "(2 documents;" in text
+    split = read_json(session / "data" / "train_split.json")
+    assert split["n_train"] == 2 and split["train_removed_ids"] == ["doc000001"]
+    notes = res["notes"]
+    assert any(f"1 training document of {train} left out" in n for n in notes)
+    assert any("trained 256 epochs over its 12 training tokens (more than 10)" in n for n in notes)
+    assert any("seq_len 256 exceeds the 12 tokens of the training documents" in n for n in notes)
+    for n in notes:
+        assert one_line(n) in text  # printed after the results
+    assert res["models"]["scratch-gpt2"]["tokenizer"] == "char"
+    rep = cli("report", session, "--no-pdf")
+    assert rep.returncode == 0, rep.stderr + rep.stdout
+    md = (session / "report.md").read_text()
+    vocab = res["models"]["scratch-gpt2"]["vocab_size"]
+    assert isinstance(vocab, int) and f"tokenizer char, vocabulary {vocab}" in md
+    assert "2 test documents from test_path, 2 for training (1 left out of training" in md
+    assert "Note: Condition train trained 256 epochs" in one_line(md)
+    ev = cli("eval", "--model", session / "runs" / run["hash"], "--task", f"corpus:{train}",
+             "--out", tmp_path / "ev")  # fmt: skip
+    assert ev.returncode == 0, ev.stderr + ev.stdout
+    note = read_json(tmp_path / "ev" / "results.json")["tasks"]["corpus"]["note"]
+    assert f"WARNING: 2 of the 3 documents of {train}, the corpus of task 'train'" in note
+    assert f"--task corpus:{session / 'data' / 'train_test.jsonl'}" in note
+    assert "WARNING: 2 of the 3 documents" in one_line(ev.stdout)
+    held = cli("eval", "--model", session / "runs" / run["hash"], "--task", f"corpus:{test}",
+               "--out", tmp_path / "ev2")  # fmt: skip
+    assert held.returncode == 0, held.stderr + held.stdout
+    assert "note" not in read_json(tmp_path / "ev2" / "results.json")["tasks"]["corpus"]

@@ -243,3 +243,24 @@ def test_the_critique_matches_what_the_comparisons_do(session: Path) -> None:
         "- trained against untrained: one seed each, so the interval and p-value are over "
         "documents only"
     ) in text
+
+
+def test_summary_lines_say_one_document_and_print_numbers_as_the_report() -> None:
+    """'1 document' (not '1 documents'); a word perplexity of 8e8 prints as the report's sig
+    formatter does (805842974), not as 8.058e+08."""
+    from smollab.study.pretrain_kind import summary_lines
+
+    def iv(x: float) -> dict[str, float]:
+        return {"estimate": x, "low": x * 0.5, "high": x * 2}
+
+    metrics = {m: iv(3.5) for m in ("token_perplexity", "bits_per_byte")}
+    metrics["word_perplexity"] = iv(805842974.2)
+    run = {"seed": 0, "metrics": metrics, "final_train_loss": None, "epochs": 256.0,
+           "tokens_per_epoch": 12}  # fmt: skip
+    results = {"task": "c", "data": {"n_test": 1}, "comparisons": [], "notes": ["a note"],
+               "conditions": {"train": {"runs": [run]}}}  # fmt: skip
+    lines = summary_lines(results)
+    assert lines[0].startswith("Held-out perplexity on c (1 document; ")
+    assert "word perplexity 805842974 [402921487, 1611685948]" in lines[1]
+    assert "e+0" not in lines[1] and lines[1].endswith("; 256 epochs of 12 training tokens")
+    assert lines[-1] == "a note"

@@ -105,19 +105,91 @@ def test_jsonl_line_without_the_text_field_names_file_and_line(tmp_path: Path) -
     assert f"{p}, line 3" in msg and "field 'text' is missing" in msg and "['body']" in msg
 
 
-def test_test_path_documents_also_in_path_are_refused(tmp_path: Path) -> None:
-    """A test document that is also a training document (whitespace aside) would be scored
-    on text the model trained on: refused, naming both files and the first such pair."""
+def test_test_path_documents_also_in_path_are_left_out_of_training(tmp_path: Path) -> None:
+    """A document of path that is also in test_path (whitespace aside) would be scored on text
+    the model trained on: it is left out of training and said, as the text task does."""
     train = write_txt(tmp_path / "train.txt")
     test = write_txt(tmp_path / "test.txt", ["a new document", f"  {DOCS[3]}  "])
+    t = corpus(train, test_path=str(test))
+    assert [d["id"] for d in t.docs()] == ["test-doc000001", "test-doc000002"]
+    assert DOCS[3] not in [d["text"] for d in t.train_documents()]
+    assert len(t.train_documents()) == 9 and t.removed == ["doc000004"]
+    info = t.data_info()
+    assert info is not None
+    assert info["n_train"] == 9 and info["n_train_removed"] == 1
+    assert info["train_removed_ids"] == ["doc000004"]
+    (note,) = t.data_notes()
+    assert f"1 training document of {train} left out because its text is a document of " in note
+    assert f"test_path ({test})" in note and "9 training documents remain" in note
+    assert "data/c_split.json lists them" in note
+    assert t.version == 2  # runs that trained on it are not reused
+    other = write_txt(tmp_path / "other.txt", ["a new document", "another one"])
+    clean = corpus(train, test_path=str(other))
+    assert len(clean.docs()) == 2 and clean.data_notes() == [] and clean.version == 1
+
+
+def test_repeated_document_held_out_is_not_trained_on(tmp_path: Path) -> None:
+    """Within path, a document held out by the random split is dropped from training where it
+    occurs again."""
+    p = write_txt(tmp_path / "c.txt", DOCS + DOCS)  # every document twice
+    t = corpus(p, test_fraction=0.3)
+    tested = {d["text"] for d in t.docs()}
+    assert not tested & {d["text"] for d in t.train_documents()}
+    # each held-out document's twin, unless both copies were held out
+    assert len(t.removed) == 2 * len(tested) - len(t.docs()) > 0
+    assert "left out because their text is a held-out test document" in t.data_notes()[0]
+
+
+def test_every_training_document_a_test_document_is_refused(tmp_path: Path) -> None:
+    train = write_txt(tmp_path / "train.txt", DOCS[:2])
+    test = write_txt(tmp_path / "test.txt", DOCS[:3])
     with pytest.raises(ConfigError) as e:
         corpus(train, test_path=str(test))
     msg = e.value.message
-    assert f"1 of the 2 test documents of {test} is also in path {train}" in msg
-    assert "(the first: test-doc000002, the same text as doc000004)" in msg
-    assert "leave test_path out" in msg
-    other = write_txt(tmp_path / "other.txt", ["a new document", "another one"])
-    assert len(corpus(train, test_path=str(other)).docs()) == 2
+    assert f"every training document of {train} (2) is also a test document ({test}" in msg
+    assert "none is left to train on" in msg
+
+
+def test_empty_jsonl_records_are_skipped_and_counted(tmp_path: Path) -> None:
+    p = tmp_path / "c.jsonl"
+    rows = [{"text": d} for d in DOCS[:4]] + [{"text": "  \n "}, {"text": ""}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = corpus(p, test_fraction=0.5)
+    assert len(t.docs()) + len(t.train_documents()) == 4
+    info = t.data_info()
+    assert info is not None
+    assert info["n_empty"] == 2 and info["empty_ids"] == {"path": ["line000005", "line000006"]}
+    (note,) = t.data_notes()
+    assert f"2 records of {p} skipped because their 'text' is empty or only whitespace" in note
+    only_empty = tmp_path / "e.jsonl"
+    only_empty.write_text('{"text": " "}\n')
+    with pytest.raises(ConfigError, match=r"holds no text \(its 1 record\(s\) have an empty"):
+        corpus(only_empty)
+    bad = tmp_path / "b.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": 3}\n')
+    with pytest.raises(ConfigError, match=rf"{bad}, line 2: field 'text' is 3, not a string"):
+        corpus(bad)
+
+
+def test_repeated_id_in_a_file_of_id_text_records_is_refused(tmp_path: Path) -> None:
+    """A file of {"id", "text"} records keeps its ids (a session's held-out documents), so two
+    records with one id are refused, naming the id and both lines."""
+    p = tmp_path / "c.jsonl"
+    rows = [{"id": "a", "text": "x y"}, {"id": "b", "text": "z"}, {"id": "a", "text": "w"}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ConfigError) as e:
+        corpus(p, test_fraction=0.5)
+    assert f"corpus file {p}, lines 1 and 3 both hold document 'a'" in e.value.message
+
+
+def test_tokens_per_epoch_counts_every_training_token_and_eos(tmp_path: Path) -> None:
+    from smollab.models.tokenizers import char_tokenizer
+
+    p = write_txt(tmp_path / "c.txt", ["abc", "de", "fghij"])
+    t = corpus(p, test_fraction=0.34)
+    tok = char_tokenizer()
+    train = t.train_documents()
+    assert t.tokens_per_epoch(tok) == sum(len(d["text"]) + 1 for d in train)
 
 
 def test_text_field_with_only_txt_files_is_refused(tmp_path: Path) -> None:

@@ -581,6 +581,13 @@ def _print_runs(res: Any, spec: Any) -> None:
                 f"training loss {summ['final_loss']:.4f} (mean of the last {n} "
                 f"step{'s' if n != 1 else ''})"
             )
+        if summ.get("epochs") is not None:  # a pretraining run: passes over its text
+            e = summ["epochs"]
+            bits.append(
+                f"{e:.3g} epochs of {summ['tokens_per_epoch']} training tokens"
+                if e < 1000
+                else f"{e:.0f} epochs of {summ['tokens_per_epoch']} training tokens"
+            )
         if "step_val_acc_99" in summ:
             g = summ["step_val_acc_99"]
             bits.append(f"99% validation accuracy at step {g}" if g else "99% not reached")

@@ -184,7 +184,8 @@ def make_tasks(
         given = {k: v for k, v in options.items() if k in fields[n]}
         task = make_task(n, **{**given, **extra.get(n, {})})
         if run is not None:
-            task.note = _run_note(task, extra.get(n, {}), run, run_dir)  # type: ignore[attr-defined]
+            said = [getattr(task, "note", None), _run_note(task, extra.get(n, {}), run, run_dir)]
+            task.note = "; ".join(x for x in said if x) or None  # type: ignore[attr-defined]
         tasks.append(task)
     for k, v in options.items():
         if v is not None and not any(k in f for f in fields.values()):
@@ -258,7 +259,55 @@ def _run_note(task: BenchTask, taken: dict[str, Any], run: Any, run_dir: Path | 
                 f"'{t.get('id')}', field path): it trained on every record of it{held}, so "
                 f"these scores are mostly training accuracy, not held-out accuracy; {fix}"
             )
+    from smollab.tasks.corpus import CorpusFileTask
+
+    if isinstance(task, CorpusFileTask):
+        said += _corpus_overlap(task, run, where, run_dir)
     return "; ".join(said) if said else None
+
+
+def _corpus_overlap(task: Any, run: Any, where: str, run_dir: Path | None) -> list[str]:
+    """A warning when documents of the corpus file being evaluated are documents the run
+    trained on (the same text, surrounding whitespace aside): its training documents are those
+    of its own corpus task, rebuilt from the run's [[tasks]] table (its path, test_path,
+    test_fraction and data_seed give the same split the run trained on)."""
+    from smollab.errors import SmollabError
+    from smollab.tasks import build_task, validate_task_config
+    from smollab.tasks.corpus import CorpusTask
+
+    if run.train is None:  # a baseline run trained on nothing
+        return []
+    out: list[str] = []
+    for t in run.tasks:
+        if t.get("task") != "corpus":
+            continue
+        try:
+            own = build_task(validate_task_config(dict(t)))
+        except SmollabError:  # its files moved or changed: nothing to compare with
+            continue
+        if not isinstance(own, CorpusTask):
+            continue
+        trained = {d["text"].strip() for d in own.train_documents()}
+        docs = task.docs()
+        n = sum(d["text"].strip() in trained for d in docs)
+        if not n:
+            continue
+        data = run_dir.parent.parent / "data" if run_dir is not None else None
+        test = data / f"{t.get('id')}_test.jsonl" if data is not None else None
+        fix = (
+            f"evaluate its held-out documents with --task corpus:{test}"
+            if test is not None and test.is_file()
+            else "evaluate its held-out documents (its session's data/TASK_test.jsonl)"
+        )
+        own_file = Path(str(t.get("path"))).resolve() == Path(task.config.path).resolve()
+        what = f", the corpus of task '{t.get('id')}' (field path)," if own_file else ""
+        out.append(
+            f"WARNING: {n} of the {len(docs)} documents of {task.config.path}{what} were "
+            f"trained on by {where} (the same text, surrounding whitespace aside), so these "
+            "perplexities are partly or mostly of text it trained on, not held-out "
+            f"perplexities; {fix}"
+        )
+    return out
 
 
 def model_key(loaded: Any) -> str:
@@ -613,7 +662,9 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, int]]:
 
 def _fmt(iv: dict[str, Any]) -> str:
     if iv.get("scale") == "number":  # a perplexity or bits per byte, not a rate
-        return f"{iv['estimate']:.4g} [{iv['low']:.4g}, {iv['high']:.4g}]"
+        from smollab.report.fmt import sig  # as the reports print them (never 8.058e+08)
+
+        return f"{sig(iv['estimate'])} [{sig(iv['low'])}, {sig(iv['high'])}]"
     return f"{iv['estimate']:.1%} [{iv['low']:.1%}, {iv['high']:.1%}]"
 
 

@@ -202,14 +202,26 @@ def _setup(results: dict[str, Any]) -> dict[str, Any]:
     """The corpus, its split, the models and each condition's settings, as results hold them."""
     data = results["data"]
     files = [str(v) for v in (data.get("files") or {}).values()]
+    n_test, n_train = data.get("n_test"), data.get("n_train")
     split = phrase(
-        Num("data.n_test", data.get("n_test"), "count"),
-        " documents held out (",
-        data.get("test_set", ""),
-        "), ",
-        Num("data.n_train", data.get("n_train"), "count"),
+        Num("data.n_test", n_test, "count"),
+        " test document" + ("" if n_test == 1 else "s"),
+        " from test_path" if data.get("test_set") == "test_path" else " held out of path",
+        ", ",
+        Num("data.n_train", n_train, "count"),
         " for training",
     )
+    if data.get("n_train_removed"):
+        split = phrase(
+            split,
+            " (",
+            Num("data.n_train_removed", data["n_train_removed"], "count"),
+            " left out of training for being test documents)",
+        )
+    if data.get("n_empty"):
+        split = phrase(
+            split, "; ", Num("data.n_empty", data["n_empty"], "count"), " empty record(s) skipped"
+        )
     if data.get("test_fraction") is not None:
         split = phrase(
             split,
@@ -231,11 +243,20 @@ def _setup(results: dict[str, Any]) -> dict[str, Any]:
             if m.get("n_params") is not None
             else ""
         )
+        # char and BPE runs of one scratch:ARCH differ only here
+        vocab = (
+            phrase(", vocabulary ", Num(f"models.{name}.vocab_size", m["vocab_size"], "count"))
+            if m.get("vocab_size") is not None
+            else ""
+        )
+        tokenizer = (
+            phrase("; tokenizer ", m["tokenizer"], vocab) if m.get("tokenizer") is not None else ""
+        )
         models.append(
             {
                 "name": Ident(name),
                 "source": m["source"],
-                "text": phrase(*(["(", joined(cfg), ")"] if cfg else []), params),
+                "text": phrase(*(["(", joined(cfg), ")"] if cfg else []), params, tokenizer),
             }
         )
     conditions = []
@@ -258,7 +279,15 @@ def _setup(results: dict[str, Any]) -> dict[str, Any]:
                 "seeds": phrase("seeds ", joined(seeds)),
             }
         )
-    return {"files": files, "split": split, "models": models, "conditions": conditions}
+    # what was left out of the data, and runs that passed over their text too often
+    notes = list(results.get("notes", []))
+    return {
+        "files": files,
+        "split": split,
+        "models": models,
+        "conditions": conditions,
+        "notes": notes,
+    }
 
 
 def _rows(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -162,6 +162,7 @@ class PretrainKind(RunKind):
                     "seed-to-seed variation, which can be larger than such a difference: run "
                     "3 or more seeds."
                 )
+        lines += [f"- {n}" for n in results.get("notes", [])]
         if len(lines) == 2:
             lines.append("- No problems found.")
         return "\n".join(lines) + "\n"
@@ -242,6 +243,17 @@ def execute_pretrain_run(run_dir: Path, spec: Any, emit: Progress) -> dict[str, 
             trainer.save_final()
             train_summary = read_json(run_dir / "train_summary.json")
             lm.model = trainer.model
+    if train_summary is not None:
+        # how many passes over the training tokens the run made: many, and it memorises them
+        per_epoch = task.tokens_per_epoch(lm.tokenizer)
+        train_summary = {
+            **train_summary,
+            "tokens_per_epoch": per_epoch,
+            "epochs": train_summary["tokens"] / per_epoch if per_epoch else None,
+        }
+    # which tokenizer the run used, for the report's setup (char and BPE runs of one
+    # scratch:ARCH look alike otherwise)
+    lm.info["vocab_size"] = len(lm.tokenizer)
     lm.model.eval()
     pred_path = run_dir / "predictions" / f"{task.name}.jsonl"
     if pred_path.exists():
@@ -312,6 +324,8 @@ def aggregate(
                 "n_tokens": sum(int(p["tokens"]) for p in preds),
                 "train_steps": train.get("steps"),
                 "train_tokens": train.get("tokens"),
+                "tokens_per_epoch": train.get("tokens_per_epoch"),
+                "epochs": train.get("epochs"),
                 "final_train_loss": train.get("final_loss"),
             }
         )
@@ -332,6 +346,11 @@ def aggregate(
             "source": m.source,
             "config": dict(m.config or {}),
             "n_params": info.get("n_params"),
+            # a scratch model's tokenizer is 'char' unless a folder is given; any other model
+            # brings its own
+            "tokenizer": m.tokenizer
+            or ("char" if m.source.startswith("scratch:") else "the model's own"),
+            "vocab_size": info.get("vocab_size"),
         }
     reference = reference_condition(spec, conditions)
     results = {
@@ -349,8 +368,46 @@ def aggregate(
         "alpha": ALPHA,
         "comparisons": comparisons(docs, reference) if reference is not None else [],
     }
+    results["notes"] = task.data_notes() + epoch_notes(results)
     results["summary"] = summary_lines(results)
     return results
+
+
+#: more passes than this over the training tokens is warned of (the model memorises them)
+MAX_EPOCHS = 10
+
+
+def epoch_notes(results: dict[str, Any]) -> list[str]:
+    """A warning per trained condition whose runs passed over their training tokens more than
+    :data:`MAX_EPOCHS` times, or whose seq_len exceeds the training corpus's token count (each
+    training sequence then holds the whole corpus repeated). Runs written before epochs were
+    recorded say nothing."""
+    notes = []
+    for name, c in results["conditions"].items():
+        runs = [r for r in c["runs"] if r.get("epochs") is not None]
+        if not c["trained"] or not runs:
+            continue
+        per_epoch = runs[0]["tokens_per_epoch"]
+        most = max(r["epochs"] for r in runs)
+        seq_len = (c.get("train") or {}).get("seq_len")
+        if most > MAX_EPOCHS:
+            notes.append(
+                f"Condition {name} trained {_epochs(most)} epochs over its {per_epoch} training "
+                f"tokens (more than {MAX_EPOCHS}): it has seen the same text so often that it "
+                "can memorise it, and its held-out perplexity says how far that generalises. "
+                "Give more training text, or fewer steps, a smaller batch_size or seq_len."
+            )
+        if seq_len is not None and seq_len > per_epoch:
+            notes.append(
+                f"Condition {name}: seq_len {seq_len} exceeds the {per_epoch} tokens of the "
+                "training documents, so each training sequence holds the whole corpus repeated. "
+                "Give more training text, or a seq_len of at most the corpus's tokens."
+            )
+    return notes
+
+
+def _epochs(x: float) -> str:
+    return f"{x:.3g}" if x < 1000 else f"{x:.0f}"
 
 
 def reference_condition(spec: Any, conditions: dict[str, Any]) -> str | None:
@@ -494,15 +551,20 @@ def comparisons(
 
 
 def _iv(m: dict[str, Any]) -> str:
-    return f"{m['estimate']:.4g} [{m['low']:.4g}, {m['high']:.4g}]"
+    """An estimate and its interval as the report prints them (:func:`~smollab.report.fmt.sig`:
+    805842974, not 8.058e+08)."""
+    from smollab.report.fmt import sig
+
+    return f"{sig(m['estimate'])} [{sig(m['low'])}, {sig(m['high'])}]"
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """One line per run: its perplexities with intervals and its training loss; then one line
     per comparison with the reference."""
+    n_test = results["data"]["n_test"]
     lines = [
-        f"Held-out perplexity on {results['task']} ({results['data']['n_test']} documents; "
-        "95% bootstrap intervals over documents):"
+        f"Held-out perplexity on {results['task']} ({n_test} document"
+        f"{'' if n_test == 1 else 's'}; 95% bootstrap intervals over documents):"
     ]
     for name, c in results["conditions"].items():
         for r in c["runs"]:
@@ -512,10 +574,15 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 if r["final_train_loss"] is not None
                 else ""
             )
+            epochs = (
+                f"; {_epochs(r['epochs'])} epochs of {r['tokens_per_epoch']} training tokens"
+                if r.get("epochs") is not None
+                else ""
+            )
             lines.append(
                 f"  {name}/seed{r['seed']}: token perplexity {_iv(m['token_perplexity'])}, "
                 f"bits per byte {_iv(m['bits_per_byte'])}, word perplexity "
-                f"{_iv(m['word_perplexity'])}{loss}"
+                f"{_iv(m['word_perplexity'])}{loss}{epochs}"
             )
     if results["comparisons"]:
         lines.append(
@@ -531,6 +598,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             f"  {c['condition']}: {b['estimate']:+.4f} [{b['low']:+.4f}, {b['high']:+.4f}], "
             f"Holm {pvalue(c['p_holm'])}: {c['verdict']}"
         )
+    lines += results.get("notes", [])  # what was left out of the data, too many epochs
     return lines
 
 

@@ -5,7 +5,13 @@ more lines holding only whitespace; each document's surrounding whitespace is dr
 without blank lines is one document), or a JSON Lines file with one document per record in
 ``text_field`` (default ``"text"``); either optionally compressed (``.gz``, ``.bz2``). The test
 documents are ``test_path``'s, or else a seeded sample of ``test_fraction`` of the documents of
-``path`` (by ``data_seed``: the same documents for every condition), never trained on.
+``path`` (by ``data_seed``: the same documents for every condition), never trained on: a
+training document whose text (surrounding whitespace aside) is a test document's is left out of
+training and counted, as the ``text`` task leaves out an item with a test item's prompt
+(:meth:`CorpusTask.data_notes`, ``data/<task>_split.json``). Empty documents are skipped: in a
+.txt file a run of blank lines is one separator; a .jsonl record whose text is empty or only
+whitespace is skipped and counted. A .jsonl file whose records are exactly ``{"id", "text"}``
+(a study's ``data/<task>_test.jsonl``) keeps those ids, which must be distinct.
 
 Training (:meth:`CorpusTask.train_sequences`) is the causal LM objective on every token: the
 training documents, each tokenized and followed by the EOS token, are concatenated in an order
@@ -110,8 +116,8 @@ class CorpusEvalConfig(BenchConfig):
     text_field: str | None = Field(None, min_length=1, description="default 'text'")
 
 
-#: (class, resolved path, mtime, size, text field) -> (documents, sha256)
-_CACHE: dict[tuple[Any, ...], tuple[list[dict[str, str]], str]] = {}
+#: (class, resolved path, mtime, size, text field) -> (documents, sha256, empty record ids)
+_CACHE: dict[tuple[Any, ...], tuple[list[dict[str, str]], str, list[str]]] = {}
 
 
 def word_count(text: str) -> int:
@@ -134,15 +140,23 @@ class CorpusTask(BenchTask):
         self.name = config.id
         self._flags = flags
         self._docs = None
-        docs, digest = self._load("path", config.path)
+        docs, digest, empty = self._load("path", config.path)
         self.data_sha256 = {"path": digest}
+        #: per file field, the ids (``line<N>``) of the .jsonl records skipped as empty
+        self.empty: dict[str, list[str]] = {"path": empty} if empty else {}
         if config.test_path is not None:
-            test, test_digest = self._load("test_path", config.test_path)
+            test, test_digest, test_empty = self._load("test_path", config.test_path)
             self.data_sha256["test_path"] = test_digest
-            self._check_disjoint(docs, test)
-            self._train, self._test = docs, test
+            if test_empty:
+                self.empty["test_path"] = test_empty
+            train, self._test = docs, test
         else:
-            self._train, self._test = self._split(docs)
+            train, self._test = self._split(docs)
+        self._train, self.removed = self._without_test_documents(train)
+        #: 2 where training documents were left out for being test documents (version 1
+        #: trained on them); a corpus without such documents trains on what it always did, so
+        #: its runs keep their hashes (version 1 is left out of the hash)
+        self.version = 2 if self.removed else 1
         self._tokens: dict[int, list[list[int]]] = {}
 
     # ------------------------------------------------------------------ messages
@@ -159,7 +173,9 @@ class CorpusTask(BenchTask):
 
     # ------------------------------------------------------------------ loading
 
-    def _load(self, field: str, name: str) -> tuple[list[dict[str, str]], str]:
+    def _load(self, field: str, name: str) -> tuple[list[dict[str, str]], str, list[str]]:
+        """The file's documents, its sha256 and the ids of the .jsonl records skipped for
+        holding no text."""
         path = Path(name)
         if not path.is_file():
             where = "" if path.is_absolute() else f" (a relative path is read from {Path.cwd()})"
@@ -172,17 +188,21 @@ class CorpusTask(BenchTask):
         key = (type(self).__name__, str(path.resolve()), st.st_mtime_ns, st.st_size, text_field)
         if key not in _CACHE:
             prefix = "test-" if field == "test_path" else ""
-            _CACHE[key] = (self._read(path, field, text_field, prefix), file_sha256(path))
+            docs, empty = self._read(path, field, text_field, prefix)
+            _CACHE[key] = (docs, file_sha256(path), empty)
         return _CACHE[key]
 
     def _text_field(self) -> str:
         return getattr(self.config, "text_field", None) or "text"
 
-    def _read(self, path: Path, field: str, text_field: str, prefix: str) -> list[dict[str, str]]:
+    def _read(
+        self, path: Path, field: str, text_field: str, prefix: str
+    ) -> tuple[list[dict[str, str]], list[str]]:
         who = self._where(field)
+        empty: list[str] = []
         try:
             if path.name.endswith(JSONL_SUFFIXES):
-                docs = self._jsonl_docs(path, text_field, prefix)
+                docs, empty = self._jsonl_docs(path, text_field, prefix)
             else:
                 text = read_text(path, own=True).replace("\r\n", "\n")
                 parts = [p.strip() for p in re.split(r"\n[ \t]*\n", text)]
@@ -193,13 +213,24 @@ class CorpusTask(BenchTask):
         except DataError as e:
             raise ConfigError(f"{who}: {e.message}") from None
         if not docs:
-            raise ConfigError(
-                f"{who}: corpus file {path} holds no text (it is empty or only whitespace). "
-                f"Write the documents into it ({_SUFFIX_HINT})."
+            what = (
+                f"its {len(empty)} record(s) have an empty {text_field!r}"
+                if empty
+                else "it is empty or only whitespace"
             )
-        return docs
+            raise ConfigError(
+                f"{who}: corpus file {path} holds no text ({what}). Write the documents into "
+                f"it ({_SUFFIX_HINT})."
+            )
+        return docs, empty
 
-    def _jsonl_docs(self, path: Path, text_field: str, prefix: str) -> list[dict[str, str]]:
+    def _jsonl_docs(
+        self, path: Path, text_field: str, prefix: str
+    ) -> tuple[list[dict[str, str]], list[str]]:
+        """The records' documents, and the ids of the records skipped because their text is
+        empty or only whitespace (a document with no text has nothing to train on or score). A
+        text field that is not a string is an error naming the file and line; so are two
+        records with one id in a file whose ids are kept."""
         rows = read_records(path, own=True)
         text = read_text(path, own=True)
         lines = [i for i, line in enumerate(text.splitlines(), 1) if line.strip()]
@@ -208,42 +239,68 @@ class CorpusTask(BenchTask):
             isinstance(r, dict) and set(r) == {"id", "text"} and isinstance(r["id"], str)
             for r in rows
         )
+        where = self._where("path" if not prefix else "test_path")
         docs = []
+        empty: list[str] = []
+        seen: dict[str, int] = {}
         for line, r in zip(lines, rows, strict=True):
             v = r.get(text_field) if isinstance(r, dict) else None
-            if not isinstance(v, str) or not v.strip():
+            if not isinstance(v, str):
                 has = sorted(r) if isinstance(r, dict) else f"a JSON {type(r).__name__}"
                 what = (
                     "is missing"
                     if not isinstance(r, dict) or text_field not in r
-                    else f"is {json.dumps(v)[:60]}, not a non-empty string"
+                    else f"is {json.dumps(v)[:60]}, not a string"
                 )
                 raise ConfigError(
-                    f"{self._where('path' if not prefix else 'test_path')}: corpus file {path}, "
-                    f"line {line}: field {text_field!r} {what} (the record has {has}). Fix or "
-                    f"drop that line, or name the field that holds the text "
-                    f"({self._set('text_field')})."
+                    f"{where}: corpus file {path}, line {line}: field {text_field!r} {what} "
+                    f"(the record has {has}). Fix or drop that line, or name the field that "
+                    f"holds the text ({self._set('text_field')})."
                 )
             doc_id = r["id"] if own_ids else f"{prefix}line{line:06d}"
+            if doc_id in seen:  # only kept ids can repeat
+                raise ConfigError(
+                    f"{where}: corpus file {path}, lines {seen[doc_id]} and {line} both hold "
+                    f'document {doc_id!r}: a file of {{"id", "text"}} records (as a '
+                    "study's data/<task>_test.jsonl) names each document once. Drop or rename "
+                    "one of them."
+                )
+            seen[doc_id] = line
+            if not v.strip():
+                empty.append(doc_id)
+                continue
             docs.append({"id": doc_id, "text": v})
-        return docs
+        return docs, empty
 
-    def _check_disjoint(self, train: list[dict[str, str]], test: list[dict[str, str]]) -> None:
-        """Refuse test documents that are also training documents (the same text, surrounding
-        whitespace aside): their perplexity would be that of text the model trained on."""
-        trained = {d["text"].strip(): d["id"] for d in train}
-        both = [(d["id"], trained[t]) for d in test if (t := d["text"].strip()) in trained]
-        if not both:
-            return
+    def _without_test_documents(
+        self, train: list[dict[str, str]]
+    ) -> tuple[list[dict[str, str]], list[str]]:
+        """The training documents minus those whose text (surrounding whitespace aside) is a
+        test document's: that text is scored as held out, so it must not be trained on (as the
+        text task leaves out an item with a test item's prompt). A document repeated in path
+        can be held out once and would be trained on again; test_path can repeat documents of
+        path. Returns the kept documents and the ids of those left out; none left to train on
+        is a ConfigError naming the file."""
         c = self.config
-        (test_id, train_id), n = both[0], len(both)
-        raise ConfigError(
-            f"{self._where('test_path')}: {n} of the {len(test)} test documents of {c.test_path} "
-            f"{'is' if n == 1 else 'are'} also in path {c.path} (the first: {test_id}, the same "
-            f"text as {train_id}), so the model would be evaluated on text it trained on. Remove "
-            "them from one of the two files, or leave test_path out to hold out test_fraction "
-            "of path's documents."
-        )
+        tested = {d["text"].strip() for d in self._test}
+        kept = [d for d in train if d["text"].strip() not in tested]
+        removed = [d["id"] for d in train if d["text"].strip() in tested]
+        if train and not kept:
+            test = c.test_path or "the documents held out of it"
+            fix = (
+                f"remove from {c.path} the documents of {c.test_path}, or give a test_path "
+                f"whose documents are not in {c.path}"
+                if c.test_path
+                else f"remove the repeated documents from {c.path}, or give the test documents "
+                "as test_path"
+            )
+            raise ConfigError(
+                f"Task {self.name!r}: every training document of {c.path} ({len(train)}) is "
+                f"also a test document ({test}; the same text, surrounding whitespace aside), "
+                "so none is left to train on: a document that is scored as held out is never "
+                f"trained on. {fix[:1].upper()}{fix[1:]}."
+            )
+        return kept, removed
 
     def _split(
         self, docs: list[dict[str, str]]
@@ -347,9 +404,7 @@ class CorpusTask(BenchTask):
                 "one (the char tokenizer and GPT-2's have one)."
             )
         key = id(tokenizer)
-        if key not in self._tokens:
-            enc = tokenizer([d["text"] for d in self._train], add_special_tokens=False)
-            self._tokens[key] = [list(ids) + [eos] for ids in enc.input_ids]
+        self.tokens_per_epoch(tokenizer)
         toks = self._tokens[key]
         chunks: list[list[int]] = []
         used: list[Example] = []
@@ -369,9 +424,21 @@ class CorpusTask(BenchTask):
             epoch += 1
         return chunks, used
 
+    def tokens_per_epoch(self, tokenizer: Any) -> int:
+        """How many tokens one pass over the training documents is (each with its EOS), as
+        :meth:`train_sequences` joins them."""
+        eos = tokenizer.eos_token_id
+        key = id(tokenizer)
+        if key not in self._tokens:
+            enc = tokenizer([d["text"] for d in self._train], add_special_tokens=False)
+            self._tokens[key] = [list(ids) + [eos] for ids in enc.input_ids]
+        return sum(len(t) for t in self._tokens[key])
+
     def data_info(self) -> dict[str, Any] | None:
         """Where the documents came from and how they were split (a session's
-        ``data/<task>_split.json``): the files and their sha256, the test document ids."""
+        ``data/<task>_split.json``): the files and their sha256, the test document ids, the
+        training documents left out for being test documents (``train_removed_ids``) and the
+        .jsonl records skipped as empty (``empty_ids``, per file field)."""
         c = self.config
         return {
             "task": self.name,
@@ -383,7 +450,40 @@ class CorpusTask(BenchTask):
             "n_test": len(self._test),
             "n_train": len(self._train),
             "test_ids": [d["id"] for d in self._test],
+            "n_train_removed": len(self.removed),
+            "train_removed_ids": list(self.removed),
+            "n_empty": sum(len(v) for v in self.empty.values()),
+            "empty_ids": {f: list(v) for f, v in self.empty.items()},
         }
+
+    def data_notes(self) -> list[str]:
+        """The training documents left out for being test documents, and the empty records
+        skipped: printed after a study's results and added to its notes."""
+        c = self.config
+        notes = []
+        split = f"data/{self.name}_split.json"
+        if self.removed:
+            test = (
+                f"a document of test_path ({c.test_path})"
+                if c.test_path
+                else "a held-out test document"
+            )
+            n = len(self.removed)
+            notes.append(
+                f"Task {self.name}: {n} training document{'s' if n != 1 else ''} of {c.path} "
+                f"left out because {'its' if n == 1 else 'their'} text is {test} (surrounding "
+                f"whitespace aside), so no test document is trained on; {len(self._train)} "
+                f"training document{'s' if len(self._train) != 1 else ''} remain ({split} "
+                "lists them under train_removed_ids)."
+            )
+        for field, ids in self.empty.items():
+            n = len(ids)
+            notes.append(
+                f"Task {self.name}: {n} record{'s' if n != 1 else ''} of {getattr(c, field)} "
+                f"skipped because {'its' if n == 1 else 'their'} {self._text_field()!r} is empty "
+                f"or only whitespace ({split} lists them under empty_ids)."
+            )
+        return notes
 
     def test_set(self) -> list[Example]:
         return [Example(d["id"], "all", {}, "") for d in self._test]
@@ -409,10 +509,18 @@ class CorpusFileTask(CorpusTask):
         flags = {"path": f"--task corpus:{config.path}", "text_field": "--text-field"}
         BenchTask.__init__(self, config)
         self._flags = flags
-        docs, digest = self._load("path", config.path)
+        docs, digest, empty = self._load("path", config.path)
         self.data_sha256 = {"path": digest}
-        self._train, self._test = [], docs
+        self.empty = {"path": empty} if empty else {}
+        self._train, self._test, self.removed = [], docs, []
         self._tokens = {}
+        if empty:  # said with the results (smollab eval prints a task's note)
+            n = len(empty)
+            self.note = (
+                f"{n} record{'s' if n != 1 else ''} of {config.path} skipped because "
+                f"{'its' if n == 1 else 'their'} {self._text_field()!r} is empty or only "
+                f"whitespace ({', '.join(empty[:5])}{', ...' if n > 5 else ''})"
+            )
 
     def data_info(self) -> dict[str, Any] | None:
         return None
