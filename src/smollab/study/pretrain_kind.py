@@ -143,13 +143,14 @@ class PretrainKind(RunKind):
                 )
         n_test = results["data"].get("n_test")
         if isinstance(n_test, int) and n_test < 20:
-            # a paired sign test over n documents cannot go below 2^(1-n); the bootstrap's
-            # p-value can go to 1/n_boot however few documents there are
+            # no exact test on n paired documents goes below 2^(1-n), and the comparisons'
+            # p-values are held there (analysis.stats.paired_ratio_bootstrap_diff); a
+            # percentile bootstrap's interval over a handful of documents is still too narrow
             floor = f" (here {2.0 ** (1 - n_test):.3g})" if n_test > 1 else ""
             lines.append(
-                f"- Only {n_test} held-out document(s): over so few the bootstrap's intervals "
-                "are too narrow and its p-values too small (with every document on one side, "
-                f"an exact sign test could not go below 2^(1-n){floor}). Hold out more "
+                f"- Only {n_test} held-out document(s): over so few a bootstrap's intervals "
+                "are too narrow, and no test can give a p-value below 2^(1-n)"
+                f"{floor}, where the comparisons' p-values are held. Hold out more "
                 "documents (test_fraction) or give more as test_path."
             )
         for c in results.get("comparisons", []):
