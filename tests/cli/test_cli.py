@@ -30,6 +30,8 @@ def test_help_has_example(cli: Any, command: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Example" in proc.stdout
     assert "--out" in proc.stdout
+    if command == "study":  # the kinds a spec can declare
+        assert all(f"'{k}'" in one_line(proc.stdout) for k in ("lm", "grok", "pretrain"))
 
 
 def test_top_level_help_lists_commands(cli: Any) -> None:

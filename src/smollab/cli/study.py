@@ -152,6 +152,10 @@ def study(
 ) -> None:
     """Run a declared study: conditions x seeds x tasks, then results, figures and paper.
 
+    The spec's study kind says what it runs: 'lm' (language models on generative tasks; the
+    default), 'grok' (small models from scratch on the grokking tasks) or 'pretrain'
+    (language models pretrained on a raw-text corpus, compared by held-out perplexity).
+
     A study with API models (source 'openai:MODEL' or 'anthropic:MODEL') prints the worst
     case of their calls not yet cached before any run; --budget-usd B refuses it (exit 4,
     nothing run) if that exceeds B.
