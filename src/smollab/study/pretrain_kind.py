@@ -180,11 +180,9 @@ def execute_pretrain_run(run_dir: Path, spec: Any, emit: Progress) -> dict[str, 
     from smollab.eval.harness import model_key
     from smollab.eval.lm import HFLM, RollingLoglikelihoodRequest
     from smollab.eval.runner import run_task, summarize
-    from smollab.io import read_json, read_jsonl, write_jsonl
+    from smollab.io import read_jsonl, write_jsonl
     from smollab.models.loader import load_run_base
-    from smollab.models.loader import load_trained as _load_trained
-    from smollab.study.worker import _finish_record, _now, begin_run
-    from smollab.train import Trainer
+    from smollab.study.worker import _finish_record, _now, begin_run, train_or_reuse
 
     t_start = time.perf_counter()
     started = _now()
@@ -199,51 +197,25 @@ def execute_pretrain_run(run_dir: Path, spec: Any, emit: Progress) -> dict[str, 
     lm = load_run_base(spec)
     train_summary = None
     if spec.train is not None:
-        final = run_dir / "ckpt" / "final"
-        if (run_dir / "train_summary.json").exists() and final.exists():
-            train_summary = read_json(run_dir / "train_summary.json")
-            lm.model = _load_trained(lm.model, final, spec.train.method)
-            emit({"event": "stage", "stage": "train-reused", "label": spec.label})
-        else:
-            held = task.docs()[: spec.train.eval_items]
+        held = task.docs()[: spec.train.eval_items]
 
-            def monitor(model: Any) -> dict[str, float]:
-                """Validation loss (mean NLL per token) and token perplexity on the first
-                eval_items held-out documents, scored as the final evaluation scores them."""
-                hf = HFLM(
-                    model,
-                    lm.tokenizer,
-                    batch_size=spec.eval.batch_size,
-                    model_key="monitor",
-                    onednn=False,
-                )
-                got = hf.loglikelihood_rolling(
-                    [RollingLoglikelihoodRequest(d["text"]) for d in held]
-                )
-                nll = -sum(g.logprob for g in got) / max(1, sum(g.n_tokens for g in got))
-                return {f"{task.name}/val_loss": nll, f"{task.name}/val_ppl": math.exp(nll)}
-
-            trainer = Trainer(
-                lm,
-                spec.train,
-                run_dir,
-                task=task,
-                fmt=None,
-                seed=spec.seed,
-                evaluate=monitor,
-                compile=spec.train.compile or None,
-                progress=lambda e: emit({**e, "label": spec.label}),
+        def monitor(model: Any) -> dict[str, float]:
+            """Validation loss (mean NLL per token) and token perplexity on the first
+            eval_items held-out documents, scored as the final evaluation scores them."""
+            hf = HFLM(
+                model,
+                lm.tokenizer,
+                batch_size=spec.eval.batch_size,
+                model_key="monitor",
+                onednn=False,
             )
-            emit({"event": "stage", "stage": "prepare", "label": spec.label,
-                  "total": spec.train.steps})  # fmt: skip
-            trainer.setup()
-            trainer.write_train_data(run_dir / "train_data.jsonl")
-            emit({"event": "stage", "stage": "train", "label": spec.label,
-                  "total": spec.train.steps, "step": trainer.step})  # fmt: skip
-            trainer.fit()
-            trainer.save_final()
-            train_summary = read_json(run_dir / "train_summary.json")
-            lm.model = trainer.model
+            got = hf.loglikelihood_rolling([RollingLoglikelihoodRequest(d["text"]) for d in held])
+            nll = -sum(g.logprob for g in got) / max(1, sum(g.n_tokens for g in got))
+            return {f"{task.name}/val_loss": nll, f"{task.name}/val_ppl": math.exp(nll)}
+
+        train_summary = train_or_reuse(
+            lm, spec, run_dir, emit, task=task, fmt=None, monitor=monitor
+        )
     if train_summary is not None:
         # how many passes over the training tokens the run made: many, and it memorises them
         per_epoch = task.tokens_per_epoch(lm.tokenizer)

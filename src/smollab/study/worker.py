@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from smollab import __version__
 from smollab.errors import SmollabError
@@ -88,6 +88,58 @@ def begin_run(
     return env
 
 
+def train_or_reuse(
+    lm: Any,
+    spec: Any,
+    run_dir: Path,
+    emit: Progress,
+    *,
+    task: Any,
+    fmt: Any,
+    monitor: Callable[[Any], dict[str, float]],
+) -> dict[str, Any]:
+    """What every run kind that trains does: a run whose ``ckpt/final`` and
+    ``train_summary.json`` exist gets its trained weights back; otherwise ``spec.train`` runs
+    with the Trainer on ``task`` (``monitor`` every ``eval_every`` steps), resuming from
+    ``ckpt/last`` if present. ``lm.model`` becomes the trained model; returns the train
+    summary."""
+    from smollab.train import Trainer
+
+    final = run_dir / "ckpt" / "final"
+    if (run_dir / "train_summary.json").exists() and final.exists():
+        lm.model = _load_trained(lm.model, final, spec.train.method)
+        emit({"event": "stage", "stage": "train-reused", "label": spec.label})
+        return cast(dict[str, Any], read_json(run_dir / "train_summary.json"))
+    trainer = Trainer(
+        lm,
+        spec.train,
+        run_dir,
+        task=task,
+        fmt=fmt,
+        seed=spec.seed,
+        evaluate=monitor,
+        compile=spec.train.compile or None,
+        progress=lambda e: emit({**e, "label": spec.label}),
+    )
+    # building and packing the training set takes a while before step 1 on big budgets
+    emit({"event": "stage", "stage": "prepare", "label": spec.label, "total": spec.train.steps})
+    trainer.setup()
+    trainer.write_train_data(run_dir / "train_data.jsonl")
+    emit(
+        {
+            "event": "stage",
+            "stage": "train",
+            "label": spec.label,
+            "total": spec.train.steps,
+            "step": trainer.step,
+        }
+    )
+    trainer.fit()
+    trainer.save_final()
+    lm.model = trainer.model
+    return cast(dict[str, Any], read_json(run_dir / "train_summary.json"))
+
+
 def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, Any]:
     """A language-model run: load, fine-tune when the condition trains, evaluate every task."""
 
@@ -96,7 +148,6 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
     from smollab.eval.lm import HFLM
     from smollab.models.loader import load_run_base
     from smollab.tasks import PROMPT_FORMATS, build_task, validate_task_config
-    from smollab.train import Trainer
 
     record_path = run_dir / "record.json"
     t_start = time.perf_counter()
@@ -121,54 +172,22 @@ def execute_lm_run(run_dir: Path, spec: RunSpec, emit: Progress) -> dict[str, An
             if spec.train.task
             else tasks[0]
         )
-        final = run_dir / "ckpt" / "final"
-        if (run_dir / "train_summary.json").exists() and final.exists():
-            train_summary = read_json(run_dir / "train_summary.json")
-            lm.model = _load_trained(lm.model, final, spec.train.method)
-            emit({"event": "stage", "stage": "train-reused", "label": spec.label})
-        else:
-            items = _monitor_items(train_task, spec.train.eval_items)
+        items = _monitor_items(train_task, spec.train.eval_items)
 
-            def monitor(model: Any) -> dict[str, float]:
-                recs = evaluate_items(
-                    model,
-                    lm.tokenizer,
-                    train_task,
-                    fmt,
-                    items,
-                    batch_size=spec.eval.batch_size,
-                )
-                return {f"{train_task.name}/{k}": v for k, v in accuracy_by_stratum(recs).items()}
+        def monitor(model: Any) -> dict[str, float]:
+            recs = evaluate_items(
+                model,
+                lm.tokenizer,
+                train_task,
+                fmt,
+                items,
+                batch_size=spec.eval.batch_size,
+            )
+            return {f"{train_task.name}/{k}": v for k, v in accuracy_by_stratum(recs).items()}
 
-            trainer = Trainer(
-                lm,
-                spec.train,
-                run_dir,
-                task=train_task,
-                fmt=fmt,
-                seed=spec.seed,
-                evaluate=monitor,
-                compile=spec.train.compile or None,
-                progress=lambda e: emit({**e, "label": spec.label}),
-            )
-            # building and packing the training set takes a while before step 1 on big budgets
-            emit({"event": "stage", "stage": "prepare", "label": spec.label,
-                  "total": spec.train.steps})  # fmt: skip
-            trainer.setup()
-            trainer.write_train_data(run_dir / "train_data.jsonl")
-            emit(
-                {
-                    "event": "stage",
-                    "stage": "train",
-                    "label": spec.label,
-                    "total": spec.train.steps,
-                    "step": trainer.step,
-                }
-            )
-            trainer.fit()
-            trainer.save_final()
-            train_summary = read_json(run_dir / "train_summary.json")
-            lm.model = trainer.model
+        train_summary = train_or_reuse(
+            lm, spec, run_dir, emit, task=train_task, fmt=fmt, monitor=monitor
+        )
     lm.model.eval()
     bench_lm = HFLM(
         lm.model, lm.tokenizer, batch_size=spec.eval.batch_size, model_key=model_key(lm)
