@@ -545,6 +545,13 @@ def bootstrap_interval(
     return Interval(estimate, low, high, level, "bootstrap-percentile")
 
 
+def _ratios(counts: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Per bootstrap replicate (a row of unit counts), ``sum(num) / sum(den)`` over the units
+    it drew; nan where it drew only zero-denominator units."""
+    d = counts @ den
+    return np.where(d > 0, (counts @ num) / np.where(d > 0, d, 1.0), np.nan)
+
+
 def ratio_bootstrap_interval(
     numerators: Sequence[float] | np.ndarray,
     denominators: Sequence[float] | np.ndarray,
@@ -581,12 +588,10 @@ def ratio_bootstrap_interval(
     rows = _chunk_rows(n_boot, n)
     for start in range(0, n_boot, rows):
         stop = min(n_boot, start + rows)
-        counts = _counts(rng, stop - start, n)
-        d = counts @ den
-        # a replicate that drew only zero-denominator units has no ratio: it takes the
-        # whole-data ratio (possible only when some denominators are 0)
-        boot[start:stop] = np.where(d > 0, (counts @ num) / np.where(d > 0, d, 1.0), np.nan)
+        boot[start:stop] = _ratios(_counts(rng, stop - start, n), num, den)
     estimate = float(num.sum() / den.sum())
+    # a replicate that drew only zero-denominator units has no ratio: it takes the
+    # whole-data ratio (possible only when some denominators are 0)
     boot = np.where(np.isnan(boot), estimate, boot)
     low, high = _percentiles(boot, level)
     if transform is not None:
@@ -665,11 +670,9 @@ def paired_ratio_bootstrap_diff(
     for start in range(0, n_boot, rows):
         stop = min(n_boot, start + rows)
         counts = _counts(rng, stop - start, n)
-        ca, cb = counts @ da, counts @ db
-        ok = (ca > 0) & (cb > 0)
+        diff = _ratios(counts, nb, db) - _ratios(counts, na, da)
         # a replicate that drew only zero-denominator units has no ratio: it takes the estimate
-        diff = (counts @ nb) / np.where(ok, cb, 1.0) - (counts @ na) / np.where(ok, ca, 1.0)
-        boot[start:stop] = np.where(ok, diff, estimate)
+        boot[start:stop] = np.where(np.isnan(diff), estimate, diff)
     low, high = _percentiles(boot, level)
     far = (boot <= 0).sum() if estimate > 0 else (boot >= 0).sum() if estimate < 0 else n_boot
     # every replicate alike (one unit): the data cannot tell a difference from none

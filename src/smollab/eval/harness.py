@@ -247,11 +247,10 @@ def _run_note(task: BenchTask, taken: dict[str, Any], run: Any, run_dir: Path | 
             if t.get("task") != "text" or not path or Path(path).resolve() != Path(task.path):
                 continue
             held = "" if t.get("test_path") else " except the few it held out"
-            data = run_dir.parent.parent / "data" if run_dir is not None else None
-            test = data / f"{t.get('id')}_test.jsonl" if data is not None else None
+            test = _session_test_file(run_dir, t)
             fix = (
                 f"evaluate its held-out items with --task text:{test}"
-                if test is not None and test.is_file()
+                if test is not None
                 else "evaluate its test file (test_path) or its session's data/TASK_test.jsonl"
             )
             said.append(
@@ -264,6 +263,15 @@ def _run_note(task: BenchTask, taken: dict[str, Any], run: Any, run_dir: Path | 
     if isinstance(task, CorpusFileTask):
         said += _corpus_overlap(task, run, where, run_dir)
     return "; ".join(said) if said else None
+
+
+def _session_test_file(run_dir: Path | None, table: dict[str, Any]) -> Path | None:
+    """The held-out items a study wrote for the run's task ``table``
+    (``SESSION/data/<id>_test.jsonl`` beside ``SESSION/runs/<hash>``), if that file exists."""
+    if run_dir is None:
+        return None
+    test = run_dir.parent.parent / "data" / f"{table.get('id')}_test.jsonl"
+    return test if test.is_file() else None
 
 
 def _corpus_overlap(task: Any, run: Any, where: str, run_dir: Path | None) -> list[str]:
@@ -292,11 +300,10 @@ def _corpus_overlap(task: Any, run: Any, where: str, run_dir: Path | None) -> li
         n = sum(d["text"].strip() in trained for d in docs)
         if not n:
             continue
-        data = run_dir.parent.parent / "data" if run_dir is not None else None
-        test = data / f"{t.get('id')}_test.jsonl" if data is not None else None
+        test = _session_test_file(run_dir, t)
         fix = (
             f"evaluate its held-out documents with --task corpus:{test}"
-            if test is not None and test.is_file()
+            if test is not None
             else "evaluate its held-out documents (its session's data/TASK_test.jsonl)"
         )
         own_file = Path(str(t.get("path"))).resolve() == Path(task.config.path).resolve()

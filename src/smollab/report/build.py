@@ -107,6 +107,26 @@ def build_report(session_dir: Path, *, pdf: bool = True) -> ReportPaths:
     )
 
 
+def kind_figures(session_dir: Path, drawn: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``figures`` entries of a study kind's template context: each drawn figure's fields
+    (title, caption, ...) with its ``paths`` as ``png``/``pdf`` relative to ``session_dir``,
+    and ``stem``, the file name for LaTeX (marked safe: not escaped)."""
+    from markupsafe import Markup
+
+    figs = []
+    for d in drawn:
+        png, pdf_path = (p.relative_to(session_dir).as_posix() for p in d["paths"])
+        figs.append(
+            {
+                **{k: v for k, v in d.items() if k != "paths"},
+                "png": png,
+                "pdf": pdf_path,
+                "stem": Markup(Path(png).stem),
+            }
+        )
+    return figs
+
+
 def write_kind_documents(
     session_dir: Path, ctx: dict[str, Any], prefix: str, *, pdf: bool
 ) -> tuple[Path, Path | None]:

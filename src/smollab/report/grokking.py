@@ -32,13 +32,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from markupsafe import Markup  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from smollab.io import read_json  # noqa: E402
-from smollab.report.build import write_kind_documents  # noqa: E402
+from smollab.report.build import kind_figures, write_kind_documents  # noqa: E402
 from smollab.report.context import (  # noqa: E402
     Ident,
     Num,
@@ -823,16 +822,5 @@ def build_grok_report(session_dir: Path, *, pdf: bool = True) -> tuple[Path, Pat
     check_numbers(results, path)
     drawn = draw_all(results, session_dir / "figures")
     ctx = context(results)
-    figs = []
-    for d in drawn:
-        png, pdf_path = (p.relative_to(session_dir).as_posix() for p in d["paths"])
-        figs.append(
-            {
-                **{k: v for k, v in d.items() if k != "paths"},
-                "png": png,
-                "pdf": pdf_path,
-                "stem": Markup(Path(png).stem),  # a file name: not LaTeX-escaped
-            }
-        )
-    ctx["figures"] = figs
+    ctx["figures"] = kind_figures(session_dir, drawn)
     return write_kind_documents(session_dir, ctx, "grok", pdf=pdf)

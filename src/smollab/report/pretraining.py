@@ -22,12 +22,11 @@ from typing import Any
 
 import matplotlib as mpl
 import numpy as np
-from markupsafe import Markup
 from matplotlib.figure import Figure
 
 from smollab.errors import DataError
 from smollab.io import read_json
-from smollab.report.build import write_kind_documents
+from smollab.report.build import kind_figures, write_kind_documents
 from smollab.report.context import (
     Ident,
     Num,
@@ -393,17 +392,5 @@ def build_pretrain_report(session_dir: Path, *, pdf: bool = True) -> tuple[Path,
     results = load_pretrain_results(session_dir)
     drawn = draw_all(results, session_dir / "figures")
     ctx = context(results)
-    figs = []
-    for d in drawn:
-        png, pdf_path = (p.relative_to(session_dir).as_posix() for p in d["paths"])
-        figs.append(
-            {
-                "title": d["title"],
-                "caption": d["caption"],
-                "png": png,
-                "pdf": pdf_path,
-                "stem": Markup(Path(png).stem),  # a file name: not LaTeX-escaped
-            }
-        )
-    ctx["figures"] = figs
+    ctx["figures"] = kind_figures(session_dir, drawn)
     return write_kind_documents(session_dir, ctx, "pretrain", pdf=pdf)
