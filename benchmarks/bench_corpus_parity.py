@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_eval_parity import prepare_models  # noqa: E402  (also puts src/ on sys.path)
+from bench_eval_parity import lmeval_env, prepare_models  # noqa: E402  (also puts src/ on sys.path)
 
 TASK_YAML = """\
 task: smollab_corpus
@@ -137,15 +137,7 @@ def run_lmeval(model_dir: str, corpus: Path, window: int, args: argparse.Namespa
     include = work / "lmeval_tasks"
     include.mkdir(parents=True, exist_ok=True)
     (include / "smollab_corpus.yaml").write_text(TASK_YAML.format(corpus=corpus.resolve()))
-    env = dict(os.environ)
-    env.update(
-        HF_DATASETS_OFFLINE="1",
-        HF_HUB_OFFLINE="1",
-        HF_HOME=str(work / "hf"),
-        OMP_NUM_THREADS=str(args.threads),
-        TOKENIZERS_PARALLELISM="false",
-    )
-    env.pop("PYTHONPATH", None)
+    env = lmeval_env(work, args.threads)
     dump = work / "lmeval_out.json"
     payload = {
         "model": model_dir,

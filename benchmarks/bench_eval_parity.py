@@ -221,6 +221,21 @@ def run_ours(model_dir: str, tasks: list[str], args: argparse.Namespace) -> dict
     return out
 
 
+def lmeval_env(work: Path, threads: int) -> dict[str, str]:
+    """The environment lm-eval runs in (its own venv): offline, its HF cache under ``work``,
+    ``threads`` OpenMP threads, and no PYTHONPATH (smollab's src must not shadow its imports)."""
+    env = dict(os.environ)
+    env.update(
+        HF_DATASETS_OFFLINE="1",
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(work / "hf"),
+        OMP_NUM_THREADS=str(threads),
+        TOKENIZERS_PARALLELISM="false",
+    )
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 def start_lmeval(
     model_dir: str, tasks: list[str], args: argparse.Namespace, work: Path
 ) -> list[tuple[subprocess.Popen[str], Path]]:
@@ -232,15 +247,7 @@ def start_lmeval(
         (include / f"smollab_{t}.yaml").write_text(
             TASK_YAML[t].format(data=args.data_dir.resolve())
         )
-    env = dict(os.environ)
-    env.update(
-        HF_DATASETS_OFFLINE="1",
-        HF_HUB_OFFLINE="1",
-        HF_HOME=str(work / "hf"),
-        OMP_NUM_THREADS=str(args.threads),
-        TOKENIZERS_PARALLELISM="false",
-    )
-    env.pop("PYTHONPATH", None)
+    env = lmeval_env(work, args.threads)
     k = max(1, args.lm_eval_procs)
     n = args.limit - args.start
     bounds = [args.start + n * i // k for i in range(k + 1)]
