@@ -416,9 +416,14 @@ class CorpusTask(BenchTask):
                 doc = self._train[int(k)]
                 used.append(Example(doc["id"], "all", {"epoch": epoch}, ""))
                 buf += toks[int(k)]
-                while len(buf) >= seq_len and len(chunks) < n_sequences:
-                    chunks.append(buf[:seq_len])
-                    buf = buf[seq_len:]
+                # chunks are cut at a moving offset and the used tokens dropped once per
+                # document: cutting ``buf = buf[seq_len:]`` per chunk copied the rest of a long
+                # document every time (quadratic in its length)
+                pos = 0
+                while len(buf) - pos >= seq_len and len(chunks) < n_sequences:
+                    chunks.append(buf[pos : pos + seq_len])
+                    pos += seq_len
+                del buf[:pos]
                 if len(chunks) >= n_sequences:
                     break
             epoch += 1
